@@ -1,0 +1,178 @@
+"""The one contract every device driver fulfils.
+
+A driver is transport -> codec -> adapter. The adapter is a :class:`Driver`:
+its constructor does no I/O; opening happens in ``async with``; ``run`` streams
+readings to ``emit`` until the device goes away or the task is cancelled.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+JsonObject = dict[str, JsonValue]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Priority(enum.IntEnum):
+    """How much an event matters when the outbox is full: LOW is refused first."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+
+
+class Reading(BaseModel):
+    """Something a device observed, as the driver reports it (before it gets an id and seq)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    data: JsonObject = Field(default_factory=dict)
+    ts: datetime = Field(default_factory=utcnow)
+    priority: Priority = Priority.NORMAL
+
+
+class Action(BaseModel):
+    """Something the cloud or an operator asks a device to do (label.show, label.flash, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    args: JsonObject = Field(default_factory=dict)
+
+
+Emit = Callable[[Reading], Awaitable[None]]
+"""Hands a reading to the gateway; returns once it is durably accepted."""
+
+
+class DeviceConfig(BaseModel):
+    """Fields every ``[[devices]]`` entry has; each driver extends it with its own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    kind: str
+    enabled: bool = True
+
+
+ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class DeviceError(Exception):
+    """Base of every error a driver raises; carries the device id and a short reason code."""
+
+    def __init__(self, device_id: str, reason: str, message: str) -> None:
+        super().__init__(f"{device_id}: {message}")
+        self.device_id = device_id
+        self.reason = reason
+        self.message = message
+
+
+class DeviceUnavailable(DeviceError):  # noqa: N818 - mirrors Home Assistant's wording
+    """The device or its transport is gone (unplugged, reader removed, service down).
+
+    The supervisor reports it once and retries with backoff.
+    """
+
+
+class BadInput(DeviceError):
+    """The device sent something that cannot be decoded; reported as an error event, not fatal."""
+
+
+class ActionFailed(DeviceError):
+    """An action was understood but could not be carried out."""
+
+
+class UnsupportedAction(ActionFailed):
+    """The driver does not know the action."""
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+
+class Driver(ABC, Generic[ConfigT]):
+    """Base class for device adapters.
+
+    Subclasses set ``kind`` and ``config_model`` and implement :meth:`run`; those that take
+    actions list them in ``actions`` and implement :meth:`perform`.
+    """
+
+    kind: ClassVar[str]
+    config_model: ClassVar[type[DeviceConfig]]
+    actions: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: ConfigT, *, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+
+    @property
+    def device_id(self) -> str:
+        return self.config.id
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Open the transport; raise :class:`DeviceUnavailable` if the device is not there."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the transport; must not raise."""
+
+    @abstractmethod
+    async def run(self, emit: Emit) -> None:
+        """Stream readings until the device goes away (raise DeviceUnavailable) or cancellation."""
+
+    async def perform(self, action: Action) -> JsonObject:
+        """Carry out an action and return its result data."""
+        raise UnsupportedAction(self.device_id, "unsupported_action", f"unknown action {action.name!r}")
+
+    def health(self) -> JsonObject:
+        """Driver-specific health shown by the ``status`` command (battery, reader name, ...)."""
+        return {}
+
+
+def unavailable(device_id: str, exc: BaseException, reason: str = "transport") -> DeviceUnavailable:
+    """Translate a library exception at the boundary, keeping only a safe message."""
+    return DeviceUnavailable(device_id, reason, f"{type(exc).__name__}: {exc}")
+
+
+__all__ = [
+    "Action",
+    "ActionFailed",
+    "BadInput",
+    "DeviceConfig",
+    "DeviceError",
+    "DeviceUnavailable",
+    "Driver",
+    "Emit",
+    "JsonObject",
+    "Priority",
+    "Reading",
+    "UnsupportedAction",
+    "unavailable",
+    "utcnow",
+]
+

@@ -1,0 +1,1 @@
+"""label driver package."""

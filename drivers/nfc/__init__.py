@@ -1,0 +1,1 @@
+"""nfc driver package."""

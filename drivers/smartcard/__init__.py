@@ -1,0 +1,1 @@
+"""smartcard driver package."""

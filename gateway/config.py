@@ -1,0 +1,254 @@
+"""The gateway's one TOML configuration file, validated at the edge.
+
+Every problem is reported with its key path (``mqtt.url``, ``devices[0].port``) so a technician
+can fix a file in one pass. ``STOREGW_<SECTION>__<KEY>`` environment variables override the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from drivers.label.config import LabelConfig
+from drivers.nfc.config import NfcConfig
+from drivers.scanner.config import ScannerConfig
+from drivers.smartcard.config import SmartcardConfig
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ENV_PREFIX = "STOREGW_"
+
+DeviceConfigUnion = Annotated[
+    ScannerConfig | SmartcardConfig | NfcConfig | LabelConfig, Field(discriminator="kind")
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GatewaySection(_Section):
+    store_id: str = Field(pattern=ID_PATTERN)
+    gateway_id: str = Field(pattern=ID_PATTERN)
+    data_dir: Path = Path("/var/lib/storegw")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MqttSection(_Section):
+    url: str
+    topic_prefix: str = Field(default="storegw/v1", pattern=r"^[A-Za-z0-9_./-]{1,128}$")
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+    """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    publish_window: int = Field(default=100, ge=1, le=1000)
+    """QoS 1 messages in flight at once; 20-100 is fastest with paho's linear in-flight list."""
+    replay_share: float = Field(default=0.8, gt=0, le=1)
+    """Share of the window the backlog may use after an outage; the rest stays free for live events."""
+    replay_max_per_s: float | None = Field(default=None, gt=0)
+    """Optional pace for replaying a backlog over a thin uplink."""
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        port = urlsplit(self.url).port
+        return port if port is not None else (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    @model_validator(mode="after")
+    def _check_url(self) -> MqttSection:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("url must start with mqtts:// (or mqtt:// for a loopback broker)")
+        if not parts.hostname:
+            raise ValueError("url has no host")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"url has a bad port: {exc}") from None
+        if parts.scheme == "mqtt" and not self.insecure and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "plain mqtt:// is refused for a non-loopback host; use mqtts:// "
+                "or set insecure = true for a lab network"
+            )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
+
+
+class OutboxSection(_Section):
+    durability: Literal["power-loss", "crash"] = "power-loss"
+    """power-loss: fsync every group commit (synchronous=FULL); crash: survive kill -9 only."""
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024)
+    high_priority_reserve: float = Field(default=0.1, ge=0, le=1)
+    """Extra room, as a share of max_bytes, kept for events that must not be refused early."""
+    max_age_s: float = Field(default=14 * 24 * 3600, gt=0)
+    """Low-priority events older than this are expired (counted, logged, reported)."""
+    commit_interval_ms: float = Field(default=2.0, ge=0, le=100)
+    """How long a group commit may wait for company once it has one event."""
+
+
+class MetricsSection(_Section):
+    listen: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
+    """host:port for the Prometheus endpoint; off when unset."""
+
+
+class LogSection(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SupervisorSection(_Section):
+    retry_min_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+
+class Config(_Section):
+    gateway: GatewaySection
+    mqtt: MqttSection
+    outbox: OutboxSection = OutboxSection()
+    metrics: MetricsSection = MetricsSection()
+    log: LogSection = LogSection()
+    supervisor: SupervisorSection = SupervisorSection()
+    devices: list[DeviceConfigUnion] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_device_ids(self) -> Config:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} is used twice")
+            seen.add(device.id)
+        return self
+
+    def device(self, device_id: str) -> DeviceConfigUnion:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as the ``config.get`` command shows it: no secrets, no key paths."""
+        data = self.model_dump(mode="json")
+        mqtt = data["mqtt"]
+        if mqtt.get("password") is not None:
+            mqtt["password"] = "**********"
+        if mqtt.get("key_file") is not None:
+            mqtt["key_file"] = "(set)"
+        return data
+
+
+class ConfigProblem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason with its key path."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+def _loc_to_path(loc: tuple[int | str, ...], kinds: frozenset[str]) -> str:
+    path = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif i > 0 and part in kinds and isinstance(loc[i - 1], int):
+            continue  # discriminated-union tag that pydantic puts in the location
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+_KINDS = frozenset({"scanner", "smartcard", "nfc", "label"})
+
+
+def _problems(exc: ValidationError) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        out.append(ConfigProblem(path=_loc_to_path(tuple(err["loc"]), _KINDS), message=msg))
+    return out
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay ``STOREGW_<SECTION>__<KEY>=value`` onto the parsed file (sections only)."""
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name.removeprefix(ENV_PREFIX).lower().partition("__")
+        if not section or not key:
+            continue
+        target = merged.setdefault(section, {})
+        if isinstance(target, dict):
+            target[key] = value  # pydantic's lax mode turns "30" into 30 and "true" into True
+    return merged
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc)) from None
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, [ConfigProblem(path="", message=f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [ConfigProblem(path="", message=f"not valid TOML: {exc}")]) from None
+    return parse_config(apply_env(data, os.environ if environ is None else environ), source)
