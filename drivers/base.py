@@ -82,7 +82,7 @@ class DeviceError(Exception):
         self.message = message
 
 
-class DeviceUnavailable(DeviceError):  # noqa: N818 - mirrors Home Assistant's wording
+class DeviceUnavailable(DeviceError):
     """The device or its transport is gone (unplugged, reader removed, service down).
 
     The supervisor reports it once and retries with backoff.
@@ -135,10 +135,10 @@ class Driver(ABC, Generic[ConfigT]):
     ) -> None:
         await self.close()
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Open the transport; raise :class:`DeviceUnavailable` if the device is not there."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release the transport; must not raise."""
 
     @abstractmethod
@@ -147,7 +147,9 @@ class Driver(ABC, Generic[ConfigT]):
 
     async def perform(self, action: Action) -> JsonObject:
         """Carry out an action and return its result data."""
-        raise UnsupportedAction(self.device_id, "unsupported_action", f"unknown action {action.name!r}")
+        raise UnsupportedAction(
+            self.device_id, "unsupported_action", f"unknown action {action.name!r}"
+        )
 
     def health(self) -> JsonObject:
         """Driver-specific health shown by the ``status`` command (battery, reader name, ...)."""
@@ -172,7 +174,13 @@ __all__ = [
     "Priority",
     "Reading",
     "UnsupportedAction",
+    "error_reading",
     "unavailable",
     "utcnow",
 ]
 
+
+def error_reading(err: DeviceError, **extra: JsonValue) -> Reading:
+    """The ``error`` event a driver emits for garbage or a failed operation; it keeps running."""
+    data: JsonObject = {"reason": err.reason, "message": err.message, **extra}
+    return Reading(kind="error", data=data, priority=Priority.HIGH)

@@ -66,7 +66,7 @@ class MqttSection(_Section):
     publish_window: int = Field(default=100, ge=1, le=1000)
     """QoS 1 messages in flight at once; 20-100 is fastest with paho's linear in-flight list."""
     replay_share: float = Field(default=0.8, gt=0, le=1)
-    """Share of the window the backlog may use after an outage; the rest stays free for live events."""
+    """Share of the window a backlog may use after an outage; the rest is kept for live events."""
     replay_max_per_s: float | None = Field(default=None, gt=0)
     """Optional pace for replaying a backlog over a thin uplink."""
 
@@ -166,7 +166,7 @@ class Config(_Section):
         data = self.model_dump(mode="json")
         mqtt = data["mqtt"]
         if mqtt.get("password") is not None:
-            mqtt["password"] = "**********"
+            mqtt["password"] = "**********"  # noqa: S105 - a mask, not a password
         if mqtt.get("key_file") is not None:
             mqtt["key_file"] = "(set)"
         return data
@@ -246,9 +246,13 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(source, [ConfigProblem(path="", message=f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            source, [ConfigProblem(path="", message=f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [ConfigProblem(path="", message=f"not valid TOML: {exc}")]) from None
+        raise ConfigError(
+            source, [ConfigProblem(path="", message=f"not valid TOML: {exc}")]
+        ) from None
     return parse_config(apply_env(data, os.environ if environ is None else environ), source)
