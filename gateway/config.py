@@ -55,6 +55,8 @@ class MqttSection(_Section):
     cert_file: Path | None = None
     key_file: Path | None = None
     insecure: bool = False
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT v5 is required for request/response properties; 3.1.1 only for legacy brokers."""
     """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
     username: str | None = None
     password: SecretStr | None = None

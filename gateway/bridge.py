@@ -1,0 +1,176 @@
+"""Keeps the broker session alive: connect, announce, pump events, answer commands, repeat.
+
+Each session gets a number that grows across restarts. The retained status topic carries it
+in both the birth ("online") and the Will ("offline"), so a consumer can ignore a late Will
+that belongs to an older session than the newest birth it has seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from drivers.base import JsonObject
+from gateway import __version__
+from gateway.backoff import Backoff
+from gateway.commands import Dispatcher
+from gateway.config import MqttSection
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox
+from gateway.pump import Pump
+from gateway.topics import Topics
+from gateway.uplink import Inbound, LastWill, Uplink, UplinkError
+
+log = logging.getLogger(__name__)
+
+UplinkFactory = Callable[[MqttSection, str, LastWill], Uplink]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(doc: JsonObject) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class Bridge:
+    def __init__(
+        self,
+        cfg: MqttSection,
+        topics: Topics,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        *,
+        client_id: str | None = None,
+        uplink_factory: UplinkFactory | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._topics = topics
+        self._outbox = outbox
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._client_id = (
+            client_id or cfg.client_id or f"storegw-{topics.store_id}-{topics.gateway_id}"
+        )
+        self._factory = uplink_factory or (lambda c, cid, will: Uplink(c, client_id=cid, will=will))
+        self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        self.connected = asyncio.Event()
+        self.session = 0
+        self.sessions_started = 0
+        self.last_error: str | None = None
+        self.connected_since: float | None = None
+        self._uplink: Uplink | None = None
+
+    def _status(self, state: str, reason: str | None = None) -> bytes:
+        doc: JsonObject = {
+            "state": state,
+            "session": self.session,
+            "ts": _now(),
+            "store_id": self._topics.store_id,
+            "gateway_id": self._topics.gateway_id,
+            "version": __version__,
+        }
+        if reason is not None:
+            doc["reason"] = reason
+        return _json(doc)
+
+    async def run(self) -> None:
+        """Reconnect forever; returns only when cancelled."""
+        first = True
+        while True:
+            if not first:
+                self._metrics.reconnects.inc()
+            first = False
+            try:
+                await self._session()
+            except UplinkError as exc:
+                self._lost(str(exc))
+            delay = self.backoff.next()
+            log.debug(
+                "reconnecting", extra={"in_s": round(delay, 3), "attempt": self.backoff.attempt}
+            )
+            await asyncio.sleep(delay)
+
+    def _lost(self, error: str) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        self._metrics.connected.set(0)
+        self.connected_since = None
+        if was_connected or self.last_error is None:
+            log.warning("broker unavailable: %s", error, extra={"broker": self._cfg.host})
+        self.last_error = error
+
+    async def _session(self) -> None:
+        self.session = await self._outbox.next_session()
+        will = LastWill(self._topics.status, self._status("offline", "connection lost"))
+        uplink = self._factory(self._cfg, self._client_id, will)
+        async with uplink:
+            await uplink.subscribe(self._topics.commands)
+            backlog_end = self._outbox.last_seq
+            await uplink.publish(self._topics.status, self._status("online"), retain=True)
+            self._uplink = uplink
+            self.backoff.reset()
+            self.sessions_started += 1
+            self.connected_since = time.time()
+            self.connected.set()
+            self._metrics.connected.set(1)
+            log.info(
+                "broker connected",
+                extra={
+                    "broker": self._cfg.host,
+                    "session": self.session,
+                    "backlog": backlog_end,
+                    "recovered_from": self.last_error,
+                },
+            )
+            self.last_error = None
+            pump = Pump(
+                self._outbox,
+                self._topics,
+                uplink.publish,
+                window=self._cfg.publish_window,
+                replay_share=self._cfg.replay_share,
+                replay_max_per_s=self._cfg.replay_max_per_s,
+                metrics=self._metrics,
+            )
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(pump.run(backlog_end), name="bridge-pump")
+                    tg.create_task(self._commands(uplink, tg), name="bridge-commands")
+            except* UplinkError as group:
+                raise group.exceptions[0] from None
+            finally:
+                self._uplink = None
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    await self._say_goodbye(uplink)  # a shutdown, not a broken link
+
+    async def _say_goodbye(self, uplink: Uplink) -> None:
+        try:
+            async with asyncio.timeout(1.0):
+                await uplink.publish(
+                    self._topics.status, self._status("offline", "shutdown"), retain=True
+                )
+        except (TimeoutError, UplinkError):
+            log.info("could not publish offline status on shutdown")
+
+    async def _commands(self, uplink: Uplink, tg: asyncio.TaskGroup) -> None:
+        async for msg in uplink.messages():
+            name = self._topics.command_name(msg.topic)
+            if name is None:
+                continue
+            tg.create_task(self._answer(uplink, name, msg))
+
+    async def _answer(self, uplink: Uplink, name: str, msg: Inbound) -> None:
+        result = await self._dispatcher.dispatch(name, msg.payload)
+        self._metrics.commands.labels(name=name[:64], ok=str(result["ok"]).lower()).inc()
+        if not result["ok"]:
+            log.info("command refused", extra={"command": name[:64], "error": result.get("error")})
+        topic = msg.response_topic or self._topics.command_result(name)
+        await uplink.publish(topic, _json(result), correlation_data=msg.correlation_data)

@@ -1,0 +1,257 @@
+"""The gateway daemon: devices -> outbox -> uplink, commands back through one dispatcher.
+
+Every background loop runs in one TaskGroup with a name. Shutdown stops the devices first
+(nothing new arrives), lets the bridge say goodbye, then commits whatever is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from drivers.base import Action, JsonObject, Priority, Reading
+from gateway import __version__, systemd
+from gateway.bridge import Bridge, UplinkFactory
+from gateway.commands import CommandError, Dispatcher
+from gateway.config import Config
+from gateway.metrics import Metrics, serve_metrics
+from gateway.outbox import Outbox, OutboxError, StoredEvent
+from gateway.supervisor import DeviceSupervisor
+from gateway.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 4.0
+
+
+class _NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _PingArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    echo: str | None = Field(default=None, max_length=256)
+
+
+class Gateway:
+    """One store gateway. Construct, then ``await gateway.run()``; cancel it to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        uplink_factory: UplinkFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        g = config.gateway
+        self.topics = Topics(config.mqtt.topic_prefix, g.store_id, g.gateway_id)
+        self.outbox = Outbox(
+            g.data_dir / "outbox.db",
+            store_id=g.store_id,
+            gateway_id=g.gateway_id,
+            durability=config.outbox.durability,
+            max_bytes=config.outbox.max_bytes,
+            high_priority_reserve=config.outbox.high_priority_reserve,
+            max_age_s=config.outbox.max_age_s,
+            commit_interval_ms=config.outbox.commit_interval_ms,
+        )
+        self.dispatcher = Dispatcher()
+        self.bridge = Bridge(
+            config.mqtt,
+            self.topics,
+            self.outbox,
+            self.dispatcher,
+            self.metrics,
+            uplink_factory=uplink_factory,
+        )
+        self.devices = {
+            d.id: DeviceSupervisor(
+                d,
+                self._accept_quietly,
+                data_dir=g.data_dir,
+                retry_min_s=config.supervisor.retry_min_s,
+                retry_max_s=config.supervisor.retry_max_s,
+            )
+            for d in config.devices
+        }
+        self.started = time.time()
+        self.ready = asyncio.Event()
+        self._register_commands()
+
+    # --- the one way in for events --------------------------------------------------------
+
+    async def accept(self, device_id: str, reading: Reading) -> StoredEvent | None:
+        """Make a device's reading durable. Refusals are logged and counted, never raised
+        into drivers (a scanner has nobody to tell); API callers use :meth:`submit`."""
+        try:
+            return await self.submit(device_id, reading)
+        except OutboxError:
+            return None
+
+    async def _accept_quietly(self, device_id: str, reading: Reading) -> None:
+        await self.accept(device_id, reading)
+
+    async def submit(self, device_id: str, reading: Reading) -> StoredEvent:
+        try:
+            stored = await self.outbox.append(device_id, reading)
+        except OutboxError as exc:
+            self.metrics.events_refused.labels(reason=exc.reason).inc()
+            raise
+        self.metrics.events_in.labels(kind=reading.kind).inc()
+        return stored
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _register_commands(self) -> None:
+        d = self.dispatcher
+        d.register("ping", self._ping, args_model=_PingArgs, help="liveness check")
+        d.register("status", self._status_cmd, args_model=_NoArgs, help="health of everything")
+        d.register("config.get", self._config_get, args_model=_NoArgs, help="config, no secrets")
+        d.set_fallback(self._device_action)
+
+    async def _ping(self, args: JsonObject) -> JsonObject:
+        out: JsonObject = {"pong": True, "ts": time.time()}
+        if args.get("echo") is not None:
+            out["echo"] = args["echo"]
+        return out
+
+    async def _status_cmd(self, _args: JsonObject) -> JsonObject:
+        return await self.status()
+
+    async def _config_get(self, _args: JsonObject) -> JsonObject:
+        return self.config.redacted()
+
+    def _device_action(self, name: str, args: JsonObject) -> Awaitable[JsonObject] | None:
+        if not any(name in sup.actions() for sup in self.devices.values()):
+            return None
+        device_id = args.get("device")
+        if not isinstance(device_id, str) or device_id not in self.devices:
+            raise CommandError(
+                "bad_args",
+                "args.device must name a configured device",
+                details={"devices": list[JsonValue](sorted(self.devices))},
+            )
+        rest = {k: v for k, v in args.items() if k != "device"}
+        return self.devices[device_id].perform(Action(name=name, args=rest))
+
+    async def status(self) -> JsonObject:
+        stats = await self.outbox.stats()
+        return {
+            "version": __version__,
+            "store_id": self.config.gateway.store_id,
+            "gateway_id": self.config.gateway.gateway_id,
+            "uptime_s": round(time.time() - self.started, 3),
+            "mqtt": {
+                "connected": self.bridge.connected.is_set(),
+                "session": self.bridge.session,
+                "since": self.bridge.connected_since,
+                "last_error": self.bridge.last_error,
+            },
+            "outbox": {
+                "depth": stats.depth,
+                "bytes": stats.bytes,
+                "oldest_age_s": stats.oldest_age_s,
+                "last_seq": stats.last_seq,
+                "refused_total": stats.refused_total,
+                "expired_total": stats.expired_total,
+            },
+            "devices": [sup.health.as_json(sup.driver) for sup in self.devices.values()],
+        }
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.config.gateway.data_dir.mkdir(parents=True, exist_ok=True)
+        async with self.outbox:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.bridge.run(), name="bridge")
+                    for dev_id, sup in self.devices.items():
+                        tg.create_task(sup.run(), name=f"device:{dev_id}")
+                    tg.create_task(self._housekeeping(), name="housekeeping")
+                    if self.config.metrics.listen:
+                        tg.create_task(
+                            serve_metrics(self.metrics, self.config.metrics.listen), name="metrics"
+                        )
+                    watchdog = systemd.watchdog_interval()
+                    if watchdog:
+                        tg.create_task(self._watchdog(watchdog), name="watchdog")
+                    self.ready.set()
+                    systemd.notify("READY=1\nSTATUS=running")
+                    log.info(
+                        "gateway running",
+                        extra={"devices": len(self.devices), "version": __version__},
+                    )
+            finally:
+                systemd.notify("STOPPING=1")
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def _housekeeping(self) -> None:
+        last_expiry = 0.0
+        while True:
+            stats = await self.outbox.stats()
+            self.metrics.outbox_depth.set(stats.depth)
+            self.metrics.outbox_bytes.set(stats.bytes)
+            self.metrics.outbox_oldest.set(stats.oldest_age_s or 0)
+            for sup in self.devices.values():
+                self.metrics.device_up.labels(device=sup.config.id).set(
+                    1 if sup.health.state == "available" else 0
+                )
+            if time.monotonic() - last_expiry > 60:
+                last_expiry = time.monotonic()
+                expired = await self.outbox.expire()
+                if expired:
+                    await self.accept(
+                        "gateway",
+                        Reading(
+                            kind="outbox.expired",
+                            priority=Priority.HIGH,
+                            data={"expired": expired, "max_age_s": self.config.outbox.max_age_s},
+                        ),
+                    )
+            await asyncio.sleep(2.0)
+
+
+async def serve(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
+    """Run in the foreground until SIGTERM/SIGINT, then stop within the grace period."""
+    gateway = Gateway(config)
+    loop = asyncio.get_running_loop()
+    main = asyncio.create_task(gateway.run(), name="gateway")
+    stopping = False
+
+    def _stop(signame: str) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            log.info("stopping", extra={"signal": signame})
+            main.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stop, sig.name)
+    if on_ready is not None:
+        ready = asyncio.create_task(gateway.ready.wait())
+        await asyncio.wait({ready, main}, return_when=asyncio.FIRST_COMPLETED)
+        if gateway.ready.is_set():
+            on_ready(gateway)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+    log.info("stopped")

@@ -1,0 +1,111 @@
+"""Moves committed events from the outbox to the broker during one uplink session.
+
+Two ordered streams share a window of in-flight QoS 1 publishes: *live* (events committed
+during this session) and *replay* (everything that was waiting when the session began, oldest
+first, flagged ``replayed``). Replay may use only part of the window and can be paced, so a
+long backlog never starves the till's live events. A row is deleted only after the broker's
+PUBACK for that message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox, StoredEvent
+from gateway.topics import Topics
+from gateway.uplink import PublishRefused
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+_READ_BATCH = 256
+
+
+class Pump:
+    def __init__(
+        self,
+        outbox: Outbox,
+        topics: Topics,
+        publish: Publish,
+        *,
+        window: int,
+        replay_share: float,
+        replay_max_per_s: float | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._topics = topics
+        self._publish = publish
+        self._window = asyncio.Semaphore(window)
+        self._replay_window = asyncio.Semaphore(max(1, int(window * replay_share)))
+        self._replay_interval = 1.0 / replay_max_per_s if replay_max_per_s else 0.0
+        self._metrics = metrics
+        self.replayed = 0
+        self.published = 0
+        self.refused = 0
+        self.replay_done = asyncio.Event()
+
+    async def run(self, backlog_end: int) -> None:
+        """Run until cancelled or a publish fails (the exception ends the session)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._stream(tg, backlog_end, None, replay=False), name="pump-live")
+            tg.create_task(self._stream(tg, 0, backlog_end, replay=True), name="pump-replay")
+
+    async def _stream(
+        self, tg: asyncio.TaskGroup, after: int, upto: int | None, *, replay: bool
+    ) -> None:
+        cursor = after
+        next_at = time.monotonic()
+        while True:
+            rows = await self._outbox.read(cursor, _READ_BATCH, upto)
+            if not rows:
+                if upto is not None:
+                    if self.replayed:
+                        log.info("backlog replayed", extra={"events": self.replayed})
+                    self.replay_done.set()
+                    return
+                await self._outbox.wait_committed(cursor)
+                continue
+            for event in rows:
+                if replay:
+                    await self._replay_window.acquire()
+                    if self._replay_interval:
+                        next_at += self._replay_interval
+                        delay = next_at - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        else:
+                            next_at = time.monotonic()
+                await self._window.acquire()
+                tg.create_task(self._send(event, replay))
+                cursor = event.seq
+
+    async def _send(self, event: StoredEvent, replay: bool) -> None:
+        try:
+            payload = event.replayed_payload() if replay else event.payload
+            await self._publish(self._topics.event(event.kind), payload)
+        except PublishRefused as exc:
+            # Kept in the outbox and retried next session; one refused message must not
+            # stop the rest (a connection-level failure still ends the session).
+            self.refused += 1
+            log.error(
+                "broker refused event; kept for the next session",
+                extra={"seq": event.seq, "kind": event.kind, "reason": exc.reason},
+            )
+            return
+        finally:
+            self._window.release()
+            if replay:
+                self._replay_window.release()
+        self._outbox.ack((event.seq,))
+        self.published += 1
+        if replay:
+            self.replayed += 1
+        if self._metrics is not None:
+            self._metrics.events_out.labels(replayed=str(replay).lower()).inc()
+            self._metrics.publish_latency.observe(max(0.0, time.time() - event.created))

@@ -1,0 +1,231 @@
+"""The one module that knows the MQTT client library (aiomqtt, MQTT v5).
+
+Everything else talks to :class:`Uplink` and sees only :class:`UplinkError`, so the client can
+be swapped (the bench measures gmqtt as an alternative) without touching the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import MqttSection
+
+log = logging.getLogger(__name__)
+
+
+class UplinkError(Exception):
+    """The broker connection failed or broke; the bridge reconnects with backoff."""
+
+
+class PublishRefused(UplinkError):
+    """The broker answered a QoS 1 publish with a failure reason code (e.g. not authorized)."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"broker refused publish to {topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message received from the broker, with its MQTT v5 request/response properties."""
+
+    topic: str
+    payload: bytes
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastWill:
+    topic: str
+    payload: bytes
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, but a PUBACK's reason code is checked.
+
+    aiomqtt 2.5 treats every PUBACK as success; a v5 broker that refuses a message (ACL,
+    quota) still sends PUBACK with a failure code. Deleting such a message from the outbox
+    would lose it, so publish_acked() raises PublishRefused instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._puback_codes: dict[int, ReasonCode] = {}
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        if reason_code.is_failure:
+            self._puback_codes[mid] = reason_code
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish_acked(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int,
+        retain: bool,
+        properties: Properties | None,
+        ack_timeout_s: float,
+    ) -> None:
+        info = self._client.publish(topic, payload, qos, retain, properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        if not info.is_published():
+            confirmation = asyncio.Event()
+            with self._pending_call(info.mid, confirmation, self._pending_publishes):
+                await self._wait_for(confirmation.wait(), timeout=ack_timeout_s)
+        code = self._puback_codes.pop(info.mid, None)
+        if code is not None:
+            raise PublishRefused(topic, code.getName())
+
+
+def tls_context(cfg: MqttSection) -> ssl.SSLContext | None:
+    """Server verification always on for mqtts://; a client certificate makes it mTLS."""
+    if not cfg.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file is not None else None)
+    if cfg.cert_file is not None and cfg.key_file is not None:
+        ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+    return ctx
+
+
+class Uplink:
+    """One broker session: ``async with Uplink(...)`` connects, leaving disconnects."""
+
+    def __init__(
+        self,
+        cfg: MqttSection,
+        *,
+        client_id: str,
+        will: LastWill | None = None,
+        window: int | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._client_id = client_id
+        self._will = will
+        self._window = window or cfg.publish_window
+        self._client: _Client | None = None
+        self._publish_timeout = float(cfg.keepalive_s * 2)
+
+    async def __aenter__(self) -> Self:
+        cfg = self._cfg
+        will = None
+        if self._will is not None:
+            will = aiomqtt.Will(self._will.topic, self._will.payload, qos=1, retain=True)
+        try:
+            client = _Client(
+                cfg.host,
+                cfg.port,
+                identifier=self._client_id,
+                username=cfg.username,
+                password=cfg.password.get_secret_value() if cfg.password else None,
+                protocol=(
+                    aiomqtt.ProtocolVersion.V5
+                    if cfg.protocol == "5"
+                    else aiomqtt.ProtocolVersion.V311
+                ),
+                will=will,
+                keepalive=cfg.keepalive_s,
+                timeout=cfg.connect_timeout_s,
+                clean_start=True if cfg.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                clean_session=None if cfg.protocol == "5" else True,
+                max_inflight_messages=self._window,
+                tls_context=tls_context(cfg),
+            )
+            client.pending_calls_threshold = self._window * 4 + 100
+            await client.__aenter__()
+        except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+            raise UplinkError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        self._client = client
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, OSError):
+                await client.__aexit__(exc_type, exc, tb)
+
+    def _require(self) -> _Client:
+        if self._client is None:
+            raise UplinkError("not connected")
+        return self._client
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+    ) -> None:
+        """Publish and, for QoS 1, return only once the broker acknowledged this message."""
+        props = None
+        v5 = self._cfg.protocol == "5"
+        if v5 and (response_topic is not None or correlation_data is not None):
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if response_topic is not None:
+                props.ResponseTopic = response_topic
+            if correlation_data is not None:
+                props.CorrelationData = correlation_data
+        try:
+            await self._require().publish_acked(
+                topic,
+                payload,
+                qos=qos,
+                retain=retain,
+                properties=props,
+                ack_timeout_s=self._publish_timeout,
+            )
+        except aiomqtt.MqttError as exc:
+            raise UplinkError(f"publish to {topic} failed: {exc}") from exc
+
+    async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        try:
+            await self._require().subscribe([(f, qos) for f in filters])
+        except aiomqtt.MqttError as exc:
+            raise UplinkError(f"subscribe failed: {exc}") from exc
+
+    async def messages(self) -> AsyncIterator[Inbound]:
+        """Incoming messages until the connection breaks (then UplinkError)."""
+        try:
+            async for msg in self._require().messages:
+                props = msg.properties
+                response_topic = getattr(props, "ResponseTopic", None) if props else None
+                correlation = getattr(props, "CorrelationData", None) if props else None
+                payload = msg.payload
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                elif not isinstance(payload, bytes | bytearray):
+                    payload = b"" if payload is None else str(payload).encode()
+                yield Inbound(str(msg.topic), bytes(payload), response_topic, correlation)
+        except aiomqtt.MqttError as exc:
+            raise UplinkError(f"connection lost: {exc}") from exc

@@ -1,0 +1,199 @@
+"""A real Mosquitto broker on a free loopback port, for tests, the demo and the bench.
+
+It can be stopped, killed and restarted on the same port to stage outages. Where Mosquitto is
+not installed, :class:`EmbeddedBroker` runs amqtt in-process (MQTT 3.1.1 only) so the demo
+still works with pip alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+def find_mosquitto() -> str | None:
+    for candidate in (shutil.which("mosquitto"), *MOSQUITTO_PATHS):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class MosquittoBroker:
+    """``with MosquittoBroker() as broker:`` -> ``broker.url`` is mqtt://127.0.0.1:PORT."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        extra_config: str = "",
+        workdir: Path | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.extra_config = extra_config
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="storegw-mosquitto-"))
+        self.binary = binary or find_mosquitto()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(
+            f"{user}"
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            f"log_dest file {self.log_file}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            "max_inflight_messages 0\n"
+            "max_queued_messages 0\n"
+            f"{self.extra_config}\n"
+        )
+        return conf
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.binary is None:
+            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        conf = self._write_config()
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if self.proc.poll() is not None:
+                log = self.log_file.read_text() if self.log_file.exists() else ""
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {log[-2000:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM): clients see the connection close."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Abrupt stop (SIGKILL), like a crashed broker or a pulled cable at the broker side."""
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class EmbeddedBroker:
+    """amqtt in this process: MQTT 3.1.1 only, for the demo where Mosquitto is missing."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._broker: object | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "sys_interval": 0,
+            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+            "topic-check": {"enabled": False},
+        }
+        broker = Broker(config)
+        await broker.start()
+        self._broker = broker
+
+    async def stop(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.shutdown()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {port}")
+        await asyncio.sleep(0.02)
