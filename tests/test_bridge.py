@@ -50,11 +50,14 @@ async def test_events_arrive_with_the_envelope_in_seq_order(
     events = observer.events("scan")
     assert [e["data"]["code"] for e in events] == [f"code-{i}" for i in range(50)]
     seqs = [e["seq"] for e in events]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 50
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 50
     first = events[0]
     assert uuid.UUID(first["id"]).version == 7
-    assert first["store_id"] == "S001" and first["gateway_id"] == "gw-1"
-    assert first["device_id"] == "scanner-1" and first["kind"] == "scan"
+    assert first["store_id"] == "S001"
+    assert first["gateway_id"] == "gw-1"
+    assert first["device_id"] == "scanner-1"
+    assert first["kind"] == "scan"
     assert first["ts"].endswith("Z")
     assert "replayed" not in first
     topics = {t for t, _, _ in observer.messages if "/events/" in t}
@@ -99,13 +102,15 @@ async def test_status_birth_and_graceful_offline_carry_the_session(
     async with running(gw):
         await wait_for(lambda: observer.on("/status"), message="birth")
         birth = json.loads(observer.on("/status")[-1][0])
-        assert birth["state"] == "online" and birth["session"] >= 1
+        assert birth["state"] == "online"
+        assert birth["session"] >= 1
     await wait_for(
         lambda: json.loads(observer.on("/status")[-1][0])["state"] == "offline",
         message="offline on shutdown",
     )
     goodbye = json.loads(observer.on("/status")[-1][0])
-    assert goodbye["session"] == birth["session"] and goodbye["reason"] == "shutdown"
+    assert goodbye["session"] == birth["session"]
+    assert goodbye["reason"] == "shutdown"
     gw2 = Gateway(make_config(broker.url, tmp_path))
     async with running(gw2):
         await wait_for(
@@ -134,7 +139,8 @@ async def test_malformed_commands_get_error_results(
         await observer.publish(f"{PREFIX}/cmd/ping", payload)
         await wait_for(lambda: observer.on("/cmd-result/ping"), message="result")
         result = json.loads(observer.on("/cmd-result/ping")[0][0])
-        assert result["ok"] is False and result["error"]["code"] == code
+        assert result["ok"] is False
+        assert result["error"]["code"] == code
         # the gateway still answers afterwards
         await observer.publish(f"{PREFIX}/cmd/ping", b"{}")
         await wait_for(lambda: len(observer.on("/cmd-result/ping")) == 2, message="2nd result")
@@ -162,7 +168,8 @@ async def test_unknown_command_and_response_topic_with_correlation(
         await wait_for(lambda: observer.on("/replies/abc"), message="reply on response topic")
         body, reply_props = observer.on("/replies/abc")[0]
         result = json.loads(body)
-        assert result["ok"] is True and result["id"] == "r1"
+        assert result["ok"] is True
+        assert result["id"] == "r1"
         assert reply_props.CorrelationData == b"corr-42"
         assert result["data"]["outbox"]["depth"] == 0
         assert result["data"]["mqtt"]["connected"] is True
