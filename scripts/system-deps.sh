@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages storegw's tests and demo run for real:
+# Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers).
+# As root it installs them; otherwise it prints the exact command and fails (tests need them).
+set -euo pipefail
+mode="${1:-test}"   # "test": missing packages are an error; "demo": a warning (demo falls back)
+packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "storegw: not a Debian/Ubuntu system; install these yourself: ${missing[*]}" >&2
+  [ "$mode" = demo ] && exit 0 || exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  echo "storegw: installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The packaged services are not used: tests and the demo start their own instances.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+  exit 0
+fi
+echo "storegw: missing system packages: ${missing[*]}" >&2
+echo "run:  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+[ "$mode" = demo ] && exit 0 || exit 1
