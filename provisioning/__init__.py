@@ -1,0 +1,1 @@
+"""The technician CLI: enrol the box, add devices, write stickers, bind labels, diagnose."""

@@ -1,0 +1,1 @@
+"""Simulated devices, broker and cloud: the whole store runs and is tested without hardware."""

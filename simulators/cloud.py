@@ -1,0 +1,155 @@
+"""The cloud side, simulated: receives gateway events and reports what arrived.
+
+It de-duplicates by event ``id`` (as the real cloud must: the gateway delivers at least once),
+and reports per-gateway ``seq`` gaps, so a demo or test can see at a glance that nothing was
+lost across an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import aiomqtt
+import typer
+
+log = logging.getLogger(__name__)
+
+Printer = Callable[[dict[str, Any], bool], None]
+
+
+@dataclass
+class GatewayLedger:
+    """What one gateway has delivered: seen ids, highest seq, and the seqs still missing."""
+
+    seen_ids: set[str] = field(default_factory=set)
+    seqs: set[int] = field(default_factory=set)
+    max_seq: int = 0
+    first_seq: int | None = None
+
+    def gaps(self) -> list[int]:
+        if self.first_seq is None:
+            return []
+        return [s for s in range(self.first_seq, self.max_seq + 1) if s not in self.seqs]
+
+
+@dataclass
+class CloudStats:
+    received: int = 0
+    duplicates: int = 0
+    replayed: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    gateways: dict[str, GatewayLedger] = field(default_factory=dict)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "unique": self.received - self.duplicates,
+            "duplicates": self.duplicates,
+            "replayed": self.replayed,
+            "by_kind": dict(self.by_kind),
+            "gaps": {gw: led.gaps() for gw, led in self.gateways.items()},
+        }
+
+
+class CloudListener:
+    """Subscribes to every store's events and status under ``prefix``."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "storegw/v1",
+        *,
+        on_event: Printer | None = None,
+        protocol: str = "5",
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.stats = CloudStats()
+        self.on_event = on_event
+        self.connected = asyncio.Event()
+        self._protocol = (
+            aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
+        )
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/status"):
+            try:
+                self.stats.status[topic] = json.loads(payload)
+            except ValueError:
+                log.warning("bad status payload", extra={"topic": topic})
+            return
+        try:
+            event = json.loads(payload)
+            key = f"{event['store_id']}/{event['gateway_id']}"
+            event_id = str(event["id"])
+            seq = int(event["seq"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed event", extra={"topic": topic})
+            return
+        ledger = self.stats.gateways.setdefault(key, GatewayLedger())
+        self.stats.received += 1
+        duplicate = event_id in ledger.seen_ids
+        if duplicate:
+            self.stats.duplicates += 1
+        else:
+            ledger.seen_ids.add(event_id)
+            ledger.seqs.add(seq)
+            ledger.max_seq = max(ledger.max_seq, seq)
+            ledger.first_seq = seq if ledger.first_seq is None else min(ledger.first_seq, seq)
+            self.stats.by_kind[str(event.get("kind"))] += 1
+            if event.get("replayed"):
+                self.stats.replayed += 1
+        if self.on_event is not None:
+            self.on_event(event, duplicate)
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting through broker outages."""
+        host, _, port = self.url.removeprefix("mqtt://").partition(":")
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    host,
+                    int(port or 1883),
+                    protocol=self._protocol,
+                    keepalive=10,
+                    identifier="storegw-cloud-sim",
+                ) as client:
+                    await client.subscribe(f"{self.prefix}/+/+/events/#", qos=1)
+                    await client.subscribe(f"{self.prefix}/+/+/status", qos=1)
+                    self.connected.set()
+                    async for message in client.messages:
+                        payload = message.payload
+                        if isinstance(payload, bytes | bytearray):
+                            self.handle(str(message.topic), bytes(payload))
+            except aiomqtt.MqttError:
+                self.connected.clear()
+                await asyncio.sleep(0.5)
+
+
+def _print_event(event: dict[str, Any], duplicate: bool) -> None:
+    flags = " (replayed)" if event.get("replayed") else ""
+    flags += " DUPLICATE" if duplicate else ""
+    data = json.dumps(event.get("data"), ensure_ascii=False)
+    typer.echo(f"cloud <- #{event['seq']} {event['device_id']} {event['kind']}{flags} {data}")
+
+
+def command(
+    url: Annotated[str, typer.Option(help="Broker URL.")] = "mqtt://127.0.0.1:1883",
+    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "storegw/v1",
+) -> None:
+    """Print every event the gateways publish, with duplicate and gap counts on exit.
+
+    Example: storegw sim cloud --url mqtt://127.0.0.1:1883
+    """
+    listener = CloudListener(url, prefix, on_event=_print_event)
+    try:
+        asyncio.run(listener.run())
+    except KeyboardInterrupt:
+        typer.echo(json.dumps(listener.stats.as_json()))
