@@ -127,7 +127,7 @@ class Authority:
     ) -> x509.Certificate:
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
-            raise ValueError("only EC keys are accepted")
+            raise TypeError("only EC keys are accepted")
         return self.issue(public_key, common_name, days=days)
 
 

@@ -78,10 +78,13 @@ async def test_missing_client_certificate_is_refused(tmp_path: Path) -> None:
     broker, port, pki = tls_broker(tmp_path, require_cert=True)
     with started(broker):
         cfg = mqtt_cfg(port, pki, client_cert=False)
+
+        async def connect_and_publish() -> None:
+            async with asyncio.timeout(15), Uplink(cfg, client_id="gw-1") as up:
+                await up.publish("storegw/v1/S001/gw-1/events/scan", b"{}")
+
         with pytest.raises(UplinkError):
-            async with asyncio.timeout(15):
-                async with Uplink(cfg, client_id="gw-1") as up:
-                    await up.publish("storegw/v1/S001/gw-1/events/scan", b"{}")
+            await connect_and_publish()
 
 
 def test_private_keys_are_written_owner_only(tmp_path: Path) -> None:
