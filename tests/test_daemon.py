@@ -1,0 +1,79 @@
+"""Daemon plumbing a store operator relies on: systemd readiness, watchdog, metrics."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from drivers.base import Priority, Reading
+from gateway.daemon import Gateway
+from simulators.broker import MosquittoBroker, free_port
+from tests.conftest import Observer, make_config
+from tests.test_bridge import running
+from tests.waiting import eventually, wait_for
+
+
+async def test_systemd_ready_and_watchdog_are_sent(
+    broker: MosquittoBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    received: list[str] = []
+
+    def drain() -> bool:
+        try:
+            while True:
+                received.append(sock.recv(1024).decode())
+        except BlockingIOError:
+            pass
+        return any("READY=1" in m for m in received) and received.count("WATCHDOG=1") >= 2
+
+    try:
+        gw = Gateway(make_config(broker.url, tmp_path / "data"))
+        async with running(gw):
+            await wait_for(drain, message="READY=1 and two watchdog pings")
+        await wait_for(
+            lambda: drain() or any("STOPPING=1" in m for m in received), message="STOPPING=1"
+        )
+        assert any("STOPPING=1" in m for m in received)
+    finally:
+        sock.close()
+
+
+async def test_metrics_endpoint_counts_events_and_outbox(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path
+) -> None:
+    port = free_port()
+    cfg = make_config(broker.url, tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
+    gw = Gateway(cfg)
+    async with running(gw):
+        await wait_for(gw.bridge.connected.is_set, message="connected")
+        for i in range(3):
+            await gw.submit(
+                "scanner-1", Reading(kind="scan", data={"code": str(i)}, priority=Priority.HIGH)
+            )
+        await wait_for(lambda: len(observer.events("scan")) == 3, message="3 scans")
+
+        async def scrape() -> str:
+            url = f"http://127.0.0.1:{port}/metrics"
+            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+                assert resp.status == 200
+                return await resp.text()
+
+        body = await eventually(
+            scrape,
+            lambda text: 'storegw_events_published_total{replayed="false"} 3.0' in text,
+            message="published counter reaches 3",
+        )
+    assert 'storegw_events_accepted_total{kind="scan"} 3.0' in body
+    assert 'storegw_events_published_total{replayed="false"} 3.0' in body
+    assert "storegw_outbox_depth" in body
+    assert "storegw_publish_latency_seconds_count 3.0" in body
+    assert "storegw_mqtt_connected 1.0" in body
