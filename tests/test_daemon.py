@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import socket
+import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
+import tomli_w
 
 from drivers.base import Priority, Reading
 from gateway.daemon import Gateway
@@ -77,3 +82,53 @@ async def test_metrics_endpoint_counts_events_and_outbox(
     assert "storegw_outbox_depth" in body
     assert "storegw_publish_latency_seconds_count 3.0" in body
     assert "storegw_mqtt_connected 1.0" in body
+
+
+async def test_crash_publishes_the_will_for_the_same_session(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path
+) -> None:
+    """kill -9 of the daemon: the broker publishes the retained offline Will of that session."""
+    conf = tmp_path / "storegw.toml"
+    conf.write_text(
+        tomli_w.dumps(
+            {
+                "gateway": {
+                    "store_id": "S001",
+                    "gateway_id": "gw-1",
+                    "data_dir": str(tmp_path / "d"),
+                },
+                "mqtt": {"url": broker.url, "keepalive_s": 5},
+            }
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "run",
+        "-c",
+        str(conf),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_for(
+            lambda: any(json.loads(p)["state"] == "online" for p, _ in observer.on("/status")),
+            timeout=15,
+            message="birth from the daemon",
+        )
+        birth = json.loads(observer.on("/status")[-1][0])
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        await wait_for(
+            lambda: json.loads(observer.on("/status")[-1][0])["state"] == "offline",
+            timeout=15,
+            message="Will after kill -9",
+        )
+        will = json.loads(observer.on("/status")[-1][0])
+        assert will["session"] == birth["session"]
+        assert will["reason"] == "connection lost"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
