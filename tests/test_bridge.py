@@ -205,3 +205,28 @@ async def test_reconnect_backoff_is_capped(tmp_path: Path) -> None:
             assert loop.time() - t0 < 0.3 + 3.0  # cap + connect time, not an exponential delay
     finally:
         broker.__exit__(None, None, None)
+
+
+async def test_a_frozen_broker_is_noticed_by_keepalive(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A half-open link (the broker stops answering, TCP stays up) is detected and redialled."""
+    import os
+    import signal
+
+    gw = Gateway(make_config(broker.url, tmp_path, mqtt={"keepalive_s": 5}))
+    async with running(gw):
+        await wait_for(gw.bridge.connected.is_set, message="connected")
+        assert broker.proc is not None
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            await wait_for(
+                lambda: not gw.bridge.connected.is_set(),
+                timeout=20,
+                message="keepalive notices the frozen broker",
+            )
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        await gw.submit("scanner-1", scan("after-freeze"))
+        await wait_for(gw.bridge.connected.is_set, timeout=20, message="reconnected")
+        await wait_for(lambda: gw.outbox._depth == 0, timeout=10, message="delivered")
