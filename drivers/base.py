@@ -64,6 +64,8 @@ class DeviceConfig(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     kind: str
     enabled: bool = True
+    till: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """The counter position this device serves, if any (till sessions, kiosks)."""
 
 
 ConfigT = TypeVar("ConfigT", bound=DeviceConfig)

@@ -22,6 +22,7 @@ from gateway.config import MqttSection
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
+from gateway.rpc import RpcClient
 from gateway.topics import Topics
 from gateway.uplink import Inbound, LastWill, Uplink, UplinkError
 
@@ -59,6 +60,8 @@ class Bridge:
             client_id or cfg.client_id or f"storegw-{topics.store_id}-{topics.gateway_id}"
         )
         self._factory = uplink_factory or (lambda c, cid, will: Uplink(c, client_id=cid, will=will))
+        self.rpc = RpcClient(topics.rpc, topics.rpc_replies)
+        self.on_connected: list[Callable[[], None]] = []
         self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.connected = asyncio.Event()
         self.session = 0
@@ -111,7 +114,7 @@ class Bridge:
         will = LastWill(self._topics.status, self._status("offline", "connection lost"))
         uplink = self._factory(self._cfg, self._client_id, will)
         async with uplink:
-            await uplink.subscribe(self._topics.commands)
+            await uplink.subscribe(self._topics.commands, self._topics.rpc_replies)
             backlog_end = self._outbox.last_seq
             await uplink.publish(self._topics.status, self._status("online"), retain=True)
             self._uplink = uplink
@@ -130,6 +133,13 @@ class Bridge:
                 },
             )
             self.last_error = None
+
+            async def send_request(topic: str, payload: bytes, reply: str, corr: bytes) -> None:
+                await uplink.publish(topic, payload, response_topic=reply, correlation_data=corr)
+
+            self.rpc.attach(send_request)
+            for callback in self.on_connected:
+                callback()
             pump = Pump(
                 self._outbox,
                 self._topics,
@@ -147,6 +157,7 @@ class Bridge:
                 raise group.exceptions[0] from None
             finally:
                 self._uplink = None
+                self.rpc.attach(None)
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     await self._say_goodbye(uplink)  # a shutdown, not a broken link
@@ -162,6 +173,9 @@ class Bridge:
 
     async def _commands(self, uplink: Uplink, tg: asyncio.TaskGroup) -> None:
         async for msg in uplink.messages():
+            if msg.topic == self._topics.rpc_replies:
+                self.rpc.resolve(msg.correlation_data, msg.payload)
+                continue
             name = self._topics.command_name(msg.topic)
             if name is None:
                 continue

@@ -230,3 +230,53 @@ async def test_a_frozen_broker_is_noticed_by_keepalive(
         await gw.submit("scanner-1", scan("after-freeze"))
         await wait_for(gw.bridge.connected.is_set, timeout=20, message="reconnected")
         await wait_for(lambda: gw.outbox._depth == 0, timeout=10, message="delivered")
+
+
+async def test_rpc_round_trip_refusal_timeout_and_offline(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path
+) -> None:
+    """The gateway's RPC: replies routed by correlation, refusals typed, fast failure offline."""
+    from gateway.rpc import RpcRefused, RpcTimeout, RpcUnavailable
+
+    async def responder() -> None:
+        handled: set[bytes] = set()
+        while True:
+            for payload, props in observer.on("/rpc/member.identify"):
+                corr = props.CorrelationData
+                if corr in handled:
+                    continue
+                handled.add(corr)
+                args = json.loads(payload)["args"]
+                reply = (
+                    {"ok": True, "data": {"member": {"member_id": args["member_id"]}}}
+                    if args["member_id"] == "M1"
+                    else {"ok": False, "error": {"code": "unknown_member", "message": "no"}}
+                )
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                out = Properties(PacketTypes.PUBLISH)
+                out.CorrelationData = corr
+                await observer.publish(
+                    props.ResponseTopic, json.dumps(reply).encode(), properties=out
+                )
+            await asyncio.sleep(0.01)
+
+    gw = Gateway(make_config(broker.url, tmp_path))
+    async with running(gw):
+        await wait_for(gw.bridge.connected.is_set, message="connected")
+        task = asyncio.create_task(responder())
+        try:
+            data = await gw.bridge.rpc.call("member.identify", {"member_id": "M1"}, timeout=5)
+            assert data == {"member": {"member_id": "M1"}}
+            with pytest.raises(RpcRefused) as refused:
+                await gw.bridge.rpc.call("member.identify", {"member_id": "M2"}, timeout=5)
+            assert refused.value.code == "unknown_member"
+            with pytest.raises(RpcTimeout):
+                await gw.bridge.rpc.call("nobody.answers", {}, timeout=0.3)
+        finally:
+            task.cancel()
+        broker.kill()
+        await wait_for(lambda: not gw.bridge.connected.is_set(), message="offline")
+        with pytest.raises(RpcUnavailable):
+            await gw.bridge.rpc.call("member.identify", {"member_id": "M1"}, timeout=5)

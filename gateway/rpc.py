@@ -1,0 +1,121 @@
+"""Request/response to the cloud over MQTT v5 (response topic + correlation data).
+
+The till is waiting, so calls fail fast: at once when the link is down, after a short
+timeout otherwise. Callers fall back to their offline rules on either error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from uuid6 import uuid7
+
+from drivers.base import JsonObject
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[str, bytes, str, bytes], Awaitable[None]]
+"""publish(topic, payload, response_topic, correlation_data), returning on PUBACK."""
+
+
+class RpcError(Exception):
+    """The cloud could not give an answer (not: the cloud said no)."""
+
+
+class RpcUnavailable(RpcError):
+    """Not connected to the broker."""
+
+
+class RpcTimeout(RpcError):
+    """No reply within the timeout."""
+
+
+class RpcRefused(Exception):
+    """The cloud answered ``ok: false``; ``code`` is its stable error code."""
+
+    def __init__(self, method: str, code: str, message: str, details: object = None) -> None:
+        super().__init__(f"{method}: {code}: {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class RpcClient:
+    def __init__(self, request_topic: Callable[[str], str], reply_topic: str) -> None:
+        self._request_topic = request_topic
+        self.reply_topic = reply_topic
+        self._sender: Sender | None = None
+        self._pending: dict[str, asyncio.Future[JsonObject]] = {}
+
+    def attach(self, sender: Sender | None) -> None:
+        """Called by the bridge when a session starts (sender) or ends (None)."""
+        self._sender = sender
+        if sender is None:
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(RpcUnavailable("connection lost"))
+            self._pending.clear()
+
+    @property
+    def available(self) -> bool:
+        return self._sender is not None
+
+    async def call(self, method: str, args: JsonObject, timeout: float) -> JsonObject:
+        """Return the reply's ``data``; raise RpcRefused, RpcUnavailable or RpcTimeout."""
+        sender = self._sender
+        if sender is None:
+            raise RpcUnavailable("not connected to the cloud")
+        request_id = str(uuid7())
+        doc: JsonObject = {
+            "id": request_id,
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "args": args,
+        }
+        fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = fut
+        try:
+            async with asyncio.timeout(timeout):
+                await sender(
+                    self._request_topic(method),
+                    json.dumps(doc, separators=(",", ":")).encode(),
+                    self.reply_topic,
+                    request_id.encode(),
+                )
+                reply = await fut
+        except TimeoutError:
+            raise RpcTimeout(f"{method}: no reply within {timeout}s") from None
+        except RpcError:
+            raise
+        except Exception as exc:  # the uplink failed while sending
+            raise RpcUnavailable(f"{method}: {exc}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.get("ok") is True:
+            data = reply.get("data")
+            return data if isinstance(data, dict) else {}
+        error = reply.get("error")
+        err = error if isinstance(error, dict) else {}
+        raise RpcRefused(
+            method, str(err.get("code", "error")), str(err.get("message", "")), err.get("details")
+        )
+
+    def resolve(self, correlation: bytes | None, payload: bytes) -> None:
+        """Route a reply to its waiting call; late or unknown replies are dropped (logged)."""
+        key = correlation.decode("utf-8", "replace") if correlation else ""
+        fut = self._pending.get(key)
+        if fut is None or fut.done():
+            log.debug("rpc reply without a waiting call", extra={"correlation": key[:64]})
+            return
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        if not isinstance(doc, dict):
+            fut.set_exception(RpcError("malformed reply from the cloud"))
+            return
+        fut.set_result(doc)
