@@ -1,0 +1,379 @@
+"""An OpenEPaperLink access point with virtual tags, over real HTTP (aiohttp web server).
+
+It answers the endpoints the label driver uses the way the AP firmware does (``/imgupload``,
+``/get_db`` with its ``pos``/``continu`` paging, ``/tag_cmd``, ``/led_flash``), keeps the last
+image of every tag, and can be told to fail a tag, to be busy (409), or to go away and come back
+on the same port - the outages the driver's push queue must ride out.
+
+Tests::
+
+    async with OeplSimulator(page_size=2) as ap:
+        ap.add_tag("0000021EDE3AB43C", panel="2.9")
+        ... ap.url ...
+        ap.image("0000021EDE3AB43C")
+
+Command line: ``storegw sim oepl --port 8080 --tags 3 --png-dir /tmp/labels``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, Self
+
+import typer
+from aiohttp import BodyPartReader, web
+from PIL import Image
+
+PANEL_SIZES: dict[str, tuple[int, int]] = {"2.13": (250, 122), "2.9": (296, 128), "4.2": (400, 300)}
+HW_TYPES: dict[str, int] = {"2.13": 0x33, "2.9": 0x34, "4.2": 0x35}
+"""Illustrative hwType numbers; the driver does not interpret them."""
+MAX_PAGE_BYTES = 5000
+"""The firmware closes a get_db page once its JSON passes this size."""
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{16}$")
+_PATTERN = re.compile(r"^[0-9A-Fa-f]{24}$")
+
+
+@dataclass
+class VirtualTag:
+    mac: str
+    panel: str = "2.9"
+    battery_mv: int = 2900
+    rssi: int = -62
+    lqi: int = 110
+    temperature: int = 21
+    alias: str = ""
+    last_seen: int = field(default_factory=lambda: int(time.time()))
+    uploads: list[bytes] = field(default_factory=list)
+    """Every JPEG received, oldest first."""
+    dither: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    led_patterns: list[str | None] = field(default_factory=list)
+    fail_remaining: int | None = 0
+    """Uploads still to fail: 0 none, None every one."""
+    fail_status: int = 500
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return PANEL_SIZES[self.panel]
+
+    @property
+    def last_image(self) -> bytes | None:
+        return self.uploads[-1] if self.uploads else None
+
+    def record(self) -> dict[str, Any]:
+        """The tag as get_db lists it (the fields the firmware's fillNode writes)."""
+        return {
+            "mac": self.mac,
+            "hash": "00000000000000000000000000000000",
+            "lastseen": self.last_seen,
+            "nextupdate": 0,
+            "nextcheckin": self.last_seen + 60,
+            "pending": 0,
+            "alias": self.alias,
+            "contentMode": 24 if self.uploads else 0,
+            "LQI": self.lqi,
+            "RSSI": self.rssi,
+            "temperature": self.temperature,
+            "batteryMv": self.battery_mv,
+            "hwType": HW_TYPES.get(self.panel, 0),
+            "wakeupReason": 0,
+            "capabilities": 0,
+            "modecfgjson": "",
+            "isexternal": False,
+            "apip": "0.0.0.0",  # noqa: S104 - a field value, nothing binds to it
+            "rotate": 0,
+            "lut": 0,
+            "invert": 0,
+            "updatecount": len(self.uploads),
+            "updatelast": self.last_seen if self.uploads else 0,
+            "ch": 11,
+            "ver": 0x0026,
+        }
+
+
+def demo_mac(index: int) -> str:
+    return f"0000021EDE{index:06X}"
+
+
+class OeplSimulator:
+    """An in-process AP; ``async with`` binds 127.0.0.1 on a free port unless told otherwise."""
+
+    def __init__(
+        self,
+        tags: list[VirtualTag] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        page_size: int | None = None,
+        png_dir: Path | None = None,
+        uint8_pos: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.page_size = page_size
+        """Tags per get_db page; None pages by JSON size like the firmware (~5000 bytes)."""
+        self.png_dir = png_dir
+        self.uint8_pos = uint8_pos
+        """Parse ``pos`` into a uint8, as the firmware does."""
+        self.busy = False
+        """Answer uploads with 409 "Come back later" (the AP is starting)."""
+        self.tags: dict[str, VirtualTag] = {}
+        for tag in tags or []:
+            self.tags[tag.mac.upper()] = tag
+        self.requests: list[tuple[str, str]] = []
+        """(method, path with query) of every request, oldest first."""
+        self._runner: web.AppRunner | None = None
+        self._png_seq = 0
+
+    # --- control ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def add_tag(self, mac: str, panel: str = "2.9", **kwargs: Any) -> VirtualTag:
+        tag = VirtualTag(mac=mac.upper(), panel=panel, **kwargs)
+        self.tags[tag.mac] = tag
+        return tag
+
+    def tag(self, mac: str) -> VirtualTag:
+        return self.tags[mac.upper()]
+
+    def fail_tag(self, mac: str, times: int | None = None, status: int = 500) -> None:
+        """Fail the next ``times`` uploads to a tag (None: every upload until :meth:`heal_tag`)."""
+        tag = self.tag(mac)
+        tag.fail_remaining = times
+        tag.fail_status = status
+
+    def heal_tag(self, mac: str) -> None:
+        self.tag(mac).fail_remaining = 0
+
+    def image(self, mac: str) -> Image.Image:
+        """The tag's last image, decoded."""
+        data = self.tag(mac).last_image
+        if data is None:
+            raise LookupError(f"tag {mac} has not received an image")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+    def save_png(self, mac: str, path: Path) -> Path:
+        self.image(mac).save(path, format="PNG")
+        return path
+
+    def get_paths(self, path: str) -> list[str]:
+        """The query strings of every GET to ``path`` (to check paging)."""
+        return [p for m, p in self.requests if m == "GET" and p.split("?")[0] == path]
+
+    async def start(self) -> None:
+        """Listen (again); after :meth:`stop` it comes back on the same port."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._log_request])
+        app.router.add_post("/imgupload", self._imgupload)
+        app.router.add_get("/get_db", self._get_db)
+        app.router.add_post("/tag_cmd", self._tag_cmd)
+        app.router.add_get("/led_flash", self._led_flash)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            self.port = int(sock.getsockname()[1])
+            site = web.SockSite(runner, sock)
+            await site.start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Stop listening: clients now get "connection refused", as with an unplugged AP."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    @web.middleware
+    async def _log_request(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path_qs))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def _known(self, mac: str | None) -> VirtualTag | None:
+        if mac is None or not _MAC.fullmatch(mac):
+            return None
+        return self.tags.get(mac.upper())
+
+    async def _imgupload(self, request: web.Request) -> web.Response:
+        if self.busy:
+            return web.Response(status=409, text="Come back later")
+        fields: dict[str, str] = {}
+        image: bytes | None = None
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.filename is not None:
+                if "mac" not in fields:  # the firmware needs the fields before the file
+                    return web.Response(status=400, text="parameters incomplete")
+                image = await part.read()
+            elif part.name is not None:
+                fields[part.name] = await part.text()
+        tag = self._known(fields.get("mac"))
+        if tag is None or image is None:
+            return web.Response(status=400, text="mac not found")
+        if tag.fail_remaining is None or tag.fail_remaining > 0:
+            if tag.fail_remaining is not None:
+                tag.fail_remaining -= 1
+            return web.Response(status=tag.fail_status, text="simulated failure")
+        try:
+            Image.open(io.BytesIO(image)).verify()
+        except Exception:  # any decoder error means "not an image"
+            return web.Response(status=400, text="not a JPEG")
+        tag.uploads.append(image)
+        tag.dither.append(fields.get("dither", "1"))
+        tag.last_seen = int(time.time())
+        if self.png_dir is not None:
+            await asyncio.to_thread(self._write_png, tag)
+        return web.Response(text="Ok, saved")
+
+    def _write_png(self, tag: VirtualTag) -> None:
+        assert self.png_dir is not None
+        self.png_dir.mkdir(parents=True, exist_ok=True)
+        self._png_seq += 1
+        image = self.image(tag.mac)
+        image.save(self.png_dir / f"{tag.mac}-{self._png_seq:05d}.png", format="PNG")
+        image.save(self.png_dir / f"{tag.mac}.png", format="PNG")
+
+    async def _get_db(self, request: web.Request) -> web.Response:
+        mac = request.query.get("mac")
+        if mac is not None:
+            if not _MAC.fullmatch(mac):
+                return web.json_response({"error": "malformatted parameter"})
+            tag = self.tags.get(mac.upper())
+            return web.json_response({"tags": [tag.record()] if tag else []})
+        try:
+            pos = int(request.query.get("pos", "0"))
+        except ValueError:
+            pos = 0  # atoi
+        if self.uint8_pos:
+            pos &= 0xFF
+        records = list(self.tags.values())
+        doc: dict[str, Any] = {"tags": []}
+        for c in range(pos, len(records)):
+            doc["tags"].append(records[c].record())
+            full = (
+                len(doc["tags"]) >= self.page_size
+                if self.page_size is not None
+                else len(json.dumps(doc)) > MAX_PAGE_BYTES
+            )
+            if full:
+                doc["continu"] = c + 1  # set even when nothing follows, as the firmware does
+                break
+        return web.json_response(doc)
+
+    async def _tag_cmd(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        mac, cmd = form.get("mac"), form.get("cmd")
+        if not isinstance(mac, str) or not isinstance(cmd, str):
+            return web.Response(status=500, text="param error")
+        tag = self._known(mac)
+        if tag is None:
+            return web.Response(status=400, text="Error: mac not found")
+        tag.commands.append(cmd)
+        if cmd == "del":
+            del self.tags[tag.mac]
+        return web.Response(text="Ok, done")
+
+    async def _led_flash(self, request: web.Request) -> web.Response:
+        tag = self._known(request.query.get("mac"))
+        if tag is None:
+            return web.Response(status=400, text="parameters are missing")
+        pattern = request.query.get("pattern")
+        if pattern is not None and not _PATTERN.fullmatch(pattern):
+            return web.Response(status=400, text="Error: expects 12 hex bytes in pattern")
+        tag.led_patterns.append(pattern)
+        return web.Response(text="ok, request transmitted")
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+async def _serve(sim: OeplSimulator) -> None:
+    async with sim:
+        typer.echo(f"OpenEPaperLink AP simulator on {sim.url}")
+        for tag in sim.tags.values():
+            w, h = tag.size
+            typer.echo(f'  tag {tag.mac}  {tag.panel}" {w}x{h}  battery {tag.battery_mv} mV')
+        if sim.png_dir is not None:
+            typer.echo(f"  received images are written to {sim.png_dir}")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+
+
+def command(
+    *,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")
+    ] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    tags: Annotated[
+        int, typer.Option("--tags", min=0, max=4096, help="Create this many virtual tags.")
+    ] = 3,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="A tag MAC (16 hex characters); repeatable; replaces --tags."),
+    ] = None,
+    panel: Annotated[str, typer.Option(help="Panel of every tag: 2.13, 2.9 or 4.2.")] = "2.9",
+    png_dir: Annotated[
+        Path | None, typer.Option("--png-dir", help="Write every received image here as PNG.")
+    ] = None,
+) -> None:
+    """Run a simulated OpenEPaperLink access point until Ctrl-C."""
+    if panel not in PANEL_SIZES:
+        raise typer.BadParameter(f"panel must be one of {', '.join(PANEL_SIZES)}")
+    macs = tag or [demo_mac(i + 1) for i in range(tags)]
+    for mac in macs:
+        if not _MAC.fullmatch(mac):
+            raise typer.BadParameter(f"{mac!r} is not 16 hex characters")
+    sim = OeplSimulator(
+        [VirtualTag(mac=m.upper(), panel=panel) for m in macs],
+        host=host,
+        port=port,
+        png_dir=png_dir,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(sim))
+
+
+__all__ = ["OeplSimulator", "VirtualTag", "command", "demo_mac"]
