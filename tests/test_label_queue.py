@@ -56,8 +56,10 @@ async def test_finishing_a_replaced_push_keeps_the_newer_one(queue: PushQueue) -
     assert item is not None
     assert item.push_id == new.push_id
     assert item.attempts == 0
+    assert await queue.count() == 1
     assert await queue.complete("A", new.push_id) is True
     assert await queue.pending() == []
+    assert await queue.count() == 0
 
 
 async def test_retry_counts_attempts_and_postpones(queue: PushQueue) -> None:

@@ -39,7 +39,13 @@ from drivers.base import (
     UnsupportedAction,
     error_reading,
 )
-from drivers.label.backend import FlashRequest, LabelBackend, LabelHealth, create_backend
+from drivers.label.backend import (
+    FlashRequest,
+    LabelBackend,
+    LabelHealth,
+    PushReceipt,
+    create_backend,
+)
 from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.content import PriceFormat, ProductContent
 from drivers.label.queue import LabelStats, PushQueue, QueuedPush, backoff_delay
@@ -103,6 +109,9 @@ class LabelDriver(Driver[LabelConfig]):
         self._events: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._claim_lock = asyncio.Lock()
+        self._book = asyncio.Lock()
+        """Queue bookkeeping and the in-flight map change together under this lock, so a
+        label.show racing a finishing delivery reports a superseded push exactly once."""
         self._in_flight: dict[str, str] = {}
         """label id -> push id being delivered."""
         self._health: dict[str, LabelHealth] = {}
@@ -121,7 +130,7 @@ class LabelDriver(Driver[LabelConfig]):
         except BaseException:
             await self.queue.close()
             raise
-        self._queued = len(await self.queue.pending())
+        self._queued = await self.queue.count()
 
     async def close(self) -> None:
         try:
@@ -137,7 +146,7 @@ class LabelDriver(Driver[LabelConfig]):
         return {
             "backend": self.backend.name,
             "backend_status": "up" if self._backend_error is None else "down",
-            "labels": len(self.config.labels),
+            "label_count": len(self.config.labels),
             "queued": self._queued,
             "delivering": len(self._in_flight),
         }
@@ -215,17 +224,20 @@ class LabelDriver(Driver[LabelConfig]):
             raise ActionFailed(self.device_id, "price_does_not_fit", str(exc)) from exc
         png = await asyncio.to_thread(to_png, result.image)
         report = result.report()
-        enqueued = await self.queue.put(
-            label.id,
-            args.product.model_dump_json(),
-            png,
-            json.dumps(report),
-            now=time.time(),
-        )
-        self._queued = len(await self.queue.pending())
-        if enqueued.replaced is not None and self._in_flight.get(label.id) != enqueued.replaced:
-            # Not being delivered right now, so it never will be: say so.
-            self._superseded(label.id, enqueued.replaced, by=enqueued.push_id)
+        async with self._book:
+            enqueued = await self.queue.put(
+                label.id,
+                args.product.model_dump_json(),
+                png,
+                json.dumps(report),
+                now=time.time(),
+            )
+            replaced = enqueued.replaced
+            if replaced is not None and self._in_flight.get(label.id) != replaced:
+                # Not being delivered right now, so it never will be: say so. (One in flight
+                # reports its own outcome: ok, or superseded if it fails.)
+                self._superseded(label.id, replaced, by=enqueued.push_id)
+        self._queued = await self.queue.count()
         self._wake.set()
         log.info(
             "label push queued",
@@ -252,7 +264,7 @@ class LabelDriver(Driver[LabelConfig]):
             labels: list[JsonValue] = [
                 await self._label_data(label) for label in self.config.labels
             ]
-            return {"labels": labels, **self.health()}
+            return {**self.health(), "labels": labels}
         label = self._label(args.label)
         try:
             fresh = await self.backend.status(label)
@@ -307,33 +319,38 @@ class LabelDriver(Driver[LabelConfig]):
                 await self._deliver(item)
             finally:
                 self._in_flight.pop(item.label_id, None)
-                self._queued = len(await self.queue.pending())
                 self._wake.set()  # another worker may be waiting for this label
+            self._queued = await self.queue.count()
 
     async def _deliver(self, item: QueuedPush) -> None:
         attempt = item.attempts + 1
         label = self.config.label(item.label_id)
         if label is None:  # removed from the configuration while queued
-            await self.queue.drop(item.label_id, item.push_id)
+            async with self._book:
+                await self.queue.drop(item.label_id, item.push_id)
+                self._in_flight.pop(item.label_id, None)
             self._push_event(
                 item, "failed", attempt, Priority.HIGH,
                 error={"reason": "unknown_label", "message": "label no longer configured"},
             )  # fmt: skip
             return
-        image = await asyncio.to_thread(from_png, item.image_png)
-        if label.rotate == 180:
-            image = image.rotate(180)
         try:
-            receipt = await self.backend.push(label, image)
+            receipt = await self._push(label, item)
         except DeviceError as exc:
-            await self._failed(item, label, attempt, exc)
+            async with self._book:
+                await self._failed(item, label, attempt, exc)
+                self._in_flight.pop(item.label_id, None)
             return
         now = time.time()
-        await self.queue.complete(item.label_id, item.push_id)
-        stats = await self.queue.record(item.label_id, ok=True, now=now)
+        async with self._book:
+            await self.queue.complete(item.label_id, item.push_id)
+            stats = await self.queue.record(item.label_id, ok=True, now=now)
+            self._in_flight.pop(item.label_id, None)
         self._backend_up()
+        extra: dict[str, Any] = {}
         if receipt.health is not None:
             self._health[label.id] = receipt.health
+            extra["health"] = receipt.health.data()
         self._push_event(
             item,
             "ok",
@@ -343,7 +360,24 @@ class LabelDriver(Driver[LabelConfig]):
             latency_s=round(now - item.enqueued_at, 3),
             details=receipt.details,
             delivered_total=stats.delivered_total,
+            **extra,
         )
+
+    async def _push(self, label: LabelSpec, item: QueuedPush) -> PushReceipt:
+        """One delivery attempt; a bug or a damaged queued image fails the push, not the driver."""
+        try:
+            image = await asyncio.to_thread(from_png, item.image_png)
+            if label.rotate == 180:
+                image = image.rotate(180)
+            return await self.backend.push(label, image)
+        except DeviceError:
+            raise
+        except Exception as exc:
+            log.exception(
+                "label push crashed",
+                extra={"device": self.device_id, "label": label.id, "push_id": item.push_id},
+            )
+            raise ActionFailed(self.device_id, "internal", f"{type(exc).__name__}: {exc}") from exc
 
     async def _failed(
         self, item: QueuedPush, label: LabelSpec, attempt: int, exc: DeviceError

@@ -204,6 +204,11 @@ class PushQueue:
             rows = await cur.fetchall()
         return [_push(row) for row in rows]
 
+    async def count(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM pushes") as cur:
+            row = await cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     async def complete(self, label_id: str, push_id: str) -> bool:
         """Remove a delivered push; False if a newer push replaced it meanwhile (it stays)."""
         cur = await self.db.execute(
