@@ -62,6 +62,9 @@ class Bridge:
         self._factory = uplink_factory or (lambda c, cid, will: Uplink(c, client_id=cid, will=will))
         self.rpc = RpcClient(topics.rpc, topics.rpc_replies)
         self.on_connected: list[Callable[[], None]] = []
+        self.handlers: dict[str, Callable[[bytes], None]] = {}
+        """Exact topics outside the command space (e.g. the cloud's keys) and their handlers;
+        subscribed in every session, called from the one inbound loop with the payload."""
         self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.connected = asyncio.Event()
         self.session = 0
@@ -114,7 +117,9 @@ class Bridge:
         will = LastWill(self._topics.status, self._status("offline", "connection lost"))
         uplink = self._factory(self._cfg, self._client_id, will)
         async with uplink:
-            await uplink.subscribe(self._topics.commands, self._topics.rpc_replies)
+            await uplink.subscribe(
+                self._topics.commands, self._topics.rpc_replies, *sorted(self.handlers)
+            )
             backlog_end = self._outbox.last_seq
             await uplink.publish(self._topics.status, self._status("online"), retain=True)
             self._uplink = uplink
@@ -175,6 +180,13 @@ class Bridge:
         async for msg in uplink.messages():
             if msg.topic == self._topics.rpc_replies:
                 self.rpc.resolve(msg.correlation_data, msg.payload)
+                continue
+            handler = self.handlers.get(msg.topic)
+            if handler is not None:
+                try:
+                    handler(msg.payload)
+                except Exception:  # a handler bug must not end the session
+                    log.exception("inbound handler failed", extra={"topic": msg.topic})
                 continue
             name = self._topics.command_name(msg.topic)
             if name is None:

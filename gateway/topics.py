@@ -37,5 +37,10 @@ class Topics:
         return f"{self.base}/rpc/{method}"
 
     @property
+    def cloud_keys(self) -> str:
+        """The cloud's public signing keys (JWKS, retained), shared by every store."""
+        return f"{self.prefix}/cloud/keys"
+
+    @property
     def rpc_replies(self) -> str:
         return f"{self.base}/rpc-reply"
