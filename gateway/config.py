@@ -10,6 +10,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -139,6 +140,36 @@ class SupervisorSection(_Section):
     retry_max_s: float = Field(default=30.0, gt=0)
 
 
+class CounterSection(_Section):
+    """Member services at the counter (docs/member-services.md)."""
+
+    enabled: bool = True
+    rpc_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    """How long the till waits for the cloud before it falls back to the offline rules."""
+    member_cache_size: int = Field(default=5000, ge=1, le=1_000_000)
+    offline_max_value: Decimal = Field(default=Decimal("20.00"), ge=0, max_digits=12)
+    """The highest coupon value redeemed without the cloud; above it the till must wait."""
+    qr_window_s: float = Field(default=90.0, gt=0, le=3600)
+    till_session_s: float = Field(default=300.0, gt=0, le=86400)
+    reconcile_interval_s: float = Field(default=30.0, gt=0, le=86400)
+    cloud_keys_file: Path | None = None
+    """A JWKS file with pinned cloud public keys, trusted in addition to the published ones."""
+
+
+class ApiSection(_Section):
+    """The local HTTP API for POS software and kiosks; off unless ``listen`` is set."""
+
+    listen: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ApiSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
 class Config(_Section):
     gateway: GatewaySection
     mqtt: MqttSection
@@ -146,6 +177,8 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
     log: LogSection = LogSection()
     supervisor: SupervisorSection = SupervisorSection()
+    counter: CounterSection = CounterSection()
+    api: ApiSection = ApiSection()
     devices: list[DeviceConfigUnion] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -171,6 +204,8 @@ class Config(_Section):
             mqtt["password"] = "**********"  # noqa: S105 - a mask, not a password
         if mqtt.get("key_file") is not None:
             mqtt["key_file"] = "(set)"
+        if data["api"].get("tls_key") is not None:
+            data["api"]["tls_key"] = "(set)"
         return data
 
 

@@ -1,0 +1,90 @@
+"""The cloud's public keys, kept so the till can verify coupons and member QR codes offline.
+
+The cloud publishes its JWKS retained on ``{prefix}/cloud/keys``; the gateway receives it at
+every connect, keeps the latest in ``data_dir/cloud-keys.json`` (so it verifies after a
+restart with the cloud unreachable) and trusts keys pinned in ``[counter] cloud_keys_file``
+in addition. A received set replaces the previous one: a key the cloud withdrew is no longer
+trusted (a pinned key stays trusted until the file changes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from gateway.tokens import KeySet, TokenError
+
+log = logging.getLogger(__name__)
+
+
+def _read_jwks(path: Path) -> KeySet:
+    doc: Any = json.loads(path.read_text(encoding="utf-8"))
+    return KeySet.from_jwks(doc)
+
+
+class CloudKeys:
+    def __init__(self, cache_path: Path, pinned_path: Path | None = None) -> None:
+        self.cache_path = cache_path
+        self.pinned_path = pinned_path
+        self._pinned = KeySet()
+        self._received = KeySet()
+        self.keyset = KeySet()
+        self.updated = 0
+
+    def load(self) -> None:
+        """Read the pinned file (a broken one is a configuration error) and the cache."""
+        if self.pinned_path is not None:
+            try:
+                self._pinned = _read_jwks(self.pinned_path)
+            except (OSError, ValueError, TokenError) as exc:
+                raise ValueError(
+                    f"counter.cloud_keys_file {self.pinned_path}: not a usable JWKS: {exc}"
+                ) from None
+        if self.cache_path.exists():
+            try:
+                self._received = _read_jwks(self.cache_path)
+            except (OSError, ValueError, TokenError) as exc:
+                log.warning(
+                    "ignoring unreadable cloud key cache",
+                    extra={"path": str(self.cache_path), "error": str(exc)},
+                )
+        self._combine()
+        log.info("cloud keys loaded", extra={"kids": self.keyset.kids})
+
+    def _combine(self) -> None:
+        self.keyset = self._received.merged(self._pinned)
+
+    def on_message(self, payload: bytes) -> None:
+        """A JWKS from the cloud (retained). Garbage is logged and ignored, keeping the old set."""
+        if not payload:
+            return  # a cleared retained message: keep what we have rather than trust nothing
+        try:
+            received = KeySet.from_jwks(json.loads(payload))
+        except (ValueError, TokenError) as exc:
+            log.warning("ignoring malformed cloud keys", extra={"error": str(exc)[:200]})
+            return
+        self.updated += 1
+        if received == self._received:
+            return
+        self._received = received
+        self._combine()
+        self._save(received)
+        log.info("cloud keys updated", extra={"kids": received.kids})
+
+    def _save(self, keys: KeySet) -> None:
+        """Atomically: write a temporary file, fsync, rename."""
+        tmp = self.cache_path.with_suffix(".tmp")
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as fh:
+                json.dump(keys.to_jwks(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(self.cache_path)
+        except OSError as exc:
+            log.warning(
+                "cannot save cloud keys", extra={"path": str(self.cache_path), "error": str(exc)}
+            )

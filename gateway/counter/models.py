@@ -1,0 +1,232 @@
+"""What the counter accepts and answers: one set of models for the API, devices and events.
+
+The local API validates request bodies with these models and its OpenAPI document is built
+from their JSON Schemas, so the documentation cannot drift from what the code accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from drivers.base import JsonObject
+
+Mode = Literal["online", "offline"]
+ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+"""Till, member, appointment, receipt and idempotency-key ids."""
+UID = r"^[0-9A-Fa-f: ]{2,64}$"
+"""A card or NFC UID as hex; colons and spaces are tolerated and stripped."""
+
+
+def normalise_uid(uid: str) -> str:
+    return uid.replace(":", "").replace(" ", "").lower()
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IdentifyRequest(_Request):
+    """Identify a member: ``code`` for a scanned member QR, ``uid`` for a card or NFC tap,
+    ``member_id`` when typed in. Exactly the field that ``by`` names must be present."""
+
+    till: str = Field(pattern=ID)
+    by: Literal["qr", "card", "nfc", "member_id"]
+    code: str | None = Field(default=None, min_length=1, max_length=4096)
+    uid: str | None = Field(default=None, pattern=UID)
+    member_id: str | None = Field(default=None, pattern=ID)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> IdentifyRequest:
+        wanted = {"qr": "code", "card": "uid", "nfc": "uid", "member_id": "member_id"}[self.by]
+        given = {k for k in ("code", "uid", "member_id") if getattr(self, k) is not None}
+        if given != {wanted}:
+            raise ValueError(f"by={self.by!r} needs exactly the field {wanted!r}")
+        return self
+
+
+class RedeemRequest(_Request):
+    """Redeem a scanned coupon (``SGC1:...``). Without ``member_id`` the till's current member
+    is used, if any. ``redemption_id`` makes a retry safe: the same id gives the same answer."""
+
+    till: str = Field(pattern=ID)
+    coupon: str = Field(min_length=1, max_length=4096)
+    member_id: str | None = Field(default=None, pattern=ID)
+    redemption_id: str | None = Field(default=None, pattern=ID)
+
+
+class Item(_Request):
+    sku: str = Field(min_length=1, max_length=64)
+    qty: int = Field(ge=1, le=100_000)
+    price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+
+
+class AccrueRequest(_Request):
+    """Points for a purchase. Without ``member_id`` the till's current member is used."""
+
+    till: str = Field(pattern=ID)
+    member_id: str | None = Field(default=None, pattern=ID)
+    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    items: list[Item] = Field(default_factory=list, max_length=500)
+    receipt_id: str = Field(pattern=ID)
+    accrual_id: str | None = Field(default=None, pattern=ID)
+
+
+class CheckinRequest(_Request):
+    """Check in a booked appointment. Without ``member_id`` the till's current member is used."""
+
+    till: str = Field(pattern=ID)
+    appointment_id: str = Field(pattern=ID)
+    member_id: str | None = Field(default=None, pattern=ID)
+    checkin_id: str | None = Field(default=None, pattern=ID)
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode
+    """``online`` when the cloud answered, ``offline`` when the gateway decided alone."""
+
+
+class IdentifyAnswer(_Answer):
+    till: str | None = None
+    by: str
+    cached: bool
+    """True when the profile comes from the gateway's cache (offline)."""
+    member: JsonObject
+    """The unified member profile (offline: as cached, or only ``member_id``)."""
+
+
+class MemberAnswer(_Answer):
+    cached: bool
+    member: JsonObject
+
+
+class RedeemAnswer(_Answer):
+    status: Literal["accepted", "pending"]
+    """``pending``: redeemed offline, to be confirmed by the cloud on reconnect."""
+    redemption_id: str
+    coupon_id: str
+    value: Decimal
+    currency: str
+    title: str | None = None
+    till: str | None = None
+    member_id: str | None = None
+    offline: bool
+
+
+class AccrueAnswer(_Answer):
+    status: Literal["confirmed", "pending"]
+    accrual_id: str
+    member_id: str
+    points_added: int | None = None
+    points: int | None = None
+
+
+class CheckinAnswer(_Answer):
+    status: Literal["confirmed", "pending"]
+    checkin_id: str
+    appointment_id: str
+    appointment: JsonObject | None = None
+
+
+class Conflict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    redemption_id: str
+    coupon_id: str
+    reason: str
+    """The cloud's error code, e.g. ``already_used``."""
+    message: str
+    till: str | None
+    member_id: str | None
+    value: Decimal
+    currency: str
+    offline_at: str | None
+    detected_at: str
+    cloud: JsonValue
+    """The cloud's details (for ``already_used``: ``used_at``, ``store_id``)."""
+
+
+class ConflictsAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    conflicts: list[Conflict]
+
+
+# --- errors and origins -------------------------------------------------------------------
+
+HTTP_STATUS: dict[str, int] = {
+    "bad_json": 400,
+    "bad_request": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "unknown_coupon": 404,
+    "unknown_member": 404,
+    "method_not_allowed": 405,
+    "already_used": 409,
+    "replayed": 409,
+    "too_large": 413,
+    "invalid_coupon": 422,
+    "invalid_code": 422,
+    "expired": 422,
+    "not_yet_valid": 422,
+    "wrong_store": 422,
+    "wrong_member": 422,
+    "clock_window": 422,
+    "over_offline_limit": 422,
+    "no_member": 422,
+    "too_early": 422,
+    "unavailable": 503,
+    "unknown_offline": 503,
+    "internal": 500,
+}
+"""Every error code the local API answers with, and its HTTP status (see the OpenAPI doc)."""
+
+
+class CounterError(Exception):
+    """A counter operation was refused; ``code`` is stable, ``mode`` says who decided."""
+
+    def __init__(
+        self, code: str, message: str, *, mode: Mode | None = None, details: JsonValue = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.mode = mode
+        self.details = details
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.code, 422)
+
+    def as_json(self) -> JsonObject:
+        err: JsonObject = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            err["details"] = self.details
+        out: JsonObject = {"error": err}
+        if self.mode is not None:
+            out["mode"] = self.mode
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who asked: a device of a till (events carry its id) or an API client (by token name)."""
+
+    device_id: str = "gateway"
+    source: Literal["api", "device"] = "api"
+    client: str | None = None
+
+    def event_fields(self) -> JsonObject:
+        out: JsonObject = {"source": self.source}
+        if self.client is not None:
+            out["client"] = self.client
+        return out
