@@ -99,6 +99,7 @@ _SIMULATORS: dict[str, tuple[str, str]] = {
     "oepl": ("simulators.oepl", "An OpenEPaperLink access point with virtual labels."),
     "ble-label": ("simulators.ble_label", "A BLE shelf label (protocol layer, no radio)."),
     "cloud": ("simulators.cloud", "The cloud side: receives events, answers requests."),
+    "phone": ("simulators.phone", "A member's phone showing a dynamic member QR code."),
 }
 
 

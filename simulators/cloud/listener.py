@@ -1,4 +1,7 @@
-"""The cloud side, simulated: receives gateway events and reports what arrived.
+"""A listen-only cloud: receives gateway events and reports what arrived.
+
+The member-service simulator (:mod:`simulators.cloud.service`) does this and answers RPCs;
+this lighter listener also works over MQTT 3.1.1 (the demo's embedded broker).
 
 It de-duplicates by event ``id`` (as the real cloud must: the gateway delivers at least once),
 and reports per-gateway ``seq`` gaps, so a demo or test can see at a glance that nothing was
@@ -13,10 +16,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import aiomqtt
-import typer
 
 log = logging.getLogger(__name__)
 
@@ -131,25 +133,3 @@ class CloudListener:
             except aiomqtt.MqttError:
                 self.connected.clear()
                 await asyncio.sleep(0.5)
-
-
-def _print_event(event: dict[str, Any], duplicate: bool) -> None:
-    flags = " (replayed)" if event.get("replayed") else ""
-    flags += " DUPLICATE" if duplicate else ""
-    data = json.dumps(event.get("data"), ensure_ascii=False)
-    typer.echo(f"cloud <- #{event['seq']} {event['device_id']} {event['kind']}{flags} {data}")
-
-
-def command(
-    url: Annotated[str, typer.Option(help="Broker URL.")] = "mqtt://127.0.0.1:1883",
-    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "storegw/v1",
-) -> None:
-    """Print every event the gateways publish, with duplicate and gap counts on exit.
-
-    Example: storegw sim cloud --url mqtt://127.0.0.1:1883
-    """
-    listener = CloudListener(url, prefix, on_event=_print_event)
-    try:
-        asyncio.run(listener.run())
-    except KeyboardInterrupt:
-        typer.echo(json.dumps(listener.stats.as_json()))

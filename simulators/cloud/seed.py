@@ -1,0 +1,176 @@
+"""Seed data for the simulated cloud: known members, cards, coupons, appointments, prices.
+
+Constants so tests and the demo can name them; times are relative to the moment of seeding
+(appointments "today"), computed by the functions below from the service's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+SEED_STORES = ("S001", "DEMO1")
+"""Stores the seeded store-scoped data is valid in (tests use S001, the demo DEMO1)."""
+
+
+@dataclass(frozen=True)
+class SeedMember:
+    member_id: str
+    name: str
+    tier: str
+    points: int
+    balance: Decimal
+    currency: str = "EUR"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeedCoupon:
+    coupon_id: str
+    member_id: str | None
+    value: Decimal
+    title: str
+    stores: tuple[str, ...]
+    expires_in: timedelta
+    not_before_in: timedelta | None = None
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True)
+class SeedAppointment:
+    appointment_id: str
+    member_id: str
+    store_id: str
+    starts_in: timedelta
+    service: str
+    status: str = "booked"
+
+
+@dataclass(frozen=True)
+class SeedProduct:
+    sku: str
+    name: str
+    price: Decimal
+    currency: str = "EUR"
+    member_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SeedPromotion:
+    promotion_id: str
+    sku: str
+    title: str
+    promo_price: Decimal
+    starts_in: timedelta
+    ends_in: timedelta
+    stores: tuple[str, ...] = field(default=("*",))
+
+
+ALICE = "M1001"
+BRUNO = "M1002"
+CHLOE = "M1003"
+DEV = "M1004"
+
+MEMBERS = (
+    SeedMember(ALICE, "Alice Martin", "gold", 1200, Decimal("25.00"), tags=("vip", "newsletter")),
+    SeedMember(BRUNO, "Bruno Keller", "silver", 340, Decimal("0.00"), tags=("newsletter",)),
+    SeedMember(CHLOE, "Chloé Dubois", "basic", 0, Decimal("5.50")),
+    SeedMember(DEV, "Dev Patel", "basic", 50, Decimal("0.00"), tags=("staff",)),
+)
+
+CARD_ALICE = "04a1b2c3d4e5f6"
+"""simulators.card's default UID (04A1B2C3D4E5F6): the demo's member card."""
+NFC_BRUNO = "04112233445566"
+CARD_CHLOE = "04c0ffee00aa01"
+
+CARDS: dict[str, tuple[str, str]] = {
+    CARD_ALICE: (ALICE, "card"),
+    NFC_BRUNO: (BRUNO, "nfc"),
+    CARD_CHLOE: (CHLOE, "card"),
+}
+"""uid (lower-case hex) -> (member id, kind)."""
+
+COUPON_WELCOME = "CPN-WELCOME-5"
+COUPON_GOLD = "CPN-GOLD-15"
+COUPON_BIG = "CPN-BIG-50"
+COUPON_EXPIRED = "CPN-EXPIRED-3"
+COUPON_OTHER_STORE = "CPN-S999-4"
+COUPON_FUTURE = "CPN-FUTURE-2"
+COUPON_BEARER = "CPN-SPRING-10"
+
+COUPONS = (
+    SeedCoupon(COUPON_WELCOME, ALICE, Decimal("5.00"), "5 EUR welcome", ("*",), timedelta(days=90)),
+    SeedCoupon(
+        COUPON_GOLD, ALICE, Decimal("15.00"), "Gold 15 EUR", SEED_STORES, timedelta(days=30)
+    ),
+    SeedCoupon(COUPON_BIG, BRUNO, Decimal("50.00"), "50 EUR voucher", ("*",), timedelta(days=30)),
+    SeedCoupon(COUPON_EXPIRED, CHLOE, Decimal("3.00"), "Expired 3 EUR", ("*",), timedelta(days=-1)),
+    SeedCoupon(
+        COUPON_OTHER_STORE, BRUNO, Decimal("4.00"), "S999 only", ("S999",), timedelta(days=30)
+    ),
+    SeedCoupon(
+        COUPON_FUTURE,
+        CHLOE,
+        Decimal("2.00"),
+        "Next week 2 EUR",
+        ("*",),
+        timedelta(days=30),
+        not_before_in=timedelta(days=7),
+    ),
+    SeedCoupon(COUPON_BEARER, None, Decimal("10.00"), "Spring 10 EUR", ("*",), timedelta(days=60)),
+)
+
+APPT_SOON = "APT-1001"
+"""Alice, S001, in 30 minutes: check-in is open."""
+APPT_LATER = "APT-1002"
+"""Bruno, S001, in 5 hours: too early to check in."""
+APPT_OTHER_STORE = "APT-1003"
+"""Chloé, S002, in 20 minutes: wrong store for S001."""
+APPT_CANCELLED = "APT-1004"
+"""Dev, S001, in 45 minutes, cancelled."""
+APPT_DEMO = "APT-2001"
+"""Alice, DEMO1, in 15 minutes."""
+
+APPOINTMENTS = (
+    SeedAppointment(APPT_SOON, ALICE, "S001", timedelta(minutes=30), "eye test"),
+    SeedAppointment(APPT_LATER, BRUNO, "S001", timedelta(hours=5), "hearing check"),
+    SeedAppointment(APPT_OTHER_STORE, CHLOE, "S002", timedelta(minutes=20), "fitting"),
+    SeedAppointment(
+        APPT_CANCELLED, DEV, "S001", timedelta(minutes=45), "eye test", status="cancelled"
+    ),
+    SeedAppointment(APPT_DEMO, ALICE, "DEMO1", timedelta(minutes=15), "eye test"),
+)
+
+CHECKIN_OPENS = timedelta(minutes=60)
+"""Check-in is allowed from this long before an appointment starts."""
+
+PRODUCTS = (
+    SeedProduct("4006381333931", "Stabilo pen", Decimal("1.49")),
+    SeedProduct("5901234123457", "Notebook A5", Decimal("2.99")),
+    SeedProduct("4000000000001", "Milk 1 l", Decimal("1.19"), member_price=Decimal("0.99")),
+    SeedProduct("4000000000002", "Coffee 500 g", Decimal("6.49")),
+)
+
+PROMOTIONS = (
+    SeedPromotion(
+        "PROMO-COFFEE",
+        "4000000000002",
+        "Spring offer",
+        Decimal("4.99"),
+        starts_in=timedelta(days=-1),
+        ends_in=timedelta(days=14),
+    ),
+)
+
+TIER_MULTIPLIER: dict[str, Decimal] = {
+    "basic": Decimal(1),
+    "silver": Decimal("1.5"),
+    "gold": Decimal(2),
+}
+"""Points per whole currency unit spent, by tier."""
+
+
+def at(now: datetime, delta: timedelta) -> datetime:
+    """A seed time relative to ``now``, in whole seconds (tokens carry seconds)."""
+    return (now + delta).replace(microsecond=0)
