@@ -1,0 +1,92 @@
+"""Barcode/QR scanner adapter: serial lines -> ``scan`` readings, garbage -> ``error`` readings.
+
+Event data (``Reading.data``)::
+
+    scan  (priority HIGH): {"code": str, "symbology"?: str, "aim_id"?: str, "gs1"?: {...}}
+    error (priority HIGH): {"reason": "invalid_utf8" | "control_bytes" | "line_too_long",
+                            "message": str, "length": int, "preview_hex": str}
+
+Keys whose value would be None are left out of ``scan``; the ``gs1`` shape is documented in
+:mod:`drivers.scanner.codec`. When the port goes away ``run`` raises DeviceUnavailable and the
+gateway's supervisor re-creates the driver with backoff; a half-received line is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+from drivers.base import (
+    BadInput,
+    DeviceConfig,
+    DeviceUnavailable,
+    Driver,
+    Emit,
+    JsonObject,
+    Priority,
+    Reading,
+    error_reading,
+)
+from drivers.scanner.codec import BadFrame, LineFramer, Scan, decode, warm_up
+from drivers.scanner.config import ScannerConfig
+from drivers.scanner.transport import SerialLink
+
+log = logging.getLogger(__name__)
+
+
+class ScannerDriver(Driver[ScannerConfig]):
+    """A scanner that sends each code as a line on a serial/USB-CDC port or a pyserial URL."""
+
+    kind: ClassVar[str] = "scanner"
+    config_model: ClassVar[type[DeviceConfig]] = ScannerConfig
+
+    def __init__(self, config: ScannerConfig, *, data_dir: Path) -> None:
+        super().__init__(config, data_dir=data_dir)
+        self._link: SerialLink | None = None
+        self._scans = 0
+        self._errors = 0
+
+    async def open(self) -> None:
+        await asyncio.to_thread(warm_up)  # biip's import would stall the event loop on scan 1
+        self._link = await SerialLink.open(self.device_id, self.config.port, self.config.baudrate)
+
+    async def close(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+
+    async def run(self, emit: Emit) -> None:
+        link = self._link
+        if link is None:
+            raise DeviceUnavailable(self.device_id, "not_open", "run() called before open()")
+        # A fresh framer per run: bytes from before a reconnect never glue onto new ones.
+        framer = LineFramer(self.config.terminator, self.config.max_line_bytes)
+        while True:
+            chunk = await link.read()
+            for item in framer.feed(chunk):
+                result = (
+                    item
+                    if isinstance(item, BadFrame)
+                    else decode(item, aim_prefix=self.config.aim_prefix)
+                )
+                if result is None:
+                    continue
+                if isinstance(result, Scan):
+                    self._scans += 1
+                    await emit(Reading(kind="scan", data=result.as_data(), priority=Priority.HIGH))
+                else:
+                    await self._reject(result, emit)
+
+    async def _reject(self, bad: BadFrame, emit: Emit) -> None:
+        self._errors += 1
+        log.warning(
+            "unreadable scan",
+            extra={"device_id": self.device_id, "reason": bad.reason, "length": bad.length},
+        )
+        err = BadInput(self.device_id, bad.reason, bad.message)
+        await emit(error_reading(err, length=bad.length, preview_hex=bad.preview_hex))
+
+    def health(self) -> JsonObject:
+        return {"port": self.config.port, "scans": self._scans, "errors": self._errors}
