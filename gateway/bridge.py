@@ -155,17 +155,21 @@ class Bridge:
                 metrics=self._metrics,
             )
             try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(pump.run(backlog_end), name="bridge-pump")
-                    tg.create_task(self._commands(uplink, tg), name="bridge-commands")
-            except* UplinkError as group:
-                raise group.exceptions[0] from None
+                await self._serve(uplink, pump, backlog_end)
+            except asyncio.CancelledError:
+                await self._say_goodbye(uplink)  # a shutdown, not a broken link
+                raise
             finally:
                 self._uplink = None
                 self.rpc.attach(None)
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    await self._say_goodbye(uplink)  # a shutdown, not a broken link
+
+    async def _serve(self, uplink: Uplink, pump: Pump, backlog_end: int) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(pump.run(backlog_end), name="bridge-pump")
+                tg.create_task(self._commands(uplink, tg), name="bridge-commands")
+        except* UplinkError as group:
+            raise group.exceptions[0] from None
 
     async def _say_goodbye(self, uplink: Uplink) -> None:
         try:

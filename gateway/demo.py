@@ -21,16 +21,9 @@ from gateway.config import Config, parse_config
 from gateway.daemon import Gateway
 from simulators.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
 from simulators.cloud import CloudListener
+from simulators.scanner import BUILTIN_CODES, GARBAGE, PtyScanner
 
-console = Console(highlight=False)
-
-DEMO_CODES = [
-    "4006381333931",  # EAN-13
-    "]C101095011010209171719050810ABCD1234",  # GS1-128: GTIN, expiry, batch
-    "https://member.example.com/q/M10042",  # a member QR
-    "COUPON-SPRING-10",
-    "5901234123457",
-]
+console = Console(highlight=False, soft_wrap=True)
 
 
 def say(text: str, style: str = "bold cyan") -> None:
@@ -62,15 +55,25 @@ def _config(broker_url: str, data_dir: Path, scanner_port: str, protocol: str) -
     )
 
 
+def _summarise(kind: str, data: dict[str, Any]) -> str:
+    if kind == "scan":
+        code = str(data.get("code", "")).replace("\x1d", "<GS>")
+        code = code if len(code) <= 48 else code[:45] + "..."
+        return f"{code}  [dim]{data.get('symbology') or ''}[/]"
+    if kind == "error":
+        return f"[red]{data.get('reason')}[/]: {data.get('message')}"
+    text = json.dumps(data, ensure_ascii=False)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
 def _show(event: dict[str, Any], duplicate: bool) -> None:
-    tag = "[yellow](replayed)[/] " if event.get("replayed") else ""
+    tag = " [yellow]replayed[/]" if event.get("replayed") else ""
     dup = " [red]duplicate[/]" if duplicate else ""
-    data = json.dumps(event.get("data"), ensure_ascii=False)
-    if len(data) > 110:
-        data = data[:107] + "..."
     console.print(
         f"  [green]cloud <-[/] #{event['seq']:<4} {event['device_id']:<15} "
-        f"[bold]{event['kind']:<14}[/] {tag}{data}{dup}"
+        f"[bold]{event['kind']:<13}[/] {_summarise(event['kind'], event.get('data') or {})}"
+        f"{tag}{dup}",
+        soft_wrap=True,
     )
 
 
@@ -109,10 +112,10 @@ class _Broker:
 async def _type_scans(scanner: Any, gateway: Gateway, interval: float) -> None:
     await _wait(lambda: gateway.devices["till-1-scanner"].health.state == "available", 10)
     for n in itertools.count():
-        code = DEMO_CODES[n % len(DEMO_CODES)]
-        scanner.type(code)
+        aim, code = BUILTIN_CODES[n % len(BUILTIN_CODES)]
+        await asyncio.to_thread(scanner.type, aim + code)
         if n % 7 == 6:
-            scanner.type(b"\xff\xfe garbled \x07")  # a bad read: becomes an error event
+            await asyncio.to_thread(scanner.type, GARBAGE[0])  # a misread: an error event
         await asyncio.sleep(interval)
 
 
@@ -127,7 +130,6 @@ async def _wait(cond: Any, timeout: float) -> bool:
 
 
 async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0) -> int:
-    from simulators.scanner import PtyScanner
 
     logs.setup("text", "WARNING")
     logging.getLogger("gateway").setLevel(logging.INFO)
