@@ -1,0 +1,416 @@
+"""docs/asyncapi.yaml describes what the code really sends: every message of a real run validates.
+
+A real Mosquitto, a real gateway and the cloud simulator; an observer records every message
+under ``storegw/``. Each one must fall on exactly one documented channel and validate against
+that channel's message schema (RPC replies against the reply schema of the method they answer,
+found by correlation data). A message on an undocumented channel fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from drivers.base import BadInput, Priority, Reading, error_reading
+from gateway.daemon import Gateway
+from gateway.rpc import RpcRefused
+from simulators.broker import MosquittoBroker
+from simulators.cloud import CloudService, seed
+from simulators.phone import Phone
+from tests.conftest import Observer, make_config
+from tests.test_bridge import running
+from tests.waiting import wait_for
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
+BASE = "storegw/v1/S001/gw-1"
+
+
+# --- the document --------------------------------------------------------------------------
+
+
+@cache
+def document() -> dict[str, Any]:
+    doc = yaml.safe_load(DOC_PATH.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def pointer(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local references are used: {ref}"
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def deref(node: Any, doc: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """Inline every local ``$ref`` (the document has no recursive schemas)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            ref = node["$ref"]
+            assert ref not in seen, f"recursive reference {ref}"
+            target = deref(pointer(doc, ref), doc, (*seen, ref))
+            rest = {k: deref(v, doc, seen) for k, v in node.items() if k != "$ref"}
+            return {**target, **rest} if rest else target
+        return {k: deref(v, doc, seen) for k, v in node.items()}
+    if isinstance(node, list):
+        return [deref(v, doc, seen) for v in node]
+    return node
+
+
+class Channel:
+    def __init__(self, name: str, spec: dict[str, Any], doc: dict[str, Any]) -> None:
+        self.name = name
+        self.address: str = spec["address"]
+        self.params = re.findall(r"{([^}]+)}", self.address)
+        pattern = re.escape(self.address)
+        for p in self.params:
+            pattern = pattern.replace(re.escape("{" + p + "}"), "[^/]+")
+        self.regex = re.compile(f"^{pattern}$")
+        self.messages: dict[str, jsonschema.protocols.Validator] = {}
+        for msg_name, msg in spec["messages"].items():
+            schema = deref(msg, doc)["payload"]
+            jsonschema.Draft7Validator.check_schema(schema)
+            self.messages[msg_name] = jsonschema.Draft7Validator(schema)
+
+
+@cache
+def channels() -> dict[str, Channel]:
+    doc = document()
+    return {name: Channel(name, spec, doc) for name, spec in doc["channels"].items()}
+
+
+def channel_for(topic: str) -> Channel:
+    """The most specific documented channel (fewest parameters) whose address matches."""
+    matches = [c for c in channels().values() if c.regex.match(topic)]
+    assert matches, f"no channel in docs/asyncapi.yaml describes {topic!r}"
+    fewest = min(len(c.params) for c in matches)
+    best = [c for c in matches if len(c.params) == fewest]
+    assert len(best) == 1, f"{topic!r} matches channels {[c.name for c in best]}"
+    return best[0]
+
+
+def errors(validator: jsonschema.protocols.Validator, doc: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def test_the_document_is_asyncapi_3_with_resolvable_channels_and_operations() -> None:
+    doc = document()
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc["info"]["title"]
+    assert doc["info"]["version"]
+    assert doc["defaultContentType"] == "application/json"
+    for server in doc["servers"].values():
+        assert server["protocol"] == "mqtt"
+    for name, spec in doc["channels"].items():
+        params = set(re.findall(r"{([^}]+)}", spec["address"]))
+        assert params == set(spec.get("parameters", {})), f"{name}: parameters vs address"
+        assert spec["messages"], f"{name} has no messages"
+        for msg in spec["messages"].values():
+            assert "payload" in deref(msg, doc), f"{name}: a message without payload"
+    for name, op in doc["operations"].items():
+        assert op["action"] in ("send", "receive"), name
+        assert pointer(doc, op["channel"]["$ref"]) in doc["channels"].values(), name
+        reply = op.get("reply")
+        if reply is not None:
+            assert pointer(doc, reply["channel"]["$ref"]) in doc["channels"].values(), name
+            for m in reply.get("messages", []):
+                assert "payload" in deref(m, doc), name
+    used = set()
+    for op in doc["operations"].values():
+        for ref in (op["channel"], op.get("reply", {}).get("channel")):
+            if ref is not None:
+                used.add(ref["$ref"].removeprefix("#/channels/"))
+    assert used == set(doc["channels"]), "every channel is used by an operation or a reply"
+    assert len(channels()) == len(doc["channels"])  # every payload schema is a valid schema
+
+
+def test_every_event_kind_in_the_docs_has_a_channel() -> None:
+    documented = {
+        "scan",
+        "error",
+        "device.status",
+        "outbox.expired",
+        "card",
+        "card.removed",
+        "nfc",
+        "nfc.removed",
+        "esl",
+        "member.identified",
+        "coupon.redeemed",
+        "redemption.conflict",
+        "points.accrued",
+        "appointment.checked_in",
+        "counter.refused",
+    }
+    for kind in documented:
+        assert channel_for(f"{BASE}/events/{kind}").name == f"events.{kind}"
+    with pytest.raises(AssertionError, match="no channel"):
+        channel_for(f"{BASE}/events/not.a.kind")
+
+
+def test_the_schemas_refuse_what_the_contract_refuses() -> None:
+    event = {
+        "id": "0190a5b2-7c3d-7e4f-8a1b-123456789abc",
+        "seq": 1,
+        "ts": "2026-11-23T10:00:00.000000Z",
+        "store_id": "S001",
+        "gateway_id": "gw-1",
+        "device_id": "scanner-1",
+        "kind": "scan",
+        "data": {"code": "4006381333931"},
+    }
+    scan = channels()["events.scan"].messages["event.scan"]
+    assert errors(scan, event) == []
+    assert errors(scan, {**event, "extra": 1})
+    assert errors(scan, {**event, "replayed": False})
+    assert errors(scan, {**event, "kind": "card"})
+    assert errors(scan, {**event, "ts": "2026-11-23T10:00:00+01:00"})
+    assert errors(scan, {**event, "id": "not-a-uuid"})
+    assert errors(scan, {**event, "data": {}})
+    redeem = channels()["rpcReply"].messages["coupon.redeem.reply"]
+    conflict = {"ok": False, "error": {"code": "already_used", "message": "x"}}
+    assert errors(redeem, conflict), "already_used needs details"
+
+
+# --- a real run ----------------------------------------------------------------------------
+
+
+def _events() -> list[tuple[str, Reading]]:
+    """One reading of every documented kind, shaped as its producer shapes it."""
+    now = datetime.now(UTC)
+    redemption = {
+        "redemption_id": "red-77",
+        "coupon_id": seed.COUPON_WELCOME,
+        "value": "5.00",
+        "currency": "EUR",
+        "till": "till-1",
+        "member_id": seed.ALICE,
+        "offline": True,
+        "mode": "offline",
+        "source": "device",
+        "title": "5 EUR welcome",
+        "offline_at": (now - timedelta(minutes=5)).isoformat(),
+    }
+    readings: list[tuple[str, str, dict[str, Any]]] = [
+        ("scanner-1", "scan", {"code": "4006381333931", "symbology": "EAN-13", "aim_id": "]E0"}),
+        ("scanner-1", "scan", {"code": "010950600013435217251231", "gs1": {"01": "x"}}),
+        ("reader-1", "card", {"uid": "04A1B2C3D4E5F6", "atr": "3B8F80", "reader": "Virtual PCD"}),
+        ("reader-1", "card.removed", {"reader": "Virtual PCD", "uid": "04A1B2C3D4E5F6"}),
+        ("nfc-1", "nfc", {"uid": "04112233445566", "type": "ntag213", "ndef": []}),
+        ("nfc-1", "nfc.removed", {"uid": "04112233445566", "type": "ntag213"}),
+        ("labels", "esl", {"label": "aisle3-milk", "state": "shown"}),
+        ("gateway", "outbox.expired", {"expired": 3, "max_age_s": 86400.0}),
+        ("scanner-1", "device.status", {"state": "available", "kind": "scanner"}),
+        (
+            "scanner-1",
+            "device.status",
+            {"state": "unavailable", "kind": "scanner", "reason": "gone", "message": "unplugged"},
+        ),
+        (
+            "scanner-1",
+            "member.identified",
+            {
+                "till": "till-1",
+                "by": "card",
+                "member_id": seed.ALICE,
+                "mode": "online",
+                "cached": False,
+                "source": "device",
+                "uid": seed.CARD_ALICE,
+            },
+        ),
+        ("scanner-1", "coupon.redeemed", redemption),
+        (
+            "scanner-1",
+            "redemption.conflict",
+            {
+                "coupon_id": seed.COUPON_WELCOME,
+                "reason": "already_used",
+                "message": "used",
+                "redemption": redemption,
+                "cloud": {"used_at": "2026-11-20T09:30:00Z", "store_id": "S002"},
+            },
+        ),
+        (
+            "gateway",
+            "points.accrued",
+            {
+                "accrual_id": "acc-9",
+                "member_id": seed.ALICE,
+                "amount": "12.50",
+                "currency": "EUR",
+                "items": [{"sku": "4006381333931", "qty": 1, "price": "1.49"}],
+                "receipt_id": "r-1",
+                "till": "till-1",
+                "source": "api",
+                "client": "pos",
+            },
+        ),
+        (
+            "gateway",
+            "appointment.checked_in",
+            {
+                "checkin_id": "chk-9",
+                "appointment_id": seed.APPT_SOON,
+                "member_id": seed.ALICE,
+                "till": "till-1",
+                "source": "api",
+            },
+        ),
+        (
+            "scanner-1",
+            "counter.refused",
+            {
+                "operation": "coupon.redeem",
+                "reason": "expired",
+                "message": "coupon has expired",
+                "till": "till-1",
+                "source": "device",
+                "mode": "online",
+            },
+        ),
+    ]
+    out = [(dev, Reading(kind=kind, data=data)) for dev, kind, data in readings]
+    err = error_reading(BadInput("scanner-1", "invalid_utf8", "bad bytes"), preview_hex="fffe")
+    out.append(("scanner-1", err))
+    out.append(("scanner-1", Reading(kind="scan", data={"code": "x"}, priority=Priority.LOW)))
+    return out
+
+
+async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
+    """Every method, answered and refused."""
+
+    async def call(method: str, args: dict[str, Any], refusal: str | None = None) -> None:
+        if refusal is None:
+            await gw.bridge.rpc.call(method, args, timeout=5)
+            return
+        with pytest.raises(RpcRefused) as err:
+            await gw.bridge.rpc.call(method, args, timeout=5)
+        assert err.value.code == refusal
+
+    phone = await Phone.enroll(cloud, seed.BRUNO)
+    assert phone.code().startswith("SGM1:")
+    await call("member.identify", {"by": "qr", "member_id": seed.BRUNO})
+    await call("member.identify", {"by": "member_id", "member_id": seed.ALICE})
+    await call("member.identify", {"by": "card", "uid": seed.CARD_ALICE})
+    await call("member.identify", {"by": "nfc", "uid": "00ff00ff"}, "unknown_card")
+    await call("member.identify", {"by": "member_id", "member_id": "M0"}, "unknown_member")
+    welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
+    args = {"coupon": welcome, "redemption_id": "a-1", "till": "till-1", "member_id": seed.ALICE}
+    await call("coupon.redeem", args)
+    await call("coupon.redeem", args)
+    await call("coupon.redeem", {**args, "redemption_id": "a-2"}, "already_used")
+    expired = await cloud.coupon_token(seed.COUPON_EXPIRED)
+    await call("coupon.redeem", {"coupon": expired, "redemption_id": "a-3"}, "expired")
+    bearer = await cloud.coupon_token(seed.COUPON_BEARER)
+    offline_at = (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
+    await call(
+        "coupon.redeem",
+        {"coupon": bearer, "redemption_id": "a-4", "till": None, "offline_at": offline_at},
+    )
+    accrual = {
+        "accrual_id": "p-1",
+        "member_id": seed.ALICE,
+        "amount": "9.99",
+        "currency": "EUR",
+        "items": [{"sku": "4000000000001", "qty": 3, "price": "1.19"}],
+        "receipt_id": None,
+    }
+    await call("points.accrue", accrual)
+    await call(
+        "points.accrue", {**accrual, "accrual_id": "p-2", "member_id": "M0"}, "unknown_member"
+    )
+    await call("appointment.checkin", {"checkin_id": "c-1", "appointment_id": seed.APPT_SOON})
+    await call(
+        "appointment.checkin",
+        {"checkin_id": "c-2", "appointment_id": seed.APPT_LATER, "member_id": seed.BRUNO},
+        "too_early",
+    )
+
+
+def _seen(observer: Observer, suffix: str) -> Callable[[], bool]:
+    return lambda: bool(observer.on(suffix))
+
+
+async def _commands(observer: Observer, cloud: CloudService) -> None:
+    for name, body in (
+        ("ping", b'{"id": "p1", "args": {"echo": "hi"}}'),
+        ("status", b"{}"),
+        ("config.get", b'{"id": "c1"}'),
+        ("no.such.command", b"{}"),
+    ):
+        await observer.publish(f"{BASE}/cmd/{name}", body)
+    for name in ("ping", "status", "config.get", "no.such.command"):
+        await wait_for(_seen(observer, f"/cmd-result/{name}"), message=f"{name} result")
+    assert (await cloud.send_command("S001", "gw-1", "ping", {"echo": "x"}))["ok"] is True
+    assert (await cloud.send_command("S001", "gw-1", "status"))["ok"] is True
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic = "storegw/v1/cloud/cmd-reply/test"
+    props.CorrelationData = b"c-9"
+    await observer.publish(f"{BASE}/cmd/ping", b'{"args": {"bogus": 1}}', properties=props)
+    await wait_for(lambda: observer.on("/cmd-reply/test"), message="reply to the response topic")
+
+
+async def test_every_message_of_a_real_run_matches_the_document(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path
+) -> None:
+    async with CloudService(broker.url, tmp_path / "cloud.db") as cloud:
+        gw = Gateway(make_config(broker.url, tmp_path / "gw"))
+        async with running(gw):
+            await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+            readings = _events()
+            for device_id, reading in readings:
+                await gw.submit(device_id, reading)
+            await _rpcs(gw, cloud)
+            await _commands(observer, cloud)
+            await wait_for(
+                lambda: len(observer.events()) >= len(readings), message="all events published"
+            )
+        await wait_for(
+            lambda: any(json.loads(p)["state"] == "offline" for p, _ in observer.on("gw-1/status")),
+            message="goodbye",
+        )
+
+    requests: dict[bytes, str] = {}
+    for topic, _, props in observer.messages:
+        if "/rpc/" in topic:
+            requests[props.CorrelationData] = topic.rsplit("/", 1)[1]
+    seen: dict[str, int] = {}
+    problems: list[str] = []
+    for topic, payload, props in observer.messages:
+        channel = channel_for(topic)
+        seen[channel.name] = seen.get(channel.name, 0) + 1
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            problems.append(f"{topic}: not JSON: {payload[:80]!r}")
+            continue
+        if channel.name == "rpcReply":
+            method = requests.get(props.CorrelationData)
+            assert method is not None, f"a reply without a request: {doc}"
+            validators = [channel.messages[f"{method}.reply"]]
+        else:
+            validators = list(channel.messages.values())
+        found = [errors(v, doc) for v in validators]
+        if all(found):
+            problems.append(f"{topic}: {json.dumps(doc)[:300]}\n    " + "\n    ".join(found[0]))
+    assert problems == [], "\n".join(problems)
+    assert set(seen) == set(channels()), f"channels never exercised: {set(channels()) - set(seen)}"
