@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Durability = Literal["power-loss", "crash"]
 
+_RETRY_AFTER_FAILURE_S = 0.5
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq      INTEGER PRIMARY KEY,
@@ -141,6 +143,7 @@ class Outbox:
     ) -> None:
         self.path = path
         self._env = _Envelope(store_id, gateway_id)
+        self._envelope_bytes = 200 + len(store_id) + len(gateway_id)  # keys, id, seq, ts
         self._durability = durability
         self._max_bytes = max_bytes
         self._hard_max_bytes = int(max_bytes * (1 + high_priority_reserve))
@@ -155,6 +158,7 @@ class Outbox:
         self._committed = asyncio.Condition()
         self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
         self._writer_task: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
         self._closing = False
         self._last_seq = 0
         self._bytes = 0
@@ -241,7 +245,13 @@ class Outbox:
         """Make ``reading`` durable; returns the committed event, or raises an OutboxError."""
         if self._closing or self._writer_task is None:
             raise OutboxClosed("closed", "outbox is closed")
-        size_hint = 200 + len(reading.data) * 32
+        try:
+            # The real size of the data keeps the limit honest when producers race; the
+            # strict encoding refuses NaN/Infinity, which would be stored as invalid JSON.
+            data_bytes = len(json.dumps(reading.data, ensure_ascii=False, allow_nan=False).encode())
+        except ValueError as exc:
+            raise OutboxError("bad_data", f"{reading.kind!r} data is not JSON: {exc}") from None
+        size_hint = self._envelope_bytes + len(device_id) + len(reading.kind) + data_bytes
         projected = self._bytes + self._pending_bytes + size_hint
         limit = self._hard_max_bytes if reading.priority >= Priority.HIGH else self._max_bytes
         if projected > limit:
@@ -293,7 +303,13 @@ class Outbox:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: len(batch)]
                 acks, self._acks = self._acks, []
-                await self._commit(batch, acks)
+                if not await self._commit(batch, acks) and not self._pending:
+                    # The acks went back to the queue; retry them later (one timer at a time),
+                    # not in a tight loop against a disk that keeps failing.
+                    loop = asyncio.get_running_loop()
+                    if self._retry is None or self._retry.when() <= loop.time():
+                        self._retry = loop.call_later(_RETRY_AFTER_FAILURE_S, self._wake.set)
+                    break
             if self._closing:
                 return
 
@@ -311,7 +327,7 @@ class Outbox:
         }
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
-    async def _commit(self, batch: list[_Pending], acks: list[int]) -> None:
+    async def _commit(self, batch: list[_Pending], acks: list[int]) -> bool:
         assert self._db is not None
         first = self._last_seq + 1
         now = time.time()
@@ -322,7 +338,7 @@ class Outbox:
         last = first + len(rows) - 1 if rows else self._last_seq
         self._pending_bytes -= sum(it.size_hint for it in batch)
         async with self._write_lock:
-            await self._commit_locked(batch, acks, rows, last, now)
+            return await self._commit_locked(batch, acks, rows, last, now)
 
     async def _commit_locked(
         self,
@@ -331,7 +347,7 @@ class Outbox:
         rows: list[tuple[int, str, int, float, bytes]],
         last: int,
         now: float,
-    ) -> None:
+    ) -> bool:
         assert self._db is not None
         try:
             if rows:
@@ -361,7 +377,7 @@ class Outbox:
             for it in batch:
                 if not it.future.done():
                     it.future.set_exception(err)
-            return
+            return False
         self._last_seq = last
         self._depth += len(rows) - deleted
         self._bytes += sum(len(r[4]) for r in rows) - freed
@@ -374,6 +390,7 @@ class Outbox:
         if rows:
             async with self._committed:
                 self._committed.notify_all()
+        return True
 
     async def _delete(self, seqs: list[int]) -> tuple[int, int]:
         assert self._db is not None
