@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drivers.label.config import LabelConfig
 from drivers.nfc.config import NfcConfig
@@ -28,6 +29,37 @@ ENV_PREFIX = "STOREGW_"
 DeviceConfigUnion = Annotated[
     ScannerConfig | SmartcardConfig | NfcConfig | LabelConfig, Field(discriminator="kind")
 ]
+
+
+def _located(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ValidationError:
+    """A validation error for each problem at its own key, rather than one for the section."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("config", "{message}", {"message": msg}),
+                loc=loc,
+                input=None,
+            )
+            for loc, msg in problems
+        ],
+    )
+
+
+def _duplicate_ids(ids: list[object]) -> list[tuple[int, str]]:
+    """(index, message) for every device that reuses an earlier device's id."""
+    first: dict[str, int] = {}
+    out: list[tuple[int, str]] = []
+    for i, dev_id in enumerate(ids):
+        if not isinstance(dev_id, str):
+            continue
+        if dev_id in first:
+            out.append(
+                (i, f"device id {dev_id!r} is used twice (first by devices[{first[dev_id]}])")
+            )
+        else:
+            first[dev_id] = i
+    return out
 
 
 class _Section(BaseModel):
@@ -56,9 +88,9 @@ class MqttSection(_Section):
     cert_file: Path | None = None
     key_file: Path | None = None
     insecure: bool = False
+    """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
     protocol: Literal["5", "3.1.1"] = "5"
     """MQTT v5 is required for request/response properties; 3.1.1 only for legacy brokers."""
-    """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
     username: str | None = None
     password: SecretStr | None = None
     client_id: str | None = None
@@ -92,24 +124,35 @@ class MqttSection(_Section):
 
     @model_validator(mode="after")
     def _check_url(self) -> MqttSection:
+        # Every problem at once, each at the key to change (mqtt.url, mqtt.key_file, ...).
+        problems: list[tuple[str, str]] = []
         parts = urlsplit(self.url)
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError("url must start with mqtts:// (or mqtt:// for a loopback broker)")
-        if not parts.hostname:
-            raise ValueError("url has no host")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"url has a bad port: {exc}") from None
-        if parts.scheme == "mqtt" and not self.insecure and not _is_loopback(parts.hostname):
-            raise ValueError(
-                "plain mqtt:// is refused for a non-loopback host; use mqtts:// "
-                "or set insecure = true for a lab network"
+            problems.append(
+                ("url", "url must start with mqtts:// (or mqtt:// for a loopback broker)")
             )
+        elif not parts.hostname:
+            problems.append(("url", "url has no host"))
+        else:
+            try:
+                _ = parts.port
+            except ValueError as exc:
+                problems.append(("url", f"url has a bad port: {exc}"))
+            if parts.scheme == "mqtt" and not self.insecure and not _is_loopback(parts.hostname):
+                problems.append(
+                    (
+                        "url",
+                        "plain mqtt:// is refused for a non-loopback host; use mqtts:// "
+                        "or set insecure = true for a lab network",
+                    )
+                )
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
+            missing = "key_file" if self.key_file is None else "cert_file"
+            problems.append((missing, "cert_file and key_file must be given together"))
         if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+            problems.append(("reconnect_min_s", "reconnect_min_s must not exceed reconnect_max_s"))
+        if problems:
+            raise _located(type(self).__name__, [((key,), msg) for key, msg in problems])
         return self
 
 
@@ -183,11 +226,9 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _unique_device_ids(self) -> Config:
-        seen: set[str] = set()
-        for device in self.devices:
-            if device.id in seen:
-                raise ValueError(f"device id {device.id!r} is used twice")
-            seen.add(device.id)
+        dupes = _duplicate_ids([device.id for device in self.devices])
+        if dupes:
+            raise _located(type(self).__name__, [(("devices", i, "id"), m) for i, m in dupes])
         return self
 
     def device(self, device_id: str) -> DeviceConfigUnion:
@@ -248,11 +289,22 @@ def _problems(exc: ValidationError) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     for err in exc.errors(include_url=False, include_input=False):
         msg = err["msg"]
+        path = _loc_to_path(tuple(err["loc"]), _KINDS)
+        ctx = err.get("ctx", {})
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # The key at fault is the discriminator (a device's kind), not the whole entry.
+            path += "." + str(ctx.get("discriminator", "kind")).strip("'")
+            msg = (
+                f"unknown device kind {ctx.get('tag')!r}; "
+                f"expected one of {ctx.get('expected_tags')}"
+                if err["type"] == "union_tag_invalid"
+                else "missing; every device needs a kind"
+            )
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
-        out.append(ConfigProblem(path=_loc_to_path(tuple(err["loc"]), _KINDS), message=msg))
+        out.append(ConfigProblem(path=path, message=msg))
     return out
 
 
@@ -275,7 +327,17 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _problems(exc)) from None
+        problems = _problems(exc)
+    # Pydantic checks ids for duplicates only once every field is valid; check the raw entries
+    # too, so the duplicates are reported in the same pass as everything else.
+    devices = data.get("devices")
+    if isinstance(devices, list):
+        ids = [d.get("id") if isinstance(d, dict) else None for d in devices]
+        for i, msg in _duplicate_ids(ids):
+            problem = ConfigProblem(path=f"devices[{i}].id", message=msg)
+            if problem not in problems:
+                problems.append(problem)
+    raise ConfigError(source, problems)
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
