@@ -477,6 +477,23 @@ async def test_pagination_that_does_not_advance_is_refused() -> None:
         assert info.value.reason == "bad_pagination"
 
 
+async def test_bad_paging_is_an_error_event_and_the_driver_keeps_going(tmp_path: Path) -> None:
+    sim = OeplSimulator(page_size=1)
+    for i in range(300):
+        sim.add_tag(demo_mac(i))
+    async with sim:
+        cfg = config(sim.url, labels=[{"id": demo_mac(1), "panel": "2.9"}], poll_interval_s=0.05)
+        driver = LabelDriver(cfg, data_dir=tmp_path)
+        async with running(driver) as events:
+            await wait_for(
+                lambda: [r for r in events.readings if r.kind == "error"], message="error event"
+            )
+            error = next(r for r in events.readings if r.kind == "error")
+            assert error.data["reason"] == "bad_pagination"
+            await driver.perform(show(demo_mac(1), MILK))  # pushes still work
+            await wait_for(lambda: events.esl("push", status="ok"), message="push ok")
+
+
 async def test_action_argument_errors(ap: OeplSimulator, tmp_path: Path) -> None:
     async with LabelDriver(config(ap.url), data_dir=tmp_path) as driver:
         with pytest.raises(ActionFailed) as unknown:
@@ -491,6 +508,16 @@ async def test_action_argument_errors(ap: OeplSimulator, tmp_path: Path) -> None
         assert unsupported.value.reason == "unsupported_action"
         truncated = await driver.perform(show(MAC, {**MILK, "name": "Very " * 30 + "long name"}))
         assert truncated["truncated"] == ["name"]
+
+
+async def test_show_on_an_unopened_driver_is_device_unavailable(
+    ap: OeplSimulator, tmp_path: Path
+) -> None:
+    driver = LabelDriver(config(ap.url), data_dir=tmp_path)  # constructor: no I/O, no queue
+    with pytest.raises(DeviceUnavailable) as info:
+        await driver.perform(show(MAC, MILK))
+    assert info.value.reason == "storage"
+    assert not (tmp_path / "labels-esl-ap.db").exists()
 
 
 def test_oepl_config_validation() -> None:

@@ -152,9 +152,9 @@ class LabelDriver(Driver[LabelConfig]):
         }
 
     async def run(self, emit: Emit) -> None:
-        workers = 1 if self.backend.max_concurrency == 1 else self.config.concurrency
+        workers = min(self.config.concurrency, self.backend.max_concurrency)
         jobs: list[Coroutine[Any, Any, None]] = [self._pump(emit)]
-        jobs += [self._worker() for _ in range(min(workers, self.backend.max_concurrency))]
+        jobs += [self._worker() for _ in range(workers)]
         if self.backend.can_poll and self.config.poll_interval_s > 0:
             jobs.append(self._poller())
         tasks = [asyncio.create_task(job) for job in jobs]
@@ -181,13 +181,16 @@ class LabelDriver(Driver[LabelConfig]):
     # --- actions ----------------------------------------------------------------------------
 
     async def perform(self, action: Action) -> JsonObject:
-        match action.name:
-            case "label.show":
-                return await self._show(action)
-            case "label.flash":
-                return await self._flash(action)
-            case "label.status":
-                return await self._status(action)
+        try:
+            match action.name:
+                case "label.show":
+                    return await self._show(action)
+                case "label.flash":
+                    return await self._flash(action)
+                case "label.status":
+                    return await self._status(action)
+        except sqlite3.Error as exc:
+            raise DeviceUnavailable(self.device_id, "storage", f"push queue: {exc}") from exc
         raise UnsupportedAction(
             self.device_id, "unsupported_action", f"unknown action {action.name!r}"
         )
