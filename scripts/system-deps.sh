@@ -4,7 +4,7 @@
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 mode="${1:-test}"   # "test": missing packages are an error; "demo": a warning (demo falls back)
-packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1)
+packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do
