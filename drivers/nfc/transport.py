@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import select
 import socket
 import threading
 import time
@@ -134,6 +135,8 @@ class ClfThread:
         except BaseException as exc:  # OSError(ENODEV), gaierror, ValueError for bad paths
             _post(loop, _settle, opened, None, exc)
             return
+        if self.is_udp:
+            _harden_udp_link(clf.device)
         self._clf = clf
         _post(loop, _settle, opened, str(clf), None)
         try:
@@ -182,6 +185,33 @@ class ClfThread:
             if port:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
                     waker.sendto(b"RFOFF", ("127.0.0.1", port))
+
+
+UDP_MIN_TIMEOUT_S = 0.05
+"""Shortest wait for a tag's answer on the udp link (nfcpy uses 3.6-10 ms, RF timing)."""
+
+
+def _harden_udp_link(device: Any) -> None:
+    """Make nfcpy's udp simulation link robust against a simulator that answers late.
+
+    nfcpy waits for answers with RF timing (a Type 2 READ gets 5 ms) and its udp device keeps
+    a late answer queued, so the *next* command received it: a read-back returned another
+    page's data on a loaded machine. Stale datagrams are now dropped before each command, and
+    each wait is at least :data:`UDP_MIN_TIMEOUT_S`. Only for ``udp:``, never for hardware.
+    """
+    send_cmd_recv_rsp = device.send_cmd_recv_rsp
+
+    def exchange(target: Any, data: Any, timeout: float) -> Any:
+        sock = device.socket
+        if sock is not None and data is not None:
+            with contextlib.suppress(OSError):
+                while select.select([sock], [], [], 0)[0]:
+                    sock.recvfrom(4096)
+        if timeout and timeout > 0:
+            timeout = max(timeout, UDP_MIN_TIMEOUT_S)
+        return send_cmd_recv_rsp(target, data, timeout)
+
+    device.send_cmd_recv_rsp = exchange
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
