@@ -354,6 +354,7 @@ class EmulatedType4Tag:
         self._app_selected = False
         self._selected: str | None = None
         self._chain = bytearray()
+        self._last: bytes | None = None
 
     def activate(self) -> None:
         self._reset()
@@ -366,19 +367,25 @@ class EmulatedType4Tag:
             return bytes([0x05, 0x78, 0x80, self.FWI << 4, 0x02])
         if pcb & 0xE2 == 0x02:  # I-block
             return self._i_block(pcb, frame[1:])
-        if pcb & 0xE6 == 0xA2:  # R(ACK)/R(NAK): presence check -> R(ACK)
-            return bytes([0xA2 | (pcb & 1)])
+        if pcb & 0xE6 == 0xA2:  # R-block
+            return self._r_block(pcb)
         if pcb & 0xF7 == 0xC2:  # S(DESELECT)
             self._reset()
             return bytes([0xC2])
         return None
+
+    def _r_block(self, pcb: int) -> bytes:
+        if pcb & 0x10 and self._last is not None and self._last[0] & 1 == pcb & 1:
+            return self._last  # R(NAK) for our last block: it was lost, send it again
+        return bytes([0xA2 | (pcb & 1)])  # otherwise (presence check): R(ACK)
 
     def _i_block(self, pcb: int, data: bytes) -> bytes:
         self._chain += data
         if pcb & 0x10:  # chaining: acknowledge, wait for the rest
             return bytes([0xA2 | (pcb & 1)])
         apdu, self._chain = bytes(self._chain), bytearray()
-        return bytes([0x02 | (pcb & 1)]) + self.apdu(apdu)
+        self._last = bytes([0x02 | (pcb & 1)]) + self.apdu(apdu)
+        return self._last
 
     def apdu(self, apdu: bytes) -> bytes:
         if len(apdu) < 4:
@@ -947,21 +954,29 @@ def command(  # typer maps each keyword to a CLI option
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
-    def report(t: EmulatedTag) -> None:
-        typer.echo(f"activated: type {type_} uid {t.uid.hex()}")
+    reported = [0]
+
+    def report(t: EmulatedTag) -> None:  # once per tap (NXP detection re-selects the tag)
+        if reported[0] != sim.presentations:
+            reported[0] = sim.presentations
+            typer.echo(f"read: type {type_} uid {t.uid.hex()}")
 
     sim = NfcTagSimulator(
         port, tag, repeat=repeat, dwell_s=dwell if repeat else None, gap_s=gap, on_activated=report
     )
-    typer.echo(
-        f"presenting type {type_} tag {tag.uid.hex()} on udp:127.0.0.1:{port} (Ctrl-C stops)"
-    )
-    with sim:
-        try:
-            while sim.error is None:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+    try:
+        sim.start()
+    except (OSError, TimeoutError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"presenting type {type_} tag {tag.uid.hex()} on {sim.path} (Ctrl-C stops)")
+    try:
+        while sim.error is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
     if sim.error is not None:
         typer.echo(f"error: {sim.error}", err=True)
         raise typer.Exit(1)

@@ -8,7 +8,9 @@ the udp device every technology nobody answers costs a 1 s timeout.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -405,6 +407,35 @@ async def test_taken_port_is_reported(port: int) -> None:
         sim = NfcTagSimulator(port, EmulatedNtag(NTAG_UID))
         with pytest.raises(OSError, match="in use"):
             await asyncio.to_thread(sim.start)
+
+
+async def test_storegw_sim_nfc_process_is_read_by_the_driver(port: int, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "gateway", "sim", "nfc", "--port", str(port), "--type", "2"),
+        *("--uid", NTAG_UID, "--uri", URI, "--model", "NTAG215"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=15)
+        assert line.decode().startswith(f"presenting type 2 tag {NTAG_UID} on udp:127.0.0.1:{port}")
+        async with running(port, tmp_path, targets=("106A",)) as h:
+            [reading] = await h.wait("nfc")
+        assert reading.data == {
+            "uid": NTAG_UID,
+            "type": "type2",
+            "product": "NTAG215",
+            "ndef": [{"type": "uri", "uri": URI}],
+        }
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=5)
+        assert line.decode().strip() == f"read: type 2 uid {NTAG_UID}"
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def test_cli_command() -> None:
