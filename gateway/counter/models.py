@@ -170,9 +170,11 @@ HTTP_STATUS: dict[str, int] = {
     "not_found": 404,
     "unknown_coupon": 404,
     "unknown_member": 404,
+    "unknown_card": 404,
     "method_not_allowed": 405,
     "already_used": 409,
     "replayed": 409,
+    "cancelled": 409,
     "too_large": 413,
     "invalid_coupon": 422,
     "invalid_code": 422,
@@ -184,11 +186,28 @@ HTTP_STATUS: dict[str, int] = {
     "over_offline_limit": 422,
     "no_member": 422,
     "too_early": 422,
+    "refused": 422,
     "unavailable": 503,
     "unknown_offline": 503,
     "internal": 500,
 }
 """Every error code the local API answers with, and its HTTP status (see the OpenAPI doc)."""
+
+
+def cloud_error(
+    code: str, message: str, details: object, mapping: dict[str, str] | None = None
+) -> CounterError:
+    """The cloud's refusal as a counter error with a documented code; a code the local API
+    does not know becomes ``refused`` with the cloud's own code in the details."""
+    mapped = (mapping or {}).get(code, code)
+    if mapped in HTTP_STATUS:
+        return CounterError(mapped, message, mode="online", details=details)  # type: ignore[arg-type]
+    return CounterError(
+        "refused",
+        message,
+        mode="online",
+        details={"cloud_code": code, "details": details},  # type: ignore[dict-item]
+    )
 
 
 class CounterError(Exception):

@@ -38,6 +38,7 @@ from gateway.counter.models import (
     Origin,
     RedeemAnswer,
     RedeemRequest,
+    cloud_error,
     normalise_uid,
 )
 from gateway.counter.reconcile import Reconciler
@@ -206,7 +207,7 @@ class CounterService:
         try:
             data = await self.call("member.identify", args)
         except RpcRefused as exc:
-            raise CounterError(exc.code, exc.message, mode="online") from None
+            raise cloud_error(exc.code, exc.message, exc.details) from None
         except RpcError:
             mode, cached = "offline", True
             if uid is not None:
@@ -248,8 +249,9 @@ class CounterService:
         try:
             data = await self.call("member.identify", {"by": "member_id", "member_id": member_id})
         except RpcRefused as exc:
-            code = "not_found" if exc.code == "unknown_member" else exc.code
-            raise CounterError(code, exc.message, mode="online") from None
+            raise cloud_error(
+                exc.code, exc.message, exc.details, {"unknown_member": "not_found"}
+            ) from None
         except RpcError:
             cached = await self.store.cached_member(member_id)
             if cached is None:
@@ -288,12 +290,22 @@ class CounterService:
             earlier = await self._earlier(rid, coupon)
             if earlier is not None:
                 return earlier
-        await self._reserve(rid, coupon, text, req.till, member_id=member_id, origin=origin)
-        self.inflight.add(rid)
-        try:
+        self._begin(rid)
+        try:  # in flight until the event is recorded: the reconciler's repair keeps off
+            await self._reserve(rid, coupon, text, req.till, member_id=member_id, origin=origin)
             await self._decide(rid, coupon, text, req.till, member_id)
+            return await self._record_redemption(rid)
         finally:
             self.inflight.discard(rid)
+
+    def _begin(self, key: str) -> None:
+        if key in self.inflight:
+            raise CounterError(
+                "already_used", "a request with this id is in progress", mode=self.mode_now()
+            )
+        self.inflight.add(key)
+
+    async def _record_redemption(self, rid: str) -> RedeemAnswer:
         row = await self.store.redemption(rid)
         assert row is not None
         try:
@@ -370,12 +382,7 @@ class CounterService:
             data = await self.call("coupon.redeem", args)
         except RpcRefused as exc:
             await self.store.set_redemption(rid, "rejected", cloud=_refusal(exc), attempt=True)
-            raise CounterError(
-                _COUPON_CLOUD_CODES.get(exc.code, exc.code),
-                exc.message,
-                mode="online",
-                details=exc.details,  # type: ignore[arg-type]
-            ) from None
+            raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
             if coupon.value > self.cfg.offline_max_value:
                 await self.store.set_redemption(rid, "void")
@@ -530,6 +537,31 @@ class CounterService:
         origin: Origin,
     ) -> Operation:
         """Accept at once (ledger row + event), then ask the cloud to confirm."""
+        self._begin(op_id)
+        try:  # in flight until confirmed or left pending: the reconciler keeps off
+            existing = await self._accept_operation(op_id, kind, args, till, origin)
+            if existing is not None:
+                return existing
+            op = await self.store.operation(op_id)
+            assert op is not None
+            await self.confirm(op)
+        finally:
+            self.inflight.discard(op_id)
+        done = await self.store.operation(op_id)
+        assert done is not None
+        if done.status == "rejected":
+            raise self._rejection(done)
+        return done
+
+    async def _accept_operation(
+        self,
+        op_id: str,
+        kind: Literal["accrual", "checkin"],
+        args: JsonObject,
+        till: str,
+        origin: Origin,
+    ) -> Operation | None:
+        """Ledger row, then event; returns the earlier operation when this is a retry."""
         op_origin: JsonObject = {"till": till, **origin.event_fields()}
         existing = await self.store.add_operation(op_id, kind, args, origin.device_id, op_origin)
         if existing is not None:
@@ -549,24 +581,14 @@ class CounterService:
             raise CounterError(
                 "unavailable", f"cannot record the {kind}: {exc}", mode=self.mode_now()
             ) from None
-        self.inflight.add(op_id)
-        try:
-            await self.confirm(op)
-        finally:
-            self.inflight.discard(op_id)
-        done = await self.store.operation(op_id)
-        assert done is not None
-        if done.status == "rejected":
-            raise self._rejection(done)
-        return done
+        return None
 
     def _rejection(self, op: Operation) -> CounterError:
         result = op.result or {}
-        return CounterError(
-            str(result.get("code", "rejected")),
+        return cloud_error(
+            str(result.get("code", "refused")),
             str(result.get("message", "")),
-            mode="online",
-            details=result.get("details"),
+            result.get("details"),
         )
 
     async def emit_operation(self, op: Operation) -> None:
