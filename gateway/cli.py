@@ -8,12 +8,15 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gateway import __version__, logs
 from gateway.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from gateway.api.auth import TokenStore
 
 app = typer.Typer(
     name="storegw",
@@ -26,8 +29,14 @@ config_app = typer.Typer(help="Work with the configuration file.", no_args_is_he
 sim_app = typer.Typer(
     help="Simulated devices and cloud, for tests and demos.", no_args_is_help=True
 )
+api_app = typer.Typer(help="The local HTTP API for POS software and kiosks.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Bearer tokens for API clients (stored hashed; shown once).", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(sim_app, name="sim")
+app.add_typer(api_app, name="api")
+api_app.add_typer(token_app, name="token")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Path to storegw.toml.", show_default=False)
@@ -90,6 +99,65 @@ def config_check(config: ConfigOpt) -> None:
     )
 
 
+def _token_store(config: Path) -> TokenStore:
+    from gateway.api.auth import TokenStore
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    return TokenStore(cfg.gateway.data_dir / "api-tokens.db")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The client's name, e.g. pos-1.")],
+    config: ConfigOpt,
+) -> None:
+    """Create a token for a client and print it once; only its hash is kept.
+
+    Example: storegw api token create pos-1 -c /etc/storegw/storegw.toml
+    """
+    from gateway.api.auth import TokenStoreError
+
+    try:
+        token = _token_store(config).create(name)
+    except TokenStoreError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(token)
+    typer.echo(f"token for {name!r} created; it is not shown again", err=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The client's name.")], config: ConfigOpt
+) -> None:
+    """Revoke a client's token; a running gateway refuses it from the next request.
+
+    Example: storegw api token revoke pos-1 -c /etc/storegw/storegw.toml
+    """
+    from gateway.api.auth import TokenStoreError
+
+    try:
+        _token_store(config).revoke(name)
+    except TokenStoreError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"token for {name!r} revoked")
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt) -> None:
+    """List the clients that have a token (names and creation times, never tokens).
+
+    Example: storegw api token list -c /etc/storegw/storegw.toml
+    """
+    from datetime import UTC, datetime
+
+    for entry in _token_store(config).list():
+        created = datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="seconds")
+        typer.echo(f"{entry.name}\t{created}")
+
+
 # Simulators are plain functions with typer annotations; each module keeps its heavy imports
 # (nfcpy, pyscard, bleak) inside the function so `storegw --help` stays fast.
 _SIMULATORS: dict[str, tuple[str, str]] = {
@@ -103,18 +171,27 @@ _SIMULATORS: dict[str, tuple[str, str]] = {
 }
 
 
-def _mount_simulators() -> None:
+def mount_simulators(argv: list[str] | None = None) -> None:
+    """Mount ``storegw sim ...`` commands, importing only what this invocation needs.
+
+    Simulator modules pull in aiohttp, PyJWT, Pillow or nfcpy; importing all of them costs
+    seconds, so ``storegw run`` imports none and ``storegw sim NAME`` imports just NAME.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if "sim" not in args[:1]:
+        return
+    wanted = args[1] if len(args) > 1 and args[1] in _SIMULATORS else None
+    sim_app.registered_commands.clear()  # idempotent: tests mount more than once per process
     for name, (module_name, help_text) in _SIMULATORS.items():
-        try:
-            module: Any = importlib.import_module(module_name)
-        except ImportError:
+        if wanted is not None and name != wanted:
+            sim_app.command(name, help=help_text)(_not_loaded)
             continue
-        command = getattr(module, "command", None)
-        if command is not None:
-            sim_app.command(name, help=help_text)(command)
+        module: Any = importlib.import_module(module_name)
+        sim_app.command(name, help=help_text)(module.command)
 
 
-_mount_simulators()
+def _not_loaded() -> None:  # pragma: no cover - placeholder never invoked
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -143,6 +220,7 @@ def demo(
 
 
 def main() -> None:
+    mount_simulators()
     try:
         app()
     except KeyboardInterrupt:

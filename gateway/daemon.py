@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -20,10 +21,14 @@ from gateway import __version__, systemd
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.commands import CommandError, Dispatcher
 from gateway.config import Config
+from gateway.counter.service import CounterService
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.supervisor import DeviceSupervisor
 from gateway.topics import Topics
+
+if TYPE_CHECKING:
+    from gateway.api.app import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,27 @@ class Gateway:
             )
             for d in config.devices
         }
+        self.tills = {d.id: d.till for d in config.devices if d.till is not None}
+        """Devices that serve a till: their scans, cards and taps drive till sessions."""
+        self.counter: CounterService | None = None
+        self.api: ApiServer | None = None
+        if config.counter.enabled:
+            self.counter = CounterService(
+                config.counter,
+                store_id=g.store_id,
+                data_dir=g.data_dir,
+                rpc=self.bridge.rpc,
+                submit=self.submit,
+                durability=config.outbox.durability,
+            )
+            self.bridge.handlers[self.topics.cloud_keys] = self.counter.keys.on_message
+            self.bridge.on_connected.append(self.counter.reconciler.trigger)
+            if config.api.listen is not None:
+                from gateway.api.app import ApiServer  # aiohttp only where the API is on
+                from gateway.api.auth import TokenStore
+
+                tokens = TokenStore(g.data_dir / "api-tokens.db")
+                self.api = ApiServer(config.api, self.counter, tokens)
         self.started = time.time()
         self.ready = asyncio.Event()
         self._register_commands()
@@ -97,7 +123,11 @@ class Gateway:
             return None
 
     async def _accept_quietly(self, device_id: str, reading: Reading) -> None:
-        await self.accept(device_id, reading)
+        stored = await self.accept(device_id, reading)
+        till = self.tills.get(device_id)
+        if stored is not None and till is not None and self.counter is not None:
+            # Only once the raw reading is durable: the counter works on it in the background.
+            self.counter.on_device_reading(device_id, till, reading)
 
     async def submit(self, device_id: str, reading: Reading) -> StoredEvent:
         try:
@@ -144,7 +174,7 @@ class Gateway:
 
     async def status(self) -> JsonObject:
         stats = await self.outbox.stats()
-        return {
+        out: JsonObject = {
             "version": __version__,
             "store_id": self.config.gateway.store_id,
             "gateway_id": self.config.gateway.gateway_id,
@@ -165,15 +195,25 @@ class Gateway:
             },
             "devices": [sup.health.as_json(sup.driver) for sup in self.devices.values()],
         }
+        if self.counter is not None:
+            out["counter"] = await self.counter.status()
+        return out
 
     # --- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
         self.config.gateway.data_dir.mkdir(parents=True, exist_ok=True)
-        async with self.outbox:
+        async with self.outbox, contextlib.AsyncExitStack() as stack:
+            if self.counter is not None:
+                await stack.enter_async_context(self.counter)
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self.bridge.run(), name="bridge")
+                    if self.counter is not None:
+                        tg.create_task(self.counter.run(), name="counter")
+                    if self.api is not None:
+                        tg.create_task(self.api.serve(), name="api")
+                        await self.api.started.wait()  # tills may call as soon as we are ready
                     for dev_id, sup in self.devices.items():
                         tg.create_task(sup.run(), name=f"device:{dev_id}")
                     tg.create_task(self._housekeeping(), name="housekeeping")

@@ -1,0 +1,239 @@
+"""The local HTTP API (aiohttp) over the counter service, for POS software and kiosks.
+
+Every error is JSON ``{"error": {"code", "message", "details"?}, "mode"?}`` with a stable
+code, whatever went wrong: bad JSON, a body over 64 KiB, an unknown route, a missing or
+revoked token, a refused coupon. Tokens are checked on every request (no cache), so a
+revocation from the CLI applies at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from gateway.api.auth import TokenStore
+from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, build_openapi
+from gateway.config import ApiSection
+from gateway.counter.models import (
+    ID,
+    AccrueRequest,
+    CheckinRequest,
+    ConflictsAnswer,
+    CounterError,
+    IdentifyRequest,
+    Origin,
+    RedeemRequest,
+)
+from gateway.counter.service import CounterService
+from gateway.counter.store import StoreError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT: Any = web.RequestKey("client", str) if hasattr(web, "RequestKey") else "storegw.client"
+M = TypeVar("M", bound=BaseModel)
+_PUBLIC = frozenset(r.path for r in ROUTES if not r.auth)
+
+
+class ApiError(CounterError):
+    """A request-level refusal (bad body, no token), never about the counter itself."""
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _answer(model: BaseModel) -> web.Response:
+    return _json(model.model_dump(mode="json"))
+
+
+def _error(code: str, message: str) -> web.Response:
+    err = ApiError(code, message)
+    return _json(err.as_json(), err.http_status)
+
+
+_HTTP_CODES: dict[type[web.HTTPException], str] = {
+    web.HTTPRequestEntityTooLarge: "too_large",
+    web.HTTPNotFound: "not_found",
+    web.HTTPMethodNotAllowed: "method_not_allowed",
+}
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CounterError as exc:
+        return _json(exc.as_json(), exc.http_status)
+    except web.HTTPException as exc:
+        code = _HTTP_CODES.get(type(exc), "bad_request")
+        if code == "too_large":
+            message = f"the body is over {MAX_BODY_BYTES} bytes"
+        else:
+            message = f"{request.method} {request.path}: {exc.reason}"
+        body: dict[str, Any] = {"error": {"code": code, "message": message}}
+        return _json(body, exc.status if exc.status >= 400 else 400)
+    except StoreError as exc:
+        log.error("counter store failed", extra={"error": str(exc)})
+        return _error("unavailable", "the gateway's storage failed; try again")
+    except Exception:
+        log.exception("API handler failed", extra={"path": request.path})
+        return _error("internal", "internal error")
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _auth(tokens: TokenStore) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in _PUBLIC and request.method in ("GET", "HEAD"):
+            return await handler(request)
+        token = _bearer(request)
+        client = None if token is None else await asyncio.to_thread(tokens.lookup, token)
+        if client is None:
+            log.info(
+                "API request refused: no valid token",
+                extra={"path": request.path, "remote": request.remote},
+            )
+            resp = _error("unauthorized", "a valid bearer token is required")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="storegw"'
+            return resp
+        request[CLIENT] = client
+        return await handler(request)
+
+    return check
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError("too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.read()  # aiohttp refuses more than client_max_size
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        doc = json.loads(raw, parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError("bad_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ApiError("bad_request", "the body must be a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems: list[JsonValue] = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(
+            "bad_request", "the body does not match the schema", details=problems[:20]
+        ) from None
+
+
+def _origin(request: web.Request) -> Origin:
+    return Origin(device_id="gateway", source="api", client=request.get(CLIENT))
+
+
+def build_app(service: CounterService, tokens: TokenStore) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors, _auth(tokens)])
+    openapi = build_openapi()
+    member_id = re.compile(ID)
+
+    async def identify(request: web.Request) -> web.Response:
+        req = await _body(request, IdentifyRequest)
+        return _answer(await service.identify(req, _origin(request)))
+
+    async def get_member(request: web.Request) -> web.Response:
+        mid = request.match_info["member_id"]
+        if not member_id.match(mid):
+            raise ApiError("bad_request", "not a member id")
+        return _answer(await service.member(mid))
+
+    async def redeem_coupon(request: web.Request) -> web.Response:
+        req = await _body(request, RedeemRequest)
+        return _answer(await service.redeem(req, _origin(request)))
+
+    async def accrue_points(request: web.Request) -> web.Response:
+        req = await _body(request, AccrueRequest)
+        return _answer(await service.accrue(req, _origin(request)))
+
+    async def checkin_appointment(request: web.Request) -> web.Response:
+        req = await _body(request, CheckinRequest)
+        return _answer(await service.checkin(req, _origin(request)))
+
+    async def list_conflicts(_request: web.Request) -> web.Response:
+        return _answer(ConflictsAnswer(conflicts=await service.conflicts()))
+
+    async def openapi_doc(_request: web.Request) -> web.Response:
+        return _json(openapi)
+
+    handlers: dict[str, Handler] = {
+        "identify": identify,
+        "get_member": get_member,
+        "redeem_coupon": redeem_coupon,
+        "accrue_points": accrue_points,
+        "checkin_appointment": checkin_appointment,
+        "list_conflicts": list_conflicts,
+        "openapi": openapi_doc,
+    }
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, handlers[route.operation_id])
+    return app
+
+
+def _tls(cfg: ApiSection) -> ssl.SSLContext | None:
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    return ctx
+
+
+class ApiServer:
+    """Serves the app on ``[api] listen`` until cancelled; ``port`` is the bound port."""
+
+    def __init__(self, cfg: ApiSection, service: CounterService, tokens: TokenStore) -> None:
+        self.cfg = cfg
+        self.app = build_app(service, tokens)
+        self.port: int | None = None
+        self.started = asyncio.Event()
+
+    async def serve(self) -> None:
+        assert self.cfg.listen is not None
+        host, _, port = self.cfg.listen.rpartition(":")
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, int(port), ssl_context=_tls(self.cfg))
+            await site.start()
+            addresses = runner.addresses
+            self.port = int(addresses[0][1]) if addresses else int(port)
+            log.info(
+                "local API listening",
+                extra={"host": host, "port": self.port, "tls": self.cfg.tls_cert is not None},
+            )
+            self.started.set()
+            await asyncio.Event().wait()
+        finally:
+            self.started.clear()
+            await runner.cleanup()

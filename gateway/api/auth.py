@@ -1,0 +1,102 @@
+"""Bearer tokens for the local API, one per client (POS, kiosk), in ``data_dir/api-tokens.db``.
+
+Only the SHA-256 of a token is stored: a copy of the database does not let anyone call the
+API. A token is shown once, when ``storegw api token create NAME`` makes it. The CLI writes
+and the daemon reads the same SQLite file (WAL), so a revocation takes effect with the next
+request, without a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+TOKEN_PREFIX = "sgw_"  # noqa: S105 - marks our tokens in logs and secret scanners
+MAX_TOKEN_CHARS = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    name    TEXT PRIMARY KEY,
+    hash    TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+"""
+
+
+class TokenStoreError(Exception):
+    """A token could not be created or revoked (duplicate or unknown name, bad name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientToken:
+    name: str
+    created: float
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        try:
+            if fresh:
+                os.chmod(self.path, 0o600)  # hashes only, but nobody else needs to read them
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            yield conn
+        finally:
+            conn.close()
+
+    def create(self, name: str) -> str:
+        """Make a token for ``name`` and return it; it cannot be shown again."""
+        if not re.match(NAME_PATTERN, name):
+            raise TokenStoreError(f"a client name is 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._connect() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO tokens(name, hash, created) VALUES (?, ?, ?)",
+                    (name, token_hash(token), time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise TokenStoreError(f"a token named {name!r} exists; revoke it first") from None
+        return token
+
+    def revoke(self, name: str) -> None:
+        with self._connect() as conn:
+            cur = conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
+            if cur.rowcount == 0:
+                raise TokenStoreError(f"no token named {name!r}")
+
+    def list(self) -> list[ClientToken]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT name, created FROM tokens ORDER BY name").fetchall()
+        return [ClientToken(name=r[0], created=r[1]) for r in rows]
+
+    def lookup(self, token: str) -> str | None:
+        """The client name for a presented token, or None. Blocking: run it in a thread."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT name FROM tokens WHERE hash = ?", (token_hash(token),)
+            ).fetchone()
+        return None if row is None else str(row[0])

@@ -1,0 +1,240 @@
+"""The local API's routes and its OpenAPI 3.1 document, built from one table.
+
+The app registers exactly the routes listed here, and the schemas come from the pydantic
+models the handlers validate with, so a route cannot exist undocumented and a documented
+body cannot differ from the accepted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from gateway import __version__
+from gateway.counter.models import (
+    HTTP_STATUS,
+    AccrueAnswer,
+    AccrueRequest,
+    CheckinAnswer,
+    CheckinRequest,
+    ConflictsAnswer,
+    IdentifyAnswer,
+    IdentifyRequest,
+    MemberAnswer,
+    RedeemAnswer,
+    RedeemRequest,
+)
+
+MAX_BODY_BYTES = 64 * 1024
+
+_AUTH_ERRORS = ("unauthorized",)
+_BODY_ERRORS = ("bad_json", "bad_request", "too_large")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    request: type[BaseModel] | None
+    response: type[BaseModel] | None
+    errors: tuple[str, ...]
+    auth: bool = True
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/identify",
+        "identify",
+        "Identify a member by member QR, card or NFC uid, or member id; starts a till session.",
+        IdentifyRequest,
+        IdentifyAnswer,
+        (
+            *_BODY_ERRORS,
+            "invalid_code",
+            "expired",
+            "not_yet_valid",
+            "clock_window",
+            "replayed",
+            "unknown_member",
+            "unknown_card",
+            "unknown_offline",
+            "refused",
+            "unavailable",
+        ),
+    ),
+    Route(
+        "GET",
+        "/v1/members/{member_id}",
+        "get_member",
+        "A member's unified profile (from the cache when the cloud is unreachable).",
+        None,
+        MemberAnswer,
+        ("bad_request", "not_found", "unknown_offline", "refused", "unavailable"),
+    ),
+    Route(
+        "POST",
+        "/v1/coupons/redeem",
+        "redeem_coupon",
+        "Redeem a scanned coupon (SGC1:...), online or within the offline rules.",
+        RedeemRequest,
+        RedeemAnswer,
+        (
+            *_BODY_ERRORS,
+            "invalid_coupon",
+            "expired",
+            "not_yet_valid",
+            "wrong_store",
+            "wrong_member",
+            "unknown_coupon",
+            "already_used",
+            "over_offline_limit",
+            "refused",
+            "unavailable",
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/points/accrue",
+        "accrue_points",
+        "Accrue points for a purchase; accepted at once, confirmed by the cloud.",
+        AccrueRequest,
+        AccrueAnswer,
+        (*_BODY_ERRORS, "no_member", "unknown_member", "refused", "unavailable"),
+    ),
+    Route(
+        "POST",
+        "/v1/appointments/checkin",
+        "checkin_appointment",
+        "Check in an appointment; accepted at once, confirmed by the cloud.",
+        CheckinRequest,
+        CheckinAnswer,
+        (
+            *_BODY_ERRORS,
+            "not_found",
+            "wrong_store",
+            "too_early",
+            "cancelled",
+            "refused",
+            "unavailable",
+        ),
+    ),
+    Route(
+        "GET",
+        "/v1/conflicts",
+        "list_conflicts",
+        "Offline redemptions the cloud refused on reconciliation.",
+        None,
+        ConflictsAnswer,
+        (),
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        "openapi",
+        "This document (no token needed).",
+        None,
+        None,
+        (),
+        auth=False,
+    ),
+)
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": sorted(HTTP_STATUS)},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        },
+        "mode": {"type": "string", "enum": ["online", "offline"]},
+    },
+}
+
+
+def _responses(route: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if route.response is not None:
+        schema = refs[(route.response, "serialization")]
+        out["200"] = {"description": "done", "content": {"application/json": {"schema": schema}}}
+    else:
+        out["200"] = {
+            "description": "the OpenAPI document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    codes = (*_AUTH_ERRORS, *route.errors) if route.auth else route.errors
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, "internal"):
+        by_status.setdefault(HTTP_STATUS[code], []).append(code)
+    for status, names in sorted(by_status.items()):
+        out[str(status)] = {
+            "description": "error: " + ", ".join(names),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def build_openapi() -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    for route in ROUTES:
+        if route.request is not None:
+            models.append((route.request, "validation"))
+        if route.response is not None:
+            models.append((route.response, "serialization"))
+    refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Any] = {**defs.get("$defs", {}), "Error": _ERROR_SCHEMA}
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        op: dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "responses": _responses(route, refs),
+        }
+        if not route.auth:
+            op["security"] = []
+        if route.request is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(route.request, "validation")]}},
+            }
+        if "{member_id}" in route.path:
+            op["parameters"] = [
+                {
+                    "name": "member_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
+                }
+            ]
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "storegw local API",
+            "version": __version__,
+            "description": (
+                "Member services at the counter for POS software and kiosks. Every counter "
+                "answer says mode: online (the cloud decided) or offline (the gateway did, "
+                "to be reconciled). Request bodies are JSON, at most "
+                f"{MAX_BODY_BYTES // 1024} KiB."
+            ),
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
