@@ -31,6 +31,7 @@ from drivers.nfc.codec import (
 )
 from drivers.nfc.config import NfcConfig
 from drivers.nfc.driver import NfcDriver
+from drivers.nfc.transport import ClfThread
 from simulators.nfc import (
     EmulatedFelica,
     EmulatedNtag,
@@ -232,6 +233,34 @@ async def test_removed_events_can_be_switched_off(port: int, tmp_path: Path) -> 
         await asyncio.to_thread(sim.present)
         await h.wait("nfc", 2)
         assert h.of("nfc.removed") == []
+
+
+@pytest.mark.parametrize(
+    ("tag", "target"),
+    [
+        (EmulatedNtag(NTAG_UID, "NTAG216"), "106A"),
+        (EmulatedType4Tag("04112233445566", capacity=1000), "106A"),
+        (EmulatedFelica("012e4cd5e6f70819", blocks=40), "212F"),
+    ],
+    ids=["ntag216", "type4", "felica"],
+)
+async def test_nfcpy_writes_to_emulated_tags(port: int, tag: Any, target: str) -> None:
+    message = encode_ndef_message([text_record("y" * 300, "en"), uri_record(URI)])
+
+    def write(clf: Any, cancel: threading.Event) -> bytes:
+        rdwr = {"targets": [target], "on-connect": lambda t: False, "beep-on-connect": False}
+        found = clf.connect(rdwr=rdwr, terminate=lambda: cancel.wait(0.01))
+        found.ndef.octets = message
+        return bytes(found.ndef.octets)
+
+    async with NfcTagSimulator(port, tag):
+        clf = ClfThread(f"udp:127.0.0.1:{port}", name="writer")
+        await clf.open()
+        try:
+            assert await asyncio.wait_for(clf.run(write), timeout=10) == message
+        finally:
+            await clf.close()
+    assert tag.ndef == message
 
 
 # --- the reader itself ----------------------------------------------------------------------
