@@ -257,8 +257,9 @@ def test_command_mounts_in_a_typer_app() -> None:
 
 
 def test_gateway_cli_mounts_the_simulator() -> None:
-    from gateway.cli import app
+    from gateway.cli import app, mount_simulators
 
+    mount_simulators(["sim", "scanner", "--help"])
     result = CliRunner().invoke(app, ["sim", "scanner", "--help"])
     assert result.exit_code == 0, result.output
     assert "--garbage" in result.output
