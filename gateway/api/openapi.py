@@ -91,7 +91,6 @@ ROUTES: tuple[Route, ...] = (
             "expired",
             "not_yet_valid",
             "wrong_store",
-            "wrong_member",
             "unknown_coupon",
             "already_used",
             "over_offline_limit",

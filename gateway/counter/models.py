@@ -181,7 +181,6 @@ HTTP_STATUS: dict[str, int] = {
     "expired": 422,
     "not_yet_valid": 422,
     "wrong_store": 422,
-    "wrong_member": 422,
     "clock_window": 422,
     "over_offline_limit": 422,
     "no_member": 422,
