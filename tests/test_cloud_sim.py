@@ -438,6 +438,22 @@ async def test_state_survives_a_restart_on_the_same_db(
         assert second.report()["unique"] == 2
 
 
+async def test_events_published_while_a_persistent_cloud_restarts_are_not_lost(
+    broker: MosquittoBroker, tmp_path: Path, gw: Gateway
+) -> None:
+    db = tmp_path / "cloud.db"
+    kwargs: dict[str, Any] = {"identifier": "cloud-persistent", "session_expiry_s": 60}
+    async with cloud_on(broker, db, **kwargs) as first:
+        await gw.submit("scanner-1", Reading(kind="scan", data={"code": "while-up"}))
+        await wait_for(lambda: first.report()["unique"] == 1, message="first event")
+    for i in range(5):
+        await gw.submit("scanner-1", Reading(kind="scan", data={"code": f"while-down-{i}"}))
+    await wait_for(lambda: gw.outbox._depth == 0, message="delivered to the broker")
+    async with cloud_on(broker, db, **kwargs) as second:
+        await wait_for(lambda: second.report()["unique"] == 6, message="queued events")
+        assert second.report()["gaps"] == {"S001/gw-1": []}
+
+
 # --- commands to the gateway ---------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ def _print_rpc(method: str, gateway: str, args: dict[str, Any], reply: dict[str,
 
 
 def command(
+    *,
     url: Annotated[str, typer.Option(help="Broker URL.")] = "mqtt://127.0.0.1:1883",
     prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "storegw/v1",
     db: Annotated[
@@ -38,6 +39,14 @@ def command(
     seed: Annotated[
         bool, typer.Option("--seed/--no-seed", help="Create the seed data on first start.")
     ] = True,
+    session_expiry: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seconds the broker keeps the cloud's session (and queues events) while it "
+            "is down; 0: start clean.",
+        ),
+    ] = 3600,
     print_: Annotated[
         bool,
         typer.Option("--print/--quiet", help="Print every event and RPC as it arrives."),
@@ -54,6 +63,8 @@ def command(
         db,
         prefix=prefix,
         seed=seed,
+        identifier="storegw-cloud-sim",
+        session_expiry_s=session_expiry,
         on_event=_print_event if print_ else None,
         on_rpc=_print_rpc if print_ else None,
     )

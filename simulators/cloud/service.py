@@ -142,7 +142,11 @@ class CloudService:
         on_rpc: RpcPrinter | None = None,
         identifier: str | None = None,
         keepalive: int = 10,
+        session_expiry_s: int = 0,
     ) -> None:
+        """``session_expiry_s`` > 0 keeps the broker session (subscriptions and queued QoS 1
+        messages) across a restart of the service with the same ``identifier``, so events a
+        gateway publishes meanwhile are not lost; 0 starts clean every time."""
         self.url = url
         self.prefix = prefix
         self.store = CloudStore(db_path)
@@ -152,6 +156,7 @@ class CloudService:
         self.on_rpc = on_rpc
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
+        self.session_expiry_s = session_expiry_s
         self._protocol = (
             aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
         )
@@ -232,6 +237,11 @@ class CloudService:
 
     async def _connection_loop(self) -> None:
         host, _, port = self.url.removeprefix("mqtt://").partition(":")
+        persistent = self.session_expiry_s > 0
+        connect = None
+        if persistent and self._protocol == aiomqtt.ProtocolVersion.V5:
+            connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            connect.SessionExpiryInterval = self.session_expiry_s
         while True:
             try:
                 async with aiomqtt.Client(
@@ -240,6 +250,11 @@ class CloudService:
                     protocol=self._protocol,
                     keepalive=self.keepalive,
                     identifier=self.identifier,
+                    clean_start=not persistent,
+                    clean_session=None
+                    if self._protocol == aiomqtt.ProtocolVersion.V5
+                    else not persistent,
+                    properties=connect,
                 ) as client:
                     client.pending_calls_threshold = 1000
                     for topic in (
