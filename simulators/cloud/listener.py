@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class CloudListener:
                     int(port or 1883),
                     protocol=self._protocol,
                     keepalive=10,
-                    identifier="storegw-cloud-sim",
+                    identifier=f"storegw-cloud-listener-{os.getpid()}-{id(self):x}",
                 ) as client:
                     await client.subscribe(f"{self.prefix}/+/+/events/#", qos=1)
                     await client.subscribe(f"{self.prefix}/+/+/status", qos=1)
