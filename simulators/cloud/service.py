@@ -517,6 +517,111 @@ class CloudService:
             timeout=timeout,
         )
 
+    # --- shelf prices (docs/pricing.md) ---------------------------------------------------
+
+    async def price_list(self) -> list[Json]:
+        """The catalogue's regular prices, as ``prices.update`` items."""
+        return await self.store.price_items()
+
+    async def push_price_list(
+        self,
+        store: str,
+        gw: str,
+        items: list[Json] | None = None,
+        *,
+        force: bool = False,
+        wait_s: float = 0.0,
+        timeout: float | None = None,
+    ) -> Json:
+        """Send a price list (default: the whole catalogue) with ``prices.update``; the result
+        names the sync, and with ``wait_s`` which labels were updated and which failed."""
+        args: Json = {"items": items if items is not None else await self.price_list()}
+        if force:
+            args["force"] = True
+        if wait_s:
+            args["wait_s"] = wait_s
+        return await self.send_command(
+            store, gw, "prices.update", args, timeout=timeout or wait_s + 10.0
+        )
+
+    async def push_flash_sale(
+        self,
+        store: str,
+        gw: str,
+        *,
+        start: datetime,
+        end: datetime,
+        promo_text: str,
+        skus: list[str] | tuple[str, ...] = (),
+        items: list[Json] | None = None,
+        percent_off: Decimal | None = None,
+        sale_id: str | None = None,
+        wait_s: float = 0.0,
+        timeout: float | None = None,
+    ) -> Json:
+        """Send a flash sale (``prices.flash_sale``): ``items`` with their own promo prices
+        (``{"sku", "promo_price"}``) and/or ``skus`` at ``percent_off`` (or text only)."""
+        args: Json = {
+            "start": iso_ms(start),
+            "end": iso_ms(end),
+            "promo_text": promo_text,
+        }
+        if sale_id is not None:
+            args["sale_id"] = sale_id
+        if skus:
+            args["skus"] = list(skus)
+        if items:
+            args["items"] = items
+        if percent_off is not None:
+            args["percent_off"] = str(percent_off)
+        if wait_s:
+            args["wait_s"] = wait_s
+        return await self.send_command(
+            store, gw, "prices.flash_sale", args, timeout=timeout or wait_s + 10.0
+        )
+
+    async def cancel_flash_sale(self, store: str, gw: str, sale_id: str) -> Json:
+        return await self.send_command(
+            store, gw, "prices.flash_sale.cancel", {"sale_id": sale_id}, timeout=10.0
+        )
+
+    async def push_promotions(self, store: str, gw: str) -> list[Json]:
+        """Send every promotion valid in ``store`` that has not ended, each as a flash sale
+        named by its promotion id (so sending them again replaces rather than duplicates)."""
+        results: list[Json] = []
+        for promo in await self.store.promotions_for(store, now=self.clock()):
+            results.append(
+                await self.push_flash_sale(
+                    store,
+                    gw,
+                    sale_id=promo["promotion_id"],
+                    start=datetime.fromisoformat(promo["starts_at"]),
+                    end=datetime.fromisoformat(promo["ends_at"]),
+                    promo_text=promo["title"],
+                    items=[{"sku": promo["sku"], "promo_price": promo["promo_price"]}],
+                )
+            )
+        return results
+
+    async def bind_label(
+        self,
+        store: str,
+        gw: str,
+        *,
+        label: str,
+        sku: str,
+        device: str | None = None,
+        wait_s: float = 0.0,
+    ) -> Json:
+        """Bind a shelf label to a product (``labels.bind``); it shows the product at once
+        when the gateway knows its price."""
+        args: Json = {"label": label, "sku": sku}
+        if device is not None:
+            args["device"] = device
+        if wait_s:
+            args["wait_s"] = wait_s
+        return await self.send_command(store, gw, "labels.bind", args, timeout=wait_s + 10.0)
+
     # --- admin (tests, demo) --------------------------------------------------------------
 
     async def add_member(
@@ -658,6 +763,11 @@ class CloudService:
                 "timed_out": c["commands_timed_out"],
             },
         }
+
+
+def iso_ms(value: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: sale windows may be shorter than a second apart."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _envelope(payload: bytes) -> Json | None:

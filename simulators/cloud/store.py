@@ -571,6 +571,42 @@ class CloudStore:
         rows = await self._all("SELECT sku, name, price, currency FROM products ORDER BY sku")
         return [{"sku": s, "name": n, "price": p, "currency": c} for s, n, p, c in rows]
 
+    async def price_items(self) -> list[Json]:
+        """The catalogue as a gateway's ``prices.update`` takes it (regular prices only:
+        promotions have windows and travel as flash sales)."""
+        rows = await self._all(
+            "SELECT sku, name, price, currency, member_price FROM products ORDER BY sku"
+        )
+        out: list[Json] = []
+        for sku, name, price, currency, member_price in rows:
+            item: Json = {"sku": sku, "name": name, "price": price, "currency": currency}
+            if member_price is not None:
+                item["member_price"] = member_price
+            out.append(item)
+        return out
+
+    async def promotions_for(self, store_id: str, *, now: datetime) -> list[Json]:
+        """Promotions valid in ``store_id`` that have not ended: id, sku, title, promo_price,
+        starts_at, ends_at (RFC 3339)."""
+        out: list[Json] = []
+        for promotion_id, sku, title, promo_price, starts, ends, stores in await self._all(
+            "SELECT promotion_id, sku, title, promo_price, starts_at, ends_at, stores "
+            "FROM promotions ORDER BY starts_at, promotion_id"
+        ):
+            scope = json.loads(stores)
+            if ("*" in scope or store_id in scope) and parse_time(ends) > now:
+                out.append(
+                    {
+                        "promotion_id": promotion_id,
+                        "sku": sku,
+                        "title": title,
+                        "promo_price": promo_price,
+                        "starts_at": starts,
+                        "ends_at": ends,
+                    }
+                )
+        return out
+
     # --- operations (the RPCs) ------------------------------------------------------------
 
     async def _stored_reply(self, table: str, key: str, value: str) -> Json | None:
