@@ -24,6 +24,7 @@ from gateway.config import Config
 from gateway.counter.service import CounterService
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
+from gateway.pricing import PricingService
 from gateway.supervisor import DeviceSupervisor
 from gateway.topics import Topics
 
@@ -108,6 +109,11 @@ class Gateway:
 
                 tokens = TokenStore(g.data_dir / "api-tokens.db")
                 self.api = ApiServer(config.api, self.counter, tokens)
+        self.reading_listeners: list[Callable[[str, Reading], None]] = []
+        """Called with each device reading once it is durable; must not block."""
+        self.pricing = PricingService(data_dir=g.data_dir, devices=self.devices, submit=self.accept)
+        self.pricing.register(self.dispatcher)
+        self.reading_listeners.append(self.pricing.on_reading)
         self.started = time.time()
         self.ready = asyncio.Event()
         self._register_commands()
@@ -124,6 +130,11 @@ class Gateway:
 
     async def _accept_quietly(self, device_id: str, reading: Reading) -> None:
         stored = await self.accept(device_id, reading)
+        for listener in self.reading_listeners if stored is not None else ():
+            try:
+                listener(device_id, reading)
+            except Exception:  # a listener bug must not reach the driver
+                log.exception("reading listener failed", extra={"device_id": device_id})
         till = self.tills.get(device_id)
         if stored is not None and till is not None and self.counter is not None:
             # Only once the raw reading is durable: the counter works on it in the background.
@@ -206,9 +217,11 @@ class Gateway:
         async with self.outbox, contextlib.AsyncExitStack() as stack:
             if self.counter is not None:
                 await stack.enter_async_context(self.counter)
+            await stack.enter_async_context(self.pricing)
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self.bridge.run(), name="bridge")
+                    tg.create_task(self.pricing.run(), name="pricing")
                     if self.counter is not None:
                         tg.create_task(self.counter.run(), name="counter")
                     if self.api is not None:
