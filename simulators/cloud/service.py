@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 EventPrinter = Callable[[Json, bool], None]
 RpcPrinter = Callable[[str, str, Json, Json], None]
 """(method, "store/gateway", args, reply)"""
+RpcMethod = Callable[[Json, str, str], Awaitable[Json]]
+"""An extra RPC: (args, store_id, gateway_id) -> reply; raises Refusal to say no."""
 
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 UID = r"^[0-9A-Fa-f: -]{2,64}$"
@@ -143,6 +146,7 @@ class CloudService:
         identifier: str | None = None,
         keepalive: int = 10,
         session_expiry_s: int = 0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         """``session_expiry_s`` > 0 keeps the broker session (subscriptions and queued QoS 1
         messages) across a restart of the service with the same ``identifier``, so events a
@@ -154,6 +158,10 @@ class CloudService:
         self.clock = clock
         self.on_event = on_event
         self.on_rpc = on_rpc
+        self.tls_context = tls_context
+        """For an ``mqtts://`` url: the cloud's client certificate (mTLS) and the CA to trust."""
+        self.methods: dict[str, RpcMethod] = {}
+        """RPCs beyond the member service's, by name (e.g. ``cert.renew`` from enrolment)."""
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s
@@ -236,7 +244,8 @@ class CloudService:
             await self.close()
 
     async def _connection_loop(self) -> None:
-        host, _, port = self.url.removeprefix("mqtt://").partition(":")
+        scheme, _, rest = self.url.partition("://")
+        host, _, port = rest.partition(":")
         persistent = self.session_expiry_s > 0
         connect = None
         if persistent and self._protocol == aiomqtt.ProtocolVersion.V5:
@@ -246,7 +255,8 @@ class CloudService:
             try:
                 async with aiomqtt.Client(
                     host,
-                    int(port or 1883),
+                    int(port or (8883 if scheme == "mqtts" else 1883)),
+                    tls_context=self.tls_context,
                     protocol=self._protocol,
                     keepalive=self.keepalive,
                     identifier=self.identifier,
@@ -375,7 +385,7 @@ class CloudService:
             log.exception("rpc failed", extra={"method": method[:64]})
             reply = Refusal("internal", "the cloud failed to answer").as_reply()
         outcome = "ok" if reply["ok"] else str(reply["error"]["code"])
-        name = method if method in METHODS else "(unknown)"
+        name = method if method in METHODS or method in self.methods else "(unknown)"
         self._counters[f"rpc:{name}:{outcome}"] += 1
         await self.store.bump(f"rpc:{name}:{outcome}")
         if self.on_rpc is not None:
@@ -434,6 +444,9 @@ class CloudService:
                 )
         except ValidationError as exc:
             raise _bad_args(exc) from None
+        extra = self.methods.get(method)
+        if extra is not None:
+            return await extra(args, store_id, gateway_id)
         raise Refusal("unknown_method", "the cloud has no such method")
 
     async def _identify(self, args: IdentifyArgs, store_id: str, now: datetime) -> Json:
