@@ -89,6 +89,11 @@ class MqttSection(_Section):
     key_file: Path | None = None
     insecure: bool = False
     """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
+    cert_warn_days: int = Field(default=30, ge=0, le=3650)
+    """Warn (log + a ``cert.expiring`` event, once a day) this close to the client
+    certificate's expiry."""
+    cert_renew_days: int = Field(default=14, ge=0, le=3650)
+    """Ask the cloud for a new certificate (RPC ``cert.renew``) this close to expiry; 0: never."""
     protocol: Literal["5", "3.1.1"] = "5"
     """MQTT v5 is required for request/response properties; 3.1.1 only for legacy brokers."""
     username: str | None = None

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from drivers.base import Action, JsonObject, Priority, Reading
 from gateway import __version__, systemd
 from gateway.bridge import Bridge, UplinkFactory
+from gateway.certwatch import CertWatch
 from gateway.commands import CommandError, Dispatcher
 from gateway.config import Config
 from gateway.counter.service import CounterService
@@ -78,6 +79,10 @@ class Gateway:
             self.metrics,
             uplink_factory=uplink_factory,
         )
+        self.certwatch = CertWatch.for_gateway(
+            config, self.bridge.rpc, self.bridge.on_connected, lambda r: self.accept("gateway", r)
+        )
+        """Warns before the client certificate expires and renews it (None without one)."""
         self.devices = {
             d.id: DeviceSupervisor(
                 d,
@@ -230,6 +235,8 @@ class Gateway:
                     for dev_id, sup in self.devices.items():
                         tg.create_task(sup.run(), name=f"device:{dev_id}")
                     tg.create_task(self._housekeeping(), name="housekeeping")
+                    if self.certwatch is not None:
+                        tg.create_task(self.certwatch.run(), name="certwatch")
                     if self.config.metrics.listen:
                         tg.create_task(
                             serve_metrics(self.metrics, self.config.metrics.listen), name="metrics"
