@@ -14,6 +14,7 @@ import typer
 
 from gateway import __version__, logs
 from gateway.config import ConfigError, load_config
+from provisioning.cli import app as provision_app
 
 if TYPE_CHECKING:
     from gateway.api.auth import TokenStore
@@ -37,6 +38,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(sim_app, name="sim")
 app.add_typer(api_app, name="api")
 api_app.add_typer(token_app, name="token")
+app.add_typer(provision_app, name="provision")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Path to storegw.toml.", show_default=False)
