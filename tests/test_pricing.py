@@ -491,6 +491,7 @@ async def test_a_sale_that_ended_while_the_gateway_was_down_is_reverted_at_start
             lambda: syncs(cloud, reason="startup", complete=True), bool, message="report"
         )
         assert labels_of(report[0]["updated"]) == {A}
+        assert report[0]["failed"] == []  # the first pass waited for the label device
 
 
 async def test_cancelling_a_running_sale_reverts_its_labels_and_stale_sales_are_refused(

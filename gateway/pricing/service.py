@@ -66,6 +66,9 @@ RETRY_MAX_S = 30.0
 """Backoff for labels whose device was unavailable (besides waking when it comes back)."""
 PUSH_CONCURRENCY = 8
 """label.show calls at once: each renders in a thread, then commits to the driver's queue."""
+STARTUP_WAIT_S = 10.0
+"""The first pass waits this long at most for every label device to report its state, so a
+restart does not report labels as failed only because their driver was still opening."""
 SHUTDOWN_FLUSH_S = 1.0
 BOUNDARY_SLACK_S = 0.005
 """Wake this much after a boundary, so the pass sees the sale already (not yet) on."""
@@ -140,6 +143,9 @@ class PricingService:
         self.passes = 0
         """Scheduler passes done (the first one recomputes every label after a start)."""
         self._background: set[asyncio.Task[object]] = set()
+        self._reported: set[str] = set()
+        """Label devices that have reported a state (device.status) since the start."""
+        self._devices_known = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -556,13 +562,16 @@ class PricingService:
         """Called by the gateway after any reading was accepted; cheap and never blocking."""
         if reading.kind == "esl" and reading.data.get("event") == "push":
             self._inbox.put_nowait((device_id, reading))
-        elif (
-            reading.kind == "device.status"
-            and reading.data.get("state") == "available"
-            and device_id in self.label_devices()
-        ):
-            self._wake_reasons.add("device.available")
-            self._wake.set()  # labels that found it unavailable are pushed again
+        elif reading.kind == "device.status" and device_id in self.label_devices():
+            self._reported.add(device_id)
+            if self._reported >= self._enabled_label_devices():
+                self._devices_known.set()
+            if reading.data.get("state") == "available":
+                self._wake_reasons.add("device.available")
+                self._wake.set()  # labels that found it unavailable are pushed again
+
+    def _enabled_label_devices(self) -> set[str]:
+        return {dev_id for dev_id, c in self.label_devices().items() if c.enabled}
 
     async def _consume(self) -> None:
         while True:
@@ -602,6 +611,10 @@ class PricingService:
     # --- the scheduler --------------------------------------------------------------------
 
     async def _schedule(self) -> None:
+        if not self._enabled_label_devices() <= self._reported:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STARTUP_WAIT_S):
+                    await self._devices_known.wait()
         first = True
         while True:
             self._wake.clear()
