@@ -8,6 +8,7 @@ readings to ``emit`` until the device goes away or the task is cancelled.
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 JsonObject = dict[str, JsonValue]
 
@@ -41,6 +42,21 @@ class Reading(BaseModel):
     data: JsonObject = Field(default_factory=dict)
     ts: datetime = Field(default_factory=utcnow)
     priority: Priority = Priority.NORMAL
+
+    @field_validator("data")
+    @classmethod
+    def _finite(cls, data: JsonObject) -> JsonObject:
+        """NaN and Infinity are not JSON: the cloud would choke on the event at every replay."""
+        stack: list[JsonValue] = [data]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError("data must not contain NaN or Infinity")
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+        return data
 
 
 class Action(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -284,6 +285,13 @@ class Gateway:
             await asyncio.sleep(2.0)
 
 
+def _overdue() -> None:
+    log.error("shutdown took longer than %.0fs; exiting now", SHUTDOWN_GRACE_S)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
+
+
 async def serve(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
     """Run in the foreground until SIGTERM/SIGINT, then stop within the grace period."""
     gateway = Gateway(config)
@@ -297,6 +305,9 @@ async def serve(config: Config, *, on_ready: Callable[[Gateway], None] | None = 
             stopping = True
             log.info("stopping", extra={"signal": signame})
             main.cancel()
+            # A driver stuck in a library thread must not keep the process (and the till's
+            # restart) waiting: everything accepted is already committed, so leaving is safe.
+            loop.call_later(SHUTDOWN_GRACE_S, _overdue)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stop, sig.name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from drivers.base import Priority, Reading
+from drivers.base import Priority, Reading, utcnow
 from gateway.outbox import (
     Outbox,
     OutboxClosed,
@@ -194,9 +194,13 @@ async def test_non_finite_numbers_are_refused_not_stored_as_invalid_json(
     outbox: Outbox, db: Path, value: float
 ) -> None:
     """Python's json writes NaN as a bare word no other parser accepts; the cloud would choke
-    on that event forever, so it is refused at the door like any other unacceptable event."""
+    on that event forever, so it is refused at the door like any other unacceptable event.
+    Reading itself refuses it too; model_construct skips that to test the outbox's own guard."""
+    bad = Reading.model_construct(
+        kind="weight", data={"kg": value}, ts=utcnow(), priority=Priority.NORMAL
+    )
     with pytest.raises(OutboxError) as caught:
-        await outbox.append("scanner-1", Reading(kind="weight", data={"kg": value}))
+        await outbox.append("scanner-1", bad)
     assert caught.value.reason == "bad_data"
     ok = await outbox.append("scanner-1", reading("still-fine"))
     assert list(rows(db)) == [ok.seq]
@@ -420,3 +424,15 @@ async def test_stats_report_depth_bytes_and_the_age_of_the_oldest(outbox: Outbox
     outbox.ack([stored[0].seq])
     drained = await eventually(outbox.stats, lambda s: s.depth == 29, message="one acked")
     assert drained.bytes == stats.bytes - len(stored[0].payload)
+
+
+def test_a_reading_with_nan_is_refused_at_the_driver_edge() -> None:
+    import math as _math
+
+    import pydantic
+
+    from drivers.base import Reading as _Reading
+
+    with pytest.raises(pydantic.ValidationError, match="NaN or Infinity"):
+        _Reading(kind="scan", data={"weights": [1.0, {"x": _math.inf}]})
+    assert _Reading(kind="scan", data={"w": 1.5}).data == {"w": 1.5}
