@@ -55,17 +55,27 @@ class LastWill:
     payload: bytes
 
 
+_SWEEP_S = 1.0  # how often overdue PUBACKs are looked for
+
+
 class _Client(aiomqtt.Client):
-    """aiomqtt's client, but a PUBACK's reason code is checked.
+    """aiomqtt's client, but a PUBACK's reason code is checked, and waiting for it is cheap.
 
     aiomqtt 2.5 treats every PUBACK as success; a v5 broker that refuses a message (ACL,
     quota) still sends PUBACK with a failure code. Deleting such a message from the outbox
     would lose it, so publish_acked() raises PublishRefused instead.
+
+    publish_acked() waits on one future per message id instead of going through aiomqtt's
+    publish(), which lists every pending call on each publish (linear in the window) and
+    wraps the wait in asyncio.wait_for (a task and a timer per message). Overdue PUBACKs are
+    found by one sweep a second over the (window-sized) table of waiters.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._puback_codes: dict[int, ReasonCode] = {}
+        self._acks: dict[int, tuple[asyncio.Future[ReasonCode], float]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def _on_publish(
         self,
@@ -75,9 +85,29 @@ class _Client(aiomqtt.Client):
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
+        waiter = self._acks.pop(mid, None)
+        if waiter is not None:
+            if not waiter[0].done():
+                waiter[0].set_result(reason_code)
+            return
         if reason_code.is_failure:
             self._puback_codes[mid] = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for fut, deadline in list(self._acks.values()):
+            if deadline <= now and not fut.done():
+                fut.set_exception(aiomqtt.MqttError("Operation timed out"))
+        if self._acks:
+            self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
+
+    def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     async def publish_acked(
         self,
@@ -92,12 +122,27 @@ class _Client(aiomqtt.Client):
         info = self._client.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        if not info.is_published():
-            confirmation = asyncio.Event()
-            with self._pending_call(info.mid, confirmation, self._pending_publishes):
-                await self._wait_for(confirmation.wait(), timeout=ack_timeout_s)
-        code = self._puback_codes.pop(info.mid, None)
-        if code is not None:
+        code: ReasonCode | None
+        if info.is_published():  # QoS 0, or acknowledged already
+            code = self._puback_codes.pop(info.mid, None)
+        else:
+            mid = info.mid
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[ReasonCode] = loop.create_future()
+            stale = self._acks.get(mid)
+            if stale is not None and not stale[0].done():
+                # The ids wrapped while that message's PUBACK never came.
+                stale[0].set_exception(aiomqtt.MqttError(f"message id {mid} reused, no PUBACK"))
+            self._acks[mid] = (fut, loop.time() + ack_timeout_s)
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
+            try:
+                code = await fut
+            finally:
+                waiter = self._acks.get(mid)
+                if waiter is not None and waiter[0] is fut:
+                    del self._acks[mid]
+        if code is not None and code.is_failure:
             raise PublishRefused(topic, code.getName())
 
 
@@ -151,7 +196,9 @@ class Uplink:
                 timeout=cfg.connect_timeout_s,
                 clean_start=True if cfg.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
                 clean_session=None if cfg.protocol == "5" else True,
-                max_inflight_messages=self._window,
+                # paho's own cap rescans every in-flight message on each PUBACK (linear in
+                # the window); the Pump's window already bounds what is in flight.
+                max_inflight_messages=0,
                 tls_context=tls_context(cfg),
             )
             client.pending_calls_threshold = self._window * 4 + 100
@@ -169,6 +216,7 @@ class Uplink:
     ) -> None:
         client, self._client = self._client, None
         if client is not None:
+            client.stop_sweeping()
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await client.__aexit__(exc_type, exc, tb)
 
