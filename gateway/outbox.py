@@ -103,6 +103,7 @@ class _Pending:
     reading: Reading
     future: asyncio.Future[StoredEvent]
     size_hint: int = 0
+    data_json: str = "{}"  # reading.data, encoded once in append() and reused by _encode()
 
 
 @dataclass(slots=True)
@@ -119,6 +120,12 @@ class _Counters:
     acked: int = 0
     commits: int = 0
     last_refusal_log: float = field(default=0.0)
+
+
+# Built once: json.dumps() with any non-default option constructs a new encoder per call.
+# _encode() must produce exactly json.dumps(doc, separators=(",", ":"), ensure_ascii=False).
+_JSON_DATA = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_JSON_STR = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _rfc3339(ts: datetime) -> str:
@@ -144,6 +151,7 @@ class Outbox:
         self.path = path
         self._env = _Envelope(store_id, gateway_id)
         self._envelope_bytes = 200 + len(store_id) + len(gateway_id)  # keys, id, seq, ts
+        self._env_json = f'"store_id":{_JSON_STR(store_id)},"gateway_id":{_JSON_STR(gateway_id)},'
         self._durability = durability
         self._max_bytes = max_bytes
         self._hard_max_bytes = int(max_bytes * (1 + high_priority_reserve))
@@ -248,20 +256,26 @@ class Outbox:
         try:
             # The real size of the data keeps the limit honest when producers race; the
             # strict encoding refuses NaN/Infinity, which would be stored as invalid JSON.
-            data_bytes = len(json.dumps(reading.data, ensure_ascii=False, allow_nan=False).encode())
+            # Encoded compactly, as stored, and kept for _encode().
+            data_json = _JSON_DATA.encode(reading.data)
         except ValueError as exc:
             raise OutboxError("bad_data", f"{reading.kind!r} data is not JSON: {exc}") from None
+        data_bytes = len(data_json.encode())
         size_hint = self._envelope_bytes + len(device_id) + len(reading.kind) + data_bytes
         projected = self._bytes + self._pending_bytes + size_hint
         limit = self._hard_max_bytes if reading.priority >= Priority.HIGH else self._max_bytes
         if projected > limit:
             self._refuse(device_id, reading, projected)
         loop = asyncio.get_running_loop()
-        item = _Pending(str(uuid7()), device_id, reading, loop.create_future(), size_hint)
+        item = _Pending(
+            str(uuid7()), device_id, reading, loop.create_future(), size_hint, data_json
+        )
         self._pending.append(item)
         self._pending_bytes += size_hint
         self._wake.set()
-        return await asyncio.shield(item.future)
+        # No shield: a cancelled caller cancels only its own future, which the writer skips;
+        # the event is committed all the same (shield cost an extra future per event).
+        return await item.future
 
     def _refuse(self, device_id: str, reading: Reading, projected: int) -> None:
         self._counters.refused += 1
@@ -314,18 +328,15 @@ class Outbox:
                 return
 
     def _encode(self, item: _Pending, seq: int) -> bytes:
+        """The envelope, byte for byte what json.dumps of the dict with keys id, seq, ts,
+        store_id, gateway_id, device_id, kind, data (compact, ensure_ascii=False) gives,
+        assembled from parts so the data is encoded only once, in append()."""
         r = item.reading
-        doc = {
-            "id": item.event_id,
-            "seq": seq,
-            "ts": _rfc3339(r.ts),
-            "store_id": self._env.store_id,
-            "gateway_id": self._env.gateway_id,
-            "device_id": item.device_id,
-            "kind": r.kind,
-            "data": r.data,
-        }
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        return (
+            f'{{"id":{_JSON_STR(item.event_id)},"seq":{seq},"ts":{_JSON_STR(_rfc3339(r.ts))},'
+            f'{self._env_json}"device_id":{_JSON_STR(item.device_id)},'
+            f'"kind":{_JSON_STR(r.kind)},"data":{item.data_json}}}'
+        ).encode()
 
     async def _commit(self, batch: list[_Pending], acks: list[int]) -> bool:
         assert self._db is not None
