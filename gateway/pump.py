@@ -45,6 +45,12 @@ class Pump:
         self._replay_window = asyncio.Semaphore(max(1, int(window * replay_share)))
         self._replay_interval = 1.0 / replay_max_per_s if replay_max_per_s else 0.0
         self._metrics = metrics
+        # Labelled children resolved once: labels() costs a lock and a dict lookup per event.
+        self._events_out = (
+            {r: metrics.events_out.labels(replayed=str(r).lower()) for r in (False, True)}
+            if metrics is not None
+            else None
+        )
         self.replayed = 0
         self.published = 0
         self.refused = 0
@@ -106,6 +112,6 @@ class Pump:
         self.published += 1
         if replay:
             self.replayed += 1
-        if self._metrics is not None:
-            self._metrics.events_out.labels(replayed=str(replay).lower()).inc()
+        if self._metrics is not None and self._events_out is not None:
+            self._events_out[replay].inc()
             self._metrics.publish_latency.observe(max(0.0, time.time() - event.created))
