@@ -115,15 +115,25 @@ def _token_store(config: Path) -> TokenStore:
 def token_create(
     name: Annotated[str, typer.Argument(help="The client's name, e.g. pos-1.")],
     config: ConfigOpt,
+    kiosk: Annotated[
+        str | None,
+        typer.Option(help="Bind the token to this kiosk ([[kiosks]] name); it acts only as it."),
+    ] = None,
 ) -> None:
     """Create a token for a client and print it once; only its hash is kept.
 
     Example: storegw api token create pos-1 -c /etc/storegw/storegw.toml
+    A kiosk: storegw api token create kiosk-1-page --kiosk kiosk-1 -c storegw.toml
     """
     from gateway.api.auth import TokenStoreError
 
+    store = _token_store(config)
+    if kiosk is not None:
+        kiosks = [k.name for k in load_config(config).kiosks]
+        if kiosk not in kiosks:
+            raise _fail(f"no [[kiosks]] entry named {kiosk!r} in {config} (have: {kiosks})", 1)
     try:
-        token = _token_store(config).create(name)
+        token = store.create(name, kiosk=kiosk)
     except TokenStoreError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(token)
@@ -157,7 +167,8 @@ def token_list(config: ConfigOpt) -> None:
 
     for entry in _token_store(config).list():
         created = datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="seconds")
-        typer.echo(f"{entry.name}\t{created}")
+        bound = f"\tkiosk={entry.kiosk}" if entry.kiosk else ""
+        typer.echo(f"{entry.name}\t{created}{bound}")
 
 
 # Simulators are plain functions with typer annotations; each module keeps its heavy imports

@@ -22,6 +22,7 @@ from drivers.label.config import LabelConfig
 from drivers.nfc.config import NfcConfig
 from drivers.scanner.config import ScannerConfig
 from drivers.smartcard.config import SmartcardConfig
+from gateway.kiosk.config import KioskConfig, kiosk_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ENV_PREFIX = "STOREGW_"
@@ -228,12 +229,21 @@ class Config(_Section):
     counter: CounterSection = CounterSection()
     api: ApiSection = ApiSection()
     devices: list[DeviceConfigUnion] = Field(default_factory=list)
+    kiosks: list[KioskConfig] = Field(default_factory=list)
+    """Self-service kiosks and the devices that serve them (gateway/kiosk/config.py)."""
 
     @model_validator(mode="after")
     def _unique_device_ids(self) -> Config:
         dupes = _duplicate_ids([device.id for device in self.devices])
         if dupes:
             raise _located(type(self).__name__, [(("devices", i, "id"), m) for i, m in dupes])
+        return self
+
+    @model_validator(mode="after")
+    def _kiosk_devices(self) -> Config:
+        problems = kiosk_problems(self.kiosks, {d.id: d.till for d in self.devices})
+        if problems:
+            raise _located(type(self).__name__, problems)
         return self
 
     def device(self, device_id: str) -> DeviceConfigUnion:

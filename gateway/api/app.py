@@ -13,7 +13,8 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from gateway.api.auth import TokenStore
-from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, build_openapi
+from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
 from gateway.config import ApiSection
 from gateway.counter.models import (
     ID,
@@ -40,8 +41,25 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT: Any = web.RequestKey("client", str) if hasattr(web, "RequestKey") else "storegw.client"
+KIOSK: Any = web.RequestKey("kiosk", str) if hasattr(web, "RequestKey") else "storegw.kiosk"
+"""Set when the request's token is bound to a kiosk (its name)."""
 M = TypeVar("M", bound=BaseModel)
 _PUBLIC = frozenset(r.path for r in ROUTES if not r.auth)
+
+
+@dataclass(frozen=True)
+class ApiExtension:
+    """Routes, handlers and middlewares another package adds to the API (kiosks). Its
+    routes are documented in the OpenAPI document like the built-in ones; its middlewares
+    run after the token check; ``cleanup_ctx`` entries start and stop its background work;
+    ``on_shutdown`` ends long-lived responses (WebSockets) before the server waits for them."""
+
+    routes: tuple[Route, ...]
+    handlers: Mapping[str, Handler]
+    middlewares: tuple[Middleware, ...] = ()
+    security_schemes: Mapping[str, Any] = field(default_factory=dict)
+    cleanup_ctx: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
+    on_shutdown: tuple[Callable[[web.Application], Awaitable[None]], ...] = ()
 
 
 class ApiError(CounterError):
@@ -102,13 +120,15 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-def _auth(tokens: TokenStore) -> Middleware:
+def _auth(tokens: TokenStore, public: frozenset[str] = _PUBLIC) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in _PUBLIC and request.method in ("GET", "HEAD"):
+        resource = request.match_info.route.resource
+        path = request.path if resource is None else resource.canonical
+        if path in public and request.method in ("GET", "HEAD"):
             return await handler(request)
         token = _bearer(request)
-        client = None if token is None else await asyncio.to_thread(tokens.lookup, token)
+        client = None if token is None else await asyncio.to_thread(tokens.lookup_client, token)
         if client is None:
             log.info(
                 "API request refused: no valid token",
@@ -117,7 +137,9 @@ def _auth(tokens: TokenStore) -> Middleware:
             resp = _error("unauthorized", "a valid bearer token is required")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="storegw"'
             return resp
-        request[CLIENT] = client
+        request[CLIENT] = client.name
+        if client.kiosk is not None:
+            request[KIOSK] = client.kiosk
         return await handler(request)
 
     return check
@@ -153,9 +175,21 @@ def _origin(request: web.Request) -> Origin:
     return Origin(device_id="gateway", source="api", client=request.get(CLIENT))
 
 
-def build_app(service: CounterService, tokens: TokenStore) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors, _auth(tokens)])
-    openapi = build_openapi()
+def build_app(
+    service: CounterService, tokens: TokenStore, extensions: Sequence[ApiExtension] = ()
+) -> web.Application:
+    routes = (*ROUTES, *(r for ext in extensions for r in ext.routes))
+    public = frozenset(r.path for r in routes if not r.auth)
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[
+            _errors,
+            _auth(tokens, public),
+            *(m for ext in extensions for m in ext.middlewares),
+        ],
+    )
+    schemes = {k: v for ext in extensions for k, v in ext.security_schemes.items()}
+    openapi = build_openapi(routes, schemes)
     member_id = re.compile(ID)
 
     async def identify(request: web.Request) -> web.Response:
@@ -195,7 +229,11 @@ def build_app(service: CounterService, tokens: TokenStore) -> web.Application:
         "list_conflicts": list_conflicts,
         "openapi": openapi_doc,
     }
-    for route in ROUTES:
+    for ext in extensions:
+        handlers.update(ext.handlers)
+        app.cleanup_ctx.extend(ext.cleanup_ctx)
+        app.on_shutdown.extend(ext.on_shutdown)
+    for route in routes:
         app.router.add_route(route.method, route.path, handlers[route.operation_id])
     return app
 
@@ -212,9 +250,15 @@ def _tls(cfg: ApiSection) -> ssl.SSLContext | None:
 class ApiServer:
     """Serves the app on ``[api] listen`` until cancelled; ``port`` is the bound port."""
 
-    def __init__(self, cfg: ApiSection, service: CounterService, tokens: TokenStore) -> None:
+    def __init__(
+        self,
+        cfg: ApiSection,
+        service: CounterService,
+        tokens: TokenStore,
+        extensions: Sequence[ApiExtension] = (),
+    ) -> None:
         self.cfg = cfg
-        self.app = build_app(service, tokens)
+        self.app = build_app(service, tokens, extensions)
         self.port: int | None = None
         self.started = asyncio.Event()
 

@@ -3,7 +3,8 @@
 Only the SHA-256 of a token is stored: a copy of the database does not let anyone call the
 API. A token is shown once, when ``storegw api token create NAME`` makes it. The CLI writes
 and the daemon reads the same SQLite file (WAL), so a revocation takes effect with the next
-request, without a restart.
+request, without a restart. A token may be bound to a kiosk (``--kiosk NAME``): it then acts
+only as that kiosk (gateway/kiosk/api.py enforces what that allows).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+KIOSK_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TOKEN_PREFIX = "sgw_"  # noqa: S105 - marks our tokens in logs and secret scanners
 MAX_TOKEN_CHARS = 256
 
@@ -30,6 +32,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     created REAL NOT NULL
 );
 """
+_KIOSK_COLUMN = "ALTER TABLE tokens ADD COLUMN kiosk TEXT"
+"""Added for kiosks; databases made before it get the column on first open."""
 
 
 class TokenStoreError(Exception):
@@ -40,6 +44,8 @@ class TokenStoreError(Exception):
 class ClientToken:
     name: str
     created: float
+    kiosk: str | None = None
+    """The kiosk this token acts as, or None for a POS/back-office client."""
 
 
 def token_hash(token: str) -> str:
@@ -61,20 +67,26 @@ class TokenStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+            if "kiosk" not in columns:
+                conn.execute(_KIOSK_COLUMN)
             yield conn
         finally:
             conn.close()
 
-    def create(self, name: str) -> str:
-        """Make a token for ``name`` and return it; it cannot be shown again."""
+    def create(self, name: str, *, kiosk: str | None = None) -> str:
+        """Make a token for ``name`` (bound to ``kiosk`` if given) and return it; it cannot be
+        shown again."""
         if not re.match(NAME_PATTERN, name):
             raise TokenStoreError(f"a client name is 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
+        if kiosk is not None and not re.match(KIOSK_PATTERN, kiosk):
+            raise TokenStoreError(f"a kiosk name is 1-64 of A-Z a-z 0-9 _ - (got {kiosk!r})")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO tokens(name, hash, created) VALUES (?, ?, ?)",
-                    (name, token_hash(token), time.time()),
+                    "INSERT INTO tokens(name, hash, created, kiosk) VALUES (?, ?, ?, ?)",
+                    (name, token_hash(token), time.time(), kiosk),
                 )
             except sqlite3.IntegrityError:
                 raise TokenStoreError(f"a token named {name!r} exists; revoke it first") from None
@@ -88,15 +100,20 @@ class TokenStore:
 
     def list(self) -> list[ClientToken]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, created FROM tokens ORDER BY name").fetchall()
-        return [ClientToken(name=r[0], created=r[1]) for r in rows]
+            rows = conn.execute("SELECT name, created, kiosk FROM tokens ORDER BY name").fetchall()
+        return [ClientToken(name=r[0], created=r[1], kiosk=r[2]) for r in rows]
 
     def lookup(self, token: str) -> str | None:
         """The client name for a presented token, or None. Blocking: run it in a thread."""
+        client = self.lookup_client(token)
+        return None if client is None else client.name
+
+    def lookup_client(self, token: str) -> ClientToken | None:
+        """The client (name, kiosk binding) for a presented token, or None. Blocking."""
         if not token or len(token) > MAX_TOKEN_CHARS:
             return None
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT name FROM tokens WHERE hash = ?", (token_hash(token),)
+                "SELECT name, created, kiosk FROM tokens WHERE hash = ?", (token_hash(token),)
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else ClientToken(name=row[0], created=row[1], kiosk=row[2])

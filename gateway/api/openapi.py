@@ -7,7 +7,7 @@ body cannot differ from the accepted one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,16 @@ class Route:
     response: type[BaseModel] | None
     errors: tuple[str, ...]
     auth: bool = True
+    """The auth middleware checks a bearer token. False: public, or the handler checks
+    itself (then ``security`` documents how)."""
+    security: tuple[Mapping[str, list[str]], ...] | None = None
+    """OpenAPI security requirements when they are not the default bearer token."""
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    """Query parameters (path parameters are derived from the path)."""
+    ok_response: Mapping[str, Any] | None = None
+    """The 200 response object when the answer is not a JSON model (a page, a script)."""
+    extra_responses: Mapping[str, Mapping[str, Any]] | None = None
+    """Responses beyond 200 and the error codes, e.g. 101 for a WebSocket upgrade."""
 
 
 ROUTES: tuple[Route, ...] = (
@@ -168,11 +178,14 @@ def _responses(route: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> 
     if route.response is not None:
         schema = refs[(route.response, "serialization")]
         out["200"] = {"description": "done", "content": {"application/json": {"schema": schema}}}
+    elif route.ok_response is not None:
+        out["200"] = dict(route.ok_response)
     else:
         out["200"] = {
             "description": "the OpenAPI document",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
+    out.update({status: dict(r) for status, r in (route.extra_responses or {}).items()})
     codes = (*_AUTH_ERRORS, *route.errors) if route.auth else route.errors
     by_status: dict[int, list[str]] = {}
     for code in (*codes, "internal"):
@@ -185,9 +198,11 @@ def _responses(route: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> 
     return out
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(
+    routes: Sequence[Route] = ROUTES, security_schemes: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
-    for route in ROUTES:
+    for route in routes:
         if route.request is not None:
             models.append((route.request, "validation"))
         if route.response is not None:
@@ -195,13 +210,15 @@ def build_openapi() -> dict[str, Any]:
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = {**defs.get("$defs", {}), "Error": _ERROR_SCHEMA}
     paths: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in routes:
         op: dict[str, Any] = {
             "operationId": route.operation_id,
             "summary": route.summary,
             "responses": _responses(route, refs),
         }
-        if not route.auth:
+        if route.security is not None:
+            op["security"] = [dict(s) for s in route.security]
+        elif not route.auth:
             op["security"] = []
         if route.request is not None:
             op["requestBody"] = {
@@ -217,6 +234,8 @@ def build_openapi() -> dict[str, Any]:
                     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
                 }
             ]
+        if route.parameters:
+            op.setdefault("parameters", []).extend(dict(p) for p in route.parameters)
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -232,7 +251,10 @@ def build_openapi() -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                **(security_schemes or {}),
+            },
         },
         "security": [{"bearer": []}],
         "paths": paths,

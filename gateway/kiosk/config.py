@@ -1,0 +1,81 @@
+"""Configuration of the store's self-service kiosks (``[[kiosks]]`` in storegw.toml)::
+
+    [[kiosks]]
+    name = "kiosk-1"                      # also the till name its API requests use
+    devices = ["kiosk-1-scanner", "kiosk-1-nfc"]
+    language = "zh"                       # the page's first language: "zh" or "en"
+    idle_reset_s = 60                     # back to the welcome screen after this idle time
+
+A kiosk's devices are ordinary ``[[devices]]`` entries without ``till``: their scans and taps
+go to the kiosk's page over its WebSocket (and to the cloud as events, as always), and the
+page identifies through the API. A device with ``till`` would also be handled by the counter
+itself, which would use a member QR before the page could (a replay), so that is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+KIOSK_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+"""Same alphabet as a device's ``till`` (a kiosk's name is its till in counter requests)."""
+
+
+class KioskConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=KIOSK_NAME)
+    devices: tuple[str, ...] = Field(default=(), max_length=16)
+    """Ids of the ``[[devices]]`` whose scans and taps this kiosk's page receives."""
+    language: Literal["zh", "en"] = "zh"
+    idle_reset_s: float = Field(default=60.0, ge=10, le=3600)
+    """The page forgets the member and shows the welcome screen after this long untouched."""
+
+    @field_validator("devices")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("devices lists a device twice")
+        return value
+
+
+def kiosk_problems(
+    kiosks: list[KioskConfig], device_tills: dict[str, str | None]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path, message) for every kiosk that names an unknown device, a device another
+    kiosk has, a device serving a till, or a name a till already uses."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    names: dict[str, int] = {}
+    owner: dict[str, str] = {}
+    tills = {t for t in device_tills.values() if t is not None}
+    for i, kiosk in enumerate(kiosks):
+        if kiosk.name in names:
+            problems.append((("kiosks", i, "name"), f"kiosk {kiosk.name!r} is defined twice"))
+        names.setdefault(kiosk.name, i)
+        if kiosk.name in tills:
+            problems.append(
+                (
+                    ("kiosks", i, "name"),
+                    f"{kiosk.name!r} is also a device's till; a kiosk needs a name of its own",
+                )
+            )
+        for j, device_id in enumerate(kiosk.devices):
+            where = ("kiosks", i, "devices", j)
+            if device_id not in device_tills:
+                problems.append((where, f"no device has the id {device_id!r}"))
+            elif device_tills[device_id] is not None:
+                problems.append(
+                    (
+                        where,
+                        f"device {device_id!r} serves till {device_tills[device_id]!r}; "
+                        "a kiosk's device must not have a till",
+                    )
+                )
+            elif device_id in owner:
+                problems.append(
+                    (where, f"device {device_id!r} already belongs to kiosk {owner[device_id]!r}")
+                )
+            else:
+                owner[device_id] = kiosk.name
+    return problems
