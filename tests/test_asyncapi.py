@@ -344,6 +344,10 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
         {"checkin_id": "c-2", "appointment_id": seed.APPT_LATER, "member_id": seed.BRUNO},
         "too_early",
     )
+    claim = {"claim_id": "k-1", "member_id": seed.ALICE, "offer_id": seed.OFFER_COFFEE}
+    await call("coupon.claim", {**claim, "till": "kiosk-1"})
+    await call("coupon.claim", {**claim, "claim_id": "k-2"}, "already_claimed")
+    await call("coupon.claim", {**claim, "claim_id": "k-3", "offer_id": "NONE"}, "unknown_offer")
 
 
 def _seen(observer: Observer, suffix: str) -> Callable[[], bool]:

@@ -174,3 +174,57 @@ TIER_MULTIPLIER: dict[str, Decimal] = {
 def at(now: datetime, delta: timedelta) -> datetime:
     """A seed time relative to ``now``, in whole seconds (tokens carry seconds)."""
     return (now + delta).replace(microsecond=0)
+
+
+# --- coupon offers (kiosks claim them: RPC coupon.claim) -----------------------------------
+
+
+@dataclass(frozen=True)
+class SeedOffer:
+    offer_id: str
+    title: str
+    value: Decimal
+    valid_for: timedelta
+    """How long a claimed coupon is valid."""
+    starts_in: timedelta
+    ends_in: timedelta
+    stores: tuple[str, ...] = ("*",)
+    tiers: tuple[str, ...] = ("*",)
+    currency: str = "EUR"
+
+
+OFFER_COFFEE = "OFFER-COFFEE-2"
+"""Everyone, every store, running: 2 EUR off coffee."""
+OFFER_GOLD = "OFFER-GOLD-10"
+"""Gold members only (Alice), seeded stores, running."""
+OFFER_ENDED = "OFFER-WINTER-3"
+"""Ended yesterday: claiming it is ``offer_ended``."""
+
+OFFERS = (
+    SeedOffer(
+        OFFER_COFFEE,
+        "2 EUR off coffee",
+        Decimal("2.00"),
+        timedelta(days=14),
+        starts_in=timedelta(days=-1),
+        ends_in=timedelta(days=30),
+    ),
+    SeedOffer(
+        OFFER_GOLD,
+        "Gold 10 EUR voucher",
+        Decimal("10.00"),
+        timedelta(days=30),
+        starts_in=timedelta(days=-1),
+        ends_in=timedelta(days=30),
+        stores=SEED_STORES,
+        tiers=("gold",),
+    ),
+    SeedOffer(
+        OFFER_ENDED,
+        "Winter 3 EUR",
+        Decimal("3.00"),
+        timedelta(days=14),
+        starts_in=timedelta(days=-60),
+        ends_in=timedelta(days=-1),
+    ),
+)

@@ -33,6 +33,7 @@ from paho.mqtt.properties import Properties
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.tokens import Coupon, KeySet, SigningKey
+from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import CloudStore, Json, Refusal, iso, normalise_uid
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,9 @@ class CloudService:
         """For an ``mqtts://`` url: the cloud's client certificate (mTLS) and the CA to trust."""
         self.methods: dict[str, RpcMethod] = {}
         """RPCs beyond the member service's, by name (e.g. ``cert.renew`` from enrolment)."""
+        self.offers = OfferBook(self.store)
+        """Coupon offers members claim at kiosks (``coupon.claim``, the Member's ``offers``)."""
+        self.methods["coupon.claim"] = self._claim
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s
@@ -200,6 +204,7 @@ class CloudService:
         self._open = True
         if self.seed and await self.store.seed(self.clock()):
             log.info("cloud seeded", extra={"db": str(self.store.path)})
+        await self.offers.open(seed_at=self.clock() if self.seed else None)
         for rec in await self.store.events():
             self._seqs.setdefault(f"{rec.store_id}/{rec.gateway_id}", set()).add(rec.seq)
             self._by_kind[rec.kind] += 1
@@ -457,7 +462,18 @@ class CloudService:
         else:
             assert args.member_id is not None
             member_id = args.member_id
-        return {"member": await self.store.member_profile(member_id, store_id=store_id, now=now)}
+        member = await self.store.member_profile(member_id, store_id=store_id, now=now)
+        member["offers"] = await self.offers.available(member, store_id=store_id, now=now)
+        return {"member": member}
+
+    async def _claim(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        try:
+            claim = ClaimArgs.model_validate(args)
+        except ValidationError as exc:
+            raise _bad_args(exc) from None
+        return await self.offers.claim(
+            claim, store_id=store_id, gateway_id=gateway_id, now=self.clock()
+        )
 
     # --- commands to gateways ------------------------------------------------------------
 
@@ -689,6 +705,54 @@ class CloudService:
         service: str = "consultation",
     ) -> None:
         await self.store.add_appointment(appointment_id, member_id, store_id, starts_at, service)
+
+    async def add_offer(
+        self,
+        offer_id: str,
+        title: str,
+        value: Decimal,
+        *,
+        valid_for: timedelta = timedelta(days=14),
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        stores: tuple[str, ...] = ("*",),
+        tiers: tuple[str, ...] = ("*",),
+        currency: str = "EUR",
+    ) -> None:
+        """Offer a coupon members can claim (at a kiosk) from ``starts_at`` to ``ends_at``."""
+        now = self.clock()
+        await self.offers.add_offer(
+            offer_id,
+            title,
+            value,
+            valid_for=valid_for,
+            starts_at=starts_at or now - timedelta(minutes=1),
+            ends_at=ends_at or now + timedelta(days=30),
+            stores=stores,
+            tiers=tiers,
+            currency=currency,
+        )
+
+    async def kiosk_message(
+        self,
+        store: str,
+        gw: str,
+        kiosk: str,
+        *,
+        zh: str,
+        en: str,
+        ttl_s: float | None = None,
+        message_id: str | None = None,
+        timeout: float = 5.0,
+    ) -> Json:
+        """Show a text on a kiosk's page (command ``kiosk.message``); the result says how
+        many open pages got it."""
+        args: Json = {"kiosk": kiosk, "text": {"zh": zh, "en": en}}
+        if ttl_s is not None:
+            args["ttl_s"] = ttl_s
+        if message_id is not None:
+            args["message_id"] = message_id
+        return await self.send_command(store, gw, "kiosk.message", args, timeout=timeout)
 
     async def coupon_token(self, coupon_id: str) -> str:
         state = await self.store.coupon_state(coupon_id)
