@@ -32,6 +32,7 @@ from gateway.topics import Topics
 
 if TYPE_CHECKING:
     from gateway.api.app import ApiServer
+    from gateway.kiosk.service import KioskService
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Gateway:
         """Devices that serve a till: their scans, cards and taps drive till sessions."""
         self.counter: CounterService | None = None
         self.api: ApiServer | None = None
+        self.kiosks: KioskService | None = None
+        """Self-service kiosks (their pages, sockets, ``kiosk.message``); with the API only."""
         if config.counter.enabled:
             self.counter = CounterService(
                 config.counter,
@@ -112,11 +115,22 @@ class Gateway:
             if config.api.listen is not None:
                 from gateway.api.app import ApiServer  # aiohttp only where the API is on
                 from gateway.api.auth import TokenStore
+                from gateway.kiosk.service import KioskService
 
                 tokens = TokenStore(g.data_dir / "api-tokens.db")
-                self.api = ApiServer(config.api, self.counter, tokens)
+                self.kiosks = KioskService(
+                    config.kiosks,
+                    store_id=g.store_id,
+                    counter=self.counter,
+                    devices=self.devices,
+                    tokens=tokens,
+                )
+                self.kiosks.register(self.dispatcher)
+                self.api = ApiServer(config.api, self.counter, tokens, [self.kiosks.extension()])
         self.reading_listeners: list[Callable[[str, Reading], None]] = []
         """Called with each device reading once it is durable; must not block."""
+        if self.kiosks is not None:
+            self.reading_listeners.append(self.kiosks.on_reading)
         self.pricing = PricingService(data_dir=g.data_dir, devices=self.devices, submit=self.accept)
         self.pricing.register(self.dispatcher)
         self.reading_listeners.append(self.pricing.on_reading)

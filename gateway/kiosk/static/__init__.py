@@ -1,0 +1,1 @@
+"""Package data: the kiosk page (HTML, JS, CSS) served by gateway/kiosk/api.py."""
