@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages storegw's tests and demo run for real:
-# Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers).
+# Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers), Chromium (the
+# kiosk page's browser tests; Playwright drives it, it never downloads a browser of its own)
+# and a small CJK font (the page's Chinese text in screenshots).
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 mode="${1:-test}"   # "test": missing packages are an error; "demo": a warning (demo falls back)
-packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core)
+packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core
+          chromium fonts-wqy-microhei)
 
 missing=()
 for p in "${packages[@]}"; do

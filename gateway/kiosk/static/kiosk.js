@@ -120,9 +120,10 @@
     banner.dataset.reason = down ? "gateway" : "cloud";
     $("offline-text").textContent = down ? t("offline.gateway") : t("offline.cloud");
     document.body.classList.toggle("is-offline", offline);
-    const kiosk = state.info ? state.info.kiosk : "";
     $("link-dot").className = "dot " + (down ? "down" : state.mode);
-    $("link-text").textContent = t(down ? "link.down" : "link." + state.mode, { kiosk });
+    $("link-text").textContent = state.info
+      ? t(down ? "link.down" : "link." + state.mode, { kiosk: state.info.kiosk })
+      : t("link.none");
     const msg = state.message;
     const live = msg && (!msg.expires_at || new Date(msg.expires_at) > new Date());
     $("message-banner").hidden = !live;
@@ -132,6 +133,11 @@
   function setMode(mode) {
     if (mode !== "online" && mode !== "offline") return;
     state.mode = mode;
+    linkChanged();
+  }
+
+  // What can be done depends on the link (claiming needs the cloud): redraw both.
+  function linkChanged() {
     renderBanners();
     if (state.member) renderMember();
   }
@@ -255,7 +261,7 @@
     ws.onopen = () => {
       state.wsUp = true;
       state.retry = 0;
-      renderBanners();
+      linkChanged();
     };
     ws.onmessage = (event) => {
       let msg;
@@ -270,14 +276,14 @@
       if (state.ws !== ws) return;
       state.ws = null;
       state.wsUp = false;
-      renderBanners();
+      linkChanged();
       scheduleReconnect();
     };
   }
 
   function scheduleReconnect() {
     state.wsUp = false;
-    renderBanners();
+    linkChanged();
     const delay = Math.min(10000, 500 * Math.pow(2, state.retry++));
     state.reconnectTimer = setTimeout(connect, delay);
   }
@@ -621,6 +627,14 @@
       start();
     });
     for (const kind of ["pointerdown", "keydown"]) document.addEventListener(kind, touch);
+    // Staff may open the kiosk URL with a new #token= on a page already showing: take it.
+    window.addEventListener("hashchange", () => {
+      if (/(?:^#|&)token=/.test(location.hash)) {
+        closeSocket();
+        endMember();
+        start();
+      }
+    });
     setInterval(renderBanners, 5000);  // a message's expiry
     start();
   });
