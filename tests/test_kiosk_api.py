@@ -278,15 +278,37 @@ async def test_a_kiosk_token_acts_only_as_its_kiosk_and_kiosk_routes_need_one(
         }
         assert await api.refused("POST", "/v1/points/accrue", accrue) == (403, "forbidden")
         assert await api.refused("GET", "/v1/conflicts") == (403, "forbidden")
-        other_till = {"till": "till-1", "by": "member_id", "member_id": seed.ALICE}
+        other_till = {"till": "till-1", "by": "card", "uid": seed.CARD_ALICE}
         assert await api.refused("POST", "/v1/identify", other_till) == (403, "forbidden")
+        typed = {"till": KIOSK, "by": "member_id", "member_id": seed.ALICE}
+        assert await api.refused("POST", "/v1/identify", typed) == (403, "forbidden")
+        # one member at a time: only the one identified here, with a credential
+        alice = f"/v1/members/{seed.ALICE}"
+        assert await api.refused("GET", alice) == (403, "forbidden")
         own = await api.ok("POST", "/v1/identify", {**other_till, "till": KIOSK})
         assert own["member"]["member_id"] == seed.ALICE
+        assert (await api.ok("GET", alice))["member"]["member_id"] == seed.ALICE
+        await api.ok("GET", f"{alice}/appointments")
+        for path in (f"/v1/members/{seed.BRUNO}", f"/v1/members/{seed.BRUNO}/appointments"):
+            assert await api.refused("GET", path) == (403, "forbidden"), path
+        for_bruno = [
+            ("/v1/appointments/checkin", {"appointment_id": seed.APPT_LATER}),
+            ("/v1/coupons/claim", {"offer_id": seed.OFFER_COFFEE}),
+            ("/v1/coupons/redeem", {"coupon": "SGC1:x"}),
+        ]
+        for path, extra in for_bruno:
+            body = {"till": KIOSK, "member_id": seed.BRUNO, **extra}
+            assert await api.refused("POST", path, body) == (403, "forbidden"), path
+        await api.ok("POST", "/v1/identify", {"till": KIOSK, "by": "nfc", "uid": seed.NFC_BRUNO})
+        assert await api.refused("GET", alice) == (403, "forbidden")  # Bruno's turn now
+        assert (await api.ok("GET", f"/v1/members/{seed.BRUNO}"))["member"]["name"]
         # kiosk routes need a kiosk token; POS tokens keep working elsewhere
         assert await api.refused("GET", "/v1/kiosk", token="pos") == (403, "forbidden")
         assert await api.refused("POST", "/v1/kiosk/ws-ticket", token="pos") == (403, "forbidden")
         await api.ok("GET", "/v1/conflicts", token="pos")
         await api.ok("POST", "/v1/identify", other_till, token="pos")
+        await api.ok("POST", "/v1/identify", {**typed, "till": "till-1"}, token="pos")
+        await api.ok("GET", alice, token="pos")
         # wrong and missing tokens
         for token in (None, "sgw_wrong", "x" * 300):
             assert await api.refused("GET", "/v1/kiosk", token=token) == (401, "unauthorized")
@@ -312,9 +334,12 @@ async def test_claiming_an_offered_coupon_online_and_every_refusal(
         "OFFER-LATER", "Later", Decimal("1.00"), starts_at=cloud.clock() + timedelta(days=1)
     )
     async with kiosk_running(link, tmp_path / "gw", scanner) as api:
-        member = (await api.ok("GET", f"/v1/members/{seed.ALICE}"))["member"]
+        ident = await api.ok(
+            "POST", "/v1/identify", {"till": KIOSK, "by": "card", "uid": seed.CARD_ALICE}
+        )
+        member = ident["member"]
         assert [o["offer_id"] for o in member["offers"]] == [seed.OFFER_COFFEE, seed.OFFER_GOLD]
-        bruno = (await api.ok("GET", f"/v1/members/{seed.BRUNO}"))["member"]
+        bruno = (await api.ok("GET", f"/v1/members/{seed.BRUNO}", token="pos"))["member"]
         assert [o["offer_id"] for o in bruno["offers"]] == [seed.OFFER_COFFEE]  # not gold
 
         body = {
@@ -352,13 +377,19 @@ async def test_claiming_an_offered_coupon_online_and_every_refusal(
             ("unknown offer", {**body, "offer_id": "OFFER-NONE"}, {}, (404, "unknown_offer")),
             (
                 "not for silver",
-                {**body, "member_id": seed.BRUNO, "offer_id": seed.OFFER_GOLD},
-                {},
+                {**body, "till": "till-1", "member_id": seed.BRUNO, "offer_id": seed.OFFER_GOLD},
+                {"token": "pos"},
                 (404, "unknown_offer"),
             ),
+            ("not this kiosk's member", {**body, "member_id": seed.BRUNO}, {}, (403, "forbidden")),
             ("not started", {**body, "offer_id": "OFFER-LATER"}, {}, (404, "unknown_offer")),
             ("ended", {**body, "offer_id": seed.OFFER_ENDED}, {}, (422, "expired")),
-            ("unknown member", {**body, "member_id": "M-NOBODY"}, {}, (404, "unknown_member")),
+            (
+                "unknown member",
+                {**body, "member_id": "M-NOBODY"},
+                {"token": "pos"},
+                (404, "unknown_member"),
+            ),
             ("malformed JSON", None, {"raw": b'{"till": "kiosk-1",'}, (400, "bad_json")),
             ("not UTF-8", None, {"raw": b"\xff\xfe"}, (400, "bad_json")),
             ("an array", [body], {}, (400, "bad_request")),
@@ -392,6 +423,7 @@ async def test_appointments_come_from_the_cloud_online_and_the_cache_offline(
 ) -> None:
     async with kiosk_running(link, tmp_path / "gw", scanner) as api:
         path = f"/v1/members/{seed.ALICE}/appointments"
+        await api.ok("POST", "/v1/identify", {"till": KIOSK, "by": "card", "uid": seed.CARD_ALICE})
         doc = await api.ok("GET", path)
         assert (doc["mode"], doc["cached"], doc["member_id"], doc["store_id"]) == (
             "online",
@@ -404,8 +436,11 @@ async def test_appointments_come_from_the_cloud_online_and_the_cache_offline(
         assert by_id[seed.APPT_SOON]["store_id"] == "S001"
         assert by_id[seed.APPT_SOON]["status"] == "booked"
         assert by_id[seed.APPT_SOON]["pending"] is False
-        assert await api.refused("GET", "/v1/members/M-NOBODY/appointments") == (404, "not_found")
-        assert await api.refused("GET", "/v1/members/M%201/appointments") == (400, "bad_request")
+        nobody = "/v1/members/M-NOBODY/appointments"
+        assert await api.refused("GET", nobody, token="pos") == (404, "not_found")
+        assert await api.refused("GET", nobody) == (403, "forbidden")
+        bad = "/v1/members/M%201/appointments"
+        assert await api.refused("GET", bad, token="pos") == (400, "bad_request")
         assert await api.refused("GET", path, token=None) == (401, "unauthorized")
         assert (await api.ok("GET", path, token="pos"))["member_id"] == seed.ALICE
 
@@ -423,7 +458,7 @@ async def test_appointments_come_from_the_cloud_online_and_the_cache_offline(
         after = await api.ok("GET", path)
         soon = next(a for a in after["appointments"] if a["appointment_id"] == seed.APPT_SOON)
         assert (soon["status"], soon["pending"]) == ("checked_in", True)
-        status, err = await api.call("GET", f"/v1/members/{seed.DEV}/appointments")
+        status, err = await api.call("GET", f"/v1/members/{seed.DEV}/appointments", token="pos")
         assert (status, err["error"]["code"], err["mode"]) == (503, "unknown_offline", "offline")
 
         await link.restore()

@@ -4,6 +4,9 @@
   what a self-service kiosk needs (identify, member, redeem, check in, claim, appointments,
   its own kiosk routes), and only as its own till: a body whose ``till`` is not the kiosk's
   name is refused (403 ``forbidden``). A kiosk token cannot accrue points or read conflicts.
+  It sits on a public machine, so it sees and acts for one member only: the one identified
+  at the kiosk with a credential (member QR, card, tap; not a typed member id) within the
+  counter's till session.
 * ``GET /v1/kiosk/ws`` authenticates itself, before the upgrade: a bearer header, a one-time
   ``ticket`` from ``POST /v1/kiosk/ws-ticket`` (what the page uses, so its long-lived token
   never appears in a URL), or ``token`` in the query for clients that can do neither.
@@ -18,7 +21,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +98,10 @@ KIOSK_OPERATIONS = frozenset(
 )
 """What a kiosk token may call (the page's own files are public anyway)."""
 KIOSK_ONLY = frozenset({"kiosk_info", "kiosk_ws_ticket", "kiosk_ws"})
+MEMBER_SCOPED = frozenset(
+    {"get_member", "member_appointments", "claim_coupon", "checkin_appointment", "redeem_coupon"}
+)
+"""Operations a kiosk token may do only for the member identified at the kiosk."""
 
 
 def _page_route(path: str, operation_id: str, kind: str) -> Route:
@@ -207,7 +214,18 @@ def _load_page() -> dict[str, bytes]:
     return {path: static.joinpath(name).read_bytes() for path, (name, _) in PAGE_FILES.items()}
 
 
-def _policy(operations: Mapping[tuple[str, str], str]) -> Any:
+def _policy(
+    operations: Mapping[tuple[str, str], str], member_at: Callable[[str], str | None]
+) -> Any:
+    """``member_at(kiosk)``: the member identified at the kiosk now, if any."""
+
+    def check_member(kiosk: str, member_id: object) -> None:
+        if member_id is not None and member_id != member_at(kiosk):
+            raise ApiError(
+                "forbidden",
+                "a kiosk acts only for the member identified at it; scan or tap first",
+            )
+
     @web.middleware
     async def policy(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
@@ -221,17 +239,26 @@ def _policy(operations: Mapping[tuple[str, str], str]) -> Any:
             return await handler(request)
         if op not in KIOSK_OPERATIONS:
             raise ApiError("forbidden", f"a kiosk token may not call {op}")
+        if "member_id" in request.match_info:
+            check_member(kiosk, request.match_info["member_id"])
         if request.method == "POST" and request.body_exists:
             raw = await request.read()  # cached: the handler reads it again
             with contextlib.suppress(ValueError, UnicodeDecodeError):
                 doc = json.loads(raw)
-                if isinstance(doc, dict) and "till" in doc and doc["till"] != kiosk:
-                    raise ApiError(
-                        "forbidden", f"a kiosk token acts only as its own till ({kiosk!r})"
-                    )
+                if isinstance(doc, dict):
+                    _kiosk_body(kiosk, op, doc)
+                    if op in MEMBER_SCOPED:
+                        check_member(kiosk, doc.get("member_id"))
         return await handler(request)
 
     return policy
+
+
+def _kiosk_body(kiosk: str, op: str, doc: dict[str, Any]) -> None:
+    if "till" in doc and doc["till"] != kiosk:
+        raise ApiError("forbidden", f"a kiosk token acts only as its own till ({kiosk!r})")
+    if op == "identify" and doc.get("by") == "member_id":
+        raise ApiError("forbidden", "a kiosk identifies by member code, card or tap only")
 
 
 class KioskRoutes:
@@ -365,7 +392,7 @@ def build_extension(kiosks: KioskService) -> ApiExtension:
     return ApiExtension(
         routes=KIOSK_ROUTES,
         handlers=KioskRoutes(kiosks).handlers(),
-        middlewares=(_policy(operations),),
+        middlewares=(_policy(operations, kiosks.counter.tills.member),),
         security_schemes={"kioskTicket": _TICKET_SCHEME, "kioskToken": _TOKEN_SCHEME},
         cleanup_ctx=(kiosks.background,),
         on_shutdown=(kiosks.shutdown,),

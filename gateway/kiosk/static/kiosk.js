@@ -100,6 +100,15 @@
     toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
   }
 
+  // A member action refused with 403: the gateway no longer knows this member at this kiosk
+  // (its session ended); start over rather than show a refusal the member cannot act on.
+  function memberRefused(status) {
+    if (status !== 403 || !state.member) return false;
+    endMember();
+    toast(t("scan.again"), "error");
+    return true;
+  }
+
   function errorText(doc) {
     const code = doc && doc.error && doc.error.code;
     const key = "error." + code;
@@ -382,6 +391,7 @@
     if (!state.member) return;
     const id = state.member.member_id;
     const { status, doc } = await api("GET", "/v1/members/" + encodeURIComponent(id));
+    if (memberRefused(status)) return;
     if (status === 200 && state.member && state.member.member_id === id) {
       state.member = doc.member;
       state.memberCached = doc.cached;
@@ -427,7 +437,7 @@
         redemption_id: newId(),
       });
       if (status !== 200) {
-        toast(errorText(doc), "error");
+        if (!memberRefused(status)) toast(errorText(doc), "error");
         return;
       }
       state.redeemed.set(doc.coupon_id, doc.status);
@@ -453,7 +463,7 @@
         claim_id: newId(),
       });
       if (status !== 200) {
-        toast(errorText(doc), "error");
+        if (!memberRefused(status)) toast(errorText(doc), "error");
         return;
       }
       toast(t("done.claimed", { title: doc.coupon.title }), "ok");
@@ -479,7 +489,7 @@
         checkin_id: newId(),
       });
       if (status !== 200) {
-        toast(errorText(doc), "error");
+        if (!memberRefused(status)) toast(errorText(doc), "error");
         return;
       }
       state.checkedIn.set(appointment.appointment_id, doc.status);
