@@ -316,9 +316,13 @@ async def test_a_kiosk_token_acts_only_as_its_kiosk_and_kiosk_routes_need_one(
                 401,
                 "unauthorized",
             )
-        # a revoked kiosk token stops at once
-        api.tokens.revoke("kiosk-1-page")
-        assert await api.refused("GET", "/v1/kiosk") == (401, "unauthorized")
+        # a revoked kiosk token stops at once, and its open socket is closed soon
+        async with api.socket() as sock:
+            api.tokens.revoke("kiosk-1-page")
+            assert await api.refused("GET", "/v1/kiosk") == (401, "unauthorized")
+            msg = await sock.ws.receive(timeout=10)
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert sock.ws.close_code == 4401
         # a token bound to a kiosk the config does not have
         ghost = api.tokens.create("ghost", kiosk="kiosk-9")
         assert await api.refused("GET", "/v1/kiosk", token=ghost) == (403, "forbidden")

@@ -355,3 +355,9 @@ async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(
         await page.goto(f"{api.base}/kiosk/")
         await expect(page.locator("#screen-welcome")).to_be_visible()
         await wait_for(lambda: api.kiosks.hub.count(KIOSK) >= 1, message="page socket")
+
+        # revoked while the page is open: the gateway closes its socket, the page says so
+        api.tokens.revoke("kiosk-1-page")
+        await expect(page.locator("#screen-setup")).to_be_visible()
+        await expect(error).to_contain_text("401")
+        assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") is None

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
 """WebSocket pings: a page whose network died is noticed within about twice this."""
 MAX_CLIENT_FRAME = 4096
+REVOKED = 4401
+"""Close code for a socket whose token was revoked (the page shows the token-refused screen)."""
 
 _BODY_ERRORS = ("bad_json", "bad_request", "too_large")
 _TICKET_SCHEME = {"type": "apiKey", "in": "query", "name": "ticket"}
@@ -354,6 +356,9 @@ class KioskRoutes:
                 getter.cancel()
                 return
             message = getter.result()
+            if sub.revoked:
+                await ws.close(code=REVOKED, message=b"the kiosk's token was revoked")
+                return
             if message is None:
                 await ws.close(code=1001, message=b"the gateway is stopping")
                 return

@@ -37,6 +37,8 @@ class Subscriber:
     overflowed: bool = False
     mode: str | None = None
     """The mode this page was last told (in its hello or a ``mode`` push)."""
+    revoked: bool = False
+    """Its token was revoked: the socket is closed with 4401."""
 
     def offer(self, message: Push | None) -> bool:
         """Queue a push (None: close); False when the page is too far behind."""
@@ -105,6 +107,14 @@ class KioskHub:
                     sub.mode = mode
                     told += 1
         return told
+
+    def subscribers(self) -> list[Subscriber]:
+        return [sub for subs in self._subscribers.values() for sub in subs]
+
+    def revoke(self, sub: Subscriber) -> None:
+        sub.revoked = True
+        if not sub.offer(None):
+            sub.overflowed = True
 
     def close_all(self) -> None:
         """Ask every socket to close (the gateway is stopping)."""

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TOKEN_CHECK_S = 2.0
+"""How often the tokens of open sockets are checked: a revocation closes them this soon."""
 MODE_POLL_S = 0.25
 """How often the link is looked at, to tell open pages when the gateway goes offline (a
 flip shorter than this may go unreported: the answers of the API carry the mode anyway)."""
@@ -112,6 +114,26 @@ class KioskService:
         while True:
             await asyncio.sleep(MODE_POLL_S)
             self.hub.sync_mode(self.mode())
+
+    async def watch_tokens(self) -> None:
+        """Close the sockets of revoked tokens: a socket has no next request to refuse."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_S)
+            subs = self.hub.subscribers()
+            if not subs:
+                continue
+            try:
+                valid = {(c.name, c.kiosk) for c in await asyncio.to_thread(self.tokens.list)}
+            except Exception:  # a locked or broken token file: try again next time
+                log.exception("could not check kiosk tokens")
+                continue
+            for sub in subs:
+                if (sub.client, sub.kiosk) not in valid:
+                    log.info(
+                        "kiosk token revoked, closing its socket",
+                        extra={"kiosk": sub.kiosk, "client": sub.client},
+                    )
+                    self.hub.revoke(sub)
 
     # --- the cloud -> pages ---------------------------------------------------------------
 
@@ -260,13 +282,18 @@ class KioskService:
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.watch_mode(), name="kiosk-mode")
+        tasks = [
+            asyncio.create_task(self.watch_mode(), name="kiosk-mode"),
+            asyncio.create_task(self.watch_tokens(), name="kiosk-tokens"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def background(self, _app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: the mode watcher runs while the API serves."""

@@ -281,10 +281,14 @@
       }
       onPush(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (state.ws !== ws) return;
       state.ws = null;
       state.wsUp = false;
+      if (event.code === 4401) {
+        refused("setup.refused");  // the token was revoked while the page was open
+        return;
+      }
       linkChanged();
       scheduleReconnect();
     };
