@@ -21,6 +21,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from provisioning.doctor import Check
+
 app = typer.Typer(
     help="Enrol this box with the cloud: its own key and certificate, no shared secrets.",
     no_args_is_help=True,
@@ -323,3 +325,57 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                 ("days left", f"{cert.days_left:.1f}"),
             ]
     _show("gateway identity", rows)
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document for machines.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.5, help="Seconds each network check may take.")
+    ] = 5.0,
+) -> None:
+    """Check everything a working store needs; say what to do about each failure.
+
+    Config, data dir (owner, mode, free space), key files, clock (NTP and skew against the
+    cloud), broker DNS/TCP/TLS, client certificate expiry, the broker's ACL (a probe publish
+    as this gateway, client id "<client>-doctor"), devices and the outbox. Exit status: 0 all
+    ok, 1 warnings only, 2 any failure.
+
+    Example:
+      storegw provision doctor -c /etc/storegw/storegw.toml
+    """
+    from provisioning.doctor import diagnose, exit_code, report_json
+
+    checks = asyncio.run(diagnose(config, timeout=timeout))
+    if as_json:
+        typer.echo(report_json(checks))
+    else:
+        _show_checks(checks)
+    raise typer.Exit(exit_code(checks))
+
+
+def _show_checks(checks: list[Check]) -> None:
+    console = _console()
+    if console.is_terminal:
+        from rich.table import Table
+
+        colour = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        table = Table(title="storegw doctor", title_style="bold")
+        for column in ("check", "status", "finding", "what to do"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(
+                c.name,
+                f"[{colour[c.status]}]{c.status}[/]",
+                _escape(c.finding),
+                _escape(c.fix or ""),
+            )
+        console.print(table)
+        return
+    for c in checks:
+        console.print(f"{c.status:<4}  {c.name}: {c.finding}", markup=False)
+        if c.fix and c.status != "ok":
+            console.print(f"      fix: {c.fix}", markup=False)

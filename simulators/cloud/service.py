@@ -166,6 +166,7 @@ class CloudService:
         self.offers = OfferBook(self.store)
         """Coupon offers members claim at kiosks (``coupon.claim``, the Member's ``offers``)."""
         self.methods["coupon.claim"] = self._claim
+        self.methods["clock.now"] = self._clock_now
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s
@@ -465,6 +466,12 @@ class CloudService:
         member = await self.store.member_profile(member_id, store_id=store_id, now=now)
         member["offers"] = await self.offers.available(member, store_id=store_id, now=now)
         return {"member": member}
+
+    async def _clock_now(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        """The cloud's time, so ``provision doctor`` can measure the box's clock skew."""
+        if set(args) - {"till"}:
+            raise Refusal("bad_args", "clock.now takes no arguments")
+        return {"ok": True, "data": {"now": iso_ms(self.clock())}}
 
     async def _claim(self, args: Json, store_id: str, gateway_id: str) -> Json:
         try:
