@@ -23,6 +23,7 @@ from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
 from gateway.commands import CommandError, Dispatcher
 from gateway.config import Config
+from gateway.control import SOCKET_NAME, ControlServer, register_device_test
 from gateway.counter.service import CounterService
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
@@ -137,6 +138,9 @@ class Gateway:
         self.started = time.time()
         self.ready = asyncio.Event()
         self._register_commands()
+        register_device_test(self.dispatcher, self.devices, self.reading_listeners)
+        self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
+        """The local control socket: technicians reach the dispatcher without the cloud."""
 
     # --- the one way in for events --------------------------------------------------------
 
@@ -250,6 +254,8 @@ class Gateway:
                     for dev_id, sup in self.devices.items():
                         tg.create_task(sup.run(), name=f"device:{dev_id}")
                     tg.create_task(self._housekeeping(), name="housekeeping")
+                    tg.create_task(self.control.serve(), name="control")
+                    await self.control.started.wait()
                     if self.certwatch is not None:
                         tg.create_task(self.certwatch.run(), name="certwatch")
                     if self.config.metrics.listen:

@@ -1,0 +1,191 @@
+"""The local control socket: technicians reach the daemon's one dispatcher without the cloud.
+
+``data_dir/control.sock`` (mode 0600, so only the gateway's own user and root may use it)
+speaks one JSON object per line: ``{"command": NAME, "args": {...}}`` in, one line with the
+dispatcher's result out. Several requests may share a connection. ``device.test`` (registered
+here, served through the same dispatcher) waits for a device's next reading: a technician
+scans something and sees that the gateway got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from drivers.base import JsonObject, Reading
+from gateway.commands import MAX_COMMAND_BYTES, CommandError, Dispatcher, failed
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+MAX_LINE_BYTES = MAX_COMMAND_BYTES + 1024
+DEVICE_TEST_MAX_S = 60.0
+
+ReadingListener = Callable[[str, Reading], None]
+_SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes; keep a margin
+
+
+@contextlib.contextmanager
+def reachable(path: Path) -> Iterator[str]:
+    """A name for ``path`` short enough for bind/connect: deep data dirs (tests, odd mounts)
+    go through ``/proc/self/fd/N/`` of the directory instead of failing with ENAMETOOLONG."""
+    if len(os.fsencode(str(path))) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+class ControlServer:
+    """Serves the dispatcher on a unix socket until cancelled, then removes the socket."""
+
+    def __init__(self, path: Path, dispatcher: Dispatcher) -> None:
+        self.path = path
+        self.dispatcher = dispatcher
+        self.started = asyncio.Event()
+
+    async def serve(self) -> None:
+        self._remove_stale()
+        old = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+        try:
+            with reachable(self.path) as name:
+                server = await asyncio.start_unix_server(
+                    self._client, path=name, limit=MAX_LINE_BYTES
+                )
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        log.info("control socket listening", extra={"path": str(self.path)})
+        self.started.set()
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def _remove_stale(self) -> None:
+        """A socket left by a killed daemon would make bind fail; one still answering is not
+        stale: two daemons on one data_dir would fight over the outbox."""
+        try:
+            mode = self.path.lstat().st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise RuntimeError(f"{self.path} exists and is not a socket; refusing to replace it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with reachable(self.path) as name:
+                probe.connect(name)
+        except OSError:
+            self.path.unlink()
+            log.info("removed a stale control socket", extra={"path": str(self.path)})
+            return
+        finally:
+            probe.close()
+        raise RuntimeError(f"another gateway is serving {self.path}")
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # over the limit: the rest of the line is unusable
+                    await _send(writer, failed("too_large", "request line too long", None, ""))
+                    return
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                await _send(writer, await self.handle(line))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def handle(self, line: bytes) -> JsonObject:
+        """One request line -> one result object (never raises)."""
+        try:
+            doc = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return failed("bad_json", f"request is not valid JSON: {exc}", None, "")
+        if not isinstance(doc, dict) or not isinstance(doc.get("command"), str):
+            return failed(
+                "bad_request", 'send {"command": NAME, "args": {...}} on one line', None, ""
+            )
+        name: str = doc["command"]
+        envelope = {k: v for k, v in doc.items() if k != "command"}
+        return await self.dispatcher.dispatch(name, json.dumps(envelope).encode())
+
+
+async def _send(writer: asyncio.StreamWriter, result: JsonObject) -> None:
+    writer.write(json.dumps(result, separators=(",", ":")).encode() + b"\n")
+    await writer.drain()
+
+
+# --- device.test ------------------------------------------------------------------------------
+
+
+class DeviceTestArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device: str = Field(min_length=1, max_length=64)
+    timeout_s: float = Field(default=30.0, gt=0, le=DEVICE_TEST_MAX_S)
+
+
+def register_device_test(
+    dispatcher: Dispatcher, devices: Mapping[str, object], listeners: list[ReadingListener]
+) -> None:
+    """``device.test``: wait for the next reading a device delivers (once it is durable)."""
+
+    async def device_test(args: JsonObject) -> JsonObject:
+        device = str(args["device"])
+        timeout = float(args["timeout_s"])  # type: ignore[arg-type]
+        if device not in devices:
+            raise CommandError(
+                "bad_args",
+                f"no configured device {device!r}",
+                details={"devices": list[JsonValue](sorted(devices))},
+            )
+        got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
+
+        def listener(device_id: str, reading: Reading) -> None:
+            if device_id == device and not got.done():
+                got.set_result(reading)
+
+        listeners.append(listener)
+        try:
+            async with asyncio.timeout(timeout):
+                reading = await got
+        except TimeoutError:
+            raise CommandError(
+                "timeout", f"no reading from {device!r} within {timeout:g}s"
+            ) from None
+        finally:
+            listeners.remove(listener)
+        return {
+            "device": device,
+            "kind": reading.kind,
+            "data": reading.data,
+            "ts": reading.ts.isoformat(),
+        }
+
+    dispatcher.register(
+        "device.test",
+        device_test,
+        args_model=DeviceTestArgs,
+        help="wait for the next reading from a device (technician check)",
+    )
