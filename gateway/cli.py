@@ -14,6 +14,7 @@ import typer
 
 from gateway import __version__, logs
 from gateway.config import ConfigError, load_config
+from gateway.outbox_cli import app as outbox_app
 from provisioning.cli import app as provision_app
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(api_app, name="api")
 api_app.add_typer(token_app, name="token")
 app.add_typer(provision_app, name="provision")
+app.add_typer(outbox_app, name="outbox")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Path to storegw.toml.", show_default=False)

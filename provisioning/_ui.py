@@ -51,7 +51,7 @@ def say(message: str, style: str = "") -> None:
 
         out.print(f"[{style}]{escape(message)}[/]")
     else:
-        out.print(message, markup=False)
+        typer.echo(message)
 
 
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -66,10 +66,10 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
             t.add_row(*("" if v is None else str(v) for v in row))
         out.print(t)
     else:
-        out.print(title, markup=False)
-        out.print("\t".join(headers), markup=False)
+        typer.echo(title)
+        typer.echo("\t".join(headers))
         for row in rows:
-            out.print("\t".join("" if v is None else str(v) for v in row), markup=False)
+            typer.echo("\t".join("" if v is None else str(v) for v in row))
 
 
 def print_json(doc: Any) -> None:
