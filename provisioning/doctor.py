@@ -228,8 +228,12 @@ def check_outbox(data_dir: Path, now: float | None = None) -> Check:
     if not path.exists():
         return Check("outbox", "ok", "empty (no outbox yet: the daemon has not run)")
     moment = time.time() if now is None else now
+    # Read only, and leave no -wal/-shm files behind (owned by whoever runs the doctor) when
+    # the daemon is not running: a cleanly closed outbox has no -wal, and nothing writes it.
+    running = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if running else "mode=ro&immutable=1"
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True, timeout=5)
         try:
             depth, oldest = db.execute("SELECT count(*), min(created) FROM outbox").fetchone()
         finally:
