@@ -7,7 +7,7 @@ User mistakes end as a message and exit code, never a traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -109,3 +109,22 @@ def call(config: Path, command: str, args: dict[str, Any], timeout: float = 10.0
     path = control_path(config)
     with user_errors():
         return call_sync(path, command, args, timeout=timeout)
+
+
+def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> Config:
+    """Read the file, apply ``change`` to its table, validate, keep a ``.bak``, replace it
+    atomically. Nothing is written unless the whole result is a valid configuration."""
+    import shutil
+
+    from provisioning.configfile import ProvisionError, read_toml, validate, write_config
+
+    try:
+        data = read_toml(path)
+        change(data)
+        validate(data, path)
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+        return write_config(path, data)
+    except ProvisionError as exc:
+        raise fail(exc.message, exc.details) from None
+    except OSError as exc:
+        raise fail(f"cannot back up {path}: {exc.strerror}") from None

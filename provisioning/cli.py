@@ -379,3 +379,9 @@ def _show_checks(checks: list[Check]) -> None:
         console.print(f"{c.status:<4}  {c.name}: {c.finding}", markup=False)
         if c.fix and c.status != "ok":
             console.print(f"      fix: {c.fix}", markup=False)
+
+
+# Technician commands, one module each (provisioning/devices.py, stickers.py, labels.py, ...).
+from provisioning.kiosks import app as _kiosk_app  # noqa: E402 - after the commands above
+
+app.add_typer(_kiosk_app, name="kiosk")
