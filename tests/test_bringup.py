@@ -63,6 +63,7 @@ def test_the_walkthrough_parses_into_the_documented_steps() -> None:
         "storegw provision enroll",
         "storegw run",
         "storegw provision doctor",
+        "storegw outbox stats",
         'cloud-broker.sh" stop',
     ):
         assert step in joined, step
