@@ -145,9 +145,14 @@ def check_data_dir(data_dir: Path) -> Check:  # noqa: PLR0911 - one return per f
 
 
 def _key_files(cfg: Config) -> list[Path]:
+    """The keys this box uses: the gateway's (needed for mqtts://, or wherever one exists)
+    and the local API's TLS key."""
     from provisioning.certs import IdentityFiles
 
-    keys = [cfg.mqtt.key_file or IdentityFiles.in_data_dir(cfg.gateway.data_dir).key]
+    keys: list[Path] = []
+    identity_key = cfg.mqtt.key_file or IdentityFiles.in_data_dir(cfg.gateway.data_dir).key
+    if cfg.mqtt.tls or cfg.mqtt.key_file is not None or identity_key.exists():
+        keys.append(identity_key)
     if cfg.api.tls_key is not None:
         keys.append(cfg.api.tls_key)
     return keys
@@ -175,7 +180,7 @@ def check_key_files(cfg: Config) -> Check:
             shown.append(f"{key} ({mode:04o})")
     if problems:
         return Check("key files", "fail", "; ".join(problems), "; ".join(dict.fromkeys(fixes)))
-    return Check("key files", "ok", ", ".join(shown))
+    return Check("key files", "ok", ", ".join(shown) or "none needed (plain MQTT)")
 
 
 def _size(n: int) -> str:
@@ -300,10 +305,11 @@ async def check_tcp(host: str, port: int, timeout: float) -> Check:
             "a firewall drops the connection: allow outgoing TCP to that port",
         )
     except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return Check(
             "tcp",
             "fail",
-            f"{host}:{port}: {exc.strerror or exc}",
+            f"{host}:{port}: {reason}",
             "is the broker running on that port? check the port in [mqtt] url",
         )
     writer.close()
@@ -320,7 +326,7 @@ async def check_tls(cfg: Config, timeout: float) -> Check:  # noqa: PLR0911 - on
         return Check(
             "tls",
             "warn",
-            f"{mqtt.url} is plain MQTT: nothing is encrypted or authenticated",
+            f"mqtt://{mqtt.host}:{mqtt.port} is plain MQTT: nothing is encrypted or authenticated",
             "enrol the box (storegw provision enroll) to use mqtts://",
         )
     try:

@@ -39,7 +39,7 @@ from provisioning.doctor import (
     diagnose,
     exit_code,
 )
-from simulators.broker import free_port
+from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.enrollment import CloudPki, CloudStack, cloud_stack
 from tests.test_bridge import running
 from tests.waiting import wait_for
@@ -313,7 +313,9 @@ def test_data_dir_key_files_and_disk_space(tmp_path: Path) -> None:
     assert check_data_dir(data).status == "fail"
     data.chmod(0o750)
 
-    cfg = load_config(write_box(tmp_path, "mqtt://127.0.0.1:1883"))
+    plain = load_config(write_box(tmp_path, "mqtt://127.0.0.1:1883"))
+    assert check_key_files(plain).status == "ok"  # no TLS, no key needed
+    cfg = load_config(write_box(tmp_path, "mqtts://localhost:8883"))
     missing = check_key_files(cfg)
     assert missing.status == "fail"
     assert missing.fix is not None
@@ -427,3 +429,20 @@ async def test_devices_with_the_daemon_are_asked_through_its_control_socket(
         assert found["device scanner-1"].status == "ok"
         assert "available" in found["device scanner-1"].finding
         assert exit_code(checks) == 0, checks
+
+
+async def test_a_plain_lab_broker_gives_warnings_exit_1_and_no_password(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    config = write_box(tmp_path, broker.url)
+    text = config.read_text().replace(
+        "keepalive_s = 5\n", 'keepalive_s = 5\nusername = "lab"\npassword = "s3cret-pw"\n'
+    )
+    config.write_text(text)
+    result = await cli("provision", "doctor", "-c", str(config), "--timeout", "1")
+    assert result.exit_code == 1, result.output  # warnings only
+    assert "s3cret-pw" not in result.output
+    assert "warn  tls: mqtt://127.0.0.1:" in result.output
+    assert "ok    acl:" in result.output  # an open broker lets it publish
+    assert "warn  clock skew: no answer to clock.now" in result.output  # no cloud service
+    assert "fail" not in result.output
