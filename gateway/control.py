@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 MAX_LINE_BYTES = MAX_COMMAND_BYTES + 1024
 DEVICE_TEST_MAX_S = 60.0
+SUPERVISOR_KINDS = frozenset({"device.status"})
+"""Readings the gateway makes about a device (up/down), not readings from it."""
 
 ReadingListener = Callable[[str, Reading], None]
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes; keep a margin
@@ -146,14 +149,25 @@ class DeviceTestArgs(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=DEVICE_TEST_MAX_S)
 
 
+class DeviceTests:
+    """Who is waiting in ``device.test`` right now (device id -> callers), for status and tests."""
+
+    def __init__(self) -> None:
+        self.waiting: Counter[str] = Counter()
+        self.started: Counter[str] = Counter()
+        """Every ``device.test`` ever begun, by device (waiting only says "now")."""
+
+
 def register_device_test(
     dispatcher: Dispatcher, devices: Mapping[str, object], listeners: list[ReadingListener]
-) -> None:
+) -> DeviceTests:
     """``device.test``: wait for the next reading a device delivers (once it is durable)."""
+    tests = DeviceTests()
 
     async def device_test(args: JsonObject) -> JsonObject:
         device = str(args["device"])
-        timeout = float(args["timeout_s"])  # type: ignore[arg-type]
+        timeout = args["timeout_s"]
+        assert isinstance(timeout, float | int)  # DeviceTestArgs made it so
         if device not in devices:
             raise CommandError(
                 "bad_args",
@@ -163,10 +177,12 @@ def register_device_test(
         got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
 
         def listener(device_id: str, reading: Reading) -> None:
-            if device_id == device and not got.done():
+            if device_id == device and reading.kind not in SUPERVISOR_KINDS and not got.done():
                 got.set_result(reading)
 
         listeners.append(listener)
+        tests.waiting[device] += 1
+        tests.started[device] += 1
         try:
             async with asyncio.timeout(timeout):
                 reading = await got
@@ -176,6 +192,7 @@ def register_device_test(
             ) from None
         finally:
             listeners.remove(listener)
+            tests.waiting[device] -= 1
         return {
             "device": device,
             "kind": reading.kind,
@@ -189,3 +206,4 @@ def register_device_test(
         args_model=DeviceTestArgs,
         help="wait for the next reading from a device (technician check)",
     )
+    return tests

@@ -138,7 +138,9 @@ class Gateway:
         self.started = time.time()
         self.ready = asyncio.Event()
         self._register_commands()
-        register_device_test(self.dispatcher, self.devices, self.reading_listeners)
+        self.device_tests = register_device_test(
+            self.dispatcher, self.devices, self.reading_listeners
+        )
         self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
         """The local control socket: technicians reach the dispatcher without the cloud."""
 

@@ -385,3 +385,6 @@ def _show_checks(checks: list[Check]) -> None:
 from provisioning.kiosks import app as _kiosk_app  # noqa: E402 - after the commands above
 
 app.add_typer(_kiosk_app, name="kiosk")
+from provisioning.labels import app as _labels_app  # noqa: E402
+
+app.add_typer(_labels_app, name="labels")

@@ -80,14 +80,17 @@ async def test_device_test_returns_the_next_scan(broker: MosquittoBroker, tmp_pa
         gw = Gateway(make_config(broker.url, tmp_path / "d", devices))
         async with running(gw):
             await asyncio.to_thread(scanner.wait_for_reader, 5)
+            await wait_for(
+                lambda: gw.devices["scanner-1"].health.state == "available", message="scanner up"
+            )
             path = gw.config.gateway.data_dir / "control.sock"
-            before = len(gw.reading_listeners)
             async with ControlClient(path) as client:
                 waiting = asyncio.create_task(
                     client.call("device.test", {"device": "scanner-1", "timeout_s": 5}, timeout=8)
                 )
                 await wait_for(
-                    lambda: len(gw.reading_listeners) > before or waiting.done(), message="listener"
+                    lambda: gw.device_tests.waiting["scanner-1"] == 1 or waiting.done(),
+                    message="wait",
                 )
                 assert not waiting.done(), waiting.result()
                 scanner.type("4006381333931")
@@ -97,7 +100,7 @@ async def test_device_test_returns_the_next_scan(broker: MosquittoBroker, tmp_pa
                 with pytest.raises(CommandFailed) as timeout:
                     await client.call("device.test", {"device": "scanner-1", "timeout_s": 0.2})
                 assert timeout.value.code == "timeout"
-            assert len(gw.reading_listeners) == before  # the test's listener is gone again
+            assert gw.device_tests.waiting["scanner-1"] == 0
 
 
 async def test_a_second_daemon_on_the_same_data_dir_refuses(
