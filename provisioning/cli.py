@@ -388,3 +388,6 @@ app.add_typer(_kiosk_app, name="kiosk")
 from provisioning.labels import app as _labels_app  # noqa: E402
 
 app.add_typer(_labels_app, name="labels")
+from provisioning.devices import app as _devices_app  # noqa: E402
+
+app.add_typer(_devices_app, name="devices")
