@@ -1,9 +1,11 @@
 """docs/asyncapi.yaml describes what the code really sends: every message of a real run validates.
 
-A real Mosquitto, a real gateway and the cloud simulator; an observer records every message
-under ``storegw/``. Each one must fall on exactly one documented channel and validate against
-that channel's message schema (RPC replies against the reply schema of the method they answer,
-found by correlation data). A message on an undocumented channel fails the test.
+A real Mosquitto, a real gateway and the cloud simulator (with its enrolment service); an
+observer records every message under ``storegw/``, including an enrolment on the provisioning
+topics and a ``provision doctor`` session. Each one must fall on exactly one documented channel
+and validate against that channel's message schema (RPC replies against the reply schema of the
+method they answer, found by correlation data). A message on an undocumented channel fails the
+test, and so does a documented channel that the run never used.
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from drivers.base import BadInput, Priority, Reading, error_reading
+from gateway.certwatch import CertStatus
 from gateway.daemon import Gateway
+from gateway.pricing.report import LabelOutcome, Sync
 from gateway.rpc import RpcRefused
+from provisioning.certs import build_csr, csr_pem
+from provisioning.doctor import check_session
+from provisioning.protocol import ClaimToken, EnrollRequest, request_topic, response_topic
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
+from simulators.cloud.enrollment import Enrollment
 from simulators.phone import Phone
 from tests.conftest import Observer, make_config
 from tests.test_bridge import running
@@ -159,6 +168,9 @@ def test_every_event_kind_in_the_docs_has_a_channel() -> None:
         "points.accrued",
         "appointment.checked_in",
         "counter.refused",
+        "price.sync",
+        "cert.expiring",
+        "cert.renewed",
     }
     for kind in documented:
         assert channel_for(f"{BASE}/events/{kind}").name == f"events.{kind}"
@@ -288,11 +300,30 @@ def _events() -> list[tuple[str, Reading]]:
             },
         ),
     ]
+    readings.append(("gateway", "price.sync", _price_sync()))
+    cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
+    readings.append(("gateway", "cert.expiring", cert))
+    readings.append(("gateway", "cert.renewed", {**cert, "serial": "3a4b", "days_left": 365.0}))
     out = [(dev, Reading(kind=kind, data=data)) for dev, kind, data in readings]
     err = error_reading(BadInput("scanner-1", "invalid_utf8", "bad bytes"), preview_hex="fffe")
     out.append(("scanner-1", err))
     out.append(("scanner-1", Reading(kind="scan", data={"code": "x"}, priority=Priority.LOW)))
     return out
+
+
+def _price_sync() -> dict[str, Any]:
+    """A report built by the pricing service's own bookkeeping (as service.py publishes it)."""
+    sync = Sync(
+        sync_id="0123456789abcdef0123456789abcdef", reason="flash_sale.start", sale_id="s-1"
+    )
+    for label, push_id in (("a1", "p1"), ("a2", "p2"), ("a3", "p3"), ("a4", None)):
+        sync.add(LabelOutcome(device="labels", label=label, sku="4006381333931", push_id=push_id))
+    sync.unchanged = 2
+    sync.update(("labels", "a1"), "updated", None, 1)
+    sync.update(("labels", "a2"), "retrying", {"reason": "timeout", "message": "no ack"}, 2)
+    sync.update(("labels", "a3"), "superseded", None, None)
+    sync.seal()
+    return {**sync.report(), "revision": 1}
 
 
 async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
@@ -348,6 +379,34 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     await call("coupon.claim", {**claim, "till": "kiosk-1"})
     await call("coupon.claim", {**claim, "claim_id": "k-2"}, "already_claimed")
     await call("coupon.claim", {**claim, "claim_id": "k-3", "offer_id": "NONE"}, "unknown_offer")
+    await call("clock.now", {})
+
+
+async def _enrolment(observer: Observer, gw: Gateway, enrollment: Enrollment) -> None:
+    """Enrol S001/gw-1 on the provisioning topics (refused, then signed), then cert.renew."""
+    token = ClaimToken.parse(enrollment.issue_claim("S001", "gw-1"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr, other = (csr_pem(build_csr(key, "S001", gw_id)) for gw_id in ("gw-1", "gw-2"))
+    fields: dict[str, Any] = {
+        "claim_id": token.claim_id,
+        "store_id": "S001",
+        "gateway_id": "gw-1",
+        "csr": csr,
+    }
+    request = EnrollRequest(**fields, secret=token.secret, nonce="nonce-0123456789ab")
+    wrong = EnrollRequest(**fields, secret="x" * 43, nonce="nonce-wrong-secret")
+
+    def answered(nonce: str) -> Callable[[], bool]:
+        topic = response_topic(token.claim_id)
+        return lambda: any(json.loads(p)["nonce"] == nonce for p, _ in observer.on(topic))
+
+    for attempt in (wrong, request):
+        await observer.publish(request_topic(token.claim_id), attempt.model_dump_json().encode())
+        await wait_for(answered(attempt.nonce), message=f"enrolment answer to {attempt.nonce}")
+    await gw.bridge.rpc.call("cert.renew", {"csr": csr}, timeout=5)
+    with pytest.raises(RpcRefused) as err:
+        await gw.bridge.rpc.call("cert.renew", {"csr": other}, timeout=5)
+    assert err.value.code == "identity_mismatch"
 
 
 def _seen(observer: Observer, suffix: str) -> Callable[[], bool]:
@@ -376,8 +435,11 @@ async def _commands(observer: Observer, cloud: CloudService) -> None:
 async def test_every_message_of_a_real_run_matches_the_document(
     broker: MosquittoBroker, observer: Observer, tmp_path: Path
 ) -> None:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as cloud:
-        gw = Gateway(make_config(broker.url, tmp_path / "gw"))
+    enrollment = Enrollment(tmp_path / "pki", url=broker.url)
+    async with CloudService(broker.url, tmp_path / "cloud.db") as cloud, enrollment:
+        enrollment.attach(cloud)
+        config = make_config(broker.url, tmp_path / "gw")
+        gw = Gateway(config)
         async with running(gw):
             await wait_for(gw.bridge.connected.is_set, message="gateway connected")
             readings = _events()
@@ -385,6 +447,10 @@ async def test_every_message_of_a_real_run_matches_the_document(
                 await gw.submit(device_id, reading)
             await _rpcs(gw, cloud)
             await _commands(observer, cloud)
+            await _enrolment(observer, gw, enrollment)
+            acl, clock = await check_session(config, timeout=5)
+            assert (acl.status, clock.name) == ("ok", "clock skew"), (acl, clock)
+            assert "box is" in clock.finding, clock  # the cloud answered the doctor's clock.now
             await wait_for(
                 lambda: len(observer.events()) >= len(readings), message="all events published"
             )
