@@ -161,7 +161,7 @@ async def test_unknown_command_and_response_topic_with_correlation(
         bad = json.loads(observer.on("/cmd-result/reboot-the-world")[0][0])
         assert bad["error"]["code"] == "unknown_command"
 
-        props = Properties(PacketTypes.PUBLISH)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ResponseTopic = "storegw/cloud/replies/abc"
         props.CorrelationData = b"corr-42"
         await observer.publish(f"{PREFIX}/cmd/status", b'{"id": "r1"}', properties=props)
@@ -255,7 +255,7 @@ async def test_rpc_round_trip_refusal_timeout_and_offline(
                 from paho.mqtt.packettypes import PacketTypes
                 from paho.mqtt.properties import Properties
 
-                out = Properties(PacketTypes.PUBLISH)
+                out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 out.CorrelationData = corr
                 await observer.publish(
                     props.ResponseTopic, json.dumps(reply).encode(), properties=out
