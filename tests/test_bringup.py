@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 STEP_TIMEOUT_S = 60.0
 DOCUMENTED = ("REPO", "WORK", "BROKER_PORT", "PROVISION_PORT")
+PID_FILES = ("cloud/broker/mosquitto.pid", "cloud/sim.pid", "scanner.pid", "gateway.pid")
 
 
 def walkthrough(text: str) -> list[str]:
@@ -61,7 +62,10 @@ def test_the_walkthrough_parses_into_the_documented_steps() -> None:
         "storegw sim cloud claim",
         "storegw provision init",
         "storegw provision enroll",
+        "storegw sim scanner",
+        "storegw provision devices add scanner-1",
         "storegw run",
+        "storegw provision devices test scanner-1",
         "storegw provision doctor",
         "storegw outbox stats",
         'cloud-broker.sh" stop',
@@ -151,7 +155,7 @@ def test_bringing_up_a_store_as_the_readme_says(shell: Shell) -> None:
         assert "Traceback" not in done.stdout + done.stderr, command
         if "provision doctor" in command:
             doctor_runs.append(done)
-        for name in ("cloud/sim.pid", "gateway.pid", "cloud/broker/mosquitto.pid"):
+        for name in PID_FILES:
             path = work / name
             if path.exists() and name not in pids:
                 pids[name] = int(path.read_text())
@@ -160,10 +164,13 @@ def test_bringing_up_a_store_as_the_readme_says(shell: Shell) -> None:
     lines = [line for line in final.splitlines() if line and not line.startswith(" ")]
     assert lines, final
     assert all(line.startswith("ok ") for line in lines), final
-    for check in ("config", "tls", "client certificate", "acl", "clock skew", "outbox"):
+    for check in (
+        "config", "tls", "client certificate", "acl", "clock skew", "daemon",
+        "device scanner-1", "outbox",
+    ):  # fmt: skip
         assert f"ok    {check}:" in final, (check, final)
     assert not (work / "claim.token").exists()  # the walkthrough removes the secret
-    assert set(pids) == {"cloud/sim.pid", "gateway.pid", "cloud/broker/mosquitto.pid"}
+    assert set(pids) == set(PID_FILES)
     # The walkthrough's own stop step ends everything it started.
     wait_for_sync(
         lambda: not any(_alive(pid) for pid in pids.values()),
