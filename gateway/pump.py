@@ -52,6 +52,7 @@ class Pump:
             else None
         )
         self.replayed = 0
+        self.replay_sent = 0
         self.published = 0
         self.refused = 0
         self.replay_done = asyncio.Event()
@@ -71,8 +72,9 @@ class Pump:
             rows = await self._outbox.read(cursor, _READ_BATCH, upto)
             if not rows:
                 if upto is not None:
-                    if self.replayed:
-                        log.info("backlog replayed", extra={"events": self.replayed})
+                    if self.replay_sent:
+                        # Counted when handed to the broker; PUBACKs may still be on the way.
+                        log.info("backlog handed to the broker", extra={"events": self.replay_sent})
                     self.replay_done.set()
                     return
                 await self._outbox.wait_committed(cursor)
@@ -89,6 +91,8 @@ class Pump:
                             next_at = time.monotonic()
                 await self._window.acquire()
                 tg.create_task(self._send(event, replay))
+                if replay:
+                    self.replay_sent += 1
                 cursor = event.seq
 
     async def _send(self, event: StoredEvent, replay: bool) -> None:
