@@ -391,3 +391,6 @@ app.add_typer(_labels_app, name="labels")
 from provisioning.devices import app as _devices_app  # noqa: E402
 
 app.add_typer(_devices_app, name="devices")
+from provisioning.stickers import app as _sticker_app  # noqa: E402
+
+app.add_typer(_sticker_app, name="sticker")

@@ -1,0 +1,328 @@
+"""``storegw provision sticker write|verify|lock``: NFC tap stickers with a signed URL.
+
+A sticker at a placement carries ``https://{base}/t/{store}/{placement}?s={sig}``, signed with
+the store's sticker key (drivers/nfc/sticker.py). The key lives in ``data_dir/sticker.key``
+(hex, mode 0600, made on first use) and is never printed: only its key id is shown. These
+commands open the NFC reader themselves, so stop the daemon first if it uses the same reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from provisioning import _ui
+from provisioning._ui import DEFAULT_CONFIG, ConfigOpt, JsonOpt
+
+if TYPE_CHECKING:
+    from drivers.nfc.codec import StickerKey
+    from drivers.nfc.sticker import StickerWriter
+
+app = typer.Typer(
+    help="NFC tap stickers: write a signed URL, verify it, lock it for good.",
+    no_args_is_help=True,
+)
+
+KEY_FILE = "sticker.key"
+SAME_TAG_PAUSE_S = 0.3
+"""Between looks at the reader while the sticker just written still lies on it."""
+
+ReaderOpt = Annotated[
+    str,
+    typer.Option("--device", help="nfcpy reader path: usb, tty:USB0, udp:127.0.0.1:PORT."),
+]
+BaseOpt = Annotated[
+    str,
+    typer.Option(
+        "--base",
+        envvar="STOREGW_STICKER_BASE",
+        help="Host of the tap URL, e.g. t.example.com.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=1, max=600, help="Seconds to wait for each sticker.")
+]
+
+
+def load_key(data_dir: Path) -> StickerKey:
+    """The store's sticker key; made (0600, never shown) the first time it is needed."""
+    from drivers.nfc.codec import StickerKey
+
+    path = data_dir / KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            return StickerKey.from_file(path)
+        except ValueError as exc:
+            raise _ui.fail(f"{path}: {exc}") from None
+    key_hex = os.urandom(32).hex()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key_hex + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _ui.say(f"created a new sticker key in {path} (0600)", "yellow")
+    return StickerKey.from_hex(key_hex)
+
+
+def _writer(config: Path, device: str, base: str) -> tuple[str, StickerWriter]:
+    from drivers.nfc.sticker import StickerWriter
+
+    cfg = _ui.load(config)
+    key = load_key(cfg.gateway.data_dir)
+    try:
+        return cfg.gateway.store_id, StickerWriter(device, key, base=base)
+    except ValueError as exc:
+        raise _ui.fail(f"--base {base!r}: {exc}", code=2) from None
+
+
+@dataclass
+class Row:
+    uid: str
+    placement: str
+    ok: bool
+    reason: str = ""
+
+
+def _placements(pattern: str, batch: int, start: int) -> list[str]:
+    try:
+        return [pattern.format(n=n) for n in range(start, start + batch)]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _ui.fail(f"--placement {pattern!r} is not a pattern with {{n}}: {exc}") from None
+
+
+def _confirm_lock(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise _ui.fail(f"locking is permanent: pass --yes to lock {what}", code=2)
+    if not typer.confirm(f"Lock {what} for good? It can never be rewritten", default=False):
+        raise _ui.fail("not locked")
+
+
+async def _next_new_tag(
+    writer: StickerWriter, done: set[str], deadline: float, timeout: float
+) -> str:
+    """The UID of a sticker not handled yet: the one just written may still lie on the reader."""
+    from drivers.nfc.sticker import NoTagError
+
+    loop = asyncio.get_running_loop()
+    while (left := deadline - loop.time()) > 0:
+        seen = await writer.read(timeout=left)
+        if seen.uid not in done:
+            return seen.uid
+        await asyncio.sleep(SAME_TAG_PAUSE_S)
+    raise NoTagError(f"no new sticker within {timeout:g}s")
+
+
+async def _write_all(
+    writer: StickerWriter,
+    store: str,
+    placements: list[str],
+    *,
+    protect: bool,
+    lock: bool,
+    timeout: float,
+    progress: Any,
+) -> list[Row]:
+    from drivers.nfc.sticker import NoTagError, StickerError
+
+    rows: list[Row] = []
+    done: set[str] = set()
+    task = progress.add_task("stickers", total=len(placements)) if progress else None
+    loop = asyncio.get_running_loop()
+    for i, placement in enumerate(placements, 1):
+        if len(placements) > 1:
+            _ui.say(f"[{i}/{len(placements)}] place the sticker for {placement} on the reader")
+        deadline = loop.time() + timeout
+        seen_uid = "-"
+        try:
+            seen_uid = await _next_new_tag(writer, done, deadline, timeout)
+            result = await writer.write(
+                store,
+                placement,
+                protect=protect,
+                lock=lock,
+                confirm=lock,
+                timeout=max(1.0, deadline - loop.time()),
+            )
+            done.add(result.uid)
+            rows.append(Row(result.uid, placement, True, "locked" if result.locked else ""))
+        except NoTagError as exc:
+            rows.append(Row("-", placement, False, str(exc) or "no sticker"))
+            break  # the roll has ended or nobody is there: stop asking
+        except (StickerError, ValueError) as exc:
+            done.add(seen_uid)
+            rows.append(Row(seen_uid, placement, False, str(exc)))
+        if progress is not None:
+            progress.update(task, advance=1)
+    return rows
+
+
+@app.command()
+def write(
+    placement: Annotated[
+        str,
+        typer.Option(
+            "--placement",
+            help="Where it goes (counter-1), or a pattern with --batch: shelf-{n:02d}.",
+        ),
+    ],
+    *,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    device: ReaderOpt = "usb",
+    base: BaseOpt,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=1000, help="Write a roll of N stickers.")
+    ] = 1,
+    start: Annotated[int, typer.Option("--start", help="First {n} of the pattern.")] = 1,
+    protect: Annotated[
+        bool, typer.Option("--protect", help="Set a per-tag write password.")
+    ] = False,
+    lock: Annotated[
+        bool, typer.Option("--lock", help="Make the sticker read-only for good (asks).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before locking.")] = False,
+    timeout: TimeoutOpt = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the signed tap URL of a placement to a sticker, read back and checked.
+
+    Example:
+      storegw provision sticker write --device usb --base t.example.com --placement counter-1
+    A roll of 20:
+      storegw provision sticker write --batch 20 --placement 'shelf-{n:02d}' --base t.example.com
+    """
+    if protect and lock:
+        raise _ui.fail("choose --protect (password) or --lock (permanent), not both", code=2)
+    placements = _placements(placement, batch, start) if batch > 1 else [placement]
+    if lock:
+        _confirm_lock(yes, f"{len(placements)} sticker(s)")
+    from drivers.nfc.sticker import ReaderUnavailable
+
+    store, writer = _writer(config, device, base)
+
+    async def run(progress: Any) -> list[Row]:
+        async with writer:
+            return await _write_all(
+                writer,
+                store,
+                placements,
+                protect=protect,
+                lock=lock,
+                timeout=timeout,
+                progress=progress,
+            )
+
+    if batch == 1:
+        _ui.say(f"place the sticker for {placements[0]} on the reader ({timeout:g}s)...", "cyan")
+    console = _ui.console()
+    try:
+        if console.is_terminal and batch > 1 and not as_json:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, console=console) as progress:
+                rows = asyncio.run(run(progress))
+        else:
+            rows = asyncio.run(run(None))
+    except ReaderUnavailable as exc:
+        raise _ui.fail(str(exc)) from None
+    if as_json:
+        _ui.print_json([r.__dict__ for r in rows])
+    else:
+        _ui.table(
+            f"{sum(r.ok for r in rows)} of {len(placements)} sticker(s) written for {store}",
+            ["uid", "placement", "result", "reason"],
+            [(r.uid, r.placement, "ok" if r.ok else "failed", r.reason) for r in rows],
+        )
+    if len(rows) < len(placements) or not all(r.ok for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    device: ReaderOpt = "usb",
+    *,
+    base: BaseOpt,
+    timeout: TimeoutOpt = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read a sticker and check its URL's signature against its UID (exit 1 if it fails).
+
+    Example: storegw provision sticker verify --device usb --base t.example.com
+    """
+    from drivers.nfc.sticker import ReaderUnavailable, StickerError
+
+    _, writer = _writer(config, device, base)
+
+    async def run() -> Any:
+        async with writer:
+            return await writer.read(timeout=timeout)
+
+    _ui.say(f"place the sticker on the reader ({timeout:g}s)...", "cyan")
+    try:
+        read = asyncio.run(run())
+    except (ReaderUnavailable, StickerError) as exc:
+        raise _ui.fail(str(exc) or type(exc).__name__) from None
+    if as_json:
+        _ui.print_json(read.model_dump(mode="json"))
+    else:
+        rows = [
+            ("uid", read.uid),
+            ("model", read.model or "-"),
+            ("url", read.url or "-"),
+            ("store", read.store or "-"),
+            ("placement", read.placement or "-"),
+            ("protected", str(read.protected).lower()),
+            ("locked", str(read.locked).lower()),
+            ("valid", "yes" if read.valid else f"NO ({read.problem})"),
+        ]
+        _ui.table("sticker", ["field", "value"], rows)
+    if not read.valid:
+        raise typer.Exit(1)
+
+
+@app.command()
+def lock(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    device: ReaderOpt = "usb",
+    *,
+    base: BaseOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask; lock at once.")] = False,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Make a valid sticker read-only for good (its own placement is written again, locked).
+
+    Example: storegw provision sticker lock --device usb --base t.example.com --yes
+    """
+    from drivers.nfc.sticker import ReaderUnavailable, StickerError
+
+    _confirm_lock(yes, "the sticker on the reader")
+    store, writer = _writer(config, device, base)
+
+    async def run() -> Any:
+        async with writer:
+            read = await writer.read(timeout=timeout)
+            if not read.valid or read.placement is None:
+                raise _ui.fail(f"sticker {read.uid} is not valid ({read.problem}); write it first")
+            if read.store != store:
+                raise _ui.fail(f"sticker {read.uid} belongs to store {read.store}, not {store}")
+            return await writer.write(
+                store, read.placement, lock=True, confirm=True, timeout=timeout
+            )
+
+    _ui.say(f"place the sticker on the reader ({timeout:g}s)...", "cyan")
+    try:
+        result = asyncio.run(run())
+    except (ReaderUnavailable, StickerError) as exc:
+        raise _ui.fail(str(exc) or type(exc).__name__) from None
+    _ui.say(f"sticker {result.uid} ({result.placement}) locked", "green")
