@@ -66,6 +66,9 @@ class Reconciler:
             except (StoreError, OutboxError) as exc:
                 self.last_error = str(exc)
                 log.warning("reconciliation round failed", extra={"error": str(exc)})
+            except Exception as exc:  # a bug here must not stop the event pipeline
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("reconciliation round crashed")
 
     async def round(self) -> None:
         await self.repair()

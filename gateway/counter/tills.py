@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+PRUNE_AT = 256
+
 
 @dataclass(frozen=True, slots=True)
 class TillSession:
@@ -28,6 +30,8 @@ class TillSessions:
 
     def start(self, till: str, member_id: str) -> TillSession:
         now = self._clock()
+        if len(self._sessions) >= PRUNE_AT:  # API clients name tills freely: stay bounded
+            self._sessions = {t: s for t, s in self._sessions.items() if s.expires > now}
         session = TillSession(till, member_id, now, now + self.session_s)
         self._sessions[till] = session
         return session
