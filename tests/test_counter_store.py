@@ -99,6 +99,11 @@ def test_till_sessions_expire_and_are_replaced() -> None:
     assert tills.member("t1") is None
     assert tills.active() == []
     assert tills.member(None) is None
+    for i in range(300):  # many till names from API clients, long gone
+        tills.start(f"api-till-{i}", "M1")
+    now[0] += 301
+    tills.start("t9", "M9")
+    assert len(tills._sessions) == 1
 
 
 async def test_a_crash_between_ledger_and_outbox_is_repaired_once(tmp_path: Path) -> None:
