@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import stat
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from provisioning.client import CommandFailed, ControlClient, DaemonNotRunning, 
 from simulators.broker import MosquittoBroker
 from simulators.scanner import PtyScanner
 from tests.conftest import make_config
+from tests.helpers_daemon import Daemon, daemon_config
 from tests.waiting import wait_for
 
 
@@ -122,3 +124,16 @@ async def test_a_deep_data_dir_still_gets_a_socket(broker: MosquittoBroker, tmp_
         assert (await call(deep / "control.sock", "ping"))["pong"] is True
     assert os.listdir(deep)
     assert not (deep / "control.sock").exists()
+
+
+async def test_the_daemon_process_serves_it_and_removes_it_on_sigterm(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    sock = data / "control.sock"
+    with Daemon(daemon_config(broker.url, data), tmp_path) as proc:
+        await wait_for(sock.exists, timeout=20, message="control socket")
+        assert (await call(sock, "ping", {"echo": "tech"}))["echo"] == "tech"
+        proc.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 10) == 0, proc.log()
+    assert not sock.exists()
