@@ -283,7 +283,7 @@ def add(
         typer.Option("--set", help="Any other setting as KEY=VALUE (TOML value), repeatable."),
     ] = None,
 ) -> None:
-    """Add a [[devices]] entry; checked like the daemon checks it before the file is written.
+    """Add a device to the config; checked like the daemon checks it before the file is written.
 
     Example:
       storegw provision devices add scanner-2 --kind scanner --port /dev/ttyACM1 --till till-2
@@ -320,7 +320,7 @@ def remove(
     device_id: Annotated[str, typer.Argument(metavar="ID", help="The device's id.")],
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
-    """Remove a [[devices]] entry (refused while a kiosk still lists it).
+    """Remove a device from the config (refused while a kiosk still lists it).
 
     Example: storegw provision devices remove scanner-2 -c /etc/storegw/storegw.toml
     """
