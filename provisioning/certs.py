@@ -85,8 +85,11 @@ class IdentityFiles:
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create the identity directory owner-only (an existing one is left as it is)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    """Create the identity directory owner-only (an existing one is left as it is).
+
+    A data dir created here is 0750: the outbox and the ledgers hold member data.
+    """
+    directory.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(directory, DIR_MODE)
 
