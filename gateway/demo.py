@@ -78,7 +78,9 @@ class _Broker:
     """Mosquitto when installed, else amqtt in-process; both can be stopped and restarted."""
 
     def __init__(self) -> None:
-        self.mosquitto = MosquittoBroker() if find_mosquitto() else None
+        # Persistence + the cloud's persistent session: as in production, events the gateway
+        # replays while the cloud is still reconnecting wait in the broker, not vanish.
+        self.mosquitto = MosquittoBroker(persistence=True) if find_mosquitto() else None
         self.embedded = None if self.mosquitto else EmbeddedBroker()
 
     @property
@@ -273,7 +275,12 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
         ndef=encode_ndef_message([uri_record(f"https://member.example.com/t/{STORE}/counter")]),
     )
     cloud = CloudService(
-        broker.url, data_dir / "cloud.db", on_event=_show, protocol=broker.protocol
+        broker.url,
+        data_dir / "cloud.db",
+        on_event=_show,
+        protocol=broker.protocol,
+        identifier="storegw-demo-cloud",
+        session_expiry_s=3600 if broker.mosquitto else 0,
     )
     tags = [VirtualTag(mac=mac, panel="2.9") for mac in LABELS]
     try:

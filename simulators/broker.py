@@ -52,8 +52,11 @@ class MosquittoBroker:
         extra_config: str = "",
         workdir: Path | None = None,
         binary: str | None = None,
+        persistence: bool = False,
     ) -> None:
         self.port = port or free_port()
+        self.persistence = persistence
+        """Keep retained messages and persistent sessions across a graceful restart."""
         self.extra_config = extra_config
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="storegw-mosquitto-"))
@@ -75,8 +78,12 @@ class MosquittoBroker:
             f"{user}"
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence false\n"
-            f"log_dest file {self.log_file}\n"
+            + (
+                f"persistence true\npersistence_location {self.workdir}/\n"
+                if self.persistence
+                else "persistence false\n"
+            )
+            + f"log_dest file {self.log_file}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             "max_inflight_messages 0\n"
             "max_queued_messages 0\n"
