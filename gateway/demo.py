@@ -46,20 +46,46 @@ def say(text: str, style: str = "bold cyan") -> None:
     console.print(f"[{style}]== {text}[/]")
 
 
+def _scan(d: dict[str, Any]) -> str:
+    code = str(d.get("code", "")).replace("\x1d", "<GS>")
+    code = code if len(code) <= 48 else code[:45] + "..."
+    return f"{code}  [dim]{d.get('symbology') or ''}[/]"
+
+
+def _nfc(d: dict[str, Any]) -> str:
+    records = d.get("ndef") or []
+    uri = records[0].get("uri", "") if records else ""
+    return f"{d.get('product') or d.get('type')} uid {d.get('uid')} {uri}"
+
+
+def _mode(d: dict[str, Any]) -> str:
+    return f"[dim]({d.get('mode')})[/]" if d.get("mode") else ""
+
+
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "scan": _scan,
+    "nfc": _nfc,
+    "error": lambda d: f"[red]{d.get('reason')}[/]: {d.get('message')}",
+    "card": lambda d: f"uid {d.get('uid')} member_no {d.get('member_no', '-')}",
+    "member.identified": lambda d: f"{d.get('member_id')} by {d.get('by')} {_mode(d)}",
+    "coupon.redeemed": lambda d: (
+        f"{d.get('coupon_id')} {d.get('value')} {d.get('currency')}"
+        f"{' offline' if d.get('offline') else ''} {_mode(d)}"
+    ),
+    "points.accrued": lambda d: f"{d.get('member_id')} {d.get('amount')} {d.get('currency')}",
+    "redemption.conflict": lambda d: f"[red]{d.get('coupon_id')}: {d.get('reason')}[/]",
+    "counter.refused": lambda d: f"[red]{d.get('operation')}: {d.get('reason')}[/]",
+    "price.sync": lambda d: (
+        f"{d.get('reason')}: updated {len(d.get('updated') or [])}, "
+        f"failed {len(d.get('failed') or [])}"
+    ),
+}
+
+
 def _summarise(kind: str, data: dict[str, Any]) -> str:
-    if kind == "scan":
-        code = str(data.get("code", "")).replace("\x1d", "<GS>")
-        code = code if len(code) <= 48 else code[:45] + "..."
-        return f"{code}  [dim]{data.get('symbology') or ''}[/]"
-    if kind == "error":
-        return f"[red]{data.get('reason')}[/]: {data.get('message')}"
-    if kind == "card":
-        return f"uid {data.get('uid')} member_no {data.get('member_no', '-')}"
-    if kind == "nfc":
-        records = data.get("ndef") or []
-        first = records[0] if records else {}
-        product = data.get("product") or data.get("type")
-        return f"{product} uid {data.get('uid')} {first.get('uri', '')}"
+    short = _SUMMARIES.get(kind)
+    if short is not None:
+        return short(data)
     text = json.dumps(data, ensure_ascii=False)
     return text if len(text) <= 70 else text[:67] + "..."
 
@@ -173,6 +199,7 @@ def _config(
     nfc_port: int,
     oepl_url: str,
     smartcard: bool,
+    api_port: int,
 ) -> Config:
     devices: list[dict[str, Any]] = [
         {
@@ -211,6 +238,8 @@ def _config(
         )
     return parse_config(
         {
+            "api": {"listen": f"127.0.0.1:{api_port}"},
+            "kiosks": [{"name": "kiosk-1", "language": "en"}],
             "gateway": {"store_id": STORE, "gateway_id": GATEWAY, "data_dir": str(data_dir / "gw")},
             "mqtt": {
                 "url": broker_url,
@@ -245,13 +274,20 @@ async def _present_cards(gateway: Gateway) -> None:
             await asyncio.sleep(2)  # the card rests on the reader, then is taken away
 
 
-async def _push_labels(cloud: CloudService, gateway: Gateway, png_dir: Path) -> None:
-    await _wait(lambda: gateway.devices["shelf-ap"].health.state == "available", 10)
-    for mac, sku in LABELS.items():
-        result = await cloud.push_price(STORE, GATEWAY, device="shelf-ap", label=mac, sku=sku)
-        state = "queued" if result.get("ok") else f"failed: {result.get('error')}"
-        console.print(f"  [magenta]cloud ->[/] label.show {sku} on {mac}: {state}")
-    console.print(f"  label images (PNG) as the shelf shows them: {png_dir}/")
+def _fresh(data_dir: Path) -> None:
+    """Each demo starts a new store: remove what an earlier run left (only the demo's files)."""
+    for name in ("gw", "labels"):
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for path in data_dir.glob("cloud.db*"):
+        path.unlink()
+
+
+def _tokens(gw_dir: Path) -> tuple[str, str]:
+    from gateway.api.auth import TokenStore
+
+    gw_dir.mkdir(parents=True, exist_ok=True)
+    store = TokenStore(gw_dir / "api-tokens.db")
+    return store.create("till-1-pos"), store.create("kiosk-1-page", kiosk="kiosk-1")
 
 
 async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0) -> int:
@@ -260,9 +296,16 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
     from simulators.oepl import OeplSimulator, VirtualTag
 
     logs.setup("text", "WARNING")
-    logging.getLogger("gateway").setLevel(logging.INFO)
+    for name in ("gateway.bridge", "gateway.supervisor", "gateway.daemon"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("simulators").setLevel(logging.ERROR)  # the cloud's own redials
+    logging.getLogger("nfc").setLevel(logging.WARNING)
+    logging.getLogger("mqtt").setLevel(logging.CRITICAL)  # paho's socket errors: bridge logs them
     png_dir = data_dir / "labels"
+    await asyncio.to_thread(_fresh, data_dir)
     await asyncio.to_thread(png_dir.mkdir, parents=True, exist_ok=True)
+    api_port = free_port()
+    pos_token, kiosk_token = await asyncio.to_thread(_tokens, data_dir / "gw")
     broker = _Broker()
     say("starting a simulated store")
     await broker.start()
@@ -301,6 +344,7 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                     nfc_port=nfc_port,
                     oepl_url=access_point.url,
                     smartcard=smartcard,
+                    api_port=api_port,
                 )
                 console.print(f"  scanner : {scanner.path} (typing codes at till-1)")
                 console.print(
@@ -310,6 +354,9 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                 console.print(
                     f"  labels  : OpenEPaperLink AP {access_point.url}, {len(tags)} labels"
                 )
+                console.print(f"  label images (PNG), as the shelf shows them: {png_dir}/")
+                base = f"http://127.0.0.1:{api_port}"
+                console.print(f"  kiosk   : open {base}/kiosk/#token={kiosk_token}")
                 gateway = Gateway(config)
                 await _run_store(
                     gateway,
@@ -317,7 +364,7 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                     broker=broker,
                     scanner=scanner,
                     smartcard=smartcard,
-                    png_dir=png_dir,
+                    till=_Till(base, pos_token),
                     outage=outage,
                     duration=duration,
                 )
@@ -327,6 +374,54 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
     return 0
 
 
+class _Till:
+    """The POS software at till-1, talking to the gateway's local API with its own token."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.base + path, json=body, headers=self.headers) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    async def get(self, path: str) -> dict[str, Any]:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.base + path, headers=self.headers) as resp,
+        ):
+            doc: dict[str, Any] = await resp.json()
+            return doc
+
+
+def _answer(what: str, status: int, doc: dict[str, Any]) -> None:
+    mode = doc.get("mode") or (doc.get("error") or {}).get("mode") or "-"
+    style = "green" if status < 400 else "red"
+    detail = doc.get("error", {}).get("code") if status >= 400 else _brief(doc)
+    console.print(f"  [blue]till-1 API[/] {what}: [{style}]{status}[/] mode={mode} {detail}")
+
+
+def _brief(doc: dict[str, Any]) -> str:
+    keys = ("member_id", "coupon_id", "value", "points_added", "points", "status", "cached")
+    found = {k: doc[k] for k in keys if k in doc}
+    member = doc.get("member")
+    if isinstance(member, dict):
+        found.update({k: member[k] for k in ("member_id", "name", "points") if k in member})
+    return json.dumps(found, ensure_ascii=False, default=str)
+
+
+async def _scan_at_till(scanner: PtyScanner, text: str, what: str) -> None:
+    console.print(f"  [blue]till-1 scanner[/] {what}")
+    await asyncio.to_thread(scanner.type, text)
+
+
 async def _run_store(
     gateway: Gateway,
     *,
@@ -334,22 +429,178 @@ async def _run_store(
     broker: _Broker,
     scanner: PtyScanner,
     smartcard: bool,
-    png_dir: Path,
+    till: _Till,
     outage: bool,
     duration: float,
 ) -> None:
+    from simulators.phone import Phone
+
     async with asyncio.TaskGroup() as tg:
         background = [tg.create_task(gateway.run(), name="gateway")]
         await gateway.ready.wait()
         await _wait(gateway.bridge.connected.is_set, 10)
+        await _wait(lambda: len(gateway.counter.keys.keyset) > 0 if gateway.counter else True, 10)
         say("events flowing live (devices -> outbox -> MQTT -> cloud)")
-        background.append(tg.create_task(_type_scans(scanner, gateway, 0.8), name="scanner"))
+        await _wait(lambda: gateway.devices["till-1-scanner"].health.state == "available", 10)
         if smartcard:
             background.append(tg.create_task(_present_cards(gateway), name="cards"))
-        await _push_labels(cloud, gateway, png_dir)
-        await tg.create_task(_story(broker, gateway, outage, duration), name="story")
+        await _shelf(cloud, gateway)
+        phone = await Phone.enroll(cloud, seed.ALICE, refresh_s=2.0)
+
+        say("at the counter, online: Alice identifies with her phone and redeems a coupon")
+        await _scan_at_till(scanner, phone.code(), "Alice's dynamic member QR (SGM1, signed)")
+        await asyncio.sleep(1.5)
+        welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
+        await _scan_at_till(scanner, welcome, "coupon CPN-WELCOME-5 (signed token)")
+        await asyncio.sleep(1.0)
+        _answer(
+            "accrue 42.50 EUR",
+            *await till.post(
+                "/v1/points/accrue",
+                {
+                    "till": "till-1",
+                    "member_id": seed.ALICE,
+                    "amount": "42.50",
+                    "currency": "EUR",
+                    "receipt_id": "R-1001",
+                    "items": [{"sku": "4006381333931", "qty": 2, "price": "1.49"}],
+                },
+            ),
+        )
+        background.append(tg.create_task(_product_scans(scanner), name="scans"))
+        await asyncio.sleep(3)
+        if outage:
+            await _outage(broker, gateway, cloud, till, phone)
+        await _flash_sale(cloud)
+        say("running; Ctrl-C to stop" if not duration else f"running for {duration:.0f}s more")
+        if duration:
+            await asyncio.sleep(duration)
+        else:
+            await asyncio.Event().wait()
         for task in background:
             task.cancel()
+
+
+async def _product_scans(scanner: PtyScanner) -> None:
+    """Ordinary product scans (and the odd misread) in the background."""
+    products = [c for c in BUILTIN_CODES if c[0] in ("]E0", "]C1", "]d2")]
+    for n in itertools.count():
+        aim, code = products[n % len(products)]
+        await asyncio.to_thread(scanner.type, aim + code)
+        if n % 5 == 4:
+            await asyncio.to_thread(scanner.type, GARBAGE[0])  # a misread: an error event
+        await asyncio.sleep(1.5)
+
+
+async def _shelf(cloud: CloudService, gateway: Gateway) -> None:
+    await _wait(lambda: gateway.devices["shelf-ap"].health.state == "available", 10)
+    say("the cloud binds shelf labels to products and sends the price list")
+    for mac, sku in LABELS.items():
+        await cloud.bind_label(STORE, GATEWAY, label=mac, sku=sku, device="shelf-ap")
+    result = await cloud.push_price_list(STORE, GATEWAY, wait_s=5.0)
+    data = result.get("data") or {}
+    console.print(
+        f"  [magenta]price sync[/]: updated {len(data.get('updated', []))}, "
+        f"failed {len(data.get('failed', []))}, pending {len(data.get('pending', []))}"
+    )
+
+
+async def _outage(
+    broker: _Broker, gateway: Gateway, cloud: CloudService, till: _Till, phone: Any
+) -> None:
+    say("OUTAGE: the store's internet drops (broker stopped)", "bold red")
+    await broker.stop()
+    await _wait(lambda: not gateway.bridge.connected.is_set(), 10)
+    await asyncio.sleep(2.1)  # the phone shows a fresh code
+    _answer(
+        "identify Alice by her QR",
+        *await till.post("/v1/identify", {"till": "till-1", "by": "qr", "code": phone.code()}),
+    )
+    gold = await cloud.coupon_token(seed.COUPON_GOLD)
+    _answer(
+        "redeem CPN-GOLD-15 (offline rules)",
+        *await till.post(
+            "/v1/coupons/redeem", {"till": "till-1", "coupon": gold, "member_id": seed.ALICE}
+        ),
+    )
+    _answer(
+        "redeem CPN-GOLD-15 again",
+        *await till.post(
+            "/v1/coupons/redeem", {"till": "till-1", "coupon": gold, "member_id": seed.ALICE}
+        ),
+    )
+    big = await cloud.coupon_token(seed.COUPON_BIG)
+    _answer(
+        "redeem CPN-BIG-50 (over the offline cap)",
+        *await till.post("/v1/coupons/redeem", {"till": "till-1", "coupon": big}),
+    )
+    await cloud.mark_coupon_used(seed.COUPON_BEARER, store_id="S999")
+    console.print("  [dim](meanwhile another store redeems CPN-SPRING-10 online)[/]")
+    spring = await cloud.coupon_token(seed.COUPON_BEARER)
+    _answer(
+        "redeem CPN-SPRING-10 (offline)",
+        *await till.post("/v1/coupons/redeem", {"till": "till-1", "coupon": spring}),
+    )
+    _answer(
+        "accrue 19.90 EUR",
+        *await till.post(
+            "/v1/points/accrue",
+            {
+                "till": "till-1",
+                "member_id": seed.ALICE,
+                "amount": "19.90",
+                "currency": "EUR",
+                "receipt_id": "R-1002",
+                "items": [],
+            },
+        ),
+    )
+    for _ in range(3):
+        await asyncio.sleep(1)
+        stats = await gateway.outbox.stats()
+        console.print(
+            f"  [red]offline[/]: the store keeps working; outbox holds {stats.depth} "
+            f"event(s), oldest {stats.oldest_age_s or 0:.1f}s"
+        )
+    say(
+        "link restored: the backlog replays in order, offline operations are reconciled",
+        "bold yellow",
+    )
+    await broker.start()
+    await _wait(lambda: gateway.outbox._depth == 0, 20)
+    conflicts: dict[str, Any] = {}
+
+    async def have_conflict() -> bool:
+        nonlocal conflicts
+        conflicts = await till.get("/v1/conflicts")
+        return bool(conflicts.get("conflicts"))
+
+    for _ in range(100):  # the reconciler runs right after the reconnect
+        if await have_conflict():
+            break
+        await asyncio.sleep(0.2)
+    for c in conflicts.get("conflicts", []):
+        console.print(
+            f"  [red]conflict[/]: {c.get('coupon_id')} {c.get('reason')}: {c.get('message')}"
+        )
+    console.print(f"  outbox drained: depth {(await gateway.outbox.stats()).depth}")
+
+
+async def _flash_sale(cloud: CloudService) -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    now = datetime.now(UTC)
+    say("the cloud starts a 15 s flash sale on pens: the shelf label changes, then reverts")
+    await cloud.push_flash_sale(
+        STORE,
+        GATEWAY,
+        start=now,
+        end=now + timedelta(seconds=15),
+        promo_text="Flash sale",
+        skus=["4006381333931"],
+        percent_off=Decimal(30),
+    )
 
 
 def _summary(cloud: CloudService) -> None:
@@ -361,30 +612,6 @@ def _summary(cloud: CloudService) -> None:
         f"replayed), seq gaps: {gaps}",
         "bold green",
     )
-
-
-async def _story(broker: _Broker, gateway: Gateway, outage: bool, duration: float) -> None:
-    await asyncio.sleep(8)
-    if outage:
-        say("OUTAGE: the store's internet drops (broker stopped)", "bold red")
-        await broker.stop()
-        for _ in range(8):
-            await asyncio.sleep(1)
-            stats = await gateway.outbox.stats()
-            console.print(
-                f"  [red]offline[/]: the store keeps working; outbox holds {stats.depth} "
-                f"event(s), oldest {stats.oldest_age_s or 0:.1f}s"
-            )
-        say("link restored (broker back): the backlog replays in order", "bold yellow")
-        await broker.start()
-        await _wait(lambda: gateway.outbox._depth == 0, 20)
-        stats = await gateway.outbox.stats()
-        console.print(f"  outbox drained: depth {stats.depth}")
-    say("running; Ctrl-C to stop" if not duration else f"running for {duration:.0f}s more")
-    if duration:
-        await asyncio.sleep(duration)
-    else:
-        await asyncio.Event().wait()
 
 
 __all__ = ["run_demo"]

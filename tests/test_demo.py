@@ -30,9 +30,28 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
             await proc.wait()
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
-    for kind in ("scan", "error", "nfc", "card", "esl", "device.status"):
+    kinds = (
+        "scan",
+        "error",
+        "nfc",
+        "card",
+        "esl",
+        "device.status",
+        "member.identified",
+        "coupon.redeemed",
+        "points.accrued",
+        "redemption.conflict",
+        "price.sync",
+    )
+    for kind in kinds:
         assert re.search(rf"cloud <- #\d+\s+\S+\s+{re.escape(kind)}\s", text), (kind, text[-3000:])
     assert "OUTAGE" in text
+    # offline rules, narrated: accepted within the rules, refused beyond them
+    assert re.search(r"redeem CPN-GOLD-15 \(offline rules\): .*200.* mode=offline", text)
+    assert re.search(r"redeem CPN-GOLD-15 again: .*409.* already_used", text)
+    assert re.search(r"over the offline cap\): .*422.* over_offline_limit", text)
+    assert "conflict: CPN-SPRING-10 already_used" in text
+    assert "kiosk   : open http://127.0.0.1:" in text
     assert "replayed" in text
     summary = re.search(r"cloud received (\d+) unique events .* seq gaps: (\d+)", text)
     assert summary is not None, text[-2000:]
