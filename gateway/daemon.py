@@ -246,6 +246,9 @@ class Gateway:
             await stack.enter_async_context(self.pricing)
             try:
                 async with asyncio.TaskGroup() as tg:
+                    # First: a second daemon on this data_dir is refused before it does anything.
+                    tg.create_task(self.control.serve(), name="control")
+                    await self.control.started.wait()
                     tg.create_task(self.bridge.run(), name="bridge")
                     tg.create_task(self.pricing.run(), name="pricing")
                     if self.counter is not None:
@@ -256,8 +259,6 @@ class Gateway:
                     for dev_id, sup in self.devices.items():
                         tg.create_task(sup.run(), name=f"device:{dev_id}")
                     tg.create_task(self._housekeeping(), name="housekeeping")
-                    tg.create_task(self.control.serve(), name="control")
-                    await self.control.started.wait()
                     if self.certwatch is not None:
                         tg.create_task(self.certwatch.run(), name="certwatch")
                     if self.config.metrics.listen:

@@ -34,6 +34,9 @@ async def daemon(config: Path) -> AsyncIterator[Gateway]:
     try:
         async with asyncio.timeout(10):
             await gw.ready.wait()
+            # Cancelling the daemon while its first MQTT connect is in flight can hang the
+            # shutdown (a daemon issue, reported); start each test from a connected daemon.
+            await gw.bridge.connected.wait()
         yield gw
     finally:
         task.cancel()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from typer.testing import CliRunner, Result
 from drivers.nfc.codec import StickerKey, build_sticker_url, verify_sticker_url
 from gateway.cli import app
 from simulators.nfc import EmulatedNtag, NfcTagSimulator
-from tests.waiting import wait_for
+from tests.helpers_daemon import REPO
 
 runner = CliRunner()
 BASE = "t.example.com"
@@ -52,24 +53,37 @@ async def test_a_roll_of_stickers_then_verify(config: Path, tmp_path: Path) -> N
     port = free_udp_port()
     first, second = EmulatedNtag(UID1, "NTAG213"), EmulatedNtag(UID2, "NTAG213")
     with NfcTagSimulator(port, first) as sim:
-        cli = asyncio.create_task(
-            invoke(
-                "provision", "sticker", "write", "--batch", "2", "--placement", "counter-{n:02d}",
-                "--device", sim.path, "--base", BASE, "--timeout", "15", "-c", str(config),
-            )
+        # A process, as on site: the technician swaps stickers when it asks for the next one.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "provision", "sticker", "write", "--batch", "2",
+            "--placement", "counter-{n:02d}", "--device", sim.path, "--base", BASE,
+            "--timeout", "15", "-c", str(config),
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        await wait_for(lambda: bool(first.ndef), timeout=15, message="first sticker")
-        sim.present(second)
-        result = await cli
-        assert result.exit_code == 0, result.output
-        out = result.stdout
+        try:
+            assert proc.stdout is not None
+            lines: list[str] = []
+            async with asyncio.timeout(30):
+                while not lines or not lines[-1].startswith("[2/2]"):
+                    line = await proc.stdout.readline()
+                    assert line, "".join(lines)
+                    lines.append(line.decode())
+                sim.present(second)
+                rest, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        out = "".join(lines) + rest.decode()
+        assert proc.returncode == 0, out
         assert "[1/2] place the sticker for counter-01 on the reader" in out
         assert f"{UID1.hex()}\tcounter-01\tok" in out
         assert f"{UID2.hex()}\tcounter-02\tok" in out
+        assert first.ndef
         key_file = tmp_path / "data" / "sticker.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         secret = key_file.read_text().strip()
-        assert secret not in result.output
+        assert secret not in out
         key = key_of(tmp_path)
         url = build_sticker_url(BASE, "S001", "counter-02", UID2, key)
         assert verify_sticker_url(url, UID2, key).placement == "counter-02"
