@@ -192,6 +192,11 @@ class Outbox:
         except sqlite3.Error as exc:
             await self._close_connections()
             raise OutboxWriteError("open_failed", f"cannot open outbox {self.path}: {exc}") from exc
+        except BaseException:
+            # Cancelled mid-open (a stop during start-up): each aiosqlite connection owns a
+            # non-daemon thread, and one left open keeps the process from ever exiting.
+            await asyncio.shield(self._close_connections())
+            raise
         self._writer_task = asyncio.create_task(self._writer(), name="outbox-writer")
         log.info(
             "outbox open",

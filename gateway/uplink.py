@@ -146,6 +146,17 @@ class _Client(aiomqtt.Client):
             raise PublishRefused(topic, code.getName())
 
 
+def _cancel_was_swallowed() -> bool:
+    """True when this task was cancelled but an aiomqtt call returned normally anyway.
+
+    aiomqtt waits for CONNACK and SUBACK with asyncio.wait_for, which on Python 3.11 loses a
+    cancellation that arrives as the awaited future completes (fixed in 3.12). The task then
+    runs on with cancelling() > 0 and never stops: a SIGTERM during connect hung the daemon.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def tls_context(cfg: MqttSection) -> ssl.SSLContext | None:
     """Server verification always on for mqtts://; a client certificate makes it mTLS."""
     if not cfg.tls:
@@ -205,6 +216,10 @@ class Uplink:
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
             raise UplinkError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        if _cancel_was_swallowed():
+            with contextlib.suppress(aiomqtt.MqttError, OSError):
+                await client.__aexit__(None, None, None)
+            raise asyncio.CancelledError
         self._client = client
         return self
 
@@ -261,6 +276,8 @@ class Uplink:
             await self._require().subscribe([(f, qos) for f in filters])
         except aiomqtt.MqttError as exc:
             raise UplinkError(f"subscribe failed: {exc}") from exc
+        if _cancel_was_swallowed():
+            raise asyncio.CancelledError
 
     async def messages(self) -> AsyncIterator[Inbound]:
         """Incoming messages until the connection breaks (then UplinkError)."""

@@ -132,3 +132,34 @@ async def test_crash_publishes_the_will_for_the_same_session(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_stop_during_start_up_always_stops_and_leaks_no_thread(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Cancel the gateway at random moments of its start (opening databases, connecting,
+    subscribing): it must stop promptly every time and leave no database thread behind
+    (a leaked aiosqlite thread keeps the process from exiting; a cancellation lost inside
+    aiomqtt's wait_for on Python 3.11 kept the daemon running after SIGTERM)."""
+    import random
+    import threading
+
+    rng = random.Random(20261123)
+    before = {t.ident for t in threading.enumerate()}
+    for attempt in range(150):
+        gw = Gateway(make_config(broker.url, tmp_path / f"d{attempt}"))
+        task = asyncio.create_task(gw.run())
+        await asyncio.sleep(rng.uniform(0, 0.06))
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, f"attempt {attempt}: the gateway did not stop within 5 s of a cancel"
+    await wait_for(
+        lambda: (
+            not [
+                t
+                for t in threading.enumerate()
+                if t.ident not in before and "_connection_worker" in t.name
+            ]
+        ),
+        message="no aiosqlite connection thread left running",
+    )

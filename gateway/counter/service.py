@@ -124,7 +124,11 @@ class CounterService:
     async def __aenter__(self) -> Self:
         self.keys.load()
         await self.store.__aenter__()
-        voided = await self.store.void_reserved()
+        try:
+            voided = await self.store.void_reserved()
+        except BaseException as exc:  # cancelled during start-up: do not strand the store
+            await asyncio.shield(self.store.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
         if voided:
             log.warning("redemptions interrupted by a restart were voided", extra={"count": voided})
         return self

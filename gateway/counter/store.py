@@ -215,13 +215,21 @@ class CounterStore:
         sync = "FULL" if self._durability == "power-loss" else "NORMAL"
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={sync}")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except BaseException as exc:
+            # Close on any failure, cancellation included: the connection's thread is
+            # non-daemon and would keep the process from exiting.
+            await asyncio.shield(db.close())
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            raise
         self._db = db
         return self
 
