@@ -146,15 +146,21 @@ class _Client(aiomqtt.Client):
             raise PublishRefused(topic, code.getName())
 
 
-def _cancel_was_swallowed() -> bool:
+def _cancelling() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def _cancel_was_swallowed(before: int) -> bool:
     """True when this task was cancelled but an aiomqtt call returned normally anyway.
 
     aiomqtt waits for CONNACK and SUBACK with asyncio.wait_for, which on Python 3.11 loses a
     cancellation that arrives as the awaited future completes (fixed in 3.12). The task then
-    runs on with cancelling() > 0 and never stops: a SIGTERM during connect hung the daemon.
+    runs on with a cancel request pending and never stops: a SIGTERM during connect hung the
+    daemon. Compared with the count before the call, because 3.11's TaskGroup can leave the
+    count raised after a child failed (also fixed in 3.12).
     """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    return _cancelling() > before
 
 
 def tls_context(cfg: MqttSection) -> ssl.SSLContext | None:
@@ -213,10 +219,11 @@ class Uplink:
                 tls_context=tls_context(cfg),
             )
             client.pending_calls_threshold = self._window * 4 + 100
+            before = _cancelling()
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
             raise UplinkError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
-        if _cancel_was_swallowed():
+        if _cancel_was_swallowed(before):
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await client.__aexit__(None, None, None)
             raise asyncio.CancelledError
@@ -272,11 +279,12 @@ class Uplink:
             raise UplinkError(f"publish to {topic} failed: {exc}") from exc
 
     async def subscribe(self, *filters: str, qos: int = 1) -> None:
+        before = _cancelling()
         try:
             await self._require().subscribe([(f, qos) for f in filters])
         except aiomqtt.MqttError as exc:
             raise UplinkError(f"subscribe failed: {exc}") from exc
-        if _cancel_was_swallowed():
+        if _cancel_was_swallowed(before):
             raise asyncio.CancelledError
 
     async def messages(self) -> AsyncIterator[Inbound]:
