@@ -5,9 +5,17 @@
 # and a small CJK font (the page's Chinese text in screenshots).
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
-mode="${1:-test}"   # "test": missing packages are an error; "demo": a warning (demo falls back)
-packages=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core
-          chromium fonts-wqy-microhei)
+# "build": only what `pip install` needs (pyscard has no Linux wheels and compiles against
+#          libpcsclite's headers), an error when missing;
+# "test":  everything, an error when missing;
+# "demo":  everything, a warning when missing (the demo falls back) except the build packages.
+mode="${1:-test}"
+build_packages=(libpcsclite-dev)
+packages=("${build_packages[@]}")
+if [ "$mode" != build ]; then
+  packages+=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core
+             chromium fonts-wqy-microhei)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,4 +40,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 echo "storegw: missing system packages: ${missing[*]}" >&2
 echo "run:  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+for p in "${missing[@]}"; do
+  for b in "${build_packages[@]}"; do [ "$p" = "$b" ] && exit 1; done
+done
 [ "$mode" = demo ] && exit 0 || exit 1
