@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from drivers import safejson
 from gateway.api.app import (
     CLIENT,
     KIOSK,
@@ -245,8 +245,8 @@ def _policy(
             check_member(kiosk, request.match_info["member_id"])
         if request.method == "POST" and request.body_exists:
             raw = await request.read()  # cached: the handler reads it again
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                doc = json.loads(raw)
+            with contextlib.suppress(safejson.BadJson):  # the handler answers bad_json
+                doc = safejson.loads(raw)
                 if isinstance(doc, dict):
                     _kiosk_body(kiosk, op, doc)
                     if op in MEMBER_SCOPED:
