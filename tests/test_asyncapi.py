@@ -429,7 +429,9 @@ async def _commands(observer: Observer, cloud: CloudService) -> None:
     props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/test"
     props.CorrelationData = b"c-9"
     await observer.publish(f"{BASE}/cmd/ping", b'{"args": {"bogus": 1}}', properties=props)
-    await wait_for(lambda: observer.on("/cmd-reply/S001/gw-1/test"), message="reply to the response topic")
+    await wait_for(
+        lambda: observer.on("/cmd-reply/S001/gw-1/test"), message="reply to the response topic"
+    )
 
 
 async def test_every_message_of_a_real_run_matches_the_document(

@@ -165,7 +165,9 @@ async def test_unknown_command_and_response_topic_with_correlation(
         props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/abc"
         props.CorrelationData = b"corr-42"
         await observer.publish(f"{PREFIX}/cmd/status", b'{"id": "r1"}', properties=props)
-        await wait_for(lambda: observer.on("/cmd-reply/S001/gw-1/abc"), message="reply on response topic")
+        await wait_for(
+            lambda: observer.on("/cmd-reply/S001/gw-1/abc"), message="reply on response topic"
+        )
         body, reply_props = observer.on("/cmd-reply/S001/gw-1/abc")[0]
         result = json.loads(body)
         assert result["ok"] is True

@@ -23,6 +23,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from drivers import safejson
 from gateway.api.auth import TokenStore
+from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
 from gateway.config import ApiSection
 from gateway.counter.models import (
@@ -262,7 +263,8 @@ class ApiServer:
     async def serve(self) -> None:
         assert self.cfg.listen is not None
         host, _, port = self.cfg.listen.rpartition(":")
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        install_log_scrubber()
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **HEADER_LIMITS)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, int(port), ssl_context=_tls(self.cfg))
