@@ -28,7 +28,9 @@ from gateway.uplink import Inbound, LastWill, PublishRefused, Uplink, UplinkErro
 
 log = logging.getLogger(__name__)
 
-_UNRESOLVED = frozenset({"unknown_command", "bad_json", "bad_request", "too_large"})
+_UNRESOLVED = frozenset(
+    {"unknown_command", "bad_json", "bad_request", "too_large", "bad_response_topic"}
+)
 """Results given before the name was matched: counted under one label, since every new
 name a peer invents would otherwise be a new time series kept forever."""
 
@@ -218,11 +220,20 @@ class Bridge:
                 "the response topic is outside this gateway's reply space",
                 None,
                 name,
-                details={"allowed": [f"{self._topics.command_replies}/#", f"{topic}"]},
+                details={
+                    "allowed": [
+                        f"{self._topics.command_replies}/#",
+                        f"{self._topics.command_results}/#",
+                    ]
+                },
             )
             self._answer_failed("bad_response_topic", name, msg.response_topic)
         else:
-            result = await self._dispatcher.dispatch(name, msg.payload)
+            try:
+                result = await self._dispatcher.dispatch(name, msg.payload)
+            except Exception:  # the dispatcher answers every failure; this is a bug in it
+                log.exception("command dispatch failed", extra={"command": name[:64]})
+                result = failed("internal", "the command failed inside the gateway", None, name)
             topic = msg.response_topic or topic
         error = result.get("error")
         code = error.get("code") if isinstance(error, dict) else None

@@ -31,8 +31,13 @@ class Topics:
         head = f"{self.base}/cmd/"
         return topic[len(head) :] if topic.startswith(head) else None
 
+    @property
+    def command_results(self) -> str:
+        """The default result topics are below this: ``{base}/cmd-result/{name}``."""
+        return f"{self.base}/cmd-result"
+
     def command_result(self, name: str) -> str:
-        return f"{self.base}/cmd-result/{name}"
+        return f"{self.command_results}/{name}"
 
     @property
     def command_replies(self) -> str:
@@ -50,7 +55,7 @@ class Topics:
             return False
         return any(
             topic == space or topic.startswith(f"{space}/")
-            for space in (self.command_replies, f"{self.base}/cmd-result")
+            for space in (self.command_replies, self.command_results)
         )
 
     def rpc(self, method: str) -> str:

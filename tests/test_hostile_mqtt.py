@@ -107,6 +107,8 @@ HOSTILE_TOPICS = [
     "storegw/v1/cloud/cmd-reply/S002/gw-1/x",  # another gateway's part of the inbox
     "storegw/v1/cloud/cmd-reply/legacy",
     "storegw/provision/resp/aaaaaaaaaaaaaaaa",
+    f"{REPLIES}/+",  # wildcards: paho raised ValueError, which ended the whole daemon
+    f"{REPLIES}/#",
 ]
 
 
