@@ -16,6 +16,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import CloudPki, DeployedBroker
 from tests.test_acl import S1, S2, broker, client, identity, pki  # noqa: F401 - fixtures
@@ -101,3 +102,24 @@ async def test_rpc_replies_go_only_to_the_requesters_own_reply_topics(
     assert all("keys" in json.loads(m.payload) for m in seen_by_s2)  # type: ignore[arg-type]
     assert report["rpc_refused_response_topic"] == len(HOSTILE)
     assert report["rpc:member.identify:ok"] == 1  # the refused requests were not even run
+
+
+async def test_a_command_result_counts_only_from_the_gateway_it_was_sent_to(tmp_path: Path) -> None:
+    """On a broker without ACL anyone can read a command and forge its result."""
+    with MosquittoBroker() as plain:
+        async with (
+            CloudService(plain.url, tmp_path / "cloud.db") as cloud,
+            aiomqtt.Client("127.0.0.1", plain.port, protocol=aiomqtt.ProtocolVersion.V5) as peer,
+        ):
+            await peer.subscribe(f"{S1}/cmd/+", qos=1)
+            sent = asyncio.create_task(cloud.send_command("S001", "gw-1", "ping", timeout=5))
+            async with asyncio.timeout(5):
+                command = await anext(aiter(peer.messages))
+            reply_topic = command.properties.ResponseTopic  # type: ignore[union-attr]
+            assert reply_topic == f"storegw/v1/cloud/cmd-reply/S001/gw-1/{cloud.identifier}"
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = command.properties.CorrelationData  # type: ignore[union-attr]
+            forged = reply_topic.replace("/S001/", "/S002/")
+            await peer.publish(forged, b'{"ok": true, "forged": true}', qos=1, properties=props)
+            await peer.publish(reply_topic, b'{"ok": true}', qos=1, properties=props)
+            assert await sent == {"ok": True}
