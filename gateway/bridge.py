@@ -17,16 +17,22 @@ from datetime import UTC, datetime
 from drivers.base import JsonObject
 from gateway import __version__
 from gateway.backoff import Backoff
-from gateway.commands import Dispatcher
+from gateway.commands import Dispatcher, failed
 from gateway.config import MqttSection
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
 from gateway.rpc import RpcClient
 from gateway.topics import Topics
-from gateway.uplink import Inbound, LastWill, Uplink, UplinkError
+from gateway.uplink import Inbound, LastWill, PublishRefused, Uplink, UplinkError
 
 log = logging.getLogger(__name__)
+
+_UNRESOLVED = frozenset(
+    {"unknown_command", "bad_json", "bad_request", "too_large", "bad_response_topic"}
+)
+"""Results given before the name was matched: counted under one label, since every new
+name a peer invents would otherwise be a new time series kept forever."""
 
 UplinkFactory = Callable[[MqttSection, str, LastWill], Uplink]
 
@@ -182,25 +188,69 @@ class Bridge:
 
     async def _commands(self, uplink: Uplink, tg: asyncio.TaskGroup) -> None:
         async for msg in uplink.messages():
-            if msg.topic == self._topics.rpc_replies:
-                self.rpc.resolve(msg.correlation_data, msg.payload)
-                continue
             handler = self.handlers.get(msg.topic)
+            if msg.topic == self._topics.rpc_replies:
+                handler = self._rpc_reply(msg.correlation_data)
             if handler is not None:
                 try:
                     handler(msg.payload)
                 except Exception:  # a handler bug must not end the session
-                    log.exception("inbound handler failed", extra={"topic": msg.topic})
+                    log.exception("inbound handler failed", extra={"topic": msg.topic[:200]})
                 continue
             name = self._topics.command_name(msg.topic)
             if name is None:
                 continue
-            tg.create_task(self._answer(uplink, name, msg))
+            tg.create_task(self._answer(uplink, name, msg), name="bridge-answer")
+
+    def _rpc_reply(self, correlation: bytes | None) -> Callable[[bytes], None]:
+        return lambda payload: self.rpc.resolve(correlation, payload)
 
     async def _answer(self, uplink: Uplink, name: str, msg: Inbound) -> None:
-        result = await self._dispatcher.dispatch(name, msg.payload)
-        self._metrics.commands.labels(name=name[:64], ok=str(result["ok"]).lower()).inc()
+        """Run one command and publish its result; nothing here may end the session.
+
+        A response topic outside the gateway's reply space is not obeyed: the command is not
+        run and the refusal goes to the default result topic (always inside its own
+        subtree). A publish that fails is logged and counted; if the link itself broke, the
+        message loop notices and ends the session.
+        """
+        topic = self._topics.command_result(name)
+        if msg.response_topic and not self._topics.may_answer_to(msg.response_topic):
+            result = failed(
+                "bad_response_topic",
+                "the response topic is outside this gateway's reply space",
+                None,
+                name,
+                details={
+                    "allowed": [
+                        f"{self._topics.command_replies}/#",
+                        f"{self._topics.command_results}/#",
+                    ]
+                },
+            )
+            self._answer_failed("bad_response_topic", name, msg.response_topic)
+        else:
+            try:
+                result = await self._dispatcher.dispatch(name, msg.payload)
+            except Exception:  # the dispatcher answers every failure; this is a bug in it
+                log.exception("command dispatch failed", extra={"command": name[:64]})
+                result = failed("internal", "the command failed inside the gateway", None, name)
+            topic = msg.response_topic or topic
+        error = result.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        label = "(unresolved)" if code in _UNRESOLVED else name[:64]
+        self._metrics.commands.labels(name=label, ok=str(result["ok"]).lower()).inc()
         if not result["ok"]:
-            log.info("command refused", extra={"command": name[:64], "error": result.get("error")})
-        topic = msg.response_topic or self._topics.command_result(name)
-        await uplink.publish(topic, _json(result), correlation_data=msg.correlation_data)
+            log.info("command refused", extra={"command": name[:64], "error": error})
+        try:
+            await uplink.publish(topic, _json(result), correlation_data=msg.correlation_data)
+        except PublishRefused as exc:
+            self._answer_failed("publish_refused", name, topic, exc.reason)
+        except Exception as exc:  # a result too big for the broker, a broken link, ...
+            self._answer_failed("publish_failed", name, topic, f"{type(exc).__name__}: {exc}")
+
+    def _answer_failed(self, reason: str, name: str, topic: str, detail: str = "") -> None:
+        self._metrics.answers_failed.labels(reason=reason).inc()
+        log.warning(
+            "command answer not delivered",
+            extra={"reason": reason, "command": name[:64], "topic": topic[:200], "detail": detail},
+        )

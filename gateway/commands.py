@@ -6,13 +6,13 @@ handler crash) the answer is a result object, never an exception out of the disp
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from drivers import safejson
 from drivers.base import DeviceError, JsonObject
 
 log = logging.getLogger(__name__)
@@ -96,19 +96,19 @@ class Dispatcher:
         if len(raw) > MAX_COMMAND_BYTES:
             return failed("too_large", f"command over {MAX_COMMAND_BYTES} bytes", None, name)
         try:
-            doc = json.loads(raw) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return failed("bad_json", f"command is not valid JSON: {exc}", None, name)
+            doc = safejson.loads(raw, max_bytes=MAX_COMMAND_BYTES) if raw.strip() else {}
+        except safejson.BadJson as exc:
+            return failed(exc.code, f"command is not valid JSON: {exc.message}", None, name)
         if not isinstance(doc, dict):
             return failed("bad_request", "command must be a JSON object", None, name)
         try:
             req = CommandRequest.model_validate(doc)
         except ValidationError as exc:
-            rid = doc.get("id") if isinstance(doc.get("id"), str) else None
+            rid = doc.get("id")
             return failed(
                 "bad_request",
                 "invalid command envelope",
-                rid,
+                rid if isinstance(rid, str) else None,
                 name,
                 details=_validation_details(exc),
             )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from drivers import safejson
 from drivers.base import JsonObject, Reading
 from gateway.commands import MAX_COMMAND_BYTES, CommandError, Dispatcher, failed
 
@@ -123,14 +124,14 @@ class ControlServer:
     async def handle(self, line: bytes) -> JsonObject:
         """One request line -> one result object (never raises)."""
         try:
-            doc = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return failed("bad_json", f"request is not valid JSON: {exc}", None, "")
-        if not isinstance(doc, dict) or not isinstance(doc.get("command"), str):
+            doc = safejson.loads(line, max_bytes=MAX_LINE_BYTES)
+        except safejson.BadJson as exc:
+            return failed(exc.code, f"request is not valid JSON: {exc.message}", None, "")
+        name = doc.get("command") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not isinstance(name, str):
             return failed(
                 "bad_request", 'send {"command": NAME, "args": {...}} on one line', None, ""
             )
-        name: str = doc["command"]
         envelope = {k: v for k, v in doc.items() if k != "command"}
         return await self.dispatcher.dispatch(name, json.dumps(envelope).encode())
 

@@ -49,6 +49,12 @@ class Metrics:
             "storegw_device_up", "1 while a device is available", ["device"], registry=r
         )
         self.commands = Counter("storegw_commands", "Commands handled", ["name", "ok"], registry=r)
+        self.answers_failed = Counter(
+            "storegw_command_answers_failed",
+            "Command answers not delivered (refused response topic, refused or failed publish)",
+            ["reason"],
+            registry=r,
+        )
 
 
 async def serve_metrics(metrics: Metrics, listen: str) -> None:

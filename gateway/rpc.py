@@ -14,9 +14,13 @@ from datetime import UTC, datetime
 
 from uuid6 import uuid7
 
+from drivers import safejson
 from drivers.base import JsonObject
 
 log = logging.getLogger(__name__)
+
+MAX_REPLY_BYTES = 256 * 1024
+"""A member's profile with its offers is a few KB; anything near this is not a reply."""
 
 Sender = Callable[[str, bytes, str, bytes], Awaitable[None]]
 """publish(topic, payload, response_topic, correlation_data), returning on PUBACK."""
@@ -112,10 +116,12 @@ class RpcClient:
             log.debug("rpc reply without a waiting call", extra={"correlation": key[:64]})
             return
         try:
-            doc = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
+            doc = safejson.loads(payload, max_bytes=MAX_REPLY_BYTES)
+        except safejson.BadJson as exc:
+            log.warning("malformed rpc reply", extra={"error": exc.message})
+            fut.set_exception(RpcError(f"malformed reply from the cloud: {exc.message}"))
+            return
         if not isinstance(doc, dict):
-            fut.set_exception(RpcError("malformed reply from the cloud"))
+            fut.set_exception(RpcError("malformed reply from the cloud: not an object"))
             return
         fut.set_result(doc)

@@ -24,14 +24,39 @@ class Topics:
 
     @property
     def commands(self) -> str:
-        return f"{self.base}/cmd/+"
+        """Every level below ``cmd/``: a name with a slash gets ``unknown_command``, not silence."""
+        return f"{self.base}/cmd/#"
 
     def command_name(self, topic: str) -> str | None:
         head = f"{self.base}/cmd/"
         return topic[len(head) :] if topic.startswith(head) else None
 
+    @property
+    def command_results(self) -> str:
+        """The default result topics are below this: ``{base}/cmd-result/{name}``."""
+        return f"{self.base}/cmd-result"
+
     def command_result(self, name: str) -> str:
-        return f"{self.base}/cmd-result/{name}"
+        return f"{self.command_results}/{name}"
+
+    @property
+    def command_replies(self) -> str:
+        """Its own part of the cloud's reply inbox (storegw.acl: ``cloud/cmd-reply/%u/#``)."""
+        return f"{self.prefix}/cloud/cmd-reply/{self.store_id}/{self.gateway_id}"
+
+    def may_answer_to(self, topic: str) -> bool:
+        """Whether a command's v5 response topic is inside this gateway's reply space.
+
+        Only its own ``cmd-result/`` and its own part of the cloud's reply inbox: anything
+        else (another store, ``$SYS``, the cloud's keys, its own ``cmd/``) is somebody's
+        attempt to make the gateway publish where it should not.
+        """
+        if not topic or "+" in topic or "#" in topic or "\0" in topic:
+            return False
+        return any(
+            topic == space or topic.startswith(f"{space}/")
+            for space in (self.command_replies, self.command_results)
+        )
 
     def rpc(self, method: str) -> str:
         return f"{self.base}/rpc/{method}"

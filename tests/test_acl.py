@@ -207,7 +207,7 @@ async def test_a_gateway_cannot_read_another_stores_commands(
         assert str((await next_message(gw2)).topic) == f"{S2}/cmd/marker"
 
 
-async def test_the_cloud_identity_reads_and_writes_everything(
+async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
     pki: CloudPki, broker: DeployedBroker, tmp_path: Path
 ) -> None:
     own = identity(pki, tmp_path, "S001")
@@ -222,8 +222,38 @@ async def test_the_cloud_identity_reads_and_writes_everything(
         code = await puback(cloud, "storegw/v1/cloud/keys")
         assert not code.is_failure
         assert str((await next_message(gw)).topic) == "storegw/v1/cloud/keys"  # gateways read keys
-        reply = await puback(gw, "storegw/v1/cloud/cmd-reply/instance-1")  # command replies
-        assert not reply.is_failure
+        for topic in (  # what docs/mqtt.md has the cloud send
+            f"{S2}/cmd/ping",
+            f"{S2}/cmd/label.show",
+            f"{S2}/rpc-reply",
+            f"{S2}/doctor/reply",
+            "storegw/provision/resp/aaaaaaaaaaaaaaaa",
+        ):
+            assert not (await puback(cloud, topic)).is_failure, topic
+        for topic in (  # a confused cloud can never write another store's data or ours
+            f"{S2}/status",
+            f"{S2}/events/scan",
+            f"{S2}/rpc/member.identify",
+            f"{S2}/cmd-result/ping",
+            "storegw/v1/cloud/cmd-reply/S002/gw-1/x",
+            "storegw/v1/cloud/other",
+            "storegw/provision/req/aaaaaaaaaaaaaaaa",
+            "elsewhere/topic",
+        ):
+            assert int((await puback(cloud, topic)).value) == 0x87, topic
+    # A gateway writes only its own part of the command-reply inbox.
+    async with (
+        client(broker.port, pki.client_context(), "cloud-inbox") as inbox,
+        client(broker.port, pki.client_context(own.cert, own.key), "gw-s1") as gw,
+    ):
+        await inbox.subscribe("storegw/v1/cloud/cmd-reply/#", qos=1)
+        assert not (await puback(gw, "storegw/v1/cloud/cmd-reply/S001/gw-1/inst-1")).is_failure
+        assert str((await next_message(inbox)).topic).endswith("/cmd-reply/S001/gw-1/inst-1")
+        for topic in (
+            "storegw/v1/cloud/cmd-reply/S002/gw-1/inst-1",
+            "storegw/v1/cloud/cmd-reply/i",
+        ):
+            assert int((await puback(gw, topic)).value) == 0x87, topic
 
 
 # --- no way in without the right certificate ----------------------------------------------------

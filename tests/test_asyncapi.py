@@ -426,10 +426,12 @@ async def _commands(observer: Observer, cloud: CloudService) -> None:
     assert (await cloud.send_command("S001", "gw-1", "ping", {"echo": "x"}))["ok"] is True
     assert (await cloud.send_command("S001", "gw-1", "status"))["ok"] is True
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = "storegw/v1/cloud/cmd-reply/test"
+    props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/test"
     props.CorrelationData = b"c-9"
     await observer.publish(f"{BASE}/cmd/ping", b'{"args": {"bogus": 1}}', properties=props)
-    await wait_for(lambda: observer.on("/cmd-reply/test"), message="reply to the response topic")
+    await wait_for(
+        lambda: observer.on("/cmd-reply/S001/gw-1/test"), message="reply to the response topic"
+    )
 
 
 async def test_every_message_of_a_real_run_matches_the_document(

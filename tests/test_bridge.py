@@ -162,11 +162,13 @@ async def test_unknown_command_and_response_topic_with_correlation(
         assert bad["error"]["code"] == "unknown_command"
 
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = "storegw/cloud/replies/abc"
+        props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/abc"
         props.CorrelationData = b"corr-42"
         await observer.publish(f"{PREFIX}/cmd/status", b'{"id": "r1"}', properties=props)
-        await wait_for(lambda: observer.on("/replies/abc"), message="reply on response topic")
-        body, reply_props = observer.on("/replies/abc")[0]
+        await wait_for(
+            lambda: observer.on("/cmd-reply/S001/gw-1/abc"), message="reply on response topic"
+        )
+        body, reply_props = observer.on("/cmd-reply/S001/gw-1/abc")[0]
         result = json.loads(body)
         assert result["ok"] is True
         assert result["id"] == "r1"

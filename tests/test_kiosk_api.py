@@ -82,7 +82,12 @@ def kiosk_config(
         api={"listen": "127.0.0.1:0"},
         kiosks=[
             {"name": KIOSK, "devices": [SCANNER, NFC], "language": "zh", "idle_reset_s": 60},
-            {"name": "kiosk-2", "devices": ["kiosk-2-scanner"], "language": "en"},
+            {
+                "name": "kiosk-2",
+                "devices": ["kiosk-2-scanner"],
+                "language": "en",
+                "origins": ["https://kiosk-2.store.example"],
+            },
         ],
     )
 

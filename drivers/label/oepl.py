@@ -23,7 +23,6 @@ Tag MACs are 8 bytes written as 16 upper-case hex characters. ``lastseen`` is Un
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ import aiohttp
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from drivers import safejson
 from drivers.base import (
     ActionFailed,
     BadInput,
@@ -247,8 +247,8 @@ class OeplClient:
 
     def _page(self, body: bytes) -> DbPage:
         try:
-            return parse_db_page(json.loads(body))
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            return parse_db_page(safejson.loads(body))
+        except ValueError as exc:  # safejson.BadJson is a ValueError
             raise BadInput(self.device_id, "bad_json", f"get_db: {exc}") from exc
 
 

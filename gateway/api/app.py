@@ -21,7 +21,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, JsonValue, ValidationError
 
+from drivers import safejson
 from gateway.api.auth import TokenStore
+from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
 from gateway.config import ApiSection
 from gateway.counter.models import (
@@ -149,14 +151,10 @@ async def _body(request: web.Request, model: type[M]) -> M:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError("too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     raw = await request.read()  # aiohttp refuses more than client_max_size
-
-    def no_constants(name: str) -> None:
-        raise ValueError(f"{name} is not JSON")
-
     try:
-        doc = json.loads(raw, parse_constant=no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError("bad_json", f"the body is not JSON: {exc}") from None
+        doc = safejson.loads(raw, max_bytes=MAX_BODY_BYTES)
+    except safejson.BadJson as exc:
+        raise ApiError(exc.code, f"the body is not JSON: {exc.message}") from None
     if not isinstance(doc, dict):
         raise ApiError("bad_request", "the body must be a JSON object")
     try:
@@ -265,7 +263,8 @@ class ApiServer:
     async def serve(self) -> None:
         assert self.cfg.listen is not None
         host, _, port = self.cfg.listen.rpartition(":")
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        install_log_scrubber()
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **HEADER_LIMITS)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, int(port), ssl_context=_tls(self.cfg))

@@ -15,13 +15,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from drivers import safejson
 from gateway.tokens import KeySet, TokenError
 
 log = logging.getLogger(__name__)
 
+MAX_JWKS_BYTES = 64 * 1024
+"""A JWKS of a few Ed25519 keys is well under 1 KB."""
 
-def _read_jwks(path: Path) -> KeySet:
-    doc: Any = json.loads(path.read_text(encoding="utf-8"))
+
+def _parse_jwks(raw: bytes) -> KeySet:
+    """Raises ValueError (safejson.BadJson) or TokenError."""
+    doc: Any = safejson.loads(raw, max_bytes=MAX_JWKS_BYTES)
     return KeySet.from_jwks(doc)
 
 
@@ -38,14 +43,14 @@ class CloudKeys:
         """Read the pinned file (a broken one is a configuration error) and the cache."""
         if self.pinned_path is not None:
             try:
-                self._pinned = _read_jwks(self.pinned_path)
+                self._pinned = _parse_jwks(self.pinned_path.read_bytes())
             except (OSError, ValueError, TokenError) as exc:
                 raise ValueError(
                     f"counter.cloud_keys_file {self.pinned_path}: not a usable JWKS: {exc}"
                 ) from None
         if self.cache_path.exists():
             try:
-                self._received = _read_jwks(self.cache_path)
+                self._received = _parse_jwks(self.cache_path.read_bytes())
             except (OSError, ValueError, TokenError) as exc:
                 log.warning(
                     "ignoring unreadable cloud key cache",
@@ -62,7 +67,7 @@ class CloudKeys:
         if not payload:
             return  # a cleared retained message: keep what we have rather than trust nothing
         try:
-            received = KeySet.from_jwks(json.loads(payload))
+            received = _parse_jwks(payload)
         except (ValueError, TokenError) as exc:
             log.warning("ignoring malformed cloud keys", extra={"error": str(exc)[:200]})
             return

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from drivers import safejson
 from gateway.api.app import (
     CLIENT,
     KIOSK,
@@ -40,6 +40,7 @@ from gateway.api.app import (
 )
 from gateway.api.openapi import ROUTES, Route
 from gateway.counter.models import ID
+from gateway.kiosk.config import normal_origin
 from gateway.kiosk.hub import Subscriber
 from gateway.kiosk.models import (
     AppointmentsAnswer,
@@ -245,8 +246,8 @@ def _policy(
             check_member(kiosk, request.match_info["member_id"])
         if request.method == "POST" and request.body_exists:
             raw = await request.read()  # cached: the handler reads it again
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                doc = json.loads(raw)
+            with contextlib.suppress(safejson.BadJson):  # the handler answers bad_json
+                doc = safejson.loads(raw)
                 if isinstance(doc, dict):
                     _kiosk_body(kiosk, op, doc)
                     if op in MEMBER_SCOPED:
@@ -324,6 +325,14 @@ class KioskRoutes:
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="storegw"'
             return resp
         info = self.kiosks.info(kiosk, client)
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.origin_allowed(origin, kiosk, request):
+            log.warning(
+                "kiosk socket refused: foreign origin",
+                extra={"kiosk": kiosk, "origin": origin[:200], "remote": request.remote},
+            )
+            err = ApiError("forbidden", "this origin may not open the kiosk's socket")
+            return _json(err.as_json(), err.http_status)
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_CLIENT_FRAME)
         if not ws.can_prepare(request).ok:
             return _answer(info)
@@ -343,6 +352,16 @@ class KioskRoutes:
                 await receiver
             await ws.close()
         return ws
+
+    def origin_allowed(self, origin: str, kiosk: str, request: web.Request) -> bool:
+        """The kiosk's configured origins, or else the origin this request was addressed to
+        (the page the gateway served). No Origin at all is a non-browser client: its token
+        or ticket is the check."""
+        allowed = self.kiosks.kiosks[kiosk].origins or (
+            normal_origin(f"{request.scheme}://{request.host}"),
+        )
+        got = normal_origin(origin)  # "null" (a sandboxed frame, a file) is never allowed
+        return got is not None and got in allowed
 
     @staticmethod
     async def _pump(

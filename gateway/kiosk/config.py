@@ -5,6 +5,13 @@
     devices = ["kiosk-1-scanner", "kiosk-1-nfc"]
     language = "zh"                       # the page's first language: "zh" or "en"
     idle_reset_s = 60                     # back to the welcome screen after this idle time
+    origins = ["https://gw-s001.local:8443"]  # where its browser loads the page from
+
+``origins`` lists the origins (scheme://host[:port]) from which the kiosk's browser may open
+its WebSocket; empty (the default) allows only the origin the request itself was addressed to,
+i.e. the page the gateway served. A browser always sends ``Origin`` on a WebSocket handshake
+(RFC 6455 section 4.1) and the server is the one to check it (section 10.2): without the check
+any web page the kiosk's browser visits could open the socket with its cookies or ticket.
 
 A kiosk's devices are ordinary ``[[devices]]`` entries without ``till``: their scans and taps
 go to the kiosk's page over its WebSocket (and to the cloud as events, as always), and the
@@ -17,9 +24,24 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from yarl import URL
 
 KIOSK_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 """Same alphabet as a device's ``till`` (a kiosk's name is its till in counter requests)."""
+
+
+def normal_origin(text: str) -> str | None:
+    """``scheme://host[:port]`` lower-cased, the default port dropped; None if not an origin
+    (``null``, a path, credentials, another scheme)."""
+    try:
+        url = URL(text)
+    except ValueError:
+        return None
+    if url.scheme not in ("http", "https") or not url.host or url.user or url.query_string:
+        return None
+    if url.path not in ("", "/") or url.fragment:
+        return None
+    return str(url.origin())
 
 
 class KioskConfig(BaseModel):
@@ -31,6 +53,19 @@ class KioskConfig(BaseModel):
     language: Literal["zh", "en"] = "zh"
     idle_reset_s: float = Field(default=60.0, ge=10, le=3600)
     """The page forgets the member and shows the welcome screen after this long untouched."""
+    origins: tuple[str, ...] = Field(default=(), max_length=16)
+    """Origins its page may open the WebSocket from; empty: only the gateway's own."""
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for origin in value:
+            normal = normal_origin(origin)
+            if normal is None:
+                raise ValueError(f"{origin!r} is not an origin like https://host:port")
+            out.append(normal)
+        return tuple(out)
 
     @field_validator("devices")
     @classmethod

@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import shutil
@@ -55,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
+from drivers import safejson
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -88,7 +88,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOUD_IDENTITY = "storegw-cloud"
-"""The cloud service's certificate CN; storegw.acl gives this user every topic."""
+"""The cloud service's certificate CN; storegw.acl gives this user exactly the topics it uses."""
 RENEW_METHOD = "cert.renew"
 RESEND_WINDOW = timedelta(minutes=15)
 """How long after its use a claim still answers the same CSR again (a lost answer); later the
@@ -645,8 +645,8 @@ class Enrollment:
 
 def _nonce_of(payload: bytes) -> str | None:
     try:
-        doc: Any = json.loads(payload)
-    except ValueError:
+        doc: Any = safejson.loads(payload)
+    except safejson.BadJson:
         return None
     nonce = doc.get("nonce") if isinstance(doc, dict) else None
     return nonce if isinstance(nonce, str) and len(nonce) <= 64 else None

@@ -11,7 +11,6 @@ lost across an outage.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import Counter
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+
+from drivers import safejson
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,16 @@ class CloudListener:
     def handle(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/status"):
             try:
-                self.stats.status[topic] = json.loads(payload)
-            except ValueError:
+                status = safejson.loads(payload)
+            except safejson.BadJson:
+                status = None
+            if isinstance(status, dict):
+                self.stats.status[topic] = status
+            else:
                 log.warning("bad status payload", extra={"topic": topic})
             return
         try:
-            event = json.loads(payload)
+            event: Any = safejson.loads(payload)
             key = f"{event['store_id']}/{event['gateway_id']}"
             event_id = str(event["id"])
             seq = int(event["seq"])

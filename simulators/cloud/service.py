@@ -6,6 +6,12 @@ correlation data, publishes its public keys retained on ``{prefix}/cloud/keys``,
 commands to a gateway and await the result. All state lives in SQLite (:mod:`.store`), so a
 restart on the same database changes nothing a gateway can observe.
 
+The cloud may write almost anywhere, so it must not be a confused deputy: an RPC is answered
+only when its response topic is one of the requesting gateway's own reply topics
+(:data:`REPLY_TOPICS` under the base of the topic the request arrived on, which only that
+gateway's certificate may publish to); any other request is neither run nor answered, only
+logged and counted. A command's result is accepted only from the gateway it was sent to.
+
 Messages are handled one at a time, in arrival order: the database is the single point of
 truth and idempotency (same redemption id -> same answer) needs no locking.
 """
@@ -32,6 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from drivers import safejson
 from gateway.tokens import Coupon, KeySet, SigningKey
 from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import CloudStore, Json, Refusal, iso, normalise_uid
@@ -117,6 +124,9 @@ class CheckinArgs(_Args):
 
 
 METHODS = ("member.identify", "coupon.redeem", "points.accrue", "appointment.checkin")
+REPLY_TOPICS = ("rpc-reply", "doctor/reply")
+"""Where a gateway's RPC replies may go, below its base: the daemon's and the doctor's inboxes
+(docs/mqtt.md); deploy/mosquitto/storegw.acl grants the cloud write on exactly these."""
 
 
 def _bad_args(exc: ValidationError) -> Refusal:
@@ -174,10 +184,13 @@ class CloudService:
             aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
         )
         self.connected = asyncio.Event()
-        self.reply_topic = f"{prefix}/cloud/cmd-reply/{self.identifier}"
+        self.reply_inbox = f"{prefix}/cloud/cmd-reply/+/+/{self.identifier}"
+        """Command results: ``cloud/cmd-reply/<store>/<gw>/<instance>`` (a gateway may write
+        only its own ``cloud/cmd-reply/<store>/<gw>/#``)."""
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[Json]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[Json]]] = {}
+        """Command request id -> (the reply topic its gateway must answer on, the waiter)."""
         self._open = False
         # what was received, mirrored from the database for report()
         self._seqs: dict[str, set[int]] = {}
@@ -189,6 +202,10 @@ class CloudService:
     @property
     def keys_topic(self) -> str:
         return f"{self.prefix}/cloud/keys"
+
+    def reply_topic(self, store: str, gw: str) -> str:
+        """The response topic of a command to one gateway."""
+        return f"{self.prefix}/cloud/cmd-reply/{store}/{gw}/{self.identifier}"
 
     @property
     def keys(self) -> KeySet:
@@ -277,7 +294,7 @@ class CloudService:
                         f"{self.prefix}/+/+/events/#",
                         f"{self.prefix}/+/+/status",
                         f"{self.prefix}/+/+/rpc/+",
-                        self.reply_topic,
+                        self.reply_inbox,
                     ):
                         await client.subscribe(topic, qos=1)
                     self._client = client
@@ -291,7 +308,7 @@ class CloudService:
             finally:
                 self._client = None
                 self.connected.clear()
-                for fut in self._pending.values():
+                for _, fut in self._pending.values():
                     if not fut.done():
                         fut.set_exception(ConnectionError("cloud lost the broker"))
             await asyncio.sleep(0.2)
@@ -311,8 +328,8 @@ class CloudService:
         payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
         props = message.properties
         try:
-            if topic == self.reply_topic:
-                self._resolve(getattr(props, "CorrelationData", None), bytes(payload))
+            if topic.startswith(f"{self.prefix}/cloud/cmd-reply/"):
+                self._resolve(topic, getattr(props, "CorrelationData", None), bytes(payload))
                 return
             parts = topic.removeprefix(self.prefix + "/").split("/")
             if len(parts) < 3:
@@ -350,8 +367,8 @@ class CloudService:
 
     def _on_status(self, key: str, payload: bytes) -> None:
         try:
-            doc = json.loads(payload)
-        except ValueError:
+            doc = safejson.loads(payload)
+        except safejson.BadJson:
             return
         if not isinstance(doc, dict):
             return
@@ -377,6 +394,23 @@ class CloudService:
         store_id, gateway_id = gateway
         response_topic = getattr(props, "ResponseTopic", None)
         correlation = getattr(props, "CorrelationData", None)
+        if not response_topic:
+            log.info("rpc without a response topic", extra={"method": method[:64]})
+            return
+        base = f"{self.prefix}/{store_id}/{gateway_id}"
+        if response_topic not in {f"{base}/{r}" for r in REPLY_TOPICS}:
+            # Not run either: the asker could not read the answer, so it is not asking for it.
+            self._counters["rpc_refused_response_topic"] += 1
+            await self.store.bump("rpc_refused_response_topic")
+            log.warning(
+                "rpc refused: response topic outside the requester's reply topics",
+                extra={
+                    "method": method[:64],
+                    "gateway": f"{store_id}/{gateway_id}",
+                    "response_topic": str(response_topic)[:200],
+                },
+            )
+            return
         args: Json = {}
         try:
             try:
@@ -396,9 +430,6 @@ class CloudService:
         await self.store.bump(f"rpc:{name}:{outcome}")
         if self.on_rpc is not None:
             self.on_rpc(method, f"{store_id}/{gateway_id}", args, reply)
-        if not response_topic:
-            log.info("rpc without a response topic", extra={"method": method[:64]})
-            return
         out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         if correlation is not None:
             out.CorrelationData = correlation
@@ -502,9 +533,10 @@ class CloudService:
             raise ConnectionError("the cloud is not connected to the broker")
         request_id = str(uuid.uuid4())
         fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = fut
+        reply_topic = self.reply_topic(store, gw)
+        self._pending[request_id] = (reply_topic, fut)
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = self.reply_topic
+        props.ResponseTopic = reply_topic
         props.CorrelationData = request_id.encode()
         body = json.dumps({"id": request_id, "args": args or {}}, separators=(",", ":"))
         self._counters["commands_sent"] += 1
@@ -523,14 +555,17 @@ class CloudService:
         finally:
             self._pending.pop(request_id, None)
 
-    def _resolve(self, correlation: bytes | None, payload: bytes) -> None:
+    def _resolve(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
         key = correlation.decode("utf-8", "replace") if correlation else ""
-        fut = self._pending.get(key)
+        expected, fut = self._pending.get(key, ("", None))
         if fut is None or fut.done():
             return
+        if topic != expected:  # from another gateway than the one asked (a broker without ACL)
+            log.warning("command result on the wrong topic", extra={"topic": topic[:200]})
+            return
         try:
-            doc = json.loads(payload)
-        except ValueError:
+            doc = safejson.loads(payload)
+        except safejson.BadJson:
             doc = None
         if isinstance(doc, dict):
             self._counters["commands_answered"] += 1
@@ -857,8 +892,8 @@ def iso_ms(value: datetime) -> str:
 def _envelope(payload: bytes) -> Json | None:
     """The event if its envelope has what dedup and gap tracking need, else None."""
     try:
-        event = json.loads(payload)
-    except ValueError:
+        event = safejson.loads(payload)
+    except safejson.BadJson:
         return None
     if not isinstance(event, dict):
         return None
