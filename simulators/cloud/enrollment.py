@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
+from gateway.datafiles import prepare_database
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -327,6 +328,7 @@ class Enrollment:
         self.connected = asyncio.Event()
         self.outcomes: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        prepare_database(self.db_path)  # claim hashes and the issued certificates' record
         with self._db() as db:
             db.executescript(_SCHEMA)
 
