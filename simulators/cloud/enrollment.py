@@ -7,8 +7,10 @@ Threat model (what each piece is trusted with):
   another identity. The broker host gets the CA certificate, never its key.
 * A claim token (``sgc1.<id>.<secret>``) is issued for one store and gateway, expires, is
   single use and can be revoked. Only the SHA-256 of the secret is stored. A wrong secret and an
-  unknown claim get the same answer; failed attempts do not consume the claim (the secret has
-  256 bits, guessing is hopeless, and a lock-out would let anyone who sees a claim id block it).
+  unknown claim get the same answer; failed attempts do not consume the claim (a permanent
+  lock-out would let anyone who sees a claim id block it). They are rate-limited instead, per
+  claim id with a doubling lockout and service-wide with a failure budget
+  (simulators/cloud/claimlimits.py says why those, and what a "source" is here).
 * The provisioning listener is anonymous but TLS (the box verifies the broker before sending
   the secret) and its ACL pins a client to the topics of its own client id; responses come only
   from this service (the cloud identity on the mTLS listener). A response carries public data
@@ -33,6 +35,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -80,6 +83,7 @@ from provisioning.protocol import (
     response_topic,
 )
 from simulators.broker import MosquittoBroker, free_port
+from simulators.cloud.claimlimits import ClaimLimiter, ClaimLimits
 from simulators.cloud.store import Json, Refusal, iso
 from simulators.pki import Authority
 
@@ -316,6 +320,7 @@ class Enrollment:
         cert_valid_for: timedelta = timedelta(days=365),
         clock: Callable[[], datetime] = _utcnow,
         identifier: str | None = None,
+        limits: ClaimLimits | None = None,
     ) -> None:
         self.pki = CloudPki.open(directory)
         self.db_path = directory / "enrollment.db"
@@ -328,6 +333,7 @@ class Enrollment:
         self.connected = asyncio.Event()
         self.outcomes: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self.limiter = ClaimLimiter(limits)
         prepare_database(self.db_path)  # claim hashes and the issued certificates' record
         with self._db() as db:
             db.executescript(_SCHEMA)
@@ -418,15 +424,29 @@ class Enrollment:
             if nonce is None:
                 return None
             return _refusal(nonce, "bad_request", "not an enrolment request")
+        wait = self.limiter.check(topic_claim_id)  # the sender's client id (provision.acl)
+        if wait is not None:
+            self._count("rate_limited")
+            log.warning(
+                "enrolment rate limited",
+                extra={"claim_id": topic_claim_id, "retry_after_s": round(wait, 1)},
+            )
+            message = f"too many failed claims; try again in {math.ceil(wait)} s"
+            return _refusal(request.nonce, "rate_limited", message, retry_after_s=round(wait, 3))
         try:
             certificate = self._enroll(request, topic_claim_id)
         except Refused as exc:
             self._count(exc.code)
+            if exc.code == "claim_refused":
+                self.limiter.failed(topic_claim_id)
+            elif exc.code != "bad_request":
+                self.limiter.succeeded(topic_claim_id)  # the secret was right
             log.info(
                 "enrolment refused",
                 extra={"claim_id": request.claim_id, "code": exc.code},
             )
             return _refusal(request.nonce, exc.code, exc.message)
+        self.limiter.succeeded(topic_claim_id)
         self._count("enrolled")
         return EnrollResponse(
             nonce=request.nonce,
@@ -654,8 +674,11 @@ def _nonce_of(payload: bytes) -> str | None:
     return nonce if isinstance(nonce, str) and len(nonce) <= 64 else None
 
 
-def _refusal(nonce: str, code: ErrorCode, message: str) -> EnrollResponse:
-    return EnrollResponse(nonce=nonce, ok=False, error=EnrollError(code=code, message=message))
+def _refusal(
+    nonce: str, code: ErrorCode, message: str, retry_after_s: float | None = None
+) -> EnrollResponse:
+    error = EnrollError(code=code, message=message, retry_after_s=retry_after_s)
+    return EnrollResponse(nonce=nonce, ok=False, error=error)
 
 
 # --- the broker, configured exactly as deploy/mosquitto/ -------------------------------------
