@@ -1,13 +1,18 @@
-"""The enrolment listener's limits (issue #11, 8): guessing claim secrets is slowed, per claim id
-and service-wide, against the real Mosquitto with deploy/mosquitto/ and the enrolment service.
+"""The enrolment listener's limits (issue #11, 8), against the real Mosquitto 2.0.11 running
+deploy/mosquitto/ and the enrolment service: guessing claim secrets is slowed per claim id and
+service-wide, and the connection cap holds (deploy/mosquitto/enrolment-limits.nft loaded for
+the test's port, in a table of its own).
 
-Before: 200 wrong secrets for one claim were all looked at (17.7 s, no slowdown).
+Before: 200 wrong secrets for one claim were all looked at (17.7 s, no slowdown), and after
+some clients had come and gone, 70 idle connections were held despite ``max_connections 64``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from provisioning.protocol import (
 )
 from simulators.cloud.claimlimits import ClaimLimiter, ClaimLimits
 from simulators.cloud.enrollment import CloudPki, DeployedBroker, Enrollment
+from simulators.cloud.netlimits import load, render_enrolment_limits, unload
 
 CSR_UNUSED = "-----BEGIN CERTIFICATE REQUEST-----\nAA==\n-----END CERTIFICATE REQUEST-----\n"
 
@@ -184,3 +190,75 @@ def test_the_limiter_forgets_and_tracks_a_bounded_number_of_claim_ids() -> None:
     clock.now += limits.forget_after_s + 1
     limiter.failed("d")
     assert limiter.check("d") == 1  # an hour later it starts over, not at 2 s
+
+
+# --- the connection cap -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def capped(broker: DeployedBroker) -> Iterator[DeployedBroker]:
+    table = f"storegw_enrol_test_{broker.provision_port}"
+    load(render_enrolment_limits(broker.provision_port, table))
+    try:
+        yield broker
+    finally:
+        unload(table)
+
+
+def tls_connection(broker: DeployedBroker, source: str) -> ssl.SSLSocket | None:
+    """An idle anonymous connection from ``source`` (any 127/8 address is this host), TLS
+    handshake done; None when it was refused."""
+    raw = socket.socket()
+    try:
+        raw.bind((source, 0))
+        raw.settimeout(5)
+        raw.connect(("127.0.0.1", broker.provision_port))
+        ctx = ssl.create_default_context(cafile=str(broker.pki.ca_file))
+        return ctx.wrap_socket(raw, server_hostname="localhost")
+    except OSError:  # reset by the firewall, or closed by Mosquitto during the handshake
+        raw.close()
+        return None
+
+
+async def churn(broker: DeployedBroker, clients: int) -> None:
+    """Clients that connect and leave, as every enrolment does; each one lowers Mosquitto
+    2.0.11's count of the listener's connections by two instead of one."""
+    tls = ssl.create_default_context(cafile=str(broker.pki.ca_file))
+    for _ in range(clients):
+        async with aiomqtt.Client(
+            "localhost",
+            broker.provision_port,
+            identifier=ClaimToken.generate().claim_id,
+            tls_context=tls,
+            timeout=5,
+        ):
+            pass
+
+
+async def test_the_connection_cap_holds_after_clients_came_and_went(
+    capped: DeployedBroker,
+) -> None:
+    await churn(capped, 20)  # Mosquitto's own max_connections 64 now admits 84
+    with contextlib.ExitStack() as held:
+        opened = []
+        for i in range(80):  # 10 sources x 8: each within the per-source cap of 8
+            conn = await asyncio.to_thread(tls_connection, capped, f"127.0.0.{2 + i % 10}")
+            if conn is not None:
+                opened.append(held.enter_context(conn))
+        assert len(opened) == 64
+    # Closed connections free their slots at once: a store can enrol again.
+    conn = await asyncio.to_thread(tls_connection, capped, "127.0.0.2")
+    assert conn is not None
+    conn.close()
+
+
+async def test_one_source_gets_at_most_8_connections(capped: DeployedBroker) -> None:
+    with contextlib.ExitStack() as held:
+        mine = [await asyncio.to_thread(tls_connection, capped, "127.0.0.50") for _ in range(12)]
+        for conn in mine:
+            if conn is not None:
+                held.enter_context(conn)
+        assert sum(c is not None for c in mine) == 8
+        other = await asyncio.to_thread(tls_connection, capped, "127.0.0.51")
+        assert other is not None  # another store is not locked out by the first
+        other.close()
