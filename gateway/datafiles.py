@@ -22,6 +22,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ def create_private(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def open_private_text(path: Path) -> TextIO:
+    """``path`` truncated for writing; created 0600 if new (an existing file keeps its mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def tighten(path: Path) -> None:
