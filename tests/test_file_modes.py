@@ -19,10 +19,12 @@ import pytest
 
 from drivers.label.queue import PushQueue
 from gateway.api.auth import TokenStore
+from gateway.counter.keys import CloudKeys
 from gateway.counter.store import CounterStore
-from gateway.datafiles import prepare_database
+from gateway.datafiles import open_private_text, prepare_database
 from gateway.outbox import Outbox
 from gateway.pricing.store import PricingStore
+from gateway.tokens import KeySet, SigningKey
 from simulators.broker import MosquittoBroker
 from simulators.cloud.enrollment import Enrollment
 from simulators.cloud.store import CloudStore
@@ -126,6 +128,15 @@ async def test_files_left_readable_by_an_older_version_are_tightened_on_open(
         os.chmod(p, 0o644)
     async with Outbox(path, store_id="S001", gateway_id="gw-1"):
         assert (mode(path), mode(wal)) == (0o640, 0o640)  # others lose everything
+
+
+def test_the_cloud_key_cache_and_the_outbox_export_are_0600(tmp_path: Path) -> None:
+    keys = CloudKeys(tmp_path / "cloud-keys.json")
+    keys.on_message(json.dumps(KeySet.of(SigningKey.generate("k1")).to_jwks()).encode())
+    assert mode(tmp_path / "cloud-keys.json") == 0o600
+    with open_private_text(tmp_path / "backlog.jsonl") as out:
+        out.write("{}\n")
+    assert mode(tmp_path / "backlog.jsonl") == 0o600
 
 
 def test_a_site_that_gives_the_files_to_a_group_keeps_0640(tmp_path: Path) -> None:
