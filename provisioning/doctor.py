@@ -150,7 +150,8 @@ def check_data_files(data_dir: Path) -> Check:
     a warning (one chmod of the directory from exposure); in a directory others may enter it
     is a failure: member names, balances and events are readable."""
     try:
-        entries = sorted(os.scandir(data_dir), key=lambda e: e.name)
+        with os.scandir(data_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
         dir_mode = stat.S_IMODE(data_dir.stat().st_mode)
     except OSError as exc:
         return Check(

@@ -429,7 +429,7 @@ class Enrollment:
             self._count("rate_limited")
             log.warning(
                 "enrolment rate limited",
-                extra={"claim_id": topic_claim_id, "retry_after_s": round(wait, 1)},
+                extra={"claim_id": topic_claim_id[:64], "retry_after_s": round(wait, 1)},
             )
             message = f"too many failed claims; try again in {math.ceil(wait)} s"
             return _refusal(request.nonce, "rate_limited", message, retry_after_s=round(wait, 3))
