@@ -13,10 +13,12 @@ names, which an anonymous client picks freely. Hence two limits here, and one el
   secret clears the record. The price: whoever knows a claim id (it is public, the box's client
   id) can keep it locked; the box then waits, and the cloud can issue a new claim.
 * **A global failure budget**: rotating claim ids defeats the first limit, so every failure
-  (any claim id, known or not) takes a token from a bucket of ``global_burst`` refilled at
-  ``global_refill_per_s``. With the bucket empty every request is answered ``rate_limited``
-  until a token is back: guessing is capped service-wide, at the price that a flood delays
-  genuine enrolments (technician-attended, they retry) but never lets one through wrongly.
+  (any claim id, issued or not) takes a token from a bucket of ``global_burst`` refilled at
+  ``global_refill_per_s``. With the bucket empty, requests for claim ids the cloud never
+  issued are answered ``rate_limited`` until a token is back. Issued claim ids are exempt (their
+  own lockout guards them): a flood of made-up ids, which one request every two seconds would
+  keep going, must not stop genuine boxes from enrolling. Telling the two apart reveals only
+  whether a 64-bit random claim id exists, which an attacker finds by luck, 2^-64 per try.
 * **Per network source** is the broker host's job, where the address is known: connection caps
   per source address in deploy/mosquitto/enrolment-limits.nft.
 
@@ -67,16 +69,17 @@ class ClaimLimiter:
         self._refilled = clock()
         self._lock = threading.Lock()
 
-    def check(self, claim_id: str) -> float | None:
-        """None if a request for ``claim_id`` may be looked at now, else seconds to wait."""
+    def check(self, claim_id: str, *, issued: bool = False) -> float | None:
+        """None if a request for ``claim_id`` may be looked at now, else seconds to wait;
+        ``issued``: the cloud issued this claim id (the global budget does not apply)."""
         with self._lock:
-            return self._check(claim_id)
+            return self._check(claim_id, issued)
 
-    def _check(self, claim_id: str) -> float | None:
+    def _check(self, claim_id: str, issued: bool) -> float | None:
         now = self._clock()
         self._refill(now)
         waits: list[float] = []
-        if self._tokens < 1:
+        if self._tokens < 1 and not issued:
             waits.append((1 - self._tokens) / self.limits.global_refill_per_s)
         record = self._claims.get(claim_id)
         if record is not None and record.locked_until > now:

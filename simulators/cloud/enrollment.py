@@ -424,7 +424,8 @@ class Enrollment:
             if nonce is None:
                 return None
             return _refusal(nonce, "bad_request", "not an enrolment request")
-        wait = self.limiter.check(topic_claim_id)  # the sender's client id (provision.acl)
+        # The topic's claim id is the sender's client id (provision.acl): all it is known by.
+        wait = self.limiter.check(topic_claim_id, issued=self._issued(topic_claim_id))
         if wait is not None:
             self._count("rate_limited")
             log.warning(
@@ -455,6 +456,11 @@ class Enrollment:
             ca=cert_pem(self.pki.authority.cert),
             broker_url=self.broker_url,
         )
+
+    def _issued(self, claim_id: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM claims WHERE claim_id = ?", (claim_id,)).fetchone()
+        return row is not None
 
     def _count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
