@@ -86,11 +86,12 @@ class ClaimLimiter:
             waits.append(record.locked_until - now)
         return max(waits) if waits else None
 
-    def failed(self, claim_id: str) -> None:
+    def failed(self, claim_id: str) -> float | None:
+        """Count a wrong secret; the lockout it starts, in seconds, if any."""
         with self._lock:
-            self._failed(claim_id)
+            return self._failed(claim_id)
 
-    def _failed(self, claim_id: str) -> None:
+    def _failed(self, claim_id: str) -> float | None:
         now = self._clock()
         self._refill(now)
         self._tokens = max(0.0, self._tokens - 1)
@@ -100,12 +101,16 @@ class ClaimLimiter:
         record.failures += 1
         record.last = now
         over = record.failures - self.limits.free_failures - 1
+        lockout = None
         if over >= 0:
-            lockout = self.limits.base_lockout_s * math.pow(2, min(over, 30))
-            record.locked_until = now + min(lockout, self.limits.max_lockout_s)
+            lockout = min(
+                self.limits.base_lockout_s * math.pow(2, min(over, 30)), self.limits.max_lockout_s
+            )
+            record.locked_until = now + lockout
         self._claims[claim_id] = record  # most recent last
         while len(self._claims) > self.limits.max_tracked:
             self._claims.popitem(last=False)
+        return lockout
 
     def succeeded(self, claim_id: str) -> None:
         with self._lock:

@@ -428,7 +428,7 @@ class Enrollment:
         wait = self.limiter.check(topic_claim_id, issued=self._issued(topic_claim_id))
         if wait is not None:
             self._count("rate_limited")
-            log.warning(
+            log.debug(  # one line per request would let a flood flood the log too
                 "enrolment rate limited",
                 extra={"claim_id": topic_claim_id[:64], "retry_after_s": round(wait, 1)},
             )
@@ -439,7 +439,12 @@ class Enrollment:
         except Refused as exc:
             self._count(exc.code)
             if exc.code == "claim_refused":
-                self.limiter.failed(topic_claim_id)
+                lockout = self.limiter.failed(topic_claim_id)
+                if lockout is not None:
+                    log.warning(
+                        "claim id locked out after wrong secrets",
+                        extra={"claim_id": topic_claim_id[:64], "lockout_s": lockout},
+                    )
             elif exc.code != "bad_request":
                 self.limiter.succeeded(topic_claim_id)  # the secret was right
             log.info(
