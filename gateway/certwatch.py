@@ -27,6 +27,7 @@ from cryptography import x509
 
 from drivers.base import JsonObject, Priority, Reading
 from gateway.config import Config, MqttSection
+from gateway.datafiles import FILE_MODE
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from provisioning.certs import (
     IdentityError,
@@ -227,7 +228,7 @@ class CertWatch:
             Reading(kind="cert.expiring", data=status.as_json(), ts=now, priority=Priority.HIGH)
         )
         try:
-            write_atomic(self.state_file, json.dumps({"warned_on": today}).encode())
+            write_atomic(self.state_file, json.dumps({"warned_on": today}).encode(), FILE_MODE)
         except OSError as exc:
             log.warning("cannot record the certificate warning: %s", exc)
 

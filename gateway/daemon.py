@@ -25,6 +25,7 @@ from gateway.commands import CommandError, Dispatcher
 from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, register_device_test
 from gateway.counter.service import CounterService
+from gateway.datafiles import make_private_dir
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
@@ -239,7 +240,7 @@ class Gateway:
     # --- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.config.gateway.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.config.gateway.data_dir)  # 0750: member data lives here
         async with self.outbox, contextlib.AsyncExitStack() as stack:
             if self.counter is not None:
                 await stack.enter_async_context(self.counter)

@@ -30,6 +30,7 @@ import aiosqlite
 from uuid6 import uuid7
 
 from drivers.base import Priority, Reading
+from gateway.datafiles import prepare_database
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,13 @@ class Outbox:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         sync = "FULL" if self._durability == "power-loss" else "NORMAL"
+        try:
+            prepare_database(self.path)
+        except OSError as exc:
+            raise OutboxWriteError(
+                "open_failed", f"cannot create outbox {self.path}: {exc}"
+            ) from exc
         try:
             self._db = await aiosqlite.connect(self.path)
             await self._db.execute("PRAGMA journal_mode=WAL")

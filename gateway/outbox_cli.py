@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.datafiles import open_private_text
 from provisioning import _ui
 from provisioning._ui import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 
@@ -180,7 +181,10 @@ def export(
     count = 0
     with _open(config) as conn:
         cursor = conn.execute("SELECT payload FROM outbox ORDER BY seq")
-        out = sys.stdout if output is None else output.open("w", encoding="utf-8")
+        try:  # the events name members: the file is the owner's only, like the outbox
+            out = sys.stdout if output is None else open_private_text(output)
+        except OSError as exc:
+            raise _ui.fail(f"cannot write {output}: {exc.strerror}") from None
         try:
             for (payload,) in cursor:
                 out.write(bytes(payload).decode("utf-8", errors="replace"))  # as sent, verbatim

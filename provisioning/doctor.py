@@ -144,6 +144,46 @@ def check_data_dir(data_dir: Path) -> Check:  # noqa: PLR0911 - one return per f
     return Check("data dir", "ok", f"{data_dir} (mode {mode:04o}, owner uid {st.st_uid})")
 
 
+def check_data_files(data_dir: Path) -> Check:
+    """Every file directly in the data dir (databases, their -wal/-shm, caches): none may be
+    readable or writable by others, none group-writable. Behind a 0750 data dir such a file is
+    a warning (one chmod of the directory from exposure); in a directory others may enter it
+    is a failure: member names, balances and events are readable."""
+    try:
+        with os.scandir(data_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        dir_mode = stat.S_IMODE(data_dir.stat().st_mode)
+    except OSError as exc:
+        return Check(
+            "data files",
+            "fail",
+            f"not checked: {data_dir}: {exc.strerror}",
+            "fix the data dir first; run the doctor as the user that runs storegw",
+        )
+    loose: dict[str, int] = {}
+    count = 0
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue  # the control socket, tls/ (see key files)
+            mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+        except OSError:
+            continue  # removed while we looked (a -wal at checkpoint)
+        count += 1
+        if mode & 0o027:
+            loose[entry.name] = mode
+    if not loose:
+        return Check("data files", "ok", f"{count} file(s) in {data_dir}, none open to others")
+    status: Status = "fail" if dir_mode & 0o001 else "warn"
+    shown = ", ".join(f"{name} ({mode:04o})" for name, mode in loose.items())
+    return Check(
+        "data files",
+        status,
+        f"readable or writable by others: {shown}",
+        "chmod 0600 " + " ".join(str(data_dir / name) for name in loose),
+    )
+
+
 def _key_files(cfg: Config) -> list[Path]:
     """The keys this box uses: the gateway's (needed for mqtts://, or wherever one exists)
     and the local API's TLS key."""
@@ -725,7 +765,8 @@ async def diagnose(config_path: Path, *, timeout: float = 5.0) -> list[Check]:
     if cfg is None:
         return checks
     data_dir = cfg.gateway.data_dir
-    checks += [check_data_dir(data_dir), check_key_files(cfg), check_disk(data_dir), check_ntp()]
+    checks += [check_data_dir(data_dir), check_data_files(data_dir), check_key_files(cfg)]
+    checks += [check_disk(data_dir), check_ntp()]
     mqtt = cfg.mqtt
     dns = await check_dns(mqtt.host, mqtt.port, timeout)
     checks.append(dns)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.datafiles import DIR_MODE, make_private_dir
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -80,6 +83,19 @@ def _check_ca(path: Path) -> None:
         raise ProvisionError(f"{path} holds no PEM certificate") from None
 
 
+def _private_data_dir(data_dir: Path) -> None:
+    """The data dir 0750 whatever the umask (the outbox and ledgers hold member data); one that
+    exists already loses what others may do with it."""
+    make_private_dir(data_dir)
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o007:
+        os.chmod(data_dir, mode & DIR_MODE)
+        log.info(
+            "data dir closed to others",
+            extra={"path": str(data_dir), "was": f"{mode:04o}", "now": f"{mode & DIR_MODE:04o}"},
+        )
+
+
 def initialise(req: InitRequest) -> InitResult:
     req = InitRequest(
         config_path=req.config_path.expanduser().absolute(),
@@ -113,6 +129,7 @@ def initialise(req: InitRequest) -> InitResult:
         )
     cn = identity(req.store_id, req.gateway_id)
     try:
+        _private_data_dir(req.data_dir)
         ensure_private_dir(files.directory)
         key = new_private_key()
         write_private_key(key, files.key)

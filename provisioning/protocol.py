@@ -41,6 +41,7 @@ ErrorCode = Literal[
     "claim_revoked",
     "identity_mismatch",  # the box asks for another store/gateway than the claim names
     "bad_csr",
+    "rate_limited",  # too many failed claims (this claim id, or service-wide): retry_after_s
 ]
 
 
@@ -102,6 +103,8 @@ class EnrollError(BaseModel):
 
     code: ErrorCode
     message: str = Field(max_length=512)
+    retry_after_s: float | None = Field(default=None, ge=0)
+    """With rate_limited: how long until the cloud looks at this claim again."""
 
 
 class EnrollResponse(BaseModel):

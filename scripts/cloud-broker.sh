@@ -13,10 +13,12 @@
 #   scripts/cloud-broker.sh stop DIR                            SIGTERM, wait for the exit
 #
 # The broker runs in the background of this script's caller; its pid is DIR/broker/mosquitto.pid
-# and its log DIR/broker/mosquitto.log.
+# and its log DIR/broker/mosquitto.log. As root with nft (package nftables), start also loads
+# deploy/mosquitto/enrolment-limits.nft for PROVISION_PORT (table storegw_enrol_PORT, removed by
+# stop): Mosquitto 2.0.11 miscounts max_connections, the kernel does not.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "cloud-broker: $*" >&2; exit 1; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,8 +89,25 @@ PY
         fi
         sleep 0.05
     done
+    limit_connections "$dir" "$provision_port"
     echo "cloud broker up (pid $pid): mqtts://localhost:$port (mTLS), enrolment mqtts://localhost:$provision_port"
     echo "CA certificate for gateways: $dir/pki/ca.pem"
+}
+
+limit_connections() {
+    local dir="$1" provision_port="$2" table="storegw_enrol_$2"
+    if [ "$(id -u)" -ne 0 ] || ! command -v nft >/dev/null 2>&1; then
+        echo "cloud-broker: warning: enrolment connections capped only by Mosquitto's max_connections," \
+             "which 2.0.11 miscounts; run as root with nftables for the real cap" >&2
+        return 0
+    fi
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -c \
+        'import sys; from simulators.cloud.netlimits import render_enrolment_limits as r; print(r(int(sys.argv[1]), sys.argv[2]))' \
+        "$provision_port" "$table" | nft -f - || {
+        echo "cloud-broker: warning: cannot load the enrolment connection limits (see above)" >&2
+        return 0
+    }
+    echo "$table" > "$dir/broker/nft.table"
 }
 
 wait_client() {
@@ -119,6 +138,10 @@ stop() {
         sleep 0.05
     done
     rm -f "$pidfile"
+    if [ -f "$dir/broker/nft.table" ]; then
+        nft delete table inet "$(cat "$dir/broker/nft.table")" 2>/dev/null || true
+        rm -f "$dir/broker/nft.table"
+    fi
     echo "cloud broker stopped"
 }
 

@@ -2,7 +2,8 @@
 # Install the Debian/Ubuntu packages storegw's tests and demo run for real:
 # Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers), Chromium (the
 # kiosk page's browser tests; Playwright drives it, it never downloads a browser of its own)
-# and a small CJK font (the page's Chinese text in screenshots).
+# a small CJK font (the page's Chinese text in screenshots) and nftables (the cloud broker's
+# enrolment connection caps, deploy/mosquitto/enrolment-limits.nft).
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 # "build": only what `pip install` needs (pyscard has no Linux wheels and compiles against
@@ -14,7 +15,7 @@ build_packages=(libpcsclite-dev)
 packages=("${build_packages[@]}")
 if [ "$mode" != build ]; then
   packages+=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core
-             chromium fonts-wqy-microhei)
+             chromium fonts-wqy-microhei nftables)
 fi
 
 missing=()

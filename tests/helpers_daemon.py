@@ -56,7 +56,10 @@ def integrity(db: Path) -> str:
 class Daemon:
     """``storegw run`` in a child process; always killed on exit, whatever the test did."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, name: str = "daemon") -> None:
+    def __init__(
+        self, config: dict[str, Any], workdir: Path, name: str = "daemon", umask: int = -1
+    ) -> None:
+        self.umask = umask  # -1: inherit this process's
         self.config_path = workdir / f"{name}.toml"
         self.log_path = workdir / f"{name}.log"
         self.config_path.write_text(tomli_w.dumps(config))
@@ -80,6 +83,7 @@ class Daemon:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                umask=self.umask,
             )
         return self
 

@@ -403,6 +403,17 @@ async def _enrolment(observer: Observer, gw: Gateway, enrollment: Enrollment) ->
     for attempt in (wrong, request):
         await observer.publish(request_topic(token.claim_id), attempt.model_dump_json().encode())
         await wait_for(answered(attempt.nonce), message=f"enrolment answer to {attempt.nonce}")
+    locked = ClaimToken.parse(enrollment.issue_claim("S001", "gw-1"))
+    for _ in range(enrollment.limiter.limits.free_failures + 1):
+        enrollment.limiter.failed(locked.claim_id)  # as wrong secrets would
+    limited = EnrollRequest(**{**fields, "claim_id": locked.claim_id}, secret=locked.secret,
+                            nonce="nonce-rate-limited")  # fmt: skip
+    await observer.publish(request_topic(locked.claim_id), limited.model_dump_json().encode())
+    topic = response_topic(locked.claim_id)
+    await wait_for(
+        lambda: any(json.loads(p)["nonce"] == limited.nonce for p, _ in observer.on(topic)),
+        message="the rate_limited answer",
+    )
     await gw.bridge.rpc.call("cert.renew", {"csr": csr}, timeout=5)
     with pytest.raises(RpcRefused) as err:
         await gw.bridge.rpc.call("cert.renew", {"csr": other}, timeout=5)

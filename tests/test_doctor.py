@@ -30,6 +30,7 @@ from provisioning.doctor import (
     Check,
     check_client_cert,
     check_data_dir,
+    check_data_files,
     check_devices,
     check_disk,
     check_key_files,
@@ -127,8 +128,8 @@ async def test_a_ready_box_is_all_ok_and_the_daemon_keeps_its_session(
         await wait_for(gateway.bridge.connected.is_set, timeout=10, message="daemon connected")
         checks = await diagnose(config, timeout=5)
         assert [c.name for c in checks] == [
-            "config", "data dir", "key files", "disk space", "clock sync", "dns", "tcp",
-            "tls", "client certificate", "acl", "clock skew", "devices", "outbox",
+            "config", "data dir", "data files", "key files", "disk space", "clock sync", "dns",
+            "tcp", "tls", "client certificate", "acl", "clock skew", "devices", "outbox",
         ]  # fmt: skip
         assert all(c.status == "ok" for c in checks), checks
         assert exit_code(checks) == 0
@@ -335,6 +336,32 @@ def test_data_dir_key_files_and_disk_space(tmp_path: Path) -> None:
     assert check_disk(data, free=2 * GIB).status == "ok"
     assert check_disk(data, free=GIB - 1).status == "warn"
     assert check_disk(data, free=100 * MIB - 1).status == "fail"
+
+
+def test_data_files_open_to_others_are_named_with_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o750)
+    data.chmod(0o750)
+    for name in ("outbox.db", "outbox.db-wal", "counter.db"):
+        (data / name).write_bytes(b"")
+        (data / name).chmod(0o600)
+    (data / "tls").mkdir(mode=0o700)  # a directory: the key files check looks inside
+    assert check_data_files(data).status == "ok"
+    assert check_data_dir(data).status == "ok"  # the directory alone says nothing about these
+    (data / "outbox.db-wal").chmod(0o644)
+    (data / "counter.db").chmod(0o660)
+    shielded = check_data_files(data)
+    assert shielded.status == "warn"  # nobody else can enter a 0750 directory yet
+    assert "outbox.db-wal (0644)" in shielded.finding
+    assert "counter.db (0660)" in shielded.finding
+    assert "outbox.db (" not in shielded.finding
+    assert shielded.fix == f"chmod 0600 {data / 'counter.db'} {data / 'outbox.db-wal'}"
+    data.chmod(0o755)
+    assert check_data_files(data).status == "fail"  # readable by every user of the box
+    (data / "counter.db").chmod(0o640)  # a deliberate group read is fine
+    (data / "outbox.db-wal").chmod(0o600)
+    assert check_data_files(data).status == "ok"
+    assert check_data_files(tmp_path / "missing").status == "fail"
 
 
 def test_ntp_as_timedatectl_reports_it() -> None:

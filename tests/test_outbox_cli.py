@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,6 +80,7 @@ async def test_tail_and_export_show_what_is_pending(tmp_path: Path, outbox: Outb
     code, _, err = await invoke("outbox", "export", "-c", str(config), "-o", str(target))
     assert code == 0
     assert "exported 12 event(s)" in err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # member data: not for other users
     rows = outbox_rows(tmp_path / "data" / "outbox.db")
     assert target.read_bytes() == b"".join(rows[s] + b"\n" for s in sorted(rows))
     code, out, _ = await invoke("outbox", "export", "-c", str(config))

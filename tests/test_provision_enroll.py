@@ -211,12 +211,19 @@ async def test_a_revoked_claim_is_refused(stack: CloudStack, tmp_path: Path) -> 
     assert again.exit_code == 1  # nothing open to revoke
 
 
+async def box_with_a_forged_claim(
+    stack: CloudStack, tmp_path: Path
+) -> tuple[Path, ClaimToken, str]:
+    """An initialised box, its genuine claim, and that claim id with a wrong secret."""
+    config = await init_box(stack, tmp_path / "box")
+    token = ClaimToken.parse(stack.enrollment.issue_claim("S001", "gw-1", 600))
+    return config, token, str(ClaimToken(token.claim_id, "x" * 43))
+
+
 async def test_a_wrong_secret_or_another_gateways_claim_is_refused(
     stack: CloudStack, tmp_path: Path
 ) -> None:
-    config = await init_box(stack, tmp_path / "box")
-    token = ClaimToken.parse(stack.enrollment.issue_claim("S001", "gw-1", 600))
-    forged = str(ClaimToken(token.claim_id, "x" * 43))
+    config, token, forged = await box_with_a_forged_claim(stack, tmp_path)
     wrong = await enroll(stack, config, forged)
     assert wrong.exit_code == 1
     assert "claim_refused" in wrong.output
@@ -228,6 +235,27 @@ async def test_a_wrong_secret_or_another_gateways_claim_is_refused(
     assert "identity_mismatch" in other.output
 
     ok = await enroll(stack, config, str(token))  # the genuine claim still works
+    assert ok.exit_code == 0, ok.output
+
+
+async def test_after_repeated_wrong_secrets_the_box_is_told_to_wait(
+    stack: CloudStack, tmp_path: Path
+) -> None:
+    config, token, forged = await box_with_a_forged_claim(stack, tmp_path)
+    for _ in range(4):  # a mistyped token, again and again
+        wrong = await enroll(stack, config, forged)
+        assert "claim_refused" in wrong.output
+    locked = await enroll(stack, config, str(token))
+    assert locked.exit_code == 1
+    assert "rate_limited" in locked.output
+    assert "try again in 2 s" in locked.output
+    assert_no_secret(locked, str(token))
+    await wait_for(
+        lambda: stack.enrollment.limiter.check(token.claim_id) is None,
+        timeout=5,
+        message="the lockout to run out",
+    )
+    ok = await enroll(stack, config, str(token))
     assert ok.exit_code == 0, ok.output
 
 

@@ -85,6 +85,24 @@ def test_the_key_is_0600_from_creation_whatever_the_umask(
     assert stat.S_IMODE((tmp_path / "data" / "tls" / "gateway.key").stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_init_creates_the_data_dir_0750_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        result = init(tmp_path)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o750
+
+
+def test_init_closes_an_existing_world_readable_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    os.chmod(tmp_path / "data", 0o755)
+    assert init(tmp_path).exit_code == 0
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o750
+
+
 def test_nothing_is_overwritten_without_force(tmp_path: Path) -> None:
     assert init(tmp_path).exit_code == 0
     key_path = tmp_path / "data" / "tls" / "gateway.key"

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.datafiles import prepare_database
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
     label_id        TEXT PRIMARY KEY,
@@ -122,7 +124,7 @@ class PushQueue:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_database(self.path)
         db = await aiosqlite.connect(self.path)
         try:
             await db.execute("PRAGMA journal_mode=WAL")

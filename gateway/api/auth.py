@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import secrets
 import sqlite3
@@ -19,6 +18,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.datafiles import prepare_database
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 KIOSK_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -58,12 +59,9 @@ class TokenStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
+        prepare_database(self.path)  # hashes only, but nobody else needs to read them
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
         try:
-            if fresh:
-                os.chmod(self.path, 0o600)  # hashes only, but nobody else needs to read them
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)

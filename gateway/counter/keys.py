@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from drivers import safejson
+from gateway.datafiles import FILE_MODE
 from gateway.tokens import KeySet, TokenError
+from provisioning.certs import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,9 @@ class CloudKeys:
         log.info("cloud keys updated", extra={"kids": received.kids})
 
     def _save(self, keys: KeySet) -> None:
-        """Atomically: write a temporary file, fsync, rename."""
-        tmp = self.cache_path.with_suffix(".tmp")
+        """Atomically (temporary file, fsync, rename), 0600 like every data file."""
         try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("w", encoding="utf-8") as fh:
-                json.dump(keys.to_jwks(), fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(self.cache_path)
+            write_atomic(self.cache_path, json.dumps(keys.to_jwks()).encode(), FILE_MODE)
         except OSError as exc:
             log.warning(
                 "cannot save cloud keys", extra={"path": str(self.cache_path), "error": str(exc)}

@@ -28,6 +28,7 @@ from typing import Any, Literal, Self
 import aiosqlite
 
 from drivers.base import JsonObject
+from gateway.datafiles import prepare_database
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +212,10 @@ class CounterStore:
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         sync = "FULL" if self._durability == "power-loss" else "NORMAL"
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
+            db = await aiosqlite.connect(prepare_database(self.path), isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
             db.row_factory = sqlite3.Row

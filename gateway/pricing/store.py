@@ -25,6 +25,7 @@ from typing import Any, Literal, Self
 import aiosqlite
 
 from drivers.base import JsonObject
+from gateway.datafiles import prepare_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 
@@ -106,7 +107,7 @@ class PricingStore:
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_database(self.path)
         db = await aiosqlite.connect(self.path)
         try:
             await db.execute("PRAGMA journal_mode=WAL")

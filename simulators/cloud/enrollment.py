@@ -7,8 +7,10 @@ Threat model (what each piece is trusted with):
   another identity. The broker host gets the CA certificate, never its key.
 * A claim token (``sgc1.<id>.<secret>``) is issued for one store and gateway, expires, is
   single use and can be revoked. Only the SHA-256 of the secret is stored. A wrong secret and an
-  unknown claim get the same answer; failed attempts do not consume the claim (the secret has
-  256 bits, guessing is hopeless, and a lock-out would let anyone who sees a claim id block it).
+  unknown claim get the same answer; failed attempts do not consume the claim (a permanent
+  lock-out would let anyone who sees a claim id block it). They are rate-limited instead, per
+  claim id with a doubling lockout and service-wide with a failure budget
+  (simulators/cloud/claimlimits.py says why those, and what a "source" is here).
 * The provisioning listener is anonymous but TLS (the box verifies the broker before sending
   the secret) and its ACL pins a client to the topics of its own client id; responses come only
   from this service (the cloud identity on the mTLS listener). A response carries public data
@@ -32,6 +34,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import shutil
 import socket
@@ -55,6 +58,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
 from drivers import safejson
+from gateway.datafiles import prepare_database
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -79,6 +83,7 @@ from provisioning.protocol import (
     response_topic,
 )
 from simulators.broker import MosquittoBroker, free_port
+from simulators.cloud.claimlimits import ClaimLimiter, ClaimLimits
 from simulators.cloud.store import Json, Refusal, iso
 from simulators.pki import Authority
 
@@ -315,6 +320,7 @@ class Enrollment:
         cert_valid_for: timedelta = timedelta(days=365),
         clock: Callable[[], datetime] = _utcnow,
         identifier: str | None = None,
+        limits: ClaimLimits | None = None,
     ) -> None:
         self.pki = CloudPki.open(directory)
         self.db_path = directory / "enrollment.db"
@@ -327,6 +333,8 @@ class Enrollment:
         self.connected = asyncio.Event()
         self.outcomes: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self.limiter = ClaimLimiter(limits)
+        prepare_database(self.db_path)  # claim hashes and the issued certificates' record
         with self._db() as db:
             db.executescript(_SCHEMA)
 
@@ -416,15 +424,35 @@ class Enrollment:
             if nonce is None:
                 return None
             return _refusal(nonce, "bad_request", "not an enrolment request")
+        # The topic's claim id is the sender's client id (provision.acl): all it is known by.
+        wait = self.limiter.check(topic_claim_id, issued=self._issued(topic_claim_id))
+        if wait is not None:
+            self._count("rate_limited")
+            log.debug(  # one line per request would let a flood flood the log too
+                "enrolment rate limited",
+                extra={"claim_id": topic_claim_id[:64], "retry_after_s": round(wait, 1)},
+            )
+            message = f"too many failed claims; try again in {math.ceil(wait)} s"
+            return _refusal(request.nonce, "rate_limited", message, retry_after_s=round(wait, 3))
         try:
             certificate = self._enroll(request, topic_claim_id)
         except Refused as exc:
             self._count(exc.code)
+            if exc.code == "claim_refused":
+                lockout = self.limiter.failed(topic_claim_id)
+                if lockout is not None:
+                    log.warning(
+                        "claim id locked out after wrong secrets",
+                        extra={"claim_id": topic_claim_id[:64], "lockout_s": lockout},
+                    )
+            elif exc.code != "bad_request":
+                self.limiter.succeeded(topic_claim_id)  # the secret was right
             log.info(
                 "enrolment refused",
                 extra={"claim_id": request.claim_id, "code": exc.code},
             )
             return _refusal(request.nonce, exc.code, exc.message)
+        self.limiter.succeeded(topic_claim_id)
         self._count("enrolled")
         return EnrollResponse(
             nonce=request.nonce,
@@ -433,6 +461,11 @@ class Enrollment:
             ca=cert_pem(self.pki.authority.cert),
             broker_url=self.broker_url,
         )
+
+    def _issued(self, claim_id: str) -> bool:
+        with self._db() as db:
+            row = db.execute("SELECT 1 FROM claims WHERE claim_id = ?", (claim_id,)).fetchone()
+        return row is not None
 
     def _count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -652,8 +685,11 @@ def _nonce_of(payload: bytes) -> str | None:
     return nonce if isinstance(nonce, str) and len(nonce) <= 64 else None
 
 
-def _refusal(nonce: str, code: ErrorCode, message: str) -> EnrollResponse:
-    return EnrollResponse(nonce=nonce, ok=False, error=EnrollError(code=code, message=message))
+def _refusal(
+    nonce: str, code: ErrorCode, message: str, retry_after_s: float | None = None
+) -> EnrollResponse:
+    error = EnrollError(code=code, message=message, retry_after_s=retry_after_s)
+    return EnrollResponse(nonce=nonce, ok=False, error=error)
 
 
 # --- the broker, configured exactly as deploy/mosquitto/ -------------------------------------

@@ -23,6 +23,7 @@ from typing import Any, Self
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.datafiles import prepare_database
 from gateway.tokens import (
     Coupon,
     KeySet,
@@ -166,7 +167,7 @@ class CloudStore:
         self.signing: list[SigningKey] = []
 
     async def __aenter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_database(self.path)  # the Ed25519 signing keys live here
         db = await aiosqlite.connect(self.path)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
