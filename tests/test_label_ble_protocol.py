@@ -430,8 +430,8 @@ async def test_ble_driver_show_flash_status(tmp_path: Path) -> None:
             Action(name="label.show", args={"label": ADDRESS, "product": product})
         )
         assert result["queued"] is True
-        await wait_for(lambda: events.push("ok"), message="BLE push ok")
-        [ok] = events.push("ok")
+        await wait_for(lambda: events.push("delivered"), message="BLE push ok")
+        [ok] = events.push("delivered")
         assert ok["push_id"] == result["push_id"]
         assert ok["stage"] == "label"
         assert ok["attempt"] == 1
@@ -472,10 +472,10 @@ async def test_ble_driver_retries_a_verify_failure_and_an_absent_label(tmp_path:
             "message": "label not in range",
         }
         label.in_range = True
-        await wait_for(lambda: events.push("ok"), message="delivery after retries")
+        await wait_for(lambda: events.push("delivered"), message="delivery after retries")
         reasons = [r["error"]["reason"] for r in events.push("retry")]  # type: ignore[index]
         assert "verify_failed" in reasons
-        assert events.push("ok")[0]["attempt"] == len(reasons) + 1
+        assert events.push("delivered")[0]["attempt"] == len(reasons) + 1
         status = await driver.perform(Action(name="label.status", args={"label": ADDRESS}))
         assert status["failed_pushes"] == 0
         assert status["failed_total"] == len(reasons)

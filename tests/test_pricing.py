@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from drivers.label.content import ProductContent
-from drivers.label.render import PALETTE_RGB, render_label
+from drivers.label.render import PALETTE_RGB, PanelSpec, render_label
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService
@@ -70,10 +70,12 @@ def inks(image: Image.Image) -> bytes:
 
 
 def shows(ap: OeplSimulator, mac: str, expected: ProductContent) -> bool:
-    """Whether the tag's last image is exactly the render of ``expected`` on its panel."""
-    if ap.tag(mac).last_image is None:
+    """Whether the tag's last image is exactly the render of ``expected`` at its type's size."""
+    tag = ap.tag(mac)
+    if tag.last_image is None:
         return False
-    return inks(ap.image(mac)) == render_label(expected, PANELS[mac]).image.tobytes()
+    spec = PanelSpec(f"0x{tag.hw_type:02X}", *tag.size)
+    return inks(ap.image(mac)) == render_label(expected, spec).image.tobytes()
 
 
 def uploads(ap: OeplSimulator, mac: str) -> int:
@@ -99,6 +101,8 @@ def label_config(ap_url: str) -> dict[str, Any]:
         "retry_max_s": 0.2,
         "request_timeout_s": 2,
         "poll_interval_s": 0,
+        "delivery_poll_s": 0.05,
+        "ap_retries": 0,  # every failed upload is one attempt the report counts
         "max_attempts": 6,
     }
 
