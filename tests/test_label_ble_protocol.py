@@ -4,7 +4,6 @@ interface as the thin bleak transport (and can corrupt, drop and lose frames).""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import struct
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import Action, ActionFailed, DeviceUnavailable, Reading
+from drivers.base import Action, ActionFailed, DeviceUnavailable
 from drivers.label.ble import BleakLink, BleBackend, EslSession
 from drivers.label.ble_protocol import (
     CHUNK_HEADER,
@@ -57,6 +56,7 @@ from drivers.label.content import ProductContent
 from drivers.label.driver import LabelDriver
 from drivers.label.render import palette_bytes, render_label
 from simulators.ble_label import BleLabelSimulator, InMemoryLink, describe
+from tests.labels import running
 from tests.waiting import wait_for
 
 W, H = 296, 128
@@ -370,21 +370,6 @@ async def test_led_control_and_addressing() -> None:
 # --- the BLE backend inside the driver (simulated label, real queue) ------------------------
 
 
-class Events:
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-
-    async def __call__(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def push(self, status: str) -> list[dict[str, object]]:
-        return [
-            r.data
-            for r in self.readings
-            if r.kind == "esl" and r.data.get("event") == "push" and r.data.get("status") == status
-        ]
-
-
 def ble_config(**kw: object) -> LabelConfig:
     data: dict[str, object] = {
         "id": "ble-shelf",
@@ -397,20 +382,6 @@ def ble_config(**kw: object) -> LabelConfig:
     }
     data.update(kw)
     return LabelConfig.model_validate(data)
-
-
-@contextlib.asynccontextmanager
-async def running(driver: LabelDriver) -> AsyncIterator[Events]:
-    events = Events()
-    async with driver:
-        task = asyncio.create_task(driver.run(events))
-        try:
-            yield events
-        finally:
-            task.cancel()
-            [outcome] = await asyncio.gather(task, return_exceptions=True)
-            if not isinstance(outcome, asyncio.CancelledError):
-                raise AssertionError(f"driver.run ended with {outcome!r}")
 
 
 async def test_ble_driver_show_flash_status(tmp_path: Path) -> None:

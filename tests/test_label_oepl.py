@@ -4,17 +4,15 @@ HTTP - pushes, LED, paginated status, outages, retries, coalescing and restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
-from drivers.base import Action, ActionFailed, BadInput, DeviceUnavailable, Reading
+from drivers.base import Action, ActionFailed, BadInput, DeviceUnavailable
 from drivers.label.backend import PushReceipt
 from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.content import ProductContent
@@ -22,29 +20,13 @@ from drivers.label.driver import LabelDriver
 from drivers.label.oepl import DbPage, OeplBackend, OeplClient, led_pattern, parse_db_page
 from drivers.label.render import PALETTE_RGB, render_label
 from simulators.oepl import OeplSimulator, demo_mac
+from tests.labels import running
 from tests.waiting import wait_for
 
 MAC = "0000021EDE3AB43C"
 MAC2 = "0000021EDE3AB43D"
 MILK = {"name": "Whole Milk 1 l", "price": "1.49", "url": "https://shop.example.com/p/1"}
 BREAD = {"name": "Rye Bread 500 g", "price": "2.79", "promo_price": "2.19"}
-
-
-class Events:
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-
-    async def __call__(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def esl(self, event: str, **match: object) -> list[dict[str, Any]]:
-        return [
-            r.data
-            for r in self.readings
-            if r.kind == "esl"
-            and r.data.get("event") == event
-            and all(r.data.get(k) == v for k, v in match.items())
-        ]
 
 
 def config(url: str, **kw: object) -> LabelConfig:
@@ -75,20 +57,6 @@ async def ap() -> AsyncIterator[OeplSimulator]:
     sim.add_tag(MAC2, panel="4.2", battery_mv=2410)
     async with sim:
         yield sim
-
-
-@contextlib.asynccontextmanager
-async def running(driver: LabelDriver) -> AsyncIterator[Events]:
-    events = Events()
-    async with driver:
-        task = asyncio.create_task(driver.run(events))
-        try:
-            yield events
-        finally:
-            task.cancel()
-            [outcome] = await asyncio.gather(task, return_exceptions=True)
-            if not isinstance(outcome, asyncio.CancelledError):
-                raise AssertionError(f"driver.run ended with {outcome!r}")
 
 
 def show(label: str, product: dict[str, str]) -> Action:

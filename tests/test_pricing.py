@@ -556,3 +556,34 @@ async def test_the_clouds_catalogue_and_promotions_reach_the_labels(
         ap.save_png(B, tmp_path / "coffee-promo.png")
         doc = json.loads(json.dumps(data(promo)))
         assert doc["active"] is True
+
+
+async def test_only_a_label_that_took_its_price_counts_as_in_sync(
+    broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
+) -> None:
+    """An OEPL upload is not a shown price: a sleeping tag is reported queued_at_ap, not
+    updated, until it has checked in and taken the image."""
+    ap.tag(B).checkin_s = None  # asleep: the AP keeps the image pending
+    device = {**label_config(ap.url), "delivery_timeout_s": 0.5}
+    gw = Gateway(make_config(broker.url, tmp_path / "gw", devices=[device]))
+    async with running(gw):
+        await ready(gw)
+        data(await cloud.bind_label(STORE, GW, label=A, sku=MILK["sku"]))
+        data(await cloud.bind_label(STORE, GW, label=B, sku=COFFEE["sku"]))
+        result = data(await cloud.push_price_list(STORE, GW, [MILK, COFFEE], wait_s=10))
+        assert uploads(ap, B) == 1  # the AP has it ...
+        assert ap.tag(B).pending == 1  # ... the tag has not taken it
+        assert labels_of(result["updated"]) == {A}
+        [queued] = result["failed"]
+        assert (queued["label"], queued["reason"], queued["retrying"]) == (B, "queued_at_ap", True)
+        assert result["complete"] is False
+
+        ap.tag(B).check_in()  # the tag wakes up and takes it
+        [report] = await eventually(
+            lambda: syncs(cloud, sync_id=result["sync_id"], complete=True),
+            bool,
+            timeout=10,
+            message="final price.sync",
+        )
+        assert labels_of(report["updated"]) == {A, B}
+        assert report["failed"] == []
