@@ -185,8 +185,7 @@ async def test_a_configured_panel_that_is_not_the_tag_is_a_health_error(tmp_path
             assert event["error"]["reason"] == "panel_mismatch"
             assert '4.2"' in event["error"]["message"]
             assert 'M2 2.9"' in event["error"]["message"]
-            [error] = driver.health()["errors"]  # type: ignore[misc]
-            assert error == {"label": MAC, **event["error"]}
+            assert driver.health()["errors"] == [{"label": MAC, **event["error"]}]
             await wait_for(lambda: events.esl("push", status="delivered"))
         assert ap.image(MAC).size == (296, 128)  # the tag is the truth
 
