@@ -32,7 +32,6 @@ from simulators.oepl import OeplSimulator
 MILK_CN = "有机全脂牛奶"
 COFFEE_CN = "进口咖啡豆"
 LONG_CN = "进口新西兰草饲全脂高钙纯牛奶家庭装超值大礼包限量供应"
-PNG_DIR = Path("/tmp/labels-png")
 
 
 def product(name: str, **kw: object) -> ProductContent:
@@ -54,7 +53,7 @@ def test_a_cjk_font_is_installed_and_used_as_fallback() -> None:
     assert [run for _, run in chain.runs("Bio 牛奶 1 l")] == ["Bio ", "牛奶 ", "1 l"]
 
 
-def test_chinese_names_are_drawn_with_real_glyphs_not_boxes() -> None:
+def test_chinese_names_are_drawn_with_real_glyphs_not_boxes(tmp_path: Path) -> None:
     fonts = font_default()
     results = {}
     for name in (MILK_CN, COFFEE_CN):
@@ -74,15 +73,14 @@ def test_chinese_names_are_drawn_with_real_glyphs_not_boxes() -> None:
         )  # what the old renderer drew: DejaVu's placeholder boxes
         assert ink(result.image, field.bbox) != ink(boxes, field.bbox)
         results[name] = result
-        PNG_DIR.mkdir(exist_ok=True)
-        result.image.save(PNG_DIR / f"cjk-{len(results)}.png")
+        result.image.save(tmp_path / f"cjk-{len(results)}.png")
     a = ink(results[MILK_CN].image, (0, 0, 296, 26))
     b = ink(results[COFFEE_CN].image, (0, 0, 296, 26))
     assert a != b
 
 
 @pytest.mark.parametrize("panel", ["2.9", "4.2"])
-def test_a_long_chinese_name_wraps_or_shrinks_inside_its_box(panel: str) -> None:
+def test_a_long_chinese_name_wraps_or_shrinks_inside_its_box(panel: str, tmp_path: Path) -> None:
     result = render_label(product(LONG_CN, promo_text="会员特价 买二送一"), panel)
     field = result.fields["name"]
     slot = LAYOUTS[panel].name
@@ -98,7 +96,7 @@ def test_a_long_chinese_name_wraps_or_shrinks_inside_its_box(panel: str) -> None
     else:
         assert field.size < slot.max_size  # shrunk to fit before anything is cut
     assert "name" not in result.truncated or field.text.endswith("…")
-    result.image.save(PNG_DIR / f"cjk-long-{panel}.png")
+    result.image.save(tmp_path / f"cjk-long-{panel}.png")
 
 
 def test_text_no_font_can_draw_is_refused_not_drawn_as_boxes() -> None:
@@ -147,7 +145,7 @@ def test_money_as_shoppers_read_it(
     assert format_money(Decimal(amount), currency, fmt) == expected
 
 
-def test_a_chinese_label_with_a_store_locale() -> None:
+def test_a_chinese_label_with_a_store_locale(tmp_path: Path) -> None:
     content = product(
         MILK_CN,
         promo_price="9.90",
@@ -161,4 +159,4 @@ def test_a_chinese_label_with_a_store_locale() -> None:
     assert result.fields["member_price"].text.startswith("会员价")
     assert result.fields["unit_price"].text == "¥12.90/升"
     assert result.substitutions == {}
-    result.image.save(PNG_DIR / "cjk-locale.png")
+    result.image.save(tmp_path / "cjk-locale.png")
