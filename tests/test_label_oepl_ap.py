@@ -273,3 +273,15 @@ async def test_busy_and_failing_ap_is_backed_off_then_retried() -> None:
                 await client.upload_image(MAC, b"jpeg")
             assert info.value.reason == "ap_busy"
             assert [s for p, s in ap.statuses if p == "/imgupload"][3:] == [409, 409, 409]
+
+
+async def test_polling_finds_a_tag_that_is_not_the_configured_panel(tmp_path: Path) -> None:
+    async with OeplSimulator() as ap:
+        ap.add_tag(MAC, hw_type=0x33)  # M3 2.9" ...
+        cfg = config(ap.url, [{"id": MAC, "panel": "2.13"}], poll_interval_s=0.05)
+        async with running(LabelDriver(cfg, data_dir=tmp_path)) as events:  # ... configured 2.13"
+            await wait_for(lambda: [e for e in events.esl("status") if "error" in e])
+        event = next(e for e in events.esl("status") if "error" in e)
+        assert event["error"]["reason"] == "panel_mismatch"
+        assert '2.13"' in event["error"]["message"]
+        assert "0x33" in event["error"]["message"]

@@ -665,8 +665,19 @@ class LabelDriver(Driver[LabelConfig]):
             if health is None or self._health.get(label.id) == health:
                 continue
             self._health[label.id] = health
+            if label.panel is not None and health.hw_type is not None:
+                await self._recheck_panel(label)
             data = await self._label_data(label)
             self._event({"event": "status", **data}, Priority.LOW)
+
+    async def _recheck_panel(self, label: LabelSpec) -> None:
+        """A configured panel against what the tag reports (a swapped tag shows up here)."""
+        try:
+            tag_type = await self.backend.tag_type(label)
+        except DeviceError:
+            return  # the next show or poll tries again
+        if tag_type is not None:
+            self._check_panel(label, tag_type)
 
 
 __all__ = ["EVENT_KIND", "FlashArgs", "LabelDriver", "ShowArgs", "StatusArgs"]
