@@ -3,8 +3,9 @@
 Mirrors ``OpenEPaperLink/OpenEPaperLink`` at ``cdd1cfa950b97218e20ae23b65f8811af6f1741b``
 (``ESP32_AP-Flasher/src/web.cpp``, ``tag_db.cpp``, ``newproto.cpp``) and the multipart parser of
 its web server, ``ESP32Async/ESPAsyncWebServer`` ``src/WebRequest.cpp``
-``_parseMultipartPostByte`` (same rule as ``me-no-dev/ESPAsyncWebServer`` at
-``ad3741d159f9cfd50c567e81b67f3bef1dc6d89f``), and rejects what they reject:
+``_parseMultipartPostByte`` at ``d009eff9ee94f92beccdf5812d89ec79aa44a6c1`` (same rule as
+``me-no-dev/ESPAsyncWebServer`` at ``ad3741d159f9cfd50c567e81b67f3bef1dc6d89f``), and rejects
+what they reject:
 
 * ``/imgupload``: a part with a ``Content-Type`` header or a ``filename`` is a *file*, never a
   parameter; when the file's first bytes arrive ``mac`` must already be a parameter, else 400

@@ -3,7 +3,8 @@
 
 Checked against ``OpenEPaperLink/OpenEPaperLink`` at ``cdd1cfa950b97218e20ae23b65f8811af6f1741b``
 (``ESP32_AP-Flasher/src/tag_db.cpp`` ``fillNode``/``tagDBtoJson``, ``web.cpp``) and the web
-server it is built with, ``ESP32Async/ESPAsyncWebServer`` (fork of ``me-no-dev``'s, same rule at
+server it is built with, ``ESP32Async/ESPAsyncWebServer`` at
+``d009eff9ee94f92beccdf5812d89ec79aa44a6c1`` (the same rule as ``me-no-dev/ESPAsyncWebServer`` at
 ``ad3741d159f9cfd50c567e81b67f3bef1dc6d89f``), ``src/WebRequest.cpp`` ``_parseMultipartPostByte``:
 a multipart part that has a ``Content-Type`` header (or a ``filename``) is stored as a *file*;
 only parts with nothing but ``Content-Disposition: form-data; name="..."`` become parameters.
