@@ -223,6 +223,7 @@ def _config(
             "backend": "oepl",
             "url": oepl_url,
             "poll_interval_s": 5,
+            "delivery_poll_s": 0.5,  # simulated tags check in at once: report delivery quickly
             "labels": [{"id": mac, "panel": "2.9"} for mac in LABELS],
         },
     ]

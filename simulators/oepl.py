@@ -1,14 +1,29 @@
 """An OpenEPaperLink access point with virtual tags, over real HTTP (aiohttp web server).
 
-It answers the endpoints the label driver uses the way the AP firmware does (``/imgupload``,
-``/get_db`` with its ``pos``/``continu`` paging, ``/tag_cmd``, ``/led_flash``), keeps the last
-image of every tag, and can be told to fail a tag, to be busy (409), or to go away and come back
-on the same port - the outages the driver's push queue must ride out.
+Mirrors ``OpenEPaperLink/OpenEPaperLink`` at ``cdd1cfa950b97218e20ae23b65f8811af6f1741b``
+(``ESP32_AP-Flasher/src/web.cpp``, ``tag_db.cpp``, ``newproto.cpp``) and the multipart parser of
+its web server, ``ESP32Async/ESPAsyncWebServer`` ``src/WebRequest.cpp``
+``_parseMultipartPostByte`` at ``d009eff9ee94f92beccdf5812d89ec79aa44a6c1`` (same rule as
+``me-no-dev/ESPAsyncWebServer`` at ``ad3741d159f9cfd50c567e81b67f3bef1dc6d89f``), and rejects
+what they reject:
+
+* ``/imgupload``: a part with a ``Content-Type`` header or a ``filename`` is a *file*, never a
+  parameter; when the file's first bytes arrive ``mac`` must already be a parameter, else 400
+  "parameters incomplete"; an unknown mac is 400 "mac not found"; 409 while ``busy``.
+* ``/get_db?pos=``: ``pos`` is read into a ``uint8_t``; pages close past 5000 bytes of JSON with
+  ``continu`` = next index. ``/get_db?mac=`` searches every tag.
+* records carry real ``hwType`` values and the fields ``fillNode`` writes; an upload makes the
+  tag ``pending`` until its next check-in, when ``hash`` (md5 of the image, first 8 bytes),
+  ``updatecount`` and ``updatelast`` change; an image equal to the one shown queues nothing.
+* ``/tagtypes/XX.json`` serves the tag type files (the vendored upstream table by default).
+
+It can also be told to fail a tag, to be busy (409), to answer slowly, to keep tags asleep, or
+to go away and come back on the same port - the outages the driver's push queue must ride out.
 
 Tests::
 
     async with OeplSimulator(page_size=2) as ap:
-        ap.add_tag("0000021EDE3AB43C", panel="2.9")
+        ap.add_tag("0000021EDE3AB43C", hw_type=0x33)   # or panel="2.9" (hwType 0x01)
         ... ap.url ...
         ap.image("0000021EDE3AB43C")
 
@@ -19,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -30,12 +46,13 @@ from types import TracebackType
 from typing import Annotated, Any, Self
 
 import typer
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 from PIL import Image
 
-PANEL_SIZES: dict[str, tuple[int, int]] = {"2.13": (250, 122), "2.9": (296, 128), "4.2": (400, 300)}
-HW_TYPES: dict[str, int] = {"2.13": 0x33, "2.9": 0x34, "4.2": 0x35}
-"""Illustrative hwType numbers; the driver does not interpret them."""
+from drivers.label.tagtypes import TagType, lookup, upstream_json, vendored
+
+HW_TYPES: dict[str, int] = {"2.13": 0x55, "2.9": 0x01, "4.2": 0x02}
+"""A real hwType per panel name: 'HS BWR 2.13"', 'M2 2.9"', 'M2 4.2"' (upstream tagtypes)."""
 MAX_PAGE_BYTES = 5000
 """The firmware closes a get_db page once its JSON passes this size."""
 
@@ -46,7 +63,11 @@ _PATTERN = re.compile(r"^[0-9A-Fa-f]{24}$")
 @dataclass
 class VirtualTag:
     mac: str
-    panel: str = "2.9"
+    panel: str | None = None
+    """Shorthand for a hwType (:data:`HW_TYPES`)."""
+    hw_type: int = 0x01
+    checkin_s: float | None = 0.05
+    """Seconds after an upload until the tag checks in and takes it; None: asleep."""
     battery_mv: int = 2900
     rssi: int = -62
     lqi: int = 110
@@ -61,10 +82,44 @@ class VirtualTag:
     fail_remaining: int | None = 0
     """Uploads still to fail: 0 none, None every one."""
     fail_status: int = 500
+    pending: int = 0
+    md5: bytes = bytes(16)
+    update_count: int = 0
+    update_last: int = 0
+    taken: list[bytes] = field(default_factory=list)
+    """Every JPEG the tag has taken (after its check-in), oldest first."""
+
+    def __post_init__(self) -> None:
+        if self.panel is not None:
+            self.hw_type = HW_TYPES[self.panel]
+
+    @property
+    def tag_type(self) -> TagType:
+        found = lookup(self.hw_type)
+        assert found is not None, f"no vendored tag type 0x{self.hw_type:02X}"
+        return found
 
     @property
     def size(self) -> tuple[int, int]:
-        return PANEL_SIZES[self.panel]
+        return (self.tag_type.width, self.tag_type.height)
+
+    def queue(self, jpeg: bytes) -> bool:
+        """The AP queues an image unless it is what the tag shows (``prepareDataAvail``)."""
+        digest = hashlib.md5(jpeg).digest()  # noqa: S324 - the firmware's content id, not security
+        if digest[:8] == self.md5[:8]:
+            return False
+        self.pending = 1
+        return True
+
+    def check_in(self) -> None:
+        """The tag wakes, takes the queued image (``processXferComplete``)."""
+        self.last_seen = int(time.time())
+        if self.pending and self.uploads:
+            self.md5 = hashlib.md5(self.uploads[-1]).digest()[:8] + bytes(8)  # noqa: S324
+            self.update_count += 1
+            self.update_last = self.last_seen
+            self.taken.append(self.uploads[-1])
+            self.pending = 0
 
     @property
     def last_image(self) -> bytes | None:
@@ -74,18 +129,18 @@ class VirtualTag:
         """The tag as get_db lists it (the fields the firmware's fillNode writes)."""
         return {
             "mac": self.mac,
-            "hash": "00000000000000000000000000000000",
+            "hash": self.md5.hex(),
             "lastseen": self.last_seen,
             "nextupdate": 0,
             "nextcheckin": self.last_seen + 60,
-            "pending": 0,
+            "pending": self.pending,
             "alias": self.alias,
             "contentMode": 24 if self.uploads else 0,
             "LQI": self.lqi,
             "RSSI": self.rssi,
             "temperature": self.temperature,
             "batteryMv": self.battery_mv,
-            "hwType": HW_TYPES.get(self.panel, 0),
+            "hwType": self.hw_type,
             "wakeupReason": 0,
             "capabilities": 0,
             "modecfgjson": "",
@@ -94,8 +149,8 @@ class VirtualTag:
             "rotate": 0,
             "lut": 0,
             "invert": 0,
-            "updatecount": len(self.uploads),
-            "updatelast": self.last_seen if self.uploads else 0,
+            "updatecount": self.update_count,
+            "updatelast": self.update_last,
             "ch": 11,
             "ver": 0x0026,
         }
@@ -117,6 +172,7 @@ class OeplSimulator:
         page_size: int | None = None,
         png_dir: Path | None = None,
         uint8_pos: bool = True,
+        delay_s: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -127,6 +183,17 @@ class OeplSimulator:
         """Parse ``pos`` into a uint8, as the firmware does."""
         self.busy = False
         """Answer uploads with 409 "Come back later" (the AP is starting)."""
+        self.delay_s = delay_s
+        """Seconds each request takes (to see how many a client sends at once)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """Most requests being answered at the same time so far."""
+        self.tagtypes: dict[int, dict[str, Any]] = {
+            hw: upstream_json(t) for hw, t in vendored().items()
+        }
+        """What ``/tagtypes/XX.json`` serves; delete one to make the AP answer 404 for it."""
+        self.statuses: list[tuple[str, int]] = []
+        """(path, status) of every answer."""
         self.tags: dict[str, VirtualTag] = {}
         for tag in tags or []:
             self.tags[tag.mac.upper()] = tag
@@ -145,7 +212,7 @@ class OeplSimulator:
     def running(self) -> bool:
         return self._runner is not None
 
-    def add_tag(self, mac: str, panel: str = "2.9", **kwargs: Any) -> VirtualTag:
+    def add_tag(self, mac: str, panel: str | None = None, **kwargs: Any) -> VirtualTag:
         tag = VirtualTag(mac=mac.upper(), panel=panel, **kwargs)
         self.tags[tag.mac] = tag
         return tag
@@ -188,6 +255,7 @@ class OeplSimulator:
         app.router.add_get("/get_db", self._get_db)
         app.router.add_post("/tag_cmd", self._tag_cmd)
         app.router.add_get("/led_flash", self._led_flash)
+        app.router.add_get("/tagtypes/{name}", self._tagtype)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -226,7 +294,15 @@ class OeplSimulator:
     @web.middleware
     async def _log_request(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
-        response: web.StreamResponse = await handler(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            response: web.StreamResponse = await handler(request)
+        finally:
+            self.in_flight -= 1
+        self.statuses.append((request.path, response.status))
         return response
 
     def _known(self, mac: str | None) -> VirtualTag | None:
@@ -234,21 +310,35 @@ class OeplSimulator:
             return None
         return self.tags.get(mac.upper())
 
-    async def _imgupload(self, request: web.Request) -> web.Response:
-        if self.busy:
-            return web.Response(status=409, text="Come back later")
+    @staticmethod
+    async def _read_upload(
+        request: web.Request,
+    ) -> tuple[dict[str, str], bytes | None] | web.Response:
+        """Parameters and the file, as ESPAsyncWebServer and ``doImageUpload`` see them."""
         fields: dict[str, str] = {}
         image: bytes | None = None
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
-            if part.filename is not None:
-                if "mac" not in fields:  # the firmware needs the fields before the file
-                    return web.Response(status=400, text="parameters incomplete")
-                image = await part.read()
+            # _parseMultipartPostByte: a Content-Type header or a filename makes it a file.
+            if hdrs.CONTENT_TYPE in part.headers or part.filename is not None:
+                data = await part.read()
+                if image is None and data:
+                    if "mac" not in fields:  # doImageUpload, first chunk: no mac parameter
+                        return web.Response(status=400, text="parameters incomplete")
+                    image = data
             elif part.name is not None:
-                fields[part.name] = await part.text()
+                fields[part.name] = (await part.read()).decode("utf-8", "replace")
+        return fields, image
+
+    async def _imgupload(self, request: web.Request) -> web.Response:
+        if self.busy:
+            return web.Response(status=409, text="Come back later")
+        parsed = await self._read_upload(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        fields, image = parsed
         tag = self._known(fields.get("mac"))
         if tag is None or image is None:
             return web.Response(status=400, text="mac not found")
@@ -262,7 +352,8 @@ class OeplSimulator:
             return web.Response(status=400, text="not a JPEG")
         tag.uploads.append(image)
         tag.dither.append(fields.get("dither", "1"))
-        tag.last_seen = int(time.time())
+        if tag.queue(image) and tag.checkin_s is not None:
+            asyncio.get_running_loop().call_later(tag.checkin_s, tag.check_in)
         if self.png_dir is not None:
             await asyncio.to_thread(self._write_png, tag)
         return web.Response(text="Ok, saved")
@@ -302,6 +393,17 @@ class OeplSimulator:
                 break
         return web.json_response(doc)
 
+    async def _tagtype(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            hw_type = int(name.removesuffix(".json"), 16) if name.endswith(".json") else -1
+        except ValueError:
+            hw_type = -1
+        doc = self.tagtypes.get(hw_type)
+        if doc is None or name != f"{hw_type:02X}.json":  # the file system is case-sensitive
+            return web.Response(status=404, text="Not found")
+        return web.json_response(doc)
+
     async def _tag_cmd(self, request: web.Request) -> web.Response:
         form = await request.post()
         mac, cmd = form.get("mac"), form.get("cmd")
@@ -333,8 +435,7 @@ async def _serve(sim: OeplSimulator) -> None:
     async with sim:
         typer.echo(f"OpenEPaperLink AP simulator on {sim.url}")
         for tag in sim.tags.values():
-            w, h = tag.size
-            typer.echo(f'  tag {tag.mac}  {tag.panel}" {w}x{h}  battery {tag.battery_mv} mV')
+            typer.echo(f"  tag {tag.mac}  {tag.tag_type.describe()}  battery {tag.battery_mv} mV")
         if sim.png_dir is not None:
             typer.echo(f"  received images are written to {sim.png_dir}")
         with contextlib.suppress(asyncio.CancelledError):
@@ -355,19 +456,25 @@ def command(
         typer.Option("--tag", help="A tag MAC (16 hex characters); repeatable; replaces --tags."),
     ] = None,
     panel: Annotated[str, typer.Option(help="Panel of every tag: 2.13, 2.9 or 4.2.")] = "2.9",
+    hw_type: Annotated[
+        str | None, typer.Option("--hw-type", help="hwType of every tag in hex (replaces --panel).")
+    ] = None,
     png_dir: Annotated[
         Path | None, typer.Option("--png-dir", help="Write every received image here as PNG.")
     ] = None,
 ) -> None:
     """Run a simulated OpenEPaperLink access point until Ctrl-C."""
-    if panel not in PANEL_SIZES:
-        raise typer.BadParameter(f"panel must be one of {', '.join(PANEL_SIZES)}")
+    if panel not in HW_TYPES:
+        raise typer.BadParameter(f"panel must be one of {', '.join(HW_TYPES)}")
+    hw = HW_TYPES[panel] if hw_type is None else int(hw_type, 16)
+    if lookup(hw) is None:
+        raise typer.BadParameter(f"no tag type 0x{hw:02X} in the vendored upstream table")
     macs = tag or [demo_mac(i + 1) for i in range(tags)]
     for mac in macs:
         if not _MAC.fullmatch(mac):
             raise typer.BadParameter(f"{mac!r} is not 16 hex characters")
     sim = OeplSimulator(
-        [VirtualTag(mac=m.upper(), panel=panel) for m in macs],
+        [VirtualTag(mac=m.upper(), hw_type=hw) for m in macs],
         host=host,
         port=port,
         png_dir=png_dir,

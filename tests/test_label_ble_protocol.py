@@ -4,7 +4,6 @@ interface as the thin bleak transport (and can corrupt, drop and lose frames).""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import struct
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import Action, ActionFailed, DeviceUnavailable, Reading
+from drivers.base import Action, ActionFailed, DeviceUnavailable
 from drivers.label.ble import BleakLink, BleBackend, EslSession
 from drivers.label.ble_protocol import (
     CHUNK_HEADER,
@@ -57,6 +56,7 @@ from drivers.label.content import ProductContent
 from drivers.label.driver import LabelDriver
 from drivers.label.render import palette_bytes, render_label
 from simulators.ble_label import BleLabelSimulator, InMemoryLink, describe
+from tests.labels import running
 from tests.waiting import wait_for
 
 W, H = 296, 128
@@ -370,21 +370,6 @@ async def test_led_control_and_addressing() -> None:
 # --- the BLE backend inside the driver (simulated label, real queue) ------------------------
 
 
-class Events:
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-
-    async def __call__(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def push(self, status: str) -> list[dict[str, object]]:
-        return [
-            r.data
-            for r in self.readings
-            if r.kind == "esl" and r.data.get("event") == "push" and r.data.get("status") == status
-        ]
-
-
 def ble_config(**kw: object) -> LabelConfig:
     data: dict[str, object] = {
         "id": "ble-shelf",
@@ -397,20 +382,6 @@ def ble_config(**kw: object) -> LabelConfig:
     }
     data.update(kw)
     return LabelConfig.model_validate(data)
-
-
-@contextlib.asynccontextmanager
-async def running(driver: LabelDriver) -> AsyncIterator[Events]:
-    events = Events()
-    async with driver:
-        task = asyncio.create_task(driver.run(events))
-        try:
-            yield events
-        finally:
-            task.cancel()
-            [outcome] = await asyncio.gather(task, return_exceptions=True)
-            if not isinstance(outcome, asyncio.CancelledError):
-                raise AssertionError(f"driver.run ended with {outcome!r}")
 
 
 async def test_ble_driver_show_flash_status(tmp_path: Path) -> None:
@@ -430,8 +401,8 @@ async def test_ble_driver_show_flash_status(tmp_path: Path) -> None:
             Action(name="label.show", args={"label": ADDRESS, "product": product})
         )
         assert result["queued"] is True
-        await wait_for(lambda: events.push("ok"), message="BLE push ok")
-        [ok] = events.push("ok")
+        await wait_for(lambda: events.push("delivered"), message="BLE push ok")
+        [ok] = events.push("delivered")
         assert ok["push_id"] == result["push_id"]
         assert ok["stage"] == "label"
         assert ok["attempt"] == 1
@@ -472,10 +443,10 @@ async def test_ble_driver_retries_a_verify_failure_and_an_absent_label(tmp_path:
             "message": "label not in range",
         }
         label.in_range = True
-        await wait_for(lambda: events.push("ok"), message="delivery after retries")
+        await wait_for(lambda: events.push("delivered"), message="delivery after retries")
         reasons = [r["error"]["reason"] for r in events.push("retry")]  # type: ignore[index]
         assert "verify_failed" in reasons
-        assert events.push("ok")[0]["attempt"] == len(reasons) + 1
+        assert events.push("delivered")[0]["attempt"] == len(reasons) + 1
         status = await driver.perform(Action(name="label.status", args={"label": ADDRESS}))
         assert status["failed_pushes"] == 0
         assert status["failed_total"] == len(reasons)

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from drivers.label.content import ProductContent
-from drivers.label.render import PALETTE_RGB, render_label
+from drivers.label.render import PALETTE_RGB, PanelSpec, render_label
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService
@@ -70,10 +70,12 @@ def inks(image: Image.Image) -> bytes:
 
 
 def shows(ap: OeplSimulator, mac: str, expected: ProductContent) -> bool:
-    """Whether the tag's last image is exactly the render of ``expected`` on its panel."""
-    if ap.tag(mac).last_image is None:
+    """Whether the tag's last image is exactly the render of ``expected`` at its type's size."""
+    tag = ap.tag(mac)
+    if tag.last_image is None:
         return False
-    return inks(ap.image(mac)) == render_label(expected, PANELS[mac]).image.tobytes()
+    spec = PanelSpec(f"0x{tag.hw_type:02X}", *tag.size)
+    return inks(ap.image(mac)) == render_label(expected, spec).image.tobytes()
 
 
 def uploads(ap: OeplSimulator, mac: str) -> int:
@@ -99,6 +101,8 @@ def label_config(ap_url: str) -> dict[str, Any]:
         "retry_max_s": 0.2,
         "request_timeout_s": 2,
         "poll_interval_s": 0,
+        "delivery_poll_s": 0.05,
+        "ap_retries": 0,  # every failed upload is one attempt the report counts
         "max_attempts": 6,
     }
 
@@ -552,3 +556,34 @@ async def test_the_clouds_catalogue_and_promotions_reach_the_labels(
         ap.save_png(B, tmp_path / "coffee-promo.png")
         doc = json.loads(json.dumps(data(promo)))
         assert doc["active"] is True
+
+
+async def test_only_a_label_that_took_its_price_counts_as_in_sync(
+    broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
+) -> None:
+    """An OEPL upload is not a shown price: a sleeping tag is reported queued_at_ap, not
+    updated, until it has checked in and taken the image."""
+    ap.tag(B).checkin_s = None  # asleep: the AP keeps the image pending
+    device = {**label_config(ap.url), "delivery_timeout_s": 0.5}
+    gw = Gateway(make_config(broker.url, tmp_path / "gw", devices=[device]))
+    async with running(gw):
+        await ready(gw)
+        data(await cloud.bind_label(STORE, GW, label=A, sku=MILK["sku"]))
+        data(await cloud.bind_label(STORE, GW, label=B, sku=COFFEE["sku"]))
+        result = data(await cloud.push_price_list(STORE, GW, [MILK, COFFEE], wait_s=10))
+        assert uploads(ap, B) == 1  # the AP has it ...
+        assert ap.tag(B).pending == 1  # ... the tag has not taken it
+        assert labels_of(result["updated"]) == {A}
+        [queued] = result["failed"]
+        assert (queued["label"], queued["reason"], queued["retrying"]) == (B, "queued_at_ap", True)
+        assert result["complete"] is False
+
+        ap.tag(B).check_in()  # the tag wakes up and takes it
+        [report] = await eventually(
+            lambda: syncs(cloud, sync_id=result["sync_id"], complete=True),
+            bool,
+            timeout=10,
+            message="final price.sync",
+        )
+        assert labels_of(report["updated"]) == {A, B}
+        assert report["failed"] == []

@@ -63,7 +63,7 @@ async def invoke(*args: str) -> Result:
 @pytest.fixture
 async def ap(tmp_path: Path) -> AsyncIterator[OeplSimulator]:
     sim = OeplSimulator(png_dir=tmp_path / "png")
-    sim.add_tag(A, panel="2.9")
+    sim.add_tag(A, hw_type=0x33)  # 'M3 2.9"': has an LED to flash
     sim.add_tag(B, panel="4.2")
     async with sim:
         yield sim

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import JsonObject
 from drivers.label.config import LabelConfig, LabelSpec
+from drivers.label.tagtypes import TagType
 
 
 class LabelHealth(BaseModel):
@@ -35,6 +36,10 @@ class LabelHealth(BaseModel):
     hw_type: int | None = None
     pending: int | None = None
     """OEPL: updates waiting at the AP for the tag's next check-in."""
+    content_hash: str | None = None
+    """OEPL: the AP's hash of what the tag last took."""
+    update_count: int | None = None
+    """OEPL: images the tag has taken so far (the AP counts them)."""
     has_led: bool | None = None
     image_index: int | None = None
     """BLE: the image slot the label shows."""
@@ -60,10 +65,13 @@ class PushReceipt:
     """What a successful push achieved."""
 
     stage: Literal["ap", "label"]
-    """ap: the OEPL access point accepted it and hands it to the tag at its next check-in;
-    label: the label itself verified and shows it (BLE)."""
+    """ap: the OEPL access point accepted it and hands it to the tag at its next check-in (the
+    driver then follows the tag's record until it has); label: the label itself verified and
+    shows it (BLE)."""
     details: JsonObject = field(default_factory=dict)
     health: LabelHealth | None = None
+    baseline: LabelHealth | None = None
+    """stage ap: the tag's record just before the upload, to tell when it has taken the image."""
 
 
 class LabelBackend(ABC):
@@ -102,6 +110,14 @@ class LabelBackend(ABC):
     async def poll(self) -> dict[str, LabelHealth]:
         """Health of every configured label (only when :attr:`can_poll`)."""
         raise NotImplementedError
+
+    async def records(self, labels: list[LabelSpec]) -> dict[str, LabelHealth]:
+        """Fresh health of some labels, to follow deliveries (only when :attr:`can_poll`)."""
+        raise NotImplementedError
+
+    async def tag_type(self, label: LabelSpec) -> TagType | None:
+        """What the label reports it is (OEPL hwType); None when the backend cannot tell."""
+        return None
 
 
 def create_backend(config: LabelConfig) -> LabelBackend:

@@ -326,7 +326,7 @@ class BleBackend(LabelBackend):
         return PushReceipt(stage="label", details=details, health=self._health(label, state))
 
     async def flash(self, label: LabelSpec, request: FlashRequest) -> JsonObject:
-        if not label.led:
+        if label.led is False:
             raise ActionFailed(self.device_id, "no_led", f"label {label.id} has no LED")
         if request.pattern is not None and len(request.pattern) != 10:
             raise ActionFailed(

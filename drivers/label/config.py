@@ -11,7 +11,10 @@ or one Bluetooth adapter (``backend = "ble"``) and lists the labels it serves::
 
     [[devices.labels]]
     id = "0000021EDE3AB43C"     # OEPL tag MAC, 8 bytes as 16 hex characters
-    panel = "2.9"
+    panel = "2.9"               # optional for OEPL: a check against the tag's own type
+
+An OEPL tag reports its ``hwType`` and the AP's tag type file gives its size, inks and LED
+(:mod:`drivers.label.tagtypes`), so ``panel``, ``colors`` and ``led`` are only needed for BLE.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from drivers.base import DeviceConfig
 
 Panel = Literal["2.13", "2.9", "4.2"]
-"""Panel diagonal in inches; the renderer knows each one's pixels (250x122, 296x128, 400x300)."""
+"""Panel diagonal in inches. BLE labels are drawn at the renderer's size for it; for OEPL it is
+checked against the tag's reported type (a mismatch is a health error naming both)."""
 
 _OEPL_MAC = re.compile(r"^[0-9A-Fa-f]{16}$")
 _BLE_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
@@ -46,15 +50,17 @@ class LabelSpec(BaseModel):
 
     id: str
     """OEPL: tag MAC as 16 hex characters; BLE: the label's address (AA:BB:CC:DD:EE:FF)."""
-    panel: Panel
+    panel: Panel | None = None
     alias: str | None = Field(default=None, min_length=1, max_length=64)
     """A name people recognise (``aisle3-milk``); actions may address a label by it."""
-    colors: Literal["bwr", "bw"] = "bwr"
-    """``bw`` panels have no red: promo prices are drawn in black instead."""
+    colors: Literal["bwr", "bw"] | None = None
+    """BLE: ``bw`` panels have no red (promo prices drawn black); default ``bwr``. OEPL: the
+    tag type's inks are used."""
     rotate: Literal[0, 180] = 0
     """180 for labels mounted upside down."""
-    led: bool = True
-    """Whether the label has an LED that ``label.flash`` can blink."""
+    led: bool | None = None
+    """Whether the label has an LED ``label.flash`` can blink; None: the tag type says (OEPL),
+    yes (BLE)."""
     esl_id: int = Field(default=0, ge=0, le=0xFE)
     """BLE only: ESL id within its group (0xFF is the broadcast id and therefore refused)."""
     group_id: int = Field(default=0, ge=0, le=0x7F)
@@ -95,11 +101,25 @@ class LabelConfig(DeviceConfig):
     ble: ignored, labels are only contacted for a push, a flash or label.status (battery)."""
     concurrency: int = Field(default=4, ge=1, le=32)
     """oepl: pushes in flight at once. ble always uses 1 (one radio, one connection)."""
+    ap_max_requests: int = Field(default=2, ge=1, le=16)
+    """oepl: HTTP requests in flight to the AP at once (an ESP32 serves few connections)."""
+    ap_retries: int = Field(default=2, ge=0, le=10)
+    ap_backoff_s: float = Field(default=0.5, gt=0, le=60)
+    """oepl: a 409 or 5xx is retried this many times after a doubling, jittered pause during
+    which no request goes to the AP."""
+    delivery_timeout_s: float = Field(default=180.0, gt=0, le=86400)
+    """oepl: how long after an upload a tag may take to pick it up before the push is reported
+    ``queued_at_ap`` (tags check in about once a minute; a sleeping tag much later)."""
+    delivery_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    """oepl: how often the tag records of uploads not yet picked up are read."""
     retry_min_s: float = Field(default=2.0, gt=0, le=3600)
     retry_max_s: float = Field(default=300.0, gt=0, le=86400)
     max_attempts: int = Field(default=30, ge=1, le=10000)
     """A push is reported failed and dropped after this many attempts."""
 
+    locale: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+    """The store's locale (``zh_CN``, ``de_DE``, ``en_GB`` ...): money is written the way its
+    shoppers read it (CLDR, via Babel). Without it, the two settings below apply."""
     decimal_separator: Literal[".", ","] = "."
     currency_position: Literal["prefix", "suffix"] = "prefix"
     """``€2.49`` (prefix) or ``2,49 €`` (suffix)."""
@@ -144,6 +164,8 @@ class LabelConfig(DeviceConfig):
                 raise ValueError(
                     f"labels[{i}].id {label.id!r}: an OEPL tag MAC is 8 bytes as 16 hex characters"
                 )
+            if self.backend == "ble" and label.panel is None:
+                raise ValueError(f"labels[{i}]: a BLE label needs panel (2.13, 2.9 or 4.2)")
             if self.backend == "ble" and not is_ble_address(label.id):
                 raise ValueError(
                     f"labels[{i}].id {label.id!r}: a BLE label id is its address AA:BB:CC:DD:EE:FF"

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import babel.numbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=9, decimal_places=2, allow_inf_nan=False)]
@@ -20,6 +21,11 @@ _SYMBOLS: dict[str, str] = {
     "USD": "$",
     "GBP": "£",
     "JPY": "¥",
+    "CNY": "¥",
+    "HKD": "HK$",
+    "TWD": "NT$",
+    "KRW": "₩",
+    "INR": "₹",
     "CHF": "CHF",
     "SEK": "kr",
     "NOK": "kr",
@@ -93,9 +99,14 @@ class PriceFormat(BaseModel):
 
     decimal_separator: Literal[".", ","] = "."
     currency_position: Literal["prefix", "suffix"] = "prefix"
+    locale: str | None = None
+    """When set, CLDR's format for this locale (Babel) replaces the two settings above."""
 
 
-def currency_symbol(currency: str) -> str:
+def currency_symbol(currency: str, locale: str | None = None) -> str:
+    """The sign shoppers read (``¥`` for CNY); the locale's own when one is given."""
+    if locale is not None:
+        return str(babel.numbers.get_currency_symbol(currency, locale=locale))
     return _SYMBOLS.get(currency, currency)
 
 
@@ -108,6 +119,10 @@ def format_money(
 ) -> str:
     """``€2.49`` / ``2,49 €``; exact (two decimals, or none for zero-decimal currencies)."""
     fmt = fmt or PriceFormat()
+    if fmt.locale is not None:
+        text = str(babel.numbers.format_currency(amount, currency, locale=fmt.locale))
+        own = currency_symbol(currency, fmt.locale)
+        return text if symbol is None or symbol == own else text.replace(own, symbol)
     decimals = 0 if currency in _ZERO_DECIMALS else 2
     number = f"{amount:.{decimals}f}"
     if fmt.decimal_separator == ",":

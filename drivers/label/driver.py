@@ -1,9 +1,12 @@
 """The label driver: actions in, durable per-label pushes out, health back as ``esl`` events.
 
-``label.show`` renders at once (so a price that does not fit is refused to the caller) and
-returns as soon as the rendered image is committed to the push queue. Workers deliver queued
-pushes through the backend, retry failures with jittered backoff, and report every outcome as
-an ``esl`` event. For OEPL a poller reads every label's health from the AP.
+``label.show`` renders at once (so a price that does not fit, or text no font can draw, is
+refused to the caller) at the size and inks the tag reports, and returns as soon as the rendered
+image is committed to the push queue. Workers deliver queued pushes through the backend, retry
+failures with jittered backoff, and report every outcome as an ``esl`` event. For OEPL an upload
+is only ``uploaded``: the driver follows the tag's record on the AP until the tag has taken it
+(``delivered``) or reports ``queued_at_ap`` after ``delivery_timeout_s`` (:mod:`.delivery`);
+a poller reads every label's health from the AP.
 
 The driver deliberately stays up while the AP is unreachable: ``label.show`` keeps queuing and
 deliveries resume by themselves; the outage is reported as ``esl`` ``backend`` events.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -48,8 +52,19 @@ from drivers.label.backend import (
 )
 from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.content import PriceFormat, ProductContent
+from drivers.label.delivery import Deliveries, Outcome, Watch
 from drivers.label.queue import LabelStats, PushQueue, QueuedPush, backoff_delay
-from drivers.label.render import FontSet, PriceDoesNotFit, from_png, render_label, to_png
+from drivers.label.render import (
+    PANELS,
+    FontSet,
+    PanelSpec,
+    PriceDoesNotFit,
+    UnrenderableText,
+    from_png,
+    render_label,
+    to_png,
+)
+from drivers.label.tagtypes import Palette, TagType
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +98,10 @@ def _error_data(exc: DeviceError) -> JsonObject:
     return {"reason": exc.reason, "message": exc.message}
 
 
+def _digest(png: bytes) -> str:
+    return hashlib.sha256(png).hexdigest()
+
+
 class LabelDriver(Driver[LabelConfig]):
     kind: ClassVar[str] = "label"
     config_model: ClassVar[type[DeviceConfig]] = LabelConfig
@@ -105,6 +124,7 @@ class LabelDriver(Driver[LabelConfig]):
         self._price_format = PriceFormat(
             decimal_separator=config.decimal_separator,
             currency_position=config.currency_position,
+            locale=config.locale,
         )
         self._events: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -117,6 +137,12 @@ class LabelDriver(Driver[LabelConfig]):
         self._health: dict[str, LabelHealth] = {}
         self._backend_error: DeviceError | None = None
         self._queued = 0
+        self._deliveries = Deliveries(config.delivery_timeout_s)
+        self._watching = asyncio.Event()
+        self._shown: dict[str, str] = {}
+        """label id -> digest of the image it was last proven to have taken."""
+        self._mismatch: dict[str, str] = {}
+        """label id -> why its configured panel is not what the tag reports."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -149,6 +175,11 @@ class LabelDriver(Driver[LabelConfig]):
             "label_count": len(self.config.labels),
             "queued": self._queued,
             "delivering": len(self._in_flight),
+            "awaiting_tag": len(self._deliveries),
+            "errors": [
+                {"label": label_id, "reason": "panel_mismatch", "message": message}
+                for label_id, message in self._mismatch.items()
+            ],
         }
 
     async def run(self, emit: Emit) -> None:
@@ -157,6 +188,8 @@ class LabelDriver(Driver[LabelConfig]):
         jobs += [self._worker() for _ in range(workers)]
         if self.backend.can_poll and self.config.poll_interval_s > 0:
             jobs.append(self._poller())
+        if self.backend.can_poll:
+            jobs.append(self._watcher())
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -214,17 +247,20 @@ class LabelDriver(Driver[LabelConfig]):
     async def _show(self, action: Action) -> JsonObject:
         args: ShowArgs = self._args(ShowArgs, action)
         label = self._label(args.label)
+        panel, colors = await self._target(label)
         try:
             result = await asyncio.to_thread(
                 render_label,
                 args.product,
-                label.panel,
+                panel,
                 fonts=self._fonts,
                 price_format=self._price_format,
-                colors=label.colors,
+                colors=colors,
             )
         except PriceDoesNotFit as exc:
             raise ActionFailed(self.device_id, "price_does_not_fit", str(exc)) from exc
+        except UnrenderableText as exc:
+            raise ActionFailed(self.device_id, "unrenderable_text", str(exc)) from exc
         png = await asyncio.to_thread(to_png, result.image)
         report = result.report()
         async with self._book:
@@ -254,6 +290,48 @@ class LabelDriver(Driver[LabelConfig]):
             **report,
         }
 
+    async def _target(self, label: LabelSpec) -> tuple[PanelSpec, Palette]:
+        """The size and inks to draw: the tag's own type, else the configured panel."""
+        try:
+            tag_type = await self.backend.tag_type(label)
+        except DeviceUnavailable:
+            if label.panel is None:
+                raise
+            tag_type = None  # the AP is away: the configured panel will do
+        except DeviceError as exc:
+            raise ActionFailed(self.device_id, exc.reason, exc.message) from exc
+        if tag_type is None:
+            if label.panel is None:
+                raise ActionFailed(
+                    self.device_id,
+                    "tag_type_unknown",
+                    f"the AP has no record of tag {label.id} yet and no panel is configured",
+                )
+            return PANELS[label.panel], label.colors or "bwr"
+        self._check_panel(label, tag_type)
+        spec = PanelSpec(f"0x{tag_type.hw_type:02X}", tag_type.width, tag_type.height)
+        return spec, tag_type.palette
+
+    def _check_panel(self, label: LabelSpec, tag_type: TagType) -> None:
+        if label.panel is None or tag_type.diagonal == label.panel:
+            self._mismatch.pop(label.id, None)
+            return
+        message = f'configured panel {label.panel}" but the tag reports {tag_type.describe()}'
+        if self._mismatch.get(label.id) != message:
+            log.warning(
+                "label panel mismatch",
+                extra={"device": self.device_id, "label": label.id, "detail": message},
+            )
+            self._event(
+                {
+                    "event": "status",
+                    "label": label.id,
+                    "error": {"reason": "panel_mismatch", "message": message},
+                },
+                Priority.HIGH,
+            )
+        self._mismatch[label.id] = message
+
     async def _flash(self, action: Action) -> JsonObject:
         args: FlashArgs = self._args(FlashArgs, action)
         label = self._label(args.label)
@@ -281,9 +359,13 @@ class LabelDriver(Driver[LabelConfig]):
         health = self._health.get(label.id) or LabelHealth(label=label.id, known=False)
         stats = await self.queue.stats(label.id)
         queued = await self.queue.get(label.id)
-        data: JsonObject = {**health.data(), "panel": label.panel, **self._stats_data(stats)}
+        data: JsonObject = {**health.data(), **self._stats_data(stats)}
+        if label.panel is not None:
+            data["panel"] = label.panel
         if label.alias is not None:
             data["alias"] = label.alias
+        if label.id in self._mismatch:
+            data["error"] = {"reason": "panel_mismatch", "message": self._mismatch[label.id]}
         data["queued"] = queued is not None
         if queued is not None:
             data["queued_attempts"] = queued.attempts
@@ -354,17 +436,40 @@ class LabelDriver(Driver[LabelConfig]):
         if receipt.health is not None:
             self._health[label.id] = receipt.health
             extra["health"] = receipt.health.data()
+        if receipt.stage == "ap" and receipt.baseline is not None:
+            self._watch(item, attempt, now, receipt.baseline)
+            status, priority = "uploaded", Priority.LOW
+        else:
+            self._shown[label.id] = _digest(item.image_png)
+            status, priority = "delivered", Priority.NORMAL
         self._push_event(
             item,
-            "ok",
+            status,
             attempt,
-            Priority.NORMAL,
+            priority,
             stage=receipt.stage,
             latency_s=round(now - item.enqueued_at, 3),
             details=receipt.details,
             delivered_total=stats.delivered_total,
             **extra,
         )
+
+    def _watch(self, item: QueuedPush, attempt: int, now: float, baseline: LabelHealth) -> None:
+        digest = _digest(item.image_png)
+        watch = Watch(
+            label_id=item.label_id,
+            push_id=item.push_id,
+            enqueued_at=item.enqueued_at,
+            uploaded_at=now,
+            attempt=attempt,
+            baseline=baseline,
+            digest=digest,
+            same_as_shown=self._shown.get(item.label_id) == digest,
+        )
+        replaced = self._deliveries.add(watch)
+        if replaced is not None:
+            self._superseded(replaced.label_id, replaced.push_id, by=item.push_id)
+        self._watching.set()
 
     async def _push(self, label: LabelSpec, item: QueuedPush) -> PushReceipt:
         """One delivery attempt; a bug or a damaged queued image fails the push, not the driver."""
@@ -468,6 +573,66 @@ class LabelDriver(Driver[LabelConfig]):
             log.info("label backend reachable again", extra={"device": self.device_id})
             self._event({"event": "backend", "backend": self.backend.name, "status": "up"})
 
+    # --- delivery proof ---------------------------------------------------------------------
+
+    async def _watcher(self) -> None:
+        while True:
+            if not self._deliveries:
+                self._watching.clear()
+                await self._watching.wait()
+            await asyncio.sleep(self.config.delivery_poll_s)
+            await self.check_deliveries()
+
+    async def check_deliveries(self) -> None:
+        """Read the records of uploads not yet taken; report what the tags did."""
+        labels = [
+            label
+            for label_id in list(self._deliveries.watches)
+            if (label := self.config.label(label_id)) is not None
+        ]
+        records = await self._read(self.backend.records(labels))
+        if records is None:
+            return
+        for outcome in self._deliveries.check(records, time.time()):
+            self._outcome(outcome)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        w = outcome.watch
+        data: JsonObject = {
+            "event": "push",
+            "label": w.label_id,
+            "push_id": w.push_id,
+            "status": outcome.status,
+            "attempt": w.attempt,
+            "backend": self.backend.name,
+            "queued_at": _iso(w.enqueued_at),
+            "latency_s": round(outcome.at - w.enqueued_at, 3),
+            "delivery_s": round(outcome.at - w.uploaded_at, 3),
+        }
+        if outcome.health is not None:
+            self._health[w.label_id] = outcome.health
+            data["pending"] = outcome.health.pending
+        if outcome.status == "delivered":
+            self._shown[w.label_id] = w.digest
+            data["late"] = w.reported_queued
+            log.info(
+                "label shows its push",
+                extra={"device": self.device_id, "label": w.label_id, "push_id": w.push_id},
+            )
+        elif outcome.status == "queued_at_ap":
+            data["error"] = {
+                "reason": "queued_at_ap",
+                "message": f"the tag has not taken it after {self.config.delivery_timeout_s:g} s "
+                "(asleep or out of range); the AP keeps it for the next check-in",
+            }
+            log.info(
+                "label has not taken its push yet",
+                extra={"device": self.device_id, "label": w.label_id, "push_id": w.push_id},
+            )
+        if outcome.status == "forgotten":
+            return
+        self._event(data, Priority.NORMAL)
+
     # --- health polling ---------------------------------------------------------------------
 
     async def _poller(self) -> None:
@@ -475,24 +640,44 @@ class LabelDriver(Driver[LabelConfig]):
             await self.poll_once()
             await asyncio.sleep(self.config.poll_interval_s)
 
-    async def poll_once(self) -> None:
-        """Read every label's health; emit a ``status`` event for each label that changed."""
+    async def _read(
+        self, reading: Coroutine[Any, Any, dict[str, LabelHealth]]
+    ) -> dict[str, LabelHealth] | None:
+        """Records from the backend; None (reported as backend down or an error) on failure."""
         try:
-            healths = await self.backend.poll()
+            healths = await reading
         except DeviceUnavailable as exc:
             self._backend_down(exc)
-            return
+            return None
         except DeviceError as exc:
             self._events.put_nowait(error_reading(exc))
-            return
+            return None
         self._backend_up()
+        return healths
+
+    async def poll_once(self) -> None:
+        """Read every label's health; emit a ``status`` event for each label that changed."""
+        healths = await self._read(self.backend.poll())
+        if healths is None:
+            return
         for label in self.config.labels:
             health = healths.get(label.id)
             if health is None or self._health.get(label.id) == health:
                 continue
             self._health[label.id] = health
+            if label.panel is not None and health.hw_type is not None:
+                await self._recheck_panel(label)
             data = await self._label_data(label)
             self._event({"event": "status", **data}, Priority.LOW)
+
+    async def _recheck_panel(self, label: LabelSpec) -> None:
+        """A configured panel against what the tag reports (a swapped tag shows up here)."""
+        try:
+            tag_type = await self.backend.tag_type(label)
+        except DeviceError:
+            return  # the next show or poll tries again
+        if tag_type is not None:
+            self._check_panel(label, tag_type)
 
 
 __all__ = ["EVENT_KIND", "FlashArgs", "LabelDriver", "ShowArgs", "StatusArgs"]

@@ -1,28 +1,27 @@
-"""Draw a product onto a black/white/red e-paper panel with Pillow.
+"""Draw a product onto an e-paper panel (black/white, +red, +yellow, or all four) with Pillow.
 
-The result is a palette ("P") image whose only colours are white, black and red, drawn without
+The result is a palette ("P") image whose only colours are the panel's inks, drawn without
 anti-aliasing (Pillow draws text on "P" images in 1-bit mode), so every pixel maps to an ink the
-panel has. Text is fitted: a field shrinks from its largest to its smallest font size, and only
+panel has. Any panel size is drawn: the layouts for 296x128 and 400x300 are scaled to it.
+Text is fitted: a field shrinks from its largest to its smallest font size, and only
 then is it cut with "…" - and the result says so (:attr:`RenderResult.truncated`). Money is never
 cut: if a price cannot fit even at its smallest size, :class:`PriceDoesNotFit` is raised.
 
-Fonts: DejaVu Sans from Debian's ``fonts-dejavu-core`` when present (it has €, £, umlauts ...);
-otherwise Pillow's built-in scalable font, which covers ASCII only - missing glyphs are then
-reported in :attr:`RenderResult.missing_glyphs` and currency symbols fall back to ISO codes.
+Fonts (:mod:`drivers.label.fonts`): DejaVu Sans, then a CJK font glyph by glyph. Text that no
+installed font can draw raises :class:`UnrenderableText`; only a currency sign the fonts lack is
+replaced, by its ISO code (:attr:`RenderResult.substitutions`).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import threading
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from pydantic import JsonValue
 
 from drivers.base import JsonObject
@@ -33,20 +32,26 @@ from drivers.label.content import (
     format_money,
     format_unit_price,
 )
+from drivers.label.fonts import FontChain, FontSet, font_default
+from drivers.label.tagtypes import Palette
 
 log = logging.getLogger(__name__)
 
 WHITE = 0
 BLACK = 1
 RED = 2
-PALETTE_RGB: tuple[tuple[int, int, int], ...] = ((255, 255, 255), (0, 0, 0), (255, 0, 0))
-"""Palette index -> colour; the only colours a rendered label contains."""
+YELLOW = 3
+PALETTE_RGB: tuple[tuple[int, int, int], ...] = (
+    (255, 255, 255),
+    (0, 0, 0),
+    (255, 0, 0),
+    (255, 255, 0),
+)
+"""Palette index -> colour; a rendered label contains only the ones its panel has."""
 
 ELLIPSIS = "…"
-DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
-Colors = Literal["bwr", "bw"]
-AnyFont = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Colors = Palette
 
 
 # --- panels and layouts ---------------------------------------------------------------------
@@ -143,70 +148,32 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-# --- fonts ----------------------------------------------------------------------------------
+def layout_for(spec: PanelSpec) -> Layout:
+    """The panel's own layout, else the nearest one scaled to its size."""
+    if spec.name in LAYOUTS:
+        return LAYOUTS[spec.name]
+    base_name = "4.2" if spec.height / spec.width > 0.55 else "2.9"
+    base, size = LAYOUTS[base_name], PANELS[base_name]
+    sx, sy = spec.width / size.width, spec.height / size.height
+    sf = min(sx, sy)
 
+    def box(b: Box) -> Box:
+        return Box(round(b.x * sx), round(b.y * sy), round(b.w * sx), round(b.h * sy))
 
-@functools.lru_cache(maxsize=512)
-def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(path, size)
+    def slot(t: TextSlot) -> TextSlot:
+        low = max(8, round(t.min_size * sf))
+        return replace(t, box=box(t.box), max_size=max(low, round(t.max_size * sf)), min_size=low)
 
-
-@functools.lru_cache(maxsize=128)
-def _pillow_default(size: int) -> AnyFont:
-    return ImageFont.load_default(size=size)
-
-
-@dataclass(frozen=True)
-class FontSet:
-    """Regular and bold TrueType files; ``None`` means Pillow's built-in scalable font."""
-
-    regular: Path | None = None
-    bold: Path | None = None
-
-    @classmethod
-    def default(cls) -> FontSet:
-        """DejaVu Sans if installed (fonts-dejavu-core), else Pillow's built-in font."""
-        regular = DEJAVU_DIR / "DejaVuSans.ttf"
-        bold = DEJAVU_DIR / "DejaVuSans-Bold.ttf"
-        if regular.is_file() and bold.is_file():
-            return cls(regular, bold)
-        log.warning(
-            "DejaVu fonts not found; using Pillow's built-in font, which has no € or accents",
-            extra={"font_dir": str(DEJAVU_DIR)},
-        )
-        return cls(None, None)
-
-    @classmethod
-    def pillow_builtin(cls) -> FontSet:
-        return cls(None, None)
-
-    def font(self, size: int, *, bold: bool = False) -> AnyFont:
-        path = self.bold if bold else self.regular
-        if path is None:
-            return _pillow_default(size)
-        return _truetype(str(path), size)
-
-    def missing_glyphs(self, text: str, *, bold: bool = False) -> list[str]:
-        """Characters of ``text`` this font would draw as a placeholder box."""
-        font = self.font(24, bold=bold)
-        return [ch for ch in dict.fromkeys(text) if not ch.isspace() and not _has_glyph(font, ch)]
-
-
-def _mask_signature(font: AnyFont, ch: str) -> tuple[tuple[int, int], bytes]:
-    mask = font.getmask(ch, mode="1")
-    return (mask.size, bytes(mask))
-
-
-@functools.lru_cache(maxsize=4096)
-def _has_glyph(font: AnyFont, ch: str) -> bool:
-    # Pillow has no "has glyph" API; a missing glyph renders exactly like a non-character.
-    return _mask_signature(font, ch) != _mask_signature(font, "\uffff")
-
-
-@functools.lru_cache(maxsize=1)
-def font_default() -> FontSet:
-    """The process-wide default font set, looked up once."""
-    return FontSet.default()
+    return Layout(
+        name=slot(base.name),
+        price=slot(base.price),
+        secondary=slot(base.secondary),
+        unit=slot(base.unit),
+        promo=slot(base.promo),
+        qr=box(base.qr),
+        promo_band=box(base.promo_band) if base.promo_band is not None else None,
+        qr_min_scale=base.qr_min_scale,
+    )
 
 
 # --- results and errors ---------------------------------------------------------------------
@@ -225,6 +192,15 @@ class PriceDoesNotFit(RenderError):
         )
         self.field_name = field_name
         self.text = text
+
+
+class UnrenderableText(RenderError):
+    """A text has characters no installed font can draw; drawing it would show boxes."""
+
+    def __init__(self, missing: dict[str, list[str]]) -> None:
+        where = "; ".join(f"{name}: {' '.join(chars)}" for name, chars in missing.items())
+        super().__init__(f"no installed font can draw {where}")
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -253,8 +229,6 @@ class RenderResult:
     """Fields shortened with "…" (or a dropped member label): never silent."""
     omitted: tuple[str, ...] = ()
     """Fields not drawn at all (a QR code too dense for the space)."""
-    missing_glyphs: tuple[str, ...] = ()
-    """Characters the font does not have (drawn as boxes)."""
     substitutions: dict[str, str] = field(default_factory=dict)
     """E.g. {"€": "EUR"} when the font has no currency symbol."""
 
@@ -264,7 +238,6 @@ class RenderResult:
             "panel": self.panel.name,
             "truncated": list[JsonValue](self.truncated),
             "omitted": list[JsonValue](self.omitted),
-            "missing_glyphs": list[JsonValue](self.missing_glyphs),
             "substitutions": dict[str, JsonValue](self.substitutions),
         }
 
@@ -272,22 +245,17 @@ class RenderResult:
 # --- text fitting ---------------------------------------------------------------------------
 
 
-def _line_height(font: AnyFont) -> int:
-    if isinstance(font, ImageFont.FreeTypeFont):
-        ascent, descent = font.getmetrics()
-        return int(ascent + descent)
-    return int(font.getbbox("Ag")[3])
+def _line_height(font: FontChain, lines: list[str] | None = None) -> int:
+    return max(font.line_height(line) for line in lines) if lines else font.line_height()
 
 
-def _width(font: AnyFont, text: str) -> float:
-    if not text:
-        return 0.0
-    left, _, right, _ = font.getbbox(text, anchor="la")
-    return max(float(font.getlength(text)), float(right)) - min(0.0, float(left))
+def _width(font: FontChain, text: str) -> float:
+    return font.width(text)
 
 
-def _wrap(font: AnyFont, text: str, width: int) -> list[str]:
-    """Greedy word wrap; a word wider than the line is broken between characters."""
+def _wrap(font: FontChain, text: str, width: int) -> list[str]:
+    """Greedy word wrap; a word wider than the line (or Chinese, which has no spaces) is broken
+    between characters."""
     lines: list[str] = []
     current = ""
     for whole_word in text.split():
@@ -310,7 +278,7 @@ def _wrap(font: AnyFont, text: str, width: int) -> list[str]:
     return lines
 
 
-def _longest_prefix(font: AnyFont, text: str, width: int, suffix: str) -> int:
+def _longest_prefix(font: FontChain, text: str, width: int, suffix: str) -> int:
     """Largest k such that text[:k] (right-stripped) + suffix fits in width; 0 if none."""
     lo, hi = 0, len(text)
     while lo < hi:
@@ -325,15 +293,15 @@ def _longest_prefix(font: AnyFont, text: str, width: int, suffix: str) -> int:
 @dataclass(frozen=True)
 class _Fitted:
     lines: list[str]
-    font: AnyFont
+    font: FontChain
     size: int
     truncated: bool
 
 
-def _fits(font: AnyFont, lines: list[str], slot: TextSlot) -> bool:
+def _fits(font: FontChain, lines: list[str], slot: TextSlot) -> bool:
     if len(lines) > slot.max_lines:
         return False
-    if len(lines) * _line_height(font) > slot.box.h:
+    if len(lines) * _line_height(font, lines) > slot.box.h:
         return False
     return all(_width(font, line) <= slot.box.w for line in lines)
 
@@ -350,7 +318,7 @@ def _fit(
     font = fonts.font(slot.min_size, bold=slot.bold)
     if not may_truncate:
         raise PriceDoesNotFit(field_name, text, slot.min_size, slot.box.w)
-    max_lines = max(1, min(slot.max_lines, slot.box.h // max(1, _line_height(font))))
+    max_lines = max(1, min(slot.max_lines, slot.box.h // max(1, _line_height(font, [text]))))
     lines = _wrap(font, text, slot.box.w) if max_lines > 1 else [text]
     kept = lines[: max_lines - 1]
     rest = " ".join(lines[max_lines - 1 :]) if max_lines > 1 else text
@@ -369,7 +337,11 @@ class _Canvas:
         self.image = Image.new("P", panel.size, WHITE)
         self.image.putpalette([c for rgb in PALETTE_RGB for c in rgb])
         self.draw = ImageDraw.Draw(self.image)
-        self.accent = RED if colors == "bwr" else BLACK
+        self.accent = RED if "r" in colors[2:] else BLACK
+        """Promo and member prices: red where the panel has it (yellow text is unreadable)."""
+        self.band = YELLOW if "y" in colors[2:] else self.accent
+        self.band_text = BLACK if self.band == YELLOW else WHITE
+        """The promo band: yellow with black text where the panel has yellow."""
 
     def text(
         self,
@@ -381,7 +353,7 @@ class _Canvas:
         valign: Literal["top", "middle"] = "top",
         bold: bool = False,
     ) -> FieldRender:
-        line_h = _line_height(fitted.font)
+        line_h = _line_height(fitted.font, fitted.lines)
         total_h = line_h * len(fitted.lines)
         y = box.y if valign == "top" else box.y + max(0, (box.h - total_h) // 2)
         origin: tuple[int, int] | None = None
@@ -395,14 +367,13 @@ class _Canvas:
             else:
                 x = box.x + int((box.w - w) // 2)
             if line:  # glyphs with a negative left bearing (€) would poke out of the box
-                x += max(0, -int(fitted.font.getbbox(line, anchor="la")[0]))
+                x += max(0, -fitted.font.left_bearing(line))
             pos = (x, y + i * line_h)
             if origin is None:
                 origin = pos
             if not line:
                 continue
-            self.draw.text(pos, line, font=fitted.font, fill=color, anchor="la")
-            lb = self.draw.textbbox(pos, line, font=fitted.font, anchor="la")
+            lb = fitted.font.draw(self.draw, pos, line, color)
             left, top = min(left, int(lb[0])), min(top, int(lb[1]))
             right, bottom = max(right, int(lb[2])), max(bottom, int(lb[3]))
         if right < left:  # nothing drawn
@@ -466,9 +437,10 @@ def render_label(
     colors: Colors = "bwr",
     layout: Layout | None = None,
 ) -> RenderResult:
-    """Draw ``content`` for ``panel``; raise :class:`PriceDoesNotFit` rather than cut money."""
+    """Draw ``content`` for ``panel``; raise :class:`PriceDoesNotFit` rather than cut money and
+    :class:`UnrenderableText` rather than draw boxes."""
     spec = PANELS[panel] if isinstance(panel, str) else panel
-    layout = layout or LAYOUTS[spec.name]
+    layout = layout or layout_for(spec)
     fonts = fonts or font_default()
     with _RENDER_LOCK:
         renderer = _Renderer(
@@ -495,7 +467,17 @@ class _Renderer:
 
     def run(self) -> RenderResult:
         c = self.content
-        self.symbol = currency_symbol(c.currency)
+        missing = self._missing_glyphs()
+        if missing:
+            log.warning(
+                "label text has characters no installed font can draw",
+                extra={
+                    "fields": list(missing),
+                    "characters": sorted({ch for chars in missing.values() for ch in chars}),
+                },
+            )
+            raise UnrenderableText(missing)
+        self.symbol = currency_symbol(c.currency, self.fmt.locale)
         missing_symbol = self.fonts.missing_glyphs(self.symbol, bold=True)
         if missing_symbol or self.fonts.missing_glyphs(self.symbol):
             self.substitutions[self.symbol] = c.currency
@@ -523,7 +505,6 @@ class _Renderer:
             fields=self.fields,
             truncated=tuple(self.truncated),
             omitted=tuple(self.omitted),
-            missing_glyphs=self._missing_glyphs(),
             substitutions=self.substitutions,
         )
 
@@ -582,25 +563,28 @@ class _Renderer:
         band, slot = self.layout.promo_band, self.layout.promo
         if band is not None:
             self.canvas.draw.rectangle(
-                (band.x, band.y, band.right - 1, band.bottom - 1), fill=self.canvas.accent
+                (band.x, band.y, band.right - 1, band.bottom - 1), fill=self.canvas.band
             )
         fitted = _fit(text, slot, self.fonts, field_name="promo_text", may_truncate=True)
-        color = WHITE if band is not None else self.canvas.accent
+        color = self.canvas.band_text if band is not None else self.canvas.accent
         self.fields["promo_text"] = self.canvas.text(
             fitted, slot.box, color, align="center", valign="middle"
         )
         if fitted.truncated:
             self.truncated.append("promo_text")
 
-    def _missing_glyphs(self) -> tuple[str, ...]:
+    def _missing_glyphs(self) -> dict[str, list[str]]:
+        """Per text field, the characters no font of the set can draw."""
         c, fonts = self.content, self.fonts
-        missing = [
-            *fonts.missing_glyphs(c.name, bold=self.layout.name.bold),
-            *fonts.missing_glyphs(c.promo_text or ""),
-            *fonts.missing_glyphs(c.member_label if c.member_price is not None else "", bold=True),
-            *fonts.missing_glyphs(c.unit_price.unit if c.unit_price is not None else ""),
-        ]
-        return tuple(dict.fromkeys(missing))
+        texts = {
+            "name": fonts.missing_glyphs(c.name, bold=self.layout.name.bold),
+            "promo_text": fonts.missing_glyphs(c.promo_text or ""),
+            "member_label": fonts.missing_glyphs(
+                c.member_label if c.member_price is not None else "", bold=True
+            ),
+            "unit": fonts.missing_glyphs(c.unit_price.unit if c.unit_price is not None else ""),
+        }
+        return {name: chars for name, chars in texts.items() if chars}
 
 
 # --- encodings ------------------------------------------------------------------------------
@@ -633,7 +617,7 @@ def to_jpeg(image: Image.Image, quality: int = 95) -> bytes:
 
 
 def palette_bytes(image: Image.Image) -> bytes:
-    """One palette index (0 white, 1 black, 2 red) per pixel, row-major."""
+    """One palette index (0 white, 1 black, 2 red, 3 yellow) per pixel, row-major."""
     if image.mode != "P":
         raise ValueError("expected a palette image from render_label")
     return image.tobytes()
@@ -647,6 +631,7 @@ __all__ = [
     "PANELS",
     "RED",
     "WHITE",
+    "YELLOW",
     "Box",
     "FieldRender",
     "FontSet",
@@ -656,8 +641,10 @@ __all__ = [
     "RenderError",
     "RenderResult",
     "TextSlot",
+    "UnrenderableText",
     "font_default",
     "from_png",
+    "layout_for",
     "palette_bytes",
     "palette_indices",
     "render_label",

@@ -2,8 +2,12 @@
 
 A *sync* is one pass that pushed labels (a price list, a sale starting or ending, a binding).
 Each pushed label starts ``pending`` and moves on with the driver's ``esl`` push events:
-``ok`` -> updated; ``retry`` -> failed for now (the driver keeps retrying); ``failed`` -> failed
-for good; ``superseded`` -> newer content replaced it before delivery. A label that
+``delivered`` -> updated (only a label proven to show it counts as in sync; an OEPL upload the
+tag has not taken yet is not); ``queued_at_ap`` -> the AP holds it for a tag that has not checked
+in (usually asleep; listed as failed with reason ``queued_at_ap`` and ``retrying``, and a later
+``delivered`` still makes it updated); ``retry`` -> failed for now
+(the driver keeps retrying); ``failed`` -> failed for good; ``superseded`` -> newer content
+replaced it before delivery. A label that
 ``label.show`` refused outright is failed at once (``unavailable``: the gateway pushes it again
 when the device is back).
 
@@ -22,10 +26,11 @@ from pydantic import JsonValue
 
 from drivers.base import JsonObject
 
-State = Literal["pending", "updated", "retrying", "failed", "superseded"]
+State = Literal["pending", "updated", "retrying", "queued_at_ap", "failed", "superseded"]
 _RANK: dict[State, int] = {
     "pending": 0,
     "retrying": 1,
+    "queued_at_ap": 1,
     "updated": 2,
     "failed": 2,
     "superseded": 2,
@@ -49,11 +54,11 @@ class LabelOutcome:
             out["push_id"] = self.push_id
         if self.attempts:
             out["attempts"] = self.attempts
-        if self.state in ("retrying", "failed"):
+        if self.state in ("retrying", "queued_at_ap", "failed"):
             error = self.error or {}
-            out["reason"] = error.get("reason", "unknown")
+            out["reason"] = error.get("reason", self.state if self.state != "failed" else "unknown")
             out["message"] = error.get("message", "")
-            out["retrying"] = self.state == "retrying" or self.will_retry
+            out["retrying"] = self.state != "failed" or self.will_retry
         return out
 
 
@@ -116,7 +121,7 @@ class Sync:
             "sync_id": self.sync_id,
             "reason": self.reason,
             "updated": of("updated"),
-            "failed": of("retrying", "failed"),
+            "failed": of("retrying", "queued_at_ap", "failed"),
             "pending": of("pending"),
             "superseded": of("superseded"),
             "unchanged": self.unchanged,

@@ -77,7 +77,10 @@ EARLY_OUTCOMES = 1000
 label.show's answer has been recorded, and other senders' pushes are not ours at all."""
 
 _ESL_STATES: dict[str, tuple[State, PushStatus]] = {
-    "ok": ("updated", "ok"),
+    # Only a label proven to show its push is in sync: an OEPL "uploaded" is not counted, and
+    # "queued_at_ap" (the tag has not taken it yet) may still become "delivered".
+    "delivered": ("updated", "ok"),
+    "queued_at_ap": ("queued_at_ap", "queued_at_ap"),
     "retry": ("retrying", "retry"),
     "failed": ("failed", "failed"),
     "superseded": ("superseded", "superseded"),

@@ -29,7 +29,11 @@ from gateway.datafiles import prepare_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 
-PushStatus = Literal["queued", "ok", "retry", "failed", "superseded", "refused", "unavailable"]
+PushStatus = Literal[
+    "queued", "ok", "retry", "queued_at_ap", "failed", "superseded", "refused", "unavailable"
+]
+"""``ok``: the label showed it (the driver's ``delivered``); ``queued_at_ap``: the AP holds it
+for a tag that has not checked in."""
 TERMINAL: frozenset[str] = frozenset({"ok", "failed", "superseded", "refused", "unavailable"})
 """Push states that a late ``retry`` report must not overwrite."""
 
