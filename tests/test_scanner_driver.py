@@ -103,6 +103,20 @@ async def test_terminators_even_when_split_across_writes(
         assert h.of("error") == []
 
 
+async def test_the_default_config_reads_a_crlf_scanner(scanner: PtyScanner, tmp_path: Path) -> None:
+    """Issue #10.7: CR+LF (a common factory suffix) needs no terminator setting."""
+    cfg = config(scanner.path)
+    assert cfg.terminator == "auto"
+    async with running(cfg, tmp_path) as h:
+        for code in ["4006381333931", "COUPON-10", "5901234123457"]:
+            scanner.type(code, terminator=b"\r\n")
+        scanner.type("LONE-LF", terminator=b"\n")
+        scanner.type("LONE-CR", terminator=b"\r")
+        await wait_for(lambda: len(h.readings) >= 5, message="five scans")
+        assert h.codes() == ["4006381333931", "COUPON-10", "5901234123457", "LONE-LF", "LONE-CR"]
+        assert h.of("error") == []
+
+
 async def test_garbage_is_an_error_event_and_the_next_code_still_arrives(
     scanner: PtyScanner, tmp_path: Path
 ) -> None:

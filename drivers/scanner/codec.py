@@ -9,13 +9,15 @@ Two stages, each tested with byte scripts:
 
 Terminators (``ScannerConfig.terminator``):
 
+* ``auto`` (the default): CR+LF, a lone CR and a lone LF each end a line, like Python's
+  universal newlines; an LF right after a CR belongs to that CR (even across chunks), so CRLF
+  never yields an extra empty line or a ``control_bytes`` error. Scanners ship with CR, LF or
+  CR+LF suffixes (CR+LF is a common factory default), so the default config reads them all.
+* ``CRLF``: the same rules as ``auto`` (a scanner that drops or changes a byte of its suffix
+  still gets every code through instead of merging codes into one rejected line).
 * ``CR`` / ``LF``: strict. Only that byte ends a line; the other one inside a line is a control
   byte, so the line is rejected with ``control_bytes`` (a scanner set up for a different suffix
   shows up as error events, not as silently merged codes).
-* ``CRLF``: tolerant, like Python's universal newlines. CRLF, a lone CR and a lone LF each end a
-  line; an LF right after a CR belongs to that CR (even across chunks), so CRLF never yields an
-  extra empty line. A scanner that drops or changes a byte of its suffix still gets every code
-  through instead of merging codes into one rejected line.
 
 Empty lines are not scans and are skipped (a scanner's bare "Enter" or a doubled terminator).
 
@@ -61,8 +63,9 @@ from drivers.base import JsonObject
 
 log = logging.getLogger(__name__)
 
-Terminator = Literal["CR", "LF", "CRLF"]
-Reason = Literal["invalid_utf8", "control_bytes", "line_too_long"]
+Terminator = Literal["auto", "CR", "LF", "CRLF"]
+Reason = Literal["invalid_utf8", "control_bytes", "line_too_long", "unmapped_key", "events_dropped"]
+"""The last two come from HID scanners only (:mod:`drivers.hid_scanner.codec`)."""
 
 PREVIEW_BYTES = 32
 """At most this many bytes of a bad line are shown (as hex) in its error event."""
@@ -74,7 +77,9 @@ _TERMINATOR_RE: dict[Terminator, re.Pattern[bytes]] = {
     "CR": re.compile(rb"\r"),
     "LF": re.compile(rb"\n"),
     "CRLF": re.compile(rb"\r\n|\r|\n"),
+    "auto": re.compile(rb"\r\n|\r|\n"),
 }
+_TOLERANT: frozenset[Terminator] = frozenset({"auto", "CRLF"})
 
 # C0 controls and DEL, except GS (FNC1). The terminator never reaches decode().
 _CONTROL_RE = re.compile(rb"[\x00-\x1c\x1e\x1f\x7f]")
@@ -129,7 +134,7 @@ class LineFramer:
     ``max_line_bytes``.
     """
 
-    def __init__(self, terminator: Terminator = "CR", max_line_bytes: int = 4096) -> None:
+    def __init__(self, terminator: Terminator = "auto", max_line_bytes: int = 4096) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self.terminator: Terminator = terminator
@@ -137,7 +142,7 @@ class LineFramer:
         self._pattern = _TERMINATOR_RE[terminator]
         self._buf = bytearray()
         self._discarding = False
-        self._skip_lf = False  # CRLF mode: the last byte seen was a CR that ended a line
+        self._skip_lf = False  # auto/CRLF: the last byte seen was a CR that ended a line
 
     @property
     def pending(self) -> int:
@@ -161,10 +166,20 @@ class LineFramer:
                 out.append(bytes(self._buf))
             self._buf.clear()
             pos = match.end()
-            if match.group() == b"\r" and self.terminator == "CRLF" and pos == len(chunk):
+            if match.group() == b"\r" and self.terminator in _TOLERANT and pos == len(chunk):
                 self._skip_lf = True
         self._take(chunk[pos:], out)
         return out
+
+    def flush(self) -> bytes | None:
+        """End the unfinished line now (a HID scanner's gap timeout); None if there is none.
+
+        A line being discarded past the limit was reported already and yields nothing.
+        """
+        line = bytes(self._buf) if self._buf and not self._discarding else None
+        self._buf.clear()
+        self._discarding = False
+        return line
 
     def _take(self, part: bytes, out: list[bytes | BadFrame]) -> None:
         """Add bytes of the current line, switching to discard mode past the limit."""
