@@ -64,6 +64,9 @@ from drivers.base import JsonObject
 log = logging.getLogger(__name__)
 
 Terminator = Literal["auto", "CR", "LF", "CRLF"]
+LineEnd = Terminator | Literal["TAB", "any", "none"]
+"""What ends a line in :class:`LineFramer`: a serial terminator, or for HID scanners (whose
+Enter types CR) Tab, either (``any``), or nothing but the gap timeout (``none``)."""
 Reason = Literal["invalid_utf8", "control_bytes", "line_too_long", "unmapped_key", "events_dropped"]
 """The last two come from HID scanners only (:mod:`drivers.hid_scanner.codec`)."""
 
@@ -73,13 +76,16 @@ PREVIEW_BYTES = 32
 GS = 0x1D
 """Group separator: how scanners transmit FNC1 inside GS1 codes; allowed in a code."""
 
-_TERMINATOR_RE: dict[Terminator, re.Pattern[bytes]] = {
+_TERMINATOR_RE: dict[LineEnd, re.Pattern[bytes]] = {
     "CR": re.compile(rb"\r"),
     "LF": re.compile(rb"\n"),
     "CRLF": re.compile(rb"\r\n|\r|\n"),
     "auto": re.compile(rb"\r\n|\r|\n"),
+    "TAB": re.compile(rb"\t"),
+    "any": re.compile(rb"\r\n|\r|\n|\t"),
+    "none": re.compile(rb"(?!)"),  # never matches: only flush() ends a line
 }
-_TOLERANT: frozenset[Terminator] = frozenset({"auto", "CRLF"})
+_TOLERANT: frozenset[LineEnd] = frozenset({"auto", "CRLF", "any"})
 
 # C0 controls and DEL, except GS (FNC1). The terminator never reaches decode().
 _CONTROL_RE = re.compile(rb"[\x00-\x1c\x1e\x1f\x7f]")
@@ -134,10 +140,10 @@ class LineFramer:
     ``max_line_bytes``.
     """
 
-    def __init__(self, terminator: Terminator = "auto", max_line_bytes: int = 4096) -> None:
+    def __init__(self, terminator: LineEnd = "auto", max_line_bytes: int = 4096) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
-        self.terminator: Terminator = terminator
+        self.terminator: LineEnd = terminator
         self.max_line_bytes = max_line_bytes
         self._pattern = _TERMINATOR_RE[terminator]
         self._buf = bytearray()
@@ -413,6 +419,7 @@ __all__ = [
     "GTIN_AIMS",
     "PREVIEW_BYTES",
     "BadFrame",
+    "LineEnd",
     "LineFramer",
     "Reason",
     "Scan",
