@@ -208,7 +208,9 @@ class FifoScanner:
         self.typed = 0
 
     def plug(self, timeout: float = 5.0) -> None:
-        """Open the writing end once a reader (the gateway) has the FIFO open."""
+        """(Re)create the node and open its writing end once a reader has it open."""
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(self.path, 0o600)
         deadline = time.monotonic() + timeout
         while self._fd is None:
             try:
@@ -237,14 +239,16 @@ class FifoScanner:
         self.typed += 1
 
     def unplug(self) -> None:
+        """The reader sees end of stream, and the node is gone (like a by-id link) until
+        :meth:`plug`."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
     def close(self) -> None:
         self.unplug()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
         with contextlib.suppress(OSError):
             os.rmdir(self._dir)
 

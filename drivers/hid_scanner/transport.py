@@ -165,10 +165,12 @@ class EventSource:
             raise DeviceUnavailable(self.device_id, "device_lost", f"{self.path} is closed")
         loop = asyncio.get_running_loop()
         while True:
+            # Wait first: a FIFO that no writer has opened yet reads as end of stream, but
+            # polls as not ready (Linux), so waiting tells "not plugged yet" from "unplugged".
+            await _readable(loop, fd)
             try:
                 data = os.read(fd, READ_SIZE)
             except BlockingIOError:
-                await _readable(loop, fd)
                 continue
             except OSError as exc:  # ENODEV once unplugged
                 raise DeviceUnavailable(
