@@ -24,17 +24,16 @@ import errno
 import logging
 import os
 import stat
-from pathlib import Path
 from typing import Any
 
 from drivers.base import DeviceUnavailable, JsonObject
 from drivers.hid_scanner.config import HidScannerConfig
+from drivers.hid_scanner.discovery import find_by_usb_id
 from drivers.hid_scanner.events import RECORD
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = RECORD.size * 64  # what python-evdev's device_read_many asks for
-INPUT_DIR = Path("/dev/input")
 
 
 def _fail(device_id: str, path: str, exc: OSError) -> DeviceUnavailable:
@@ -49,32 +48,6 @@ def _fail(device_id: str, path: str, exc: OSError) -> DeviceUnavailable:
     if exc.errno in (errno.ENOTTY, errno.EINVAL):
         return DeviceUnavailable(device_id, "not_input_device", f"{path} is not an input device")
     return DeviceUnavailable(device_id, "device_unavailable", f"{path}: {exc.strerror or exc}")
-
-
-def keyboard_like(device: Any) -> bool:
-    """Types digits and Enter: what a scanner in keyboard mode (or a keyboard) reports."""
-    from evdev import ecodes
-
-    keys = set(device.capabilities().get(ecodes.EV_KEY, []))
-    return {ecodes.KEY_ENTER, ecodes.KEY_1, ecodes.KEY_0} <= keys
-
-
-def find_by_usb_id(vendor: int, product: int, input_dir: Path = INPUT_DIR) -> str | None:
-    """The first keyboard-like ``eventN`` of that USB device (scanners often add a second,
-    consumer-control node); None when it is not attached."""
-    import evdev
-
-    for path in sorted(evdev.list_devices(str(input_dir))):
-        with contextlib.suppress(OSError):
-            device = evdev.InputDevice(path)
-            try:
-                if (device.info.vendor, device.info.product) == (vendor, product) and (
-                    keyboard_like(device)
-                ):
-                    return str(path)
-            finally:
-                device.close()
-    return None
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
