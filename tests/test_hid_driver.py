@@ -20,8 +20,13 @@ from drivers.hid_scanner.driver import HidScannerDriver
 from drivers.hid_scanner.transport import EventSource
 from drivers.scanner.codec import decode
 from gateway.config import ConfigError, parse_config
+from gateway.daemon import Gateway
 from gateway.supervisor import DeviceSupervisor
+from simulators.broker import MosquittoBroker
 from simulators.hid_scanner import FifoScanner
+from simulators.scanner import PtyScanner
+from tests.conftest import Observer, make_config
+from tests.test_bridge import running as running_gateway
 from tests.test_scanner_driver import Harness, running_driver
 from tests.waiting import wait_for
 
@@ -300,3 +305,28 @@ async def test_sim_command_types_into_a_fifo_the_driver_reads(tmp_path: Path) ->
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_daemon_publishes_hid_and_serial_scans_alike(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path, fifo: FifoScanner
+) -> None:
+    """Through the real daemon and Mosquitto: a HID scanner and a serial one (pty) scan the
+    same GS1 code; the cloud gets the same ``scan`` data from both."""
+    with PtyScanner() as pty:
+        devices = [
+            {"id": "serial-1", "kind": "scanner", "port": pty.path, "aim_prefix": True},
+            {"id": "hid-1", "kind": "hid-scanner", "device": fifo.path, "aim_prefix": True},
+        ]
+        gw = Gateway(make_config(broker.url, tmp_path / "data", devices))
+        async with running_gateway(gw):
+            await wait_for(
+                lambda: all(s.health.state == "available" for s in gw.devices.values()),
+                message="both scanners available",
+            )
+            await asyncio.to_thread(fifo.plug)
+            pty.type("]C1" + GS1, terminator=b"\r\n")
+            fifo.type("]C1" + GS1)
+            await wait_for(lambda: len(observer.events("scan")) == 2, timeout=10, message="scans")
+    by_device = {e["device_id"]: e["data"] for e in observer.events("scan")}
+    assert by_device["hid-1"] == by_device["serial-1"]
+    assert by_device["hid-1"]["gs1"]["gtin"] == "09506000134352"
