@@ -193,6 +193,10 @@ def test_alt_keypad_codes() -> None:
     assert typed("us", *alt("2", "9")) == "\x1d"
     assert typed("de", *alt("0", "2", "2", "8")) == "ä"  # Windows-1252 228
     assert typed("us", *alt("1", "3", "2")) == "ä"  # code page 437 132
+    assert typed("us", *alt("0", "3", "2", "1")) == "A"  # 321 % 256 = 65, as Windows takes it
+    # 5000 digits: no crash, no unbounded state; 10**8 is a multiple of 256, so the last eight
+    # digits decide: 99999999 % 256 = 255, code page 437's 0xFF is a no-break space.
+    assert typed("us", *alt(*"9" * 5000)) == "\u00a0"
 
 
 def test_fnc1_substitute() -> None:

@@ -59,13 +59,16 @@ class KeyDecoder:
         """Names of unmapped keys typed since the caller last took them (at most 16)."""
         self._held: set[int] = set()
         self._dead = ""
-        self._alt_digits = ""
+        self._alt_value: int | None = None
+        """The Alt+keypad code so far, mod 256 as Windows takes it (bounded however long)."""
+        self._alt_ansi = False
+        """It began with 0: Windows-1252 rather than code page 437."""
 
     def reset(self) -> None:
         """Forget held keys and half-typed sequences (after the kernel dropped events)."""
         self._held.clear()
         self._dead = ""
-        self._alt_digits = ""
+        self._alt_value = None
 
     # --- modifiers ---------------------------------------------------------------------------
 
@@ -118,14 +121,13 @@ class KeyDecoder:
         elif value == KEY_RELEASE:
             was_alt = self._alt
             self._held.discard(code)
-            if was_alt and not self._alt and self._alt_digits:
+            if was_alt and not self._alt and self._alt_value is not None:
                 return self._alt_code()
         return ""
 
     def _alt_code(self) -> str:
-        digits, self._alt_digits = self._alt_digits, ""
-        value = int(digits) % 256
-        encoding = "cp1252" if digits.startswith("0") else "cp437"
+        value, self._alt_value = self._alt_value or 0, None
+        encoding = "cp1252" if self._alt_ansi else "cp437"
         return self._typed(bytes([value]).decode(encoding, errors="replace"))
 
     def _press(self, code: int) -> str:  # noqa: PLR0911 - one return per kind of key
@@ -135,7 +137,10 @@ class KeyDecoder:
             return self._typed("\t")
         if self._alt and not self._altgr:
             if code in KEYPAD_DIGITS and not self._ctrl:
-                self._alt_digits += KEYPAD_DIGITS[code]
+                digit = int(KEYPAD_DIGITS[code])
+                if self._alt_value is None:
+                    self._alt_ansi = digit == 0
+                self._alt_value = ((self._alt_value or 0) * 10 + digit) % 256
                 return ""
             return self._unmapped(code)
         if self._ctrl and not self._altgr:
