@@ -298,3 +298,16 @@ def test_garbage_never_raises(data: bytes, layout: LayoutName) -> None:
     f = framer(layout, aim_prefix=True)
     for result in [*f.feed(data), *f.flush()]:
         assert isinstance(result, Scan | BadFrame)
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("fnc1", ["ctrl", "alt"])
+def test_every_printable_ascii_character_and_gs_round_trip(layout: LayoutName, fnc1: str) -> None:
+    """What a scanner types for any code (the simulator's strokes) reads back exactly."""
+    from simulators.hid_scanner import encode
+
+    extra = {"us": "", "de": "äöüÄÖÜß€µ°§é", "fr": "éèçàù€£µ§²âêÄ"}[layout]
+    text = "".join(chr(c) for c in range(0x20, 0x7F)) + "\x1d" + extra
+    [scan] = framer(layout).feed(encode(text, layout, fnc1=fnc1))  # type: ignore[arg-type]
+    assert isinstance(scan, Scan)
+    assert scan.code == text
