@@ -260,6 +260,16 @@ def test_config_accepts_a_by_id_path_or_usb_id_and_locates_mistakes() -> None:
         )
     paths = sorted(p.path for p in info.value.problems)
     assert paths == ["devices[0].device", "devices[0].layout"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {
+                **base,
+                "devices": [
+                    {"id": "h", "kind": "hid-scanner", "device": "/dev/x", "fnc1_substitute": "\t"}
+                ],
+            }
+        )
+    assert [p.path for p in info.value.problems] == ["devices[0].fnc1_substitute"]
 
 
 def test_registry_serves_the_hid_driver() -> None:

@@ -24,8 +24,9 @@ class HidScannerConfig(DeviceConfig):
     terminator: HidTerminator = "enter"
     """The suffix key that ends a code; ``none``: only the gap ends codes."""
     gap_timeout_ms: float = Field(default=100.0, ge=5, le=10_000)
-    """A code also ends when no key comes for this long (scanners type a report every
-    1-10 ms); what was typed so far is decoded as a code."""
+    """A code also ends when no key comes for this long (USB scanners type a report every
+    1-10 ms; raise it for Bluetooth HID scanners that stall mid-code); what was typed so far
+    is decoded as a code."""
     aim_prefix: bool = False
     """The scanner sends an AIM symbology identifier (``]C1`` ...) before each code."""
     fnc1_substitute: str | None = Field(default=None, min_length=1, max_length=1)
@@ -42,6 +43,13 @@ class HidScannerConfig(DeviceConfig):
             "device must be an absolute path (/dev/input/by-id/...-event-kbd) or a USB "
             "vendor:product id such as 05e0:1200"
         )
+
+    @field_validator("fnc1_substitute")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and (not value.isprintable() or value.isspace()):
+            raise ValueError("fnc1_substitute must be a printable character (Enter/Tab end codes)")
+        return value
 
     def usb_id(self) -> tuple[int, int] | None:
         """(vendor, product) when ``device`` is a USB id, else None."""
