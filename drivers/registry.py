@@ -12,6 +12,7 @@ from drivers.base import Driver
 
 _BUILTIN: dict[str, str] = {
     "scanner": "drivers.scanner.driver:ScannerDriver",
+    "hid-scanner": "drivers.hid_scanner.driver:HidScannerDriver",
     "smartcard": "drivers.smartcard.driver:SmartcardDriver",
     "nfc": "drivers.nfc.driver:NfcDriver",
     "label": "drivers.label.driver:LabelDriver",

@@ -177,6 +177,7 @@ def token_list(config: ConfigOpt) -> None:
 # (nfcpy, pyscard, bleak) inside the function so `storegw --help` stays fast.
 _SIMULATORS: dict[str, tuple[str, str]] = {
     "scanner": ("simulators.scanner", "A serial barcode scanner on a pseudo-terminal."),
+    "hid-scanner": ("simulators.hid_scanner", "A USB HID (keyboard) scanner's events in a FIFO."),
     "card": ("simulators.card", "A member smart card for vsmartcard-vpcd in pcscd."),
     "nfc": ("simulators.nfc", "NFC tags over nfcpy's udp device."),
     "oepl": ("simulators.oepl", "An OpenEPaperLink access point with virtual labels."),

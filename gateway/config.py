@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from drivers.hid_scanner.config import HidScannerConfig
 from drivers.label.config import LabelConfig
 from drivers.nfc.config import NfcConfig
 from drivers.scanner.config import ScannerConfig
@@ -28,7 +29,8 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ENV_PREFIX = "STOREGW_"
 
 DeviceConfigUnion = Annotated[
-    ScannerConfig | SmartcardConfig | NfcConfig | LabelConfig, Field(discriminator="kind")
+    ScannerConfig | HidScannerConfig | SmartcardConfig | NfcConfig | LabelConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -297,7 +299,7 @@ def _loc_to_path(loc: tuple[int | str, ...], kinds: frozenset[str]) -> str:
     return path
 
 
-_KINDS = frozenset({"scanner", "smartcard", "nfc", "label"})
+_KINDS = frozenset({"scanner", "hid-scanner", "smartcard", "nfc", "label"})
 
 
 def _problems(exc: ValidationError) -> list[ConfigProblem]:

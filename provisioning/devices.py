@@ -1,6 +1,6 @@
 """``storegw provision devices scan|add|remove|list|test``: what is attached, and wiring it up.
 
-``scan`` looks everywhere at once (serial ports, PC/SC, nfcpy, BLE, OpenEPaperLink APs); a
+``scan`` looks everywhere at once (serial ports, input devices, PC/SC, nfcpy, BLE, OEPL APs); a
 missing stack is a finding ("pcscd not running", "BLE: unavailable (no BlueZ)"), never a
 crash. ``add``/``remove`` edit ``[[devices]]``: validated through gateway.config first, then
 written atomically with a ``.bak``. ``list`` and ``test`` ask the running daemon over the
@@ -14,6 +14,7 @@ import errno
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KINDS = ("scanner", "smartcard", "nfc", "label")
+KINDS = ("scanner", "hid-scanner", "smartcard", "nfc", "label")
 
 
 # --- scan -------------------------------------------------------------------------------------
@@ -67,6 +68,37 @@ def _serial() -> ProbeResult:
             )
         )
     return ProbeResult("serial", "ok" if found else "none", found)
+
+
+def _input(input_dir: Path | None = None) -> ProbeResult:
+    """USB HID (keyboard-mode) scanners: keyboard-like input nodes with a scanner's vendor or
+    name. Other keyboards are only counted: the till's own keyboard is one."""
+    from drivers.hid_scanner.discovery import INPUT_DIR, keyboards
+
+    root = input_dir or INPUT_DIR
+    if not root.is_dir():
+        return ProbeResult("input", f"none (no {root})")
+    found_keyboards, problems = keyboards(root)
+    found, others = [], 0
+    for kbd in found_keyboards:
+        hint = kbd.scanner_hint()
+        if hint is None:
+            others += 1
+            continue
+        where = kbd.stable or kbd.path
+        found.append(
+            Finding(
+                "hid-scanner",
+                where,
+                f"{kbd.usb_id} {kbd.name} (scanner by {hint})",
+                f"devices add hid-scanner-N --kind hid-scanner --device {where}",
+            )
+        )
+    notes = [f"{others} other keyboard(s) not listed"] if others else []
+    if problems:
+        notes.append(f"cannot open {len(problems)} node(s): {problems[0]}")
+    status = "ok" if found else "none"
+    return ProbeResult("input", f"{status} ({'; '.join(notes)})" if notes else status, found)
 
 
 def _pcsc() -> ProbeResult:
@@ -186,6 +218,7 @@ async def run_scan(
 
     serial = await step("serial ports", lambda: asyncio.to_thread(_serial))
     probes: list[Awaitable[ProbeResult]] = [
+        step("HID scanners", lambda: asyncio.to_thread(_input)),
         step("PC/SC readers", lambda: asyncio.to_thread(_pcsc)),
         step(
             "NFC readers",
@@ -216,8 +249,8 @@ def scan(
     ] = 4.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find attached devices: serial ports (USB VID:PID), PC/SC and NFC readers, BLE labels,
-    OpenEPaperLink APs; with the `devices add` line for each.
+    """Find attached devices: serial ports (USB VID:PID), USB HID (keyboard-mode) scanners,
+    PC/SC and NFC readers, BLE labels, OpenEPaperLink APs; with the `devices add` line for each.
 
     Example: storegw provision devices scan --oepl-host 192.168.1.50
     """
@@ -238,7 +271,14 @@ def scan(
     if as_json:
         _ui.print_json([asdict(r) for r in results])
         return
-    labels = {"ble": "BLE", "pcsc": "PC/SC", "nfc": "NFC", "serial": "serial", "oepl": "OEPL"}
+    labels = {
+        "ble": "BLE",
+        "pcsc": "PC/SC",
+        "nfc": "NFC",
+        "serial": "serial",
+        "oepl": "OEPL",
+        "input": "HID scanners",
+    }
     for r in results:
         style = "green" if r.status == "ok" else "yellow"
         _ui.say(f"{labels.get(r.name, r.name)}: {r.status}", style)
@@ -274,7 +314,12 @@ def add(
     port: Annotated[str | None, typer.Option(help="scanner: serial port or URL.")] = None,
     reader: Annotated[str | None, typer.Option(help="smartcard: reader name pattern.")] = None,
     nfc_device: Annotated[
-        str | None, typer.Option("--device", help="nfc: nfcpy path (usb, tty:USB0, udp:...).")
+        str | None,
+        typer.Option(
+            "--device",
+            help="nfc: nfcpy path (usb, tty:USB0, udp:...); hid-scanner: /dev/input/by-id/... "
+            "or VID:PID.",
+        ),
     ] = None,
     url: Annotated[str | None, typer.Option(help="label: the OpenEPaperLink AP URL.")] = None,
     backend: Annotated[str | None, typer.Option(help="label: oepl or ble.")] = None,
@@ -394,6 +439,7 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
 
 _PROMPTS = {
     "scanner": "scan something now",
+    "hid-scanner": "scan something now",
     "smartcard": "insert a card now",
     "nfc": "tap a card or tag now",
     "label": "waiting for the label device to report",

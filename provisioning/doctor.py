@@ -747,8 +747,47 @@ async def _label(device: Any) -> tuple[bool, str]:
     return (True, f"adapter {adapter}") if path.exists() else (False, f"no adapter {adapter}")
 
 
+# --- HID scanners: there, and grabbable (EVIOCGRAB) so codes do not reach the till's window ---
+
+
+async def _hid_scanner(device: Any) -> tuple[bool, str]:
+    """Open and grab the node as the daemon would, then let go. Run as root, this cannot prove
+    the daemon's user may open it, so the node's owner, group and mode are shown too."""
+    from drivers.base import DeviceUnavailable
+    from drivers.hid_scanner.transport import EventSource
+
+    try:
+        source = await EventSource.open(device.id, device)
+    except DeviceUnavailable as exc:
+        return False, exc.message
+    await source.close()
+    info = source.info
+    if info.get("transport") == "fifo":
+        return True, f"{source.path} (a simulator FIFO: nothing to grab)"
+    owner = _owner(source.path)
+    return True, f"{source.path} ({info.get('name')}, {info.get('usb_id')}, {owner}) grabbable"
+
+
+def _owner(path: str) -> str:
+    """``root:input 0660``: who else (the daemon's user) may open the node."""
+    import grp
+    import pwd
+
+    st = os.stat(path)
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return f"{user}:{group} {stat.S_IMODE(st.st_mode):04o}"
+
+
 _PRESENCE: dict[str, Callable[[Any], Awaitable[tuple[bool, str]]]] = {
     "scanner": _scanner,
+    "hid-scanner": _hid_scanner,
     "smartcard": _smartcard,
     "nfc": _nfc,
     "label": _label,

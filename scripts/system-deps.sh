@@ -7,11 +7,12 @@
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 # "build": only what `pip install` needs (pyscard has no Linux wheels and compiles against
-#          libpcsclite's headers), an error when missing;
+#          libpcsclite's headers; evdev builds against the kernel's linux/input.h from
+#          linux-libc-dev), an error when missing;
 # "test":  everything, an error when missing;
 # "demo":  everything, a warning when missing (the demo falls back) except the build packages.
 mode="${1:-test}"
-build_packages=(libpcsclite-dev)
+build_packages=(libpcsclite-dev linux-libc-dev)
 packages=("${build_packages[@]}")
 if [ "$mode" != build ]; then
   packages+=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core

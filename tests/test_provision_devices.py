@@ -78,7 +78,7 @@ async def test_scan_reports_every_stack(tmp_path: Path) -> None:
         result = await invoke(*args, "--oepl-host", host, "--nfc", nfc_path)
     assert result.exit_code == 0, result.output
     probes = {p["name"]: p for p in json.loads(result.stdout)}
-    assert set(probes) == {"serial", "pcsc", "nfc", "ble", "oepl"}
+    assert set(probes) == {"serial", "input", "pcsc", "nfc", "ble", "oepl"}
     assert probes["ble"]["status"] == "unavailable (no BlueZ)"
     assert probes["pcsc"]["status"] in ("pcscd not running", "ok", "none")
     assert [f["where"] for f in probes["nfc"]["found"]] == [nfc_path]

@@ -21,7 +21,7 @@ from drivers.scanner.codec import (
     split_aim,
 )
 
-TERMINATORS: dict[Terminator, bytes] = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
+TERMINATORS: dict[Terminator, bytes] = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "auto": b"\r\n"}
 GTIN = "09506000134352"  # valid check digit (GS1's example GTIN)
 
 
@@ -59,7 +59,7 @@ def rejected(frame: bytes) -> BadFrame:
     stream=st.binary(max_size=300)
     | st.lists(st.sampled_from([b"ab", b"\r", b"\n", b"\r\n", b"x" * 7, b"\x1d"])).map(b"".join),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=30),
-    terminator=st.sampled_from(["CR", "LF", "CRLF"]),
+    terminator=st.sampled_from(["CR", "LF", "CRLF", "auto"]),
     limit=st.integers(min_value=1, max_value=40),
 )
 def test_any_chunking_gives_the_same_frames(
@@ -80,7 +80,7 @@ def test_any_chunking_gives_the_same_frames(
         st.binary(min_size=0, max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b)
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=20),
-    terminator=st.sampled_from(["CR", "LF", "CRLF"]),
+    terminator=st.sampled_from(["CR", "LF", "CRLF", "auto"]),
 )
 def test_frames_come_back_exactly_and_empty_lines_are_skipped(
     codes: list[bytes], cuts: list[int], terminator: Terminator
@@ -118,6 +118,28 @@ def test_crlf_mode_is_tolerant_of_lone_cr_and_lf() -> None:
     assert framer.feed(b"\n") == []  # still part of F's CRLF
     assert framer.feed(b"\n\r\r\n") == []  # blank lines
     assert framer.feed(b"G\n\rH\r\n") == [b"G", b"H"]
+
+
+@pytest.mark.parametrize("suffix", [b"\r", b"\n", b"\r\n"])
+def test_the_default_framer_reads_every_common_suffix(suffix: bytes) -> None:
+    """Issue #10.7: a scanner on its factory CR+LF suffix works with the default config."""
+    framer = LineFramer()
+    assert framer.terminator == "auto"
+    stream = b"".join(code + suffix for code in (b"4006381333931", b"COUPON-10", b"A"))
+    lines = [line for i in range(len(stream)) for line in framer.feed(stream[i : i + 1])]
+    assert lines == [b"4006381333931", b"COUPON-10", b"A"]  # no empty code, no stray LF
+    assert all(isinstance(decode(line), Scan) for line in lines if isinstance(line, bytes))
+
+
+def test_flush_ends_the_pending_line_once() -> None:
+    framer = LineFramer("auto", 8)
+    framer.feed(b"ABC")
+    assert framer.flush() == b"ABC"
+    assert framer.flush() is None
+    assert framer.pending == 0
+    framer.feed(b"0123456789")  # over the limit: reported by feed, so flush yields nothing
+    assert framer.flush() is None
+    assert framer.feed(b"OK\r") == [b"OK"]
 
 
 def test_a_line_of_exactly_the_limit_is_fine() -> None:

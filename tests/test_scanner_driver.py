@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from drivers import registry
-from drivers.base import DeviceUnavailable, Priority, Reading
+from drivers.base import DeviceUnavailable, Driver, Priority, Reading
 from drivers.scanner.config import ScannerConfig
 from drivers.scanner.driver import ScannerDriver
 from simulators.scanner import PtyScanner
@@ -25,9 +25,9 @@ def config(port: str, **kwargs: Any) -> ScannerConfig:
 
 
 class Harness:
-    """A driver that is open and running, with everything it emitted."""
+    """A driver that is open and running, with everything it emitted (any scanner kind)."""
 
-    def __init__(self, driver: ScannerDriver) -> None:
+    def __init__(self, driver: Driver[Any]) -> None:
         self.driver = driver
         self.readings: list[Reading] = []
         self.task: asyncio.Task[None] | None = None
@@ -51,7 +51,13 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running(cfg: ScannerConfig, data_dir: Path) -> AsyncIterator[Harness]:
-    driver = ScannerDriver(cfg, data_dir=data_dir)
+    async with running_driver(ScannerDriver(cfg, data_dir=data_dir)) as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def running_driver(driver: Driver[Any]) -> AsyncIterator[Harness]:
+    """Open ``driver`` and run it in a task until the block ends."""
     harness = Harness(driver)
     async with driver:  # open() has flushed the port's input by now: typing is safe
         harness.task = asyncio.create_task(driver.run(harness.emit))
@@ -100,6 +106,20 @@ async def test_terminators_even_when_split_across_writes(
                 scanner.type(piece, terminator=b"")
         await wait_for(lambda: len(h.readings) >= 3, message="three scans")
         assert h.codes() == ["A1", "B2", "C3"]
+        assert h.of("error") == []
+
+
+async def test_the_default_config_reads_a_crlf_scanner(scanner: PtyScanner, tmp_path: Path) -> None:
+    """Issue #10.7: CR+LF (a common factory suffix) needs no terminator setting."""
+    cfg = config(scanner.path)
+    assert cfg.terminator == "auto"
+    async with running(cfg, tmp_path) as h:
+        for code in ["4006381333931", "COUPON-10", "5901234123457"]:
+            scanner.type(code, terminator=b"\r\n")
+        scanner.type("LONE-LF", terminator=b"\n")
+        scanner.type("LONE-CR", terminator=b"\r")
+        await wait_for(lambda: len(h.readings) >= 5, message="five scans")
+        assert h.codes() == ["4006381333931", "COUPON-10", "5901234123457", "LONE-LF", "LONE-CR"]
         assert h.of("error") == []
 
 

@@ -9,13 +9,15 @@ Two stages, each tested with byte scripts:
 
 Terminators (``ScannerConfig.terminator``):
 
+* ``auto`` (the default): CR+LF, a lone CR and a lone LF each end a line, like Python's
+  universal newlines; an LF right after a CR belongs to that CR (even across chunks), so CRLF
+  never yields an extra empty line or a ``control_bytes`` error. Scanners ship with CR, LF or
+  CR+LF suffixes (CR+LF is a common factory default), so the default config reads them all.
+* ``CRLF``: the same rules as ``auto`` (a scanner that drops or changes a byte of its suffix
+  still gets every code through instead of merging codes into one rejected line).
 * ``CR`` / ``LF``: strict. Only that byte ends a line; the other one inside a line is a control
   byte, so the line is rejected with ``control_bytes`` (a scanner set up for a different suffix
   shows up as error events, not as silently merged codes).
-* ``CRLF``: tolerant, like Python's universal newlines. CRLF, a lone CR and a lone LF each end a
-  line; an LF right after a CR belongs to that CR (even across chunks), so CRLF never yields an
-  extra empty line. A scanner that drops or changes a byte of its suffix still gets every code
-  through instead of merging codes into one rejected line.
 
 Empty lines are not scans and are skipped (a scanner's bare "Enter" or a doubled terminator).
 
@@ -61,8 +63,12 @@ from drivers.base import JsonObject
 
 log = logging.getLogger(__name__)
 
-Terminator = Literal["CR", "LF", "CRLF"]
-Reason = Literal["invalid_utf8", "control_bytes", "line_too_long"]
+Terminator = Literal["auto", "CR", "LF", "CRLF"]
+LineEnd = Terminator | Literal["TAB", "any", "none"]
+"""What ends a line in :class:`LineFramer`: a serial terminator, or for HID scanners (whose
+Enter types CR) Tab, either (``any``), or nothing but the gap timeout (``none``)."""
+Reason = Literal["invalid_utf8", "control_bytes", "line_too_long", "unmapped_key", "events_dropped"]
+"""The last two come from HID scanners only (:mod:`drivers.hid_scanner.codec`)."""
 
 PREVIEW_BYTES = 32
 """At most this many bytes of a bad line are shown (as hex) in its error event."""
@@ -70,11 +76,16 @@ PREVIEW_BYTES = 32
 GS = 0x1D
 """Group separator: how scanners transmit FNC1 inside GS1 codes; allowed in a code."""
 
-_TERMINATOR_RE: dict[Terminator, re.Pattern[bytes]] = {
+_TERMINATOR_RE: dict[LineEnd, re.Pattern[bytes]] = {
     "CR": re.compile(rb"\r"),
     "LF": re.compile(rb"\n"),
     "CRLF": re.compile(rb"\r\n|\r|\n"),
+    "auto": re.compile(rb"\r\n|\r|\n"),
+    "TAB": re.compile(rb"\t"),
+    "any": re.compile(rb"\r\n|\r|\n|\t"),
+    "none": re.compile(rb"(?!)"),  # never matches: only flush() ends a line
 }
+_TOLERANT: frozenset[LineEnd] = frozenset({"auto", "CRLF", "any"})
 
 # C0 controls and DEL, except GS (FNC1). The terminator never reaches decode().
 _CONTROL_RE = re.compile(rb"[\x00-\x1c\x1e\x1f\x7f]")
@@ -129,15 +140,15 @@ class LineFramer:
     ``max_line_bytes``.
     """
 
-    def __init__(self, terminator: Terminator = "CR", max_line_bytes: int = 4096) -> None:
+    def __init__(self, terminator: LineEnd = "auto", max_line_bytes: int = 4096) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
-        self.terminator: Terminator = terminator
+        self.terminator: LineEnd = terminator
         self.max_line_bytes = max_line_bytes
         self._pattern = _TERMINATOR_RE[terminator]
         self._buf = bytearray()
         self._discarding = False
-        self._skip_lf = False  # CRLF mode: the last byte seen was a CR that ended a line
+        self._skip_lf = False  # auto/CRLF: the last byte seen was a CR that ended a line
 
     @property
     def pending(self) -> int:
@@ -161,10 +172,20 @@ class LineFramer:
                 out.append(bytes(self._buf))
             self._buf.clear()
             pos = match.end()
-            if match.group() == b"\r" and self.terminator == "CRLF" and pos == len(chunk):
+            if match.group() == b"\r" and self.terminator in _TOLERANT and pos == len(chunk):
                 self._skip_lf = True
         self._take(chunk[pos:], out)
         return out
+
+    def flush(self) -> bytes | None:
+        """End the unfinished line now (a HID scanner's gap timeout); None if there is none.
+
+        A line being discarded past the limit was reported already and yields nothing.
+        """
+        line = bytes(self._buf) if self._buf and not self._discarding else None
+        self._buf.clear()
+        self._discarding = False
+        return line
 
     def _take(self, part: bytes, out: list[bytes | BadFrame]) -> None:
         """Add bytes of the current line, switching to discard mode past the limit."""
@@ -398,6 +419,7 @@ __all__ = [
     "GTIN_AIMS",
     "PREVIEW_BYTES",
     "BadFrame",
+    "LineEnd",
     "LineFramer",
     "Reason",
     "Scan",

@@ -36,6 +36,21 @@ from drivers.scanner.transport import SerialLink
 log = logging.getLogger(__name__)
 
 
+async def publish(device_id: str, result: Scan | BadFrame, emit: Emit) -> bool:
+    """Emit a scan (True) or the error event for a rejected line (False); shared with the HID
+    scanner so both kinds publish the same events."""
+    if isinstance(result, Scan):
+        await emit(Reading(kind="scan", data=result.as_data(), priority=Priority.HIGH))
+        return True
+    log.warning(
+        "unreadable scan",
+        extra={"device_id": device_id, "reason": result.reason, "length": result.length},
+    )
+    err = BadInput(device_id, result.reason, result.message)
+    await emit(error_reading(err, length=result.length, preview_hex=result.preview_hex))
+    return False
+
+
 class ScannerDriver(Driver[ScannerConfig]):
     """A scanner that sends each code as a line on a serial/USB-CDC port or a pyserial URL."""
 
@@ -73,20 +88,10 @@ class ScannerDriver(Driver[ScannerConfig]):
                 )
                 if result is None:
                     continue
-                if isinstance(result, Scan):
+                if await publish(self.device_id, result, emit):
                     self._scans += 1
-                    await emit(Reading(kind="scan", data=result.as_data(), priority=Priority.HIGH))
                 else:
-                    await self._reject(result, emit)
-
-    async def _reject(self, bad: BadFrame, emit: Emit) -> None:
-        self._errors += 1
-        log.warning(
-            "unreadable scan",
-            extra={"device_id": self.device_id, "reason": bad.reason, "length": bad.length},
-        )
-        err = BadInput(self.device_id, bad.reason, bad.message)
-        await emit(error_reading(err, length=bad.length, preview_hex=bad.preview_hex))
+                    self._errors += 1
 
     def health(self) -> JsonObject:
         return {"port": self.config.port, "scans": self._scans, "errors": self._errors}

@@ -1,0 +1,1 @@
+"""USB HID keyboard-wedge scanner driver package."""
