@@ -19,7 +19,7 @@ from aiohttp import web
 
 from drivers import safejson
 from drivers.base import BadInput
-from drivers.label.oepl import OeplClient
+from drivers.label.oepl_client import OeplClient
 from gateway.commands import MAX_COMMAND_BYTES, Dispatcher
 from gateway.control import ControlServer
 from gateway.counter.keys import CloudKeys
@@ -129,7 +129,7 @@ async def test_a_label_ap_answer_nested_deep_is_bad_input() -> None:
     try:
         await client.open()
         with pytest.raises(BadInput) as err:
-            await client.get_all_tags()
+            await client.get_paged_tags()
         assert err.value.reason == "bad_json"
     finally:
         await client.close()
