@@ -3,8 +3,10 @@
 pcscd is one per host (socket ``/run/pcscd/pcscd.comm``, vpcd on TCP 35963/35964). A daemon
 that already answers with the virtual readers is reused and left running; otherwise the
 fixture starts ``pcscd -f -a`` itself (after clearing the pid/socket files a killed daemon
-leaves behind) and stops it at the end. A pcscd that runs but never lists the virtual
-readers fails the session: it is not ours to kill. A missing pcscd or vpcd fails, never skips.
+leaves behind) in a network namespace of its own, so vpcd's listener (which binds every
+interface) is unreachable from the LAN (:mod:`simulators.spawn`), and stops it at the end.
+A pcscd that runs but never lists the virtual readers fails the session: it is not ours to
+kill. A missing pcscd or vpcd fails, never skips.
 
 Use it with ``pytestmark = pytest.mark.usefixtures("pcscd")`` after
 ``from tests.pcsc import pcscd  # noqa: F401``, or ask for ``pcscd`` to get :class:`Pcscd`.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from simulators import spawn
 from tests.waiting import wait_for_sync
 
 RUN_DIR = Path("/run/pcscd")
@@ -121,7 +124,10 @@ class Pcscd:
             stale.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [binary, "-f", "-a"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                spawn.command([binary, "-f", "-a"], private_net=True),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.owned = True
         try:
