@@ -243,7 +243,12 @@ def _config(
         {
             "api": {"listen": f"127.0.0.1:{api_port}"},
             "kiosks": [{"name": "kiosk-1", "language": "en"}],
-            "gateway": {"store_id": STORE, "gateway_id": GATEWAY, "data_dir": str(data_dir / "gw")},
+            "gateway": {
+                "store_id": STORE,
+                "gateway_id": GATEWAY,
+                "data_dir": str(data_dir / "gw"),
+                "test_box": True,  # its card reader is vpcd
+            },
             "mqtt": {
                 "url": broker_url,
                 "protocol": protocol,
