@@ -3,8 +3,9 @@
 ``python -m simulators.spawn [--private-net] -- PROGRAM ARGS...`` sets
 ``PR_SET_PDEATHSIG`` (SIGTERM when the parent dies, even by SIGKILL: prctl(2)), checks the
 parent did not die meanwhile, optionally moves into a new network namespace with only
-loopback up, then ``execv``s PROGRAM. The death signal survives ``execve`` of a program that
-is not set-user-ID, so mosquitto or pcscd get it directly.
+loopback up (where that is refused, without root or ``CAP_SYS_ADMIN``, it says so on stderr
+and shares the host's network), then ``execv``s PROGRAM. The death signal survives
+``execve`` of a program that is not set-user-ID, so mosquitto or pcscd get it directly.
 
 Why the network namespace: vsmartcard's vpcd always listens on ``INADDR_ANY``
 (frankmorgner/vsmartcard ``virtualsmartcard/src/vpcd/vpcd.c`` ``opensock()``, commit
@@ -124,8 +125,15 @@ def main(args: list[str]) -> None:
     if parents and os.getppid() != int(parents[0]):
         sys.exit(0)  # the parent died before the death signal was armed: do not start
     if "--private-net" in flags:
-        _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        _loopback_up()
+        try:
+            _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            _loopback_up()
+        except OSError as exc:  # not root, or a container without CAP_SYS_ADMIN
+            print(
+                f"simulators.spawn: no private network namespace ({exc}); "
+                f"{argv[0]} shares the host's network",
+                file=sys.stderr,
+            )
     os.execvp(argv[0], argv)  # noqa: S606 - the program and its arguments come from our code
 
 
