@@ -12,6 +12,11 @@ readers free of kernel drivers and open to the daemon's user.
   daemon's user needs the device node (``usb_device_access_denied``: a udev rule giving it to
   ``plugdev``); nfcpy 1.0.4, commit 8a19526. Each missing piece is named with its fix.
 
+* **Certificate renewal** (only when it would fail): the daemon rewrites ``cert_file`` next
+  to itself (``provisioning/certs.py`` ``write_atomic``), and under ``deploy/storegw.service``
+  only the data dir (``StateDirectory=``) is writable; a certificate under ``/etc/storegw``
+  would expire unrenewed.
+
 Paths are read under ``root`` so tests can lay out a box in a temporary directory.
 """
 
@@ -48,6 +53,9 @@ async def hardware_checks(cfg: Config, *, root: Path = Path("/")) -> list[Check]
     if any(d.kind == "smartcard" for d in cfg.devices):
         readers = await asyncio.to_thread(pcsc_readers, root)
         checks.append(check_virtual_reader(cfg, readers, root=root))
+    renewal = check_renewal_writable(cfg)
+    if renewal is not None:
+        checks.append(renewal)
     user = daemon_user(root)
     for device in cfg.devices:
         if device.kind == "nfc":
@@ -110,6 +118,27 @@ def check_virtual_reader(cfg: Config, readers: list[str] | None, *, root: Path) 
         "fail",
         f"{finding}: anyone on the store LAN can present a card to pcscd",
         VPCD_FIX,
+    )
+
+
+# --- certificate renewal --------------------------------------------------------------
+
+
+def check_renewal_writable(cfg: Config) -> Check | None:
+    """A warning when renewal would write outside the data dir; None when all is well."""
+    cert = cfg.mqtt.cert_file
+    if cert is None or cfg.mqtt.cert_renew_days == 0:
+        return None
+    data_dir = cfg.gateway.data_dir.absolute()
+    if cert.absolute().is_relative_to(data_dir):
+        return None
+    return Check(
+        "certificate renewal",
+        "warn",
+        f"renewal rewrites {cert}, outside {data_dir}: storegw.service lets the daemon write "
+        "only its data dir, so the certificate would expire unrenewed",
+        f"move the certificate and key to {data_dir / 'tls'} and point [mqtt] cert_file and "
+        "key_file there",
     )
 
 
@@ -209,6 +238,7 @@ def check_nfc_setup(device_id: str, path: str, user: str, *, root: Path) -> Chec
 __all__ = [
     "blacklisted_modules",
     "check_nfc_setup",
+    "check_renewal_writable",
     "check_virtual_reader",
     "daemon_user",
     "hardware_checks",

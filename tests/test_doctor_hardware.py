@@ -18,6 +18,7 @@ from gateway.cli import app
 from gateway.config import load_config
 from provisioning.doctor_hardware import (
     check_nfc_setup,
+    check_renewal_writable,
     check_virtual_reader,
     daemon_user,
     hardware_checks,
@@ -122,3 +123,21 @@ def test_the_installed_box_passes_until_a_driver_grabs_the_reader(
     again = asyncio.run(hardware_checks(cfg, root=root))
     assert again[0].status == "fail"
     assert again[0].fix == "sudo modprobe -r pn533_usb"
+
+
+def test_a_certificate_renewal_cannot_write_is_a_warning(tmp_path: Path) -> None:
+    config = box(tmp_path, devices="")
+    data = tmp_path / "data"
+    inside = config.read_text().replace(
+        "connect_timeout_s = 1\n",
+        f'connect_timeout_s = 1\ncert_file = "{data}/tls/gw.pem"\nkey_file = "{data}/tls/gw.key"\n',
+    )
+    config.write_text(inside)
+    assert check_renewal_writable(load_config(config)) is None
+    config.write_text(inside.replace(f"{data}/tls/gw.pem", "/etc/storegw/gw.pem"))
+    check = check_renewal_writable(load_config(config))
+    assert check is not None
+    assert check.status == "warn"
+    assert "/etc/storegw/gw.pem" in check.finding
+    assert check.fix is not None
+    assert f"{data}/tls" in check.fix
