@@ -72,14 +72,17 @@ def netns_of(pid: int) -> Path | None:
 
 
 def pcscd_pid() -> int | None:
+    """The live pcscd (one per host); zombies of earlier ones are skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() == "pcscd":
-                return int(entry.name)
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
+        name, fields = stat[stat.find("(") + 1 : stat.rfind(")")], stat.rsplit(")", 1)[1].split()
+        if name == "pcscd" and fields and fields[0] != "Z":
+            return int(entry.name)
     return None
 
 

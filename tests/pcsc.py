@@ -14,7 +14,6 @@ Use it with ``pytestmark = pytest.mark.usefixtures("pcscd")`` after
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -82,18 +81,8 @@ def _virtual_readers_listed() -> bool:
 
 
 def _running_pcscd() -> int | None:
-    """pid of a live pcscd on this host (from its pid file, else from /proc), if any."""
-    candidates: list[int] = []
-    with contextlib.suppress(OSError, ValueError):
-        candidates.append(int(PID_FILE.read_text().strip("\x00\n ")))
-    candidates += [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    for pid in candidates:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "pcscd":
-                return pid
-        except OSError:
-            continue
-    return None
+    """pid of a live pcscd on this host, if any (zombies of earlier ones do not count)."""
+    return spawn.pcscd_pid()
 
 
 class Pcscd:
