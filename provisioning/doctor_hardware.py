@@ -6,6 +6,8 @@ readers free of kernel drivers and open to the daemon's user.
   ``virtualsmartcard/src/vpcd/vpcd.c`` ``opensock()``, commit a858628), so anyone on the store
   LAN could present a "member card". Installed (``/etc/reader.conf.d/vpcd``), listed by pcscd
   or listening, it fails unless ``[gateway] test_box = true``.
+* **pcscd socket** (smart card, where storegw.service is installed): the unit starts pcscd's
+  socket only through the drop-in ``scripts/install.sh`` writes for a smart-card reader.
 * **NFC set-up** (per ``nfc`` device on USB or a serial port): nfcpy drives USB readers from
   user space, so the kernel's NFC drivers must not hold them (nfcpy ``src/nfc/__main__.py``
   ``usb_device_found_is_busy``: blacklist ``port100``, ``pn533_usb``, ``pn533``), and the
@@ -37,6 +39,8 @@ DAEMON_USER = "storegw"
 VPCD_CONF = "etc/reader.conf.d/vpcd"
 VPCD_PORTS = (35963, 35964)
 PCSCD_SOCKET = "run/pcscd/pcscd.comm"
+UNIT = "etc/systemd/system/storegw.service"
+PCSCD_DROPIN = "etc/systemd/system/storegw.service.d/pcscd.conf"
 NFC_MODULES = ("port100", "pn533_usb", "pn533")
 UDEV_RULE = "etc/udev/rules.d/60-storegw-nfc.rules"
 MODPROBE_DIR = "etc/modprobe.d"
@@ -53,6 +57,9 @@ async def hardware_checks(cfg: Config, *, root: Path = Path("/")) -> list[Check]
     if any(d.kind == "smartcard" for d in cfg.devices):
         readers = await asyncio.to_thread(pcsc_readers, root)
         checks.append(check_virtual_reader(cfg, readers, root=root))
+        socket = check_pcscd_wanted(root)
+        if socket is not None:
+            checks.append(socket)
     renewal = check_renewal_writable(cfg)
     if renewal is not None:
         checks.append(renewal)
@@ -118,6 +125,25 @@ def check_virtual_reader(cfg: Config, readers: list[str] | None, *, root: Path) 
         "fail",
         f"{finding}: anyone on the store LAN can present a card to pcscd",
         VPCD_FIX,
+    )
+
+
+def check_pcscd_wanted(root: Path = Path("/")) -> Check | None:
+    """With the unit installed, a smart-card reader needs its ``Wants=pcscd.socket`` drop-in
+    (a reader added after the install has none); None where storegw.service is not installed."""
+    if not (root / UNIT).exists():
+        return None
+    try:
+        wanted = "Wants=pcscd.socket" in (root / PCSCD_DROPIN).read_text().splitlines()
+    except OSError:
+        wanted = False
+    if wanted:
+        return Check("pcscd socket", "ok", f"storegw.service wants pcscd.socket (/{PCSCD_DROPIN})")
+    return Check(
+        "pcscd socket",
+        "warn",
+        "a smart-card reader is configured but storegw.service does not start pcscd.socket",
+        f"re-run {INSTALL}: it adds /{PCSCD_DROPIN}",
     )
 
 
@@ -238,6 +264,7 @@ def check_nfc_setup(device_id: str, path: str, user: str, *, root: Path) -> Chec
 __all__ = [
     "blacklisted_modules",
     "check_nfc_setup",
+    "check_pcscd_wanted",
     "check_renewal_writable",
     "check_virtual_reader",
     "daemon_user",

@@ -18,6 +18,7 @@ from gateway.cli import app
 from gateway.config import load_config
 from provisioning.doctor_hardware import (
     check_nfc_setup,
+    check_pcscd_wanted,
     check_renewal_writable,
     check_virtual_reader,
     daemon_user,
@@ -141,3 +142,21 @@ def test_a_certificate_renewal_cannot_write_is_a_warning(tmp_path: Path) -> None
     assert "/etc/storegw/gw.pem" in check.finding
     assert check.fix is not None
     assert f"{data}/tls" in check.fix
+
+
+def test_a_reader_added_after_the_install_is_told_to_rerun_it(
+    installed: Installed,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "box"
+    shutil.copytree(installed.root / "etc", root / "etc", symlinks=True)
+    ok = check_pcscd_wanted(root)
+    assert ok is not None
+    assert ok.status == "ok"
+    (root / "etc/systemd/system/storegw.service.d/pcscd.conf").unlink()
+    missing = check_pcscd_wanted(root)
+    assert missing is not None
+    assert missing.status == "warn"
+    assert missing.fix is not None
+    assert "scripts/install.sh" in missing.fix
+    assert check_pcscd_wanted(tmp_path / "no-unit") is None
