@@ -12,6 +12,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -30,6 +31,14 @@ from tests.installed import Installed, installed  # noqa: F401
 from tests.pcsc import READER_0, pcscd  # noqa: F401
 
 CARDS = '\n[[devices]]\nid = "till-1-cards"\nkind = "smartcard"\n'
+
+
+@pytest.fixture
+def installed_box(installed: Installed, tmp_path: Path) -> Path:  # noqa: F811
+    """A copy of the installed box's /etc that a test may change."""
+    root = tmp_path / "box"
+    shutil.copytree(installed.root / "etc", root / "etc", symlinks=True)
+    return root
 
 
 def box(tmp_path: Path, devices: str = CARDS, *, test_box: bool = False) -> Path:
@@ -112,11 +121,9 @@ def test_nfc_set_up_names_each_missing_piece(tmp_path: Path) -> None:
 
 
 def test_the_installed_box_passes_until_a_driver_grabs_the_reader(
-    installed: Installed,  # noqa: F811
-    tmp_path: Path,
+    installed_box: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "box"
-    shutil.copytree(installed.root / "etc", root / "etc", symlinks=True)
+    root = installed_box
     cfg = load_config(box(tmp_path, '\n[[devices]]\nid = "nfc"\nkind = "nfc"\ndevice = "usb"\n'))
     checks = asyncio.run(hardware_checks(cfg, root=root))
     assert [(c.name, c.status) for c in checks] == [("nfc set-up nfc", "ok")], checks
@@ -145,11 +152,9 @@ def test_a_certificate_renewal_cannot_write_is_a_warning(tmp_path: Path) -> None
 
 
 def test_a_reader_added_after_the_install_is_told_to_rerun_it(
-    installed: Installed,  # noqa: F811
-    tmp_path: Path,
+    installed_box: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "box"
-    shutil.copytree(installed.root / "etc", root / "etc", symlinks=True)
+    root = installed_box
     ok = check_pcscd_wanted(root)
     assert ok is not None
     assert ok.status == "ok"
