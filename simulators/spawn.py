@@ -6,6 +6,8 @@ parent did not die meanwhile, optionally moves into a new network namespace with
 loopback up (where that is refused, without root or ``CAP_SYS_ADMIN``, it says so on stderr
 and shares the host's network), then ``execv``s PROGRAM. The death signal survives
 ``execve`` of a program that is not set-user-ID, so mosquitto or pcscd get it directly.
+Linux sends it when the *thread* that forked the child ends: start children from a thread
+that outlives them (the event loop's, or the main thread), not from a passing worker.
 
 Why the network namespace: vsmartcard's vpcd always listens on ``INADDR_ANY``
 (frankmorgner/vsmartcard ``virtualsmartcard/src/vpcd/vpcd.c`` ``opensock()``, commit
