@@ -230,7 +230,7 @@ def demo(
 
     try:
         code = asyncio.run(run_demo(data_dir, outage=outage, duration=duration))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM/SIGHUP
         code = 0
     raise typer.Exit(code)
 

@@ -73,6 +73,9 @@ class GatewaySection(_Section):
     store_id: str = Field(pattern=ID_PATTERN)
     gateway_id: str = Field(pattern=ID_PATTERN)
     data_dir: Path = Path("/var/lib/storegw")
+    test_box: bool = False
+    """A lab or demo box: ``provision doctor`` then accepts vsmartcard's virtual card
+    readers, which on a store box would take "member cards" from anyone on the LAN."""
 
 
 def _is_loopback(host: str) -> bool:

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import shutil
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from rich.console import Console
 from gateway import logs
 from gateway.config import Config, parse_config
 from gateway.daemon import Gateway
+from simulators import spawn
 from simulators.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, free_port
 from simulators.cloud import CloudService, seed
 from simulators.scanner import BUILTIN_CODES, GARBAGE, PtyScanner
@@ -106,7 +108,9 @@ class _Broker:
     def __init__(self) -> None:
         # Persistence + the cloud's persistent session: as in production, events the gateway
         # replays while the cloud is still reconnecting wait in the broker, not vanish.
-        self.mosquitto = MosquittoBroker(persistence=True) if find_mosquitto() else None
+        self.mosquitto = (
+            MosquittoBroker(persistence=True, die_with_parent=True) if find_mosquitto() else None
+        )
         self.embedded = None if self.mosquitto else EmbeddedBroker()
 
     @property
@@ -122,7 +126,7 @@ class _Broker:
 
     async def start(self) -> None:
         if self.mosquitto:
-            await asyncio.to_thread(self.mosquitto.start)
+            await self.mosquitto.astart()
         elif self.embedded:
             await self.embedded.start()
 
@@ -162,10 +166,9 @@ async def _pcscd() -> AsyncIterator[bool]:
     for stale in (Path("/run/pcscd/pcscd.comm"), Path("/run/pcscd/pcscd.pid")):
         with contextlib.suppress(OSError):
             stale.unlink()
+    # Its own network namespace keeps vpcd's card port off the LAN; it dies with the demo.
     proc = await asyncio.create_subprocess_exec(
-        binary,
-        "-f",
-        "-a",
+        *spawn.command([binary, "-f", "-a"], private_net=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -241,7 +244,12 @@ def _config(
         {
             "api": {"listen": f"127.0.0.1:{api_port}"},
             "kiosks": [{"name": "kiosk-1", "language": "en"}],
-            "gateway": {"store_id": STORE, "gateway_id": GATEWAY, "data_dir": str(data_dir / "gw")},
+            "gateway": {
+                "store_id": STORE,
+                "gateway_id": GATEWAY,
+                "data_dir": str(data_dir / "gw"),
+                "test_box": True,  # its card reader is vpcd
+            },
             "mqtt": {
                 "url": broker_url,
                 "protocol": protocol,
@@ -291,11 +299,23 @@ def _tokens(gw_dir: Path) -> tuple[str, str]:
     return store.create("till-1-pos"), store.create("kiosk-1-page", kiosk="kiosk-1")
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM (``timeout``, systemd, kill) and SIGHUP end the demo like Ctrl-C: the task is
+    cancelled, so every ``finally`` stops its child (pcscd, mosquitto). Python's default
+    would exit at once and leave them running."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+
+
 async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0) -> int:
     from drivers.nfc.codec import encode_ndef_message, uri_record
     from simulators.nfc import EmulatedNtag, NfcTagSimulator
     from simulators.oepl import OeplSimulator, VirtualTag
 
+    _stop_on_signals()
     logs.setup("text", "WARNING")
     for name in ("gateway.bridge", "gateway.supervisor", "gateway.daemon"):
         logging.getLogger(name).setLevel(logging.INFO)

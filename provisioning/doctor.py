@@ -823,8 +823,16 @@ async def diagnose(config_path: Path, *, timeout: float = 5.0) -> list[Check]:
         ]
     checks += session
     checks += await check_devices(cfg, timeout)
+    checks += await _hardware_checks(cfg)
     checks.append(check_outbox(data_dir))
     return checks
+
+
+async def _hardware_checks(cfg: Config) -> list[Check]:
+    """Reader set-up (virtual card reader, NFC drivers and udev): provisioning/doctor_hardware."""
+    from provisioning.doctor_hardware import hardware_checks
+
+    return await hardware_checks(cfg)
 
 
 def _blocked(name: str, after: str) -> Check:

@@ -3,7 +3,8 @@
 # Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers), Chromium (the
 # kiosk page's browser tests; Playwright drives it, it never downloads a browser of its own)
 # a small CJK font (the page's Chinese text in screenshots) and nftables (the cloud broker's
-# enrolment connection caps, deploy/mosquitto/enrolment-limits.nft).
+# enrolment connection caps, deploy/mosquitto/enrolment-limits.nft). vsmartcard-vpcd is for
+# tests and the demo only: the production install (scripts/install.sh) never installs it.
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 # "build": only what `pip install` needs (pyscard has no Linux wheels and compiles against
@@ -17,6 +18,8 @@ packages=("${build_packages[@]}")
 if [ "$mode" != build ]; then
   packages+=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite1 fonts-dejavu-core
              chromium fonts-wqy-microhei nftables)
+  # systemd-analyze/systemd-sysusers check the unit and run scripts/install.sh --root
+  [ "$mode" = test ] && packages+=(systemd)
 fi
 
 missing=()

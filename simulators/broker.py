@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from simulators import spawn
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -53,8 +55,12 @@ class MosquittoBroker:
         workdir: Path | None = None,
         binary: str | None = None,
         persistence: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         self.port = port or free_port()
+        self.die_with_parent = die_with_parent
+        """Arm PR_SET_PDEATHSIG (simulators.spawn): the broker ends even when we are killed.
+        The thread that starts it must live as long as it (use :meth:`astart` from asyncio)."""
         self.persistence = persistence
         """Keep retained messages and persistent sessions across a graceful restart."""
         self.extra_config = extra_config
@@ -91,27 +97,46 @@ class MosquittoBroker:
         )
         return conf
 
-    def start(self, timeout: float = 10.0) -> None:
+    def _launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the process (no waiting); None when it already runs."""
         if self.binary is None:
             raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
         if self.proc is not None and self.proc.poll() is None:
-            return
-        conf = self._write_config()
+            return None
+        argv = [self.binary, "-c", str(self._write_config())]
         self.proc = subprocess.Popen(
-            [self.binary, "-c", str(conf)],
+            spawn.command(argv) if self.die_with_parent else argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
-            if self.proc.poll() is not None:
-                log = self.log_file.read_text() if self.log_file.exists() else ""
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {log[-2000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
+        return self.proc
+
+    def _listening(self, proc: subprocess.Popen[bytes], started: float, timeout: float) -> bool:
+        if _port_open(self.port):
+            return True
+        if proc.poll() is not None:
+            log = self.log_file.read_text() if self.log_file.exists() else ""
+            raise RuntimeError(f"mosquitto exited with {proc.returncode}: {log[-2000:]}")
+        if time.monotonic() - started > timeout:
+            self.kill()
+            raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
+        return False
+
+    def start(self, timeout: float = 10.0) -> None:
+        started = time.monotonic()
+        proc = self._launch()
+        while proc is not None and not self._listening(proc, started, timeout):
             time.sleep(0.01)
+
+    async def astart(self, timeout: float = 10.0) -> None:
+        """:meth:`start` without blocking the event loop; the loop's thread is the parent."""
+        started = time.monotonic()
+        proc = self._launch()
+        while proc is not None:
+            if self._listening(proc, started, timeout):
+                return
+            await asyncio.sleep(0.01)
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM): clients see the connection close."""

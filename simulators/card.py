@@ -1,7 +1,9 @@
 """A virtual member card for vsmartcard's ``vpcd`` reader driver in pcscd.
 
 The card is a TCP client of vpcd (``127.0.0.1:35963`` is reader ``Virtual PCD 00 00``,
-``35964`` is ``00 01``): connecting inserts it, disconnecting removes it. Frames are a
+``35964`` is ``00 01``): connecting inserts it, disconnecting removes it. When pcscd runs in
+a network namespace of its own (tests and the demo start it so: :mod:`simulators.spawn`),
+the card connects from inside that namespace. Frames are a
 2-byte big-endian length and a payload; a 1-byte payload is control (0 power off, 1 power
 on, 2 reset, 4 send the ATR), anything else an APDU answered with data + SW.
 
@@ -32,6 +34,8 @@ from types import TracebackType
 from typing import Annotated, Self
 
 import typer
+
+from simulators.spawn import connect_in_netns, vpcd_netns
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +126,12 @@ class VirtualCard:
         """Connect to vpcd; pcscd sees the card ~0.5 s later (it polls the reader)."""
         if self.inserted:
             raise RuntimeError("card is already inserted")
-        reader, writer = await asyncio.open_connection(self.host, self.port)
+        netns = await asyncio.to_thread(vpcd_netns)
+        if netns is None:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        else:
+            sock = await asyncio.to_thread(connect_in_netns, netns, self.host, self.port)
+            reader, writer = await asyncio.open_connection(sock=sock)
         self._writer = writer
         self.powered = self._selected = False
         self._pending = b""

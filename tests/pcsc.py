@@ -3,8 +3,10 @@
 pcscd is one per host (socket ``/run/pcscd/pcscd.comm``, vpcd on TCP 35963/35964). A daemon
 that already answers with the virtual readers is reused and left running; otherwise the
 fixture starts ``pcscd -f -a`` itself (after clearing the pid/socket files a killed daemon
-leaves behind) and stops it at the end. A pcscd that runs but never lists the virtual
-readers fails the session: it is not ours to kill. A missing pcscd or vpcd fails, never skips.
+leaves behind) in a network namespace of its own, so vpcd's listener (which binds every
+interface) is unreachable from the LAN (:mod:`simulators.spawn`), and stops it at the end.
+A pcscd that runs but never lists the virtual readers fails the session: it is not ours to
+kill. A missing pcscd or vpcd fails, never skips.
 
 Use it with ``pytestmark = pytest.mark.usefixtures("pcscd")`` after
 ``from tests.pcsc import pcscd  # noqa: F401``, or ask for ``pcscd`` to get :class:`Pcscd`.
@@ -12,7 +14,6 @@ Use it with ``pytestmark = pytest.mark.usefixtures("pcscd")`` after
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from simulators import spawn
 from tests.waiting import wait_for_sync
 
 RUN_DIR = Path("/run/pcscd")
@@ -79,18 +81,8 @@ def _virtual_readers_listed() -> bool:
 
 
 def _running_pcscd() -> int | None:
-    """pid of a live pcscd on this host (from its pid file, else from /proc), if any."""
-    candidates: list[int] = []
-    with contextlib.suppress(OSError, ValueError):
-        candidates.append(int(PID_FILE.read_text().strip("\x00\n ")))
-    candidates += [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    for pid in candidates:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "pcscd":
-                return pid
-        except OSError:
-            continue
-    return None
+    """pid of a live pcscd on this host, if any (zombies of earlier ones do not count)."""
+    return spawn.pcscd_pid()
 
 
 class Pcscd:
@@ -121,7 +113,10 @@ class Pcscd:
             stale.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [binary, "-f", "-a"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                spawn.command([binary, "-f", "-a"], private_net=True),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.owned = True
         try:

@@ -264,14 +264,26 @@ def test_config_defaults_read_every_reader_and_no_member_number() -> None:
         ("Virtual PCD", "Virtual PCD 00 01", True),  # substring
         ("virtual pcd", "Virtual PCD 00 01", True),  # case-insensitive
         ("00 01", "Virtual PCD 00 00", False),
-        ("*00 01", "Virtual PCD 00 01", True),  # glob
-        ("*00 01", "Virtual PCD 00 01 extra", False),  # a glob matches the whole name
+        ("*virtual*00 01", "Virtual PCD 00 01", True),  # glob
+        ("*virtual*00 01", "Virtual PCD 00 01 extra", False),  # a glob matches the whole name
+        ("*00 01", "ACS ACR1252 1S CL Reader [ACR1252U] 00 01", True),
         ("ACS ACR122U [PS]ICC*", "ACS ACR122U PICC Interface 00 00", True),
         ("ACR122", "Virtual PCD 00 00", False),
     ],
 )
 def test_reader_pattern(pattern: str, name: str, matches: bool) -> None:
     assert SmartcardConfig(id="x", reader=pattern).matches_reader(name) is matches
+
+
+@pytest.mark.parametrize("pattern", [None, "*", "*00 01", "PCD", "[V]*"])
+def test_virtual_readers_are_skipped_unless_named(pattern: str | None) -> None:
+    """vpcd takes a 'card' from anyone on its TCP port: never watched by default or by a
+    pattern that only happens to match it."""
+    config = SmartcardConfig(id="x", reader=pattern)
+    assert not config.matches_reader("Virtual PCD 00 01")
+    assert config.matches_reader("ACS ACR1252 1S CL Reader [ACR1252U] 00 01") is (
+        pattern != "PCD" and pattern != "[V]*"
+    )
 
 
 def test_member_settings_are_normalised_and_build_read_binary() -> None:

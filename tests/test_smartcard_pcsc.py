@@ -35,6 +35,8 @@ pytestmark = pytest.mark.usefixtures("pcscd", "empty_readers")
 
 PORT_0, PORT_1 = VPCD_PORTS[READER_0], VPCD_PORTS[READER_1]
 TIMEOUT = 5.0
+VIRTUAL = "Virtual PCD"
+"""vpcd readers are watched only when the config names them."""
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -106,7 +108,13 @@ def readers_seen(driver: SmartcardDriver) -> int:
 
 def member_config(**extra: object) -> SmartcardConfig:
     return SmartcardConfig.model_validate(
-        {"id": "till-1", "kind": "smartcard", "member_aid": DEFAULT_AID, **extra}
+        {
+            "id": "till-1",
+            "kind": "smartcard",
+            "reader": VIRTUAL,
+            "member_aid": DEFAULT_AID,
+            **extra,
+        }
     )
 
 
@@ -274,8 +282,8 @@ async def test_61xx_and_6cxx_follow_ups(tmp_path: Path) -> None:
 
 
 async def test_reader_pattern_filters(tmp_path: Path) -> None:
-    everything = SmartcardConfig(id="all")
-    only_1 = SmartcardConfig(id="reader-1", reader="*00 01")
+    everything = SmartcardConfig(id="all", reader=VIRTUAL)
+    only_1 = SmartcardConfig(id="reader-1", reader="virtual pcd*00 01")
     async with (
         running(everything, tmp_path) as witness,
         running(only_1, tmp_path) as filtered,
@@ -293,6 +301,20 @@ async def test_reader_pattern_filters(tmp_path: Path) -> None:
         await witness.nth("card.removed", 2)
         await filtered.nth("card.removed", 1)
         assert {r.data["reader"] for r in filtered.readings} == {READER_1}
+
+
+async def test_default_config_never_reads_a_card_from_a_virtual_reader(tmp_path: Path) -> None:
+    """A production config without ``reader`` must not take a "card" from vpcd's TCP port."""
+    async with (
+        running(SmartcardConfig(id="real-only"), tmp_path) as default,
+        running(member_config(), tmp_path) as witness,
+    ):
+        assert default.driver.health()["ignored_readers"] == [READER_0, READER_1]
+        assert default.driver.health()["status"] == "no_readers"
+        async with VirtualCard(uid="0F0F0F0F", port=PORT_0):
+            await witness.nth("card", 1)
+        await witness.nth("card.removed", 1)
+        assert default.readings == []
 
 
 def test_unreachable_pcscd_is_device_unavailable() -> None:
@@ -325,7 +347,7 @@ def test_unreachable_pcscd_is_device_unavailable() -> None:
 
 
 async def test_pcscd_going_away_is_device_unavailable(pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
-    driver = SmartcardDriver(SmartcardConfig(id="x"), data_dir=tmp_path)
+    driver = SmartcardDriver(SmartcardConfig(id="x", reader=VIRTUAL), data_dir=tmp_path)
     rec = Recorder(driver)
     async with driver:
         rec.task = asyncio.create_task(driver.run(rec.emit))
@@ -338,7 +360,7 @@ async def test_pcscd_going_away_is_device_unavailable(pcscd: Pcscd, tmp_path: Pa
         assert driver.health()["status"] == "down"
         assert time.monotonic() - started < 15
     # a new driver (what the supervisor does) works with the restarted daemon
-    async with running(SmartcardConfig(id="x"), tmp_path) as rec2:
+    async with running(SmartcardConfig(id="x", reader=VIRTUAL), tmp_path) as rec2:
         async with VirtualCard(uid="0E0E0E0E", port=PORT_0):
             await rec2.nth("card", 1)
         await rec2.nth("card.removed", 1)

@@ -5,7 +5,7 @@ Example::
     [[devices]]
     id = "checkout-1-card"
     kind = "smartcard"
-    reader = "Virtual PCD"          # optional; every reader when absent
+    reader = "ACR1252"              # optional; every real reader when absent
     member_aid = "F05354475701"     # optional; SELECT this applet, then read the member number
     member_length = 16              # optional; READ BINARY Le (whole file when absent)
 
@@ -13,6 +13,11 @@ Example::
 ``*``, ``?`` or ``[`` is a shell glob (``"*00 01"``), anything else a substring
 (``"ACR122"``). Globs and substrings are what technicians can read off ``pcsc_scan``
 without learning regex escaping for the spaces and brackets reader names contain.
+
+vsmartcard's virtual readers (``Virtual PCD 00 00``) are never picked by default: vpcd lets
+anyone who reaches its TCP port present a "card", so they are watched only when ``reader``
+names them, i.e. the pattern itself says ``virtual`` (``"Virtual PCD"``,
+``"virtual pcd*01"``). A pattern like ``"*"`` or ``"*00 01"`` still skips them.
 
 The member number is read after ``SELECT`` by AID with ``READ BINARY`` (``member_offset``,
 ``member_length``), or with the command in ``member_apdu`` for applets that hand it out
@@ -32,6 +37,13 @@ from drivers.base import DeviceConfig
 from drivers.smartcard.codec import CodecError, hexstr, parse_hex, read_binary
 
 _GLOB_CHARS = frozenset("*?[")
+VIRTUAL_READER_PREFIX = "virtual pcd"
+"""How vpcd names its readers (reader.conf ``FRIENDLYNAME "Virtual PCD"``), case-folded."""
+
+
+def is_virtual_reader(name: str) -> bool:
+    """A vsmartcard vpcd reader: a TCP port that plays card reader (tests and demos only)."""
+    return name.casefold().startswith(VIRTUAL_READER_PREFIX)
 
 
 def _hex_field(value: str, what: str, min_len: int, max_len: int) -> str:
@@ -49,7 +61,8 @@ class SmartcardConfig(DeviceConfig):
 
     kind: Literal["smartcard"] = "smartcard"
     reader: str | None = Field(default=None, min_length=1, max_length=200)
-    """Reader name pattern: glob when it has * ? [, else substring; case-insensitive."""
+    """Reader name pattern: glob when it has * ? [, else substring; case-insensitive.
+    Virtual (vpcd) readers only when the pattern says ``virtual``."""
     member_aid: str | None = None
     """AID of the member-card applet (hex, 5-16 bytes); no member number is read without it."""
     member_apdu: str | None = None
@@ -80,9 +93,14 @@ class SmartcardConfig(DeviceConfig):
         return self
 
     def matches_reader(self, name: str) -> bool:
+        candidate = name.casefold()
+        if is_virtual_reader(name) and (
+            self.reader is None or "virtual" not in self.reader.casefold()
+        ):
+            return False  # a vpcd reader is a network port, never picked by accident
         if self.reader is None:
             return True
-        pattern, candidate = self.reader.casefold(), name.casefold()
+        pattern = self.reader.casefold()
         if _GLOB_CHARS & set(pattern):
             return fnmatch.fnmatchcase(candidate, pattern)
         return pattern in candidate

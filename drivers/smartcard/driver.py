@@ -40,7 +40,7 @@ from drivers.base import (
     unavailable,
 )
 from drivers.smartcard import codec
-from drivers.smartcard.config import SmartcardConfig
+from drivers.smartcard.config import SmartcardConfig, is_virtual_reader
 from drivers.smartcard.transport import (
     CardInserted,
     CardRemoved,
@@ -189,6 +189,11 @@ class SmartcardDriver(Driver[SmartcardConfig]):
         if isinstance(event, ReaderAdded):
             if not event.watched:
                 self._ignored.add(event.reader)
+                if is_virtual_reader(event.reader):
+                    log.warning(
+                        "virtual (vpcd) reader ignored: name it in 'reader' on a test box only",
+                        extra={"device_id": self.device_id, "reader": event.reader},
+                    )
                 return
             self._readers[event.reader] = _ReaderHealth()
             self._start_lane(event.reader, emit)
