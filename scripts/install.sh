@@ -70,8 +70,9 @@ if [ "$SMARTCARD" = auto ]; then
   done
 fi
 
-# pyscard has no Linux wheels: gcc, the Python headers and libpcsclite-dev build it.
-packages=(python3 python3-venv python3-dev gcc libpcsclite-dev libpcsclite1
+# pyscard has no Linux wheels: gcc, the Python headers and libpcsclite-dev build it; evdev
+# (HID scanners) compiles against linux/input.h from linux-libc-dev.
+packages=(python3 python3-venv python3-dev gcc libpcsclite-dev libpcsclite1 linux-libc-dev
           fonts-dejavu-core fonts-wqy-microhei)
 [ "$SMARTCARD" = yes ] && packages+=(pcscd)
 if [ "$PRINT_PACKAGES" = 1 ]; then
