@@ -1,0 +1,425 @@
+"""Fuzz targets for the gateway's own parsers: commands, RPC replies, cloud keys, API bodies,
+config files, scanned tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import jwt
+import tomli_w
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+
+from gateway.api.app import ApiError, _body
+from gateway.config import ConfigError, load_config, parse_config
+from gateway.counter.keys import CloudKeys
+from gateway.counter.models import AccrueRequest, CheckinRequest, IdentifyRequest, RedeemRequest
+from gateway.daemon import Gateway
+from gateway.kiosk.models import ClaimRequest
+from gateway.rpc import RpcClient, RpcError, RpcRefused
+from gateway.tokens import Coupon as CouponClaims
+from gateway.tokens import (
+    KeySet,
+    SigningKey,
+    TokenError,
+    issue_member_credential,
+    make_member_qr,
+    sign_coupon,
+    verify_coupon,
+    verify_member_qr,
+)
+from tests.fuzz import core
+from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
+from tests.fuzz.strategies import DEEP, NESTED_JSON, json_variants
+
+DEEP_JSON = b"[" * DEEP
+
+# --- commands: the one dispatcher, as the daemon builds it -------------------------------------
+
+
+def _config(data_dir: str) -> dict[str, Any]:
+    return {
+        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": data_dir},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "api": {"listen": "127.0.0.1:0"},
+        "kiosks": [{"name": "kiosk-1"}],
+    }
+
+
+@functools.cache
+def gateway() -> Gateway:
+    """A real Gateway (every command registered, kiosks included) with its stores open and
+    no broker: commands run for real against SQLite in a scratch directory."""
+    data_dir = core.workdir() / "gateway"
+    data_dir.mkdir(exist_ok=True)
+    gw = Gateway(parse_config(_config(str(data_dir))))
+
+    async def open_stores() -> None:
+        await gw.outbox.__aenter__()
+        assert gw.counter is not None
+        await gw.counter.__aenter__()
+        await gw.pricing.__aenter__()
+
+    core.run(open_stores())
+    return gw
+
+
+def close_gateway() -> None:
+    if not gateway.cache_info().currsize:
+        return
+    gw = gateway()
+    gateway.cache_clear()
+
+    async def close_stores() -> None:
+        await gw.pricing.__aexit__(None, None, None)
+        assert gw.counter is not None
+        await gw.counter.__aexit__(None, None, None)
+        await gw.outbox.__aexit__(None, None, None)
+
+    core.run(close_stores())
+
+
+def command(data: bytes) -> object:
+    """``name\\n payload``: a command as it arrives on ``cmd/<name>``, through the dispatcher.
+
+    Its contract: always an answer object the bridge can publish, never an exception, and never
+    ``internal`` (that is a handler crash the catch-all hid)."""
+    name, _, payload = data.partition(b"\n")
+    result = core.run(gateway().dispatcher.dispatch(name.decode("utf-8", "replace"), payload))
+    if not isinstance(result.get("ok"), bool):
+        raise ContractBroken(f"answer without ok: {result!r:.200}")
+    error = result.get("error")
+    if isinstance(error, dict) and error.get("code") == "internal":
+        raise ContractBroken("a command handler crashed (answered 'internal')")
+    json.dumps(result, separators=(",", ":")).encode()  # what the bridge publishes
+    return result
+
+
+COMMAND_SEEDS = (
+    b'ping\n{"id":"r-1","args":{"echo":"hello"}}',
+    b"status\n{}",
+    b"config.get\n",
+    b'labels.list\n{"args":{}}',
+    b'labels.bind\n{"id":"r-2","args":{"label":"0000021B3C4D5E6F","sku":"4006381333931"}}',
+    b'labels.unbind\n{"args":{"label":"0000021B3C4D5E6F"}}',
+    b'prices.update\n{"args":{"items":[{"sku":"4006381333931","name":"Apples 1 kg",'
+    b'"price":"2.49","currency":"EUR","member_price":"1.99","promo_text":"Autumn"}]}}',
+    b'prices.flash_sale\n{"args":{"sale_id":"fs-1","start":"2026-11-23T10:00:00Z",'
+    b'"end":"2026-11-23T12:00:00Z","promo_text":"Today","skus":["4006381333931"],'
+    b'"percent_off":"20"}}',
+    b'prices.flash_sale.cancel\n{"args":{"sale_id":"fs-1"}}',
+    b'device.test\n{"args":{"device":"scanner-1","timeout_s":0.01}}',
+    b'kiosk.message\n{"args":{"kiosk":"kiosk-1","text":{"zh":"\\u4f60\\u597d","en":"Hi"}}}',
+    b'label.show\n{"args":{"device":"labels-1"}}',
+    b"ping\n" + DEEP_JSON,
+)
+COMMAND_DOCS: list[Any] = [json.loads(s.partition(b"\n")[2] or b"{}") for s in COMMAND_SEEDS[:-1]]
+COMMAND = Target(
+    name="gateway.command",
+    parse=command,
+    allowed=(),  # the dispatcher answers everything with a result object
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=COMMAND_SEEDS,
+    structured=(
+        json_variants(COMMAND_DOCS).map(lambda body: b"prices.update\n" + body)
+        | json_variants(COMMAND_DOCS).map(lambda body: b"ping\n" + body)
+        | NESTED_JSON.map(lambda body: b"status\n" + body)
+    ),
+    max_len=270_000,
+)
+
+# --- RPC replies from the cloud ----------------------------------------------------------------
+
+
+async def _rpc_call(payload: bytes) -> object:
+    sent: list[bytes] = []
+
+    async def sender(topic: str, body: bytes, reply_topic: str, correlation: bytes) -> None:
+        sent.append(correlation)
+
+    client = RpcClient(lambda method: f"storegw/v1/S001/gw-1/rpc/{method}", "rpc-reply")
+    client.attach(sender)
+    call = asyncio.ensure_future(client.call("member.identify", {"by": "qr"}, timeout=5.0))
+    await asyncio.sleep(0)  # one step: the call publishes and waits for its reply
+    if not sent:
+        call.cancel()
+        raise ContractBroken("the RPC call did not publish its request")
+    try:
+        client.resolve(sent[0], payload)
+    except BaseException:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        raise
+    data = await call
+    if not isinstance(data, dict):
+        raise ContractBroken("call() returned something other than an object")
+    return data
+
+
+def rpc_reply(data: bytes) -> object:
+    """A reply on the gateway's RPC reply topic, routed to the call waiting for it."""
+    return core.run(_rpc_call(data))
+
+
+RPC_DOCS: list[Any] = [
+    {"ok": True, "data": {"member": {"member_id": "M1001", "name": "Ana", "points": 120}}},
+    {
+        "ok": False,
+        "error": {
+            "code": "unknown_member",
+            "message": "no such member",
+            "details": {"member_id": "M9"},
+        },
+    },
+    {"ok": True},
+]
+RPC = Target(
+    name="gateway.rpc_reply",
+    parse=rpc_reply,
+    allowed=(RpcRefused, RpcError),
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=(*(json.dumps(d).encode() for d in RPC_DOCS), DEEP_JSON),
+    structured=json_variants(RPC_DOCS) | NESTED_JSON,
+    max_len=270_000,
+)
+
+# --- the cloud's keys (retained JWKS) ----------------------------------------------------------
+
+CLOUD = SigningKey.from_private_bytes("cloud-2026", bytes(range(32)))
+PHONE = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+KEYS = KeySet.of(CLOUD)
+JWKS: Any = KEYS.to_jwks()
+
+
+@functools.cache
+def _cloud_keys() -> CloudKeys:
+    return CloudKeys(core.workdir() / "cloud-keys.json")
+
+
+def cloud_keys(data: bytes) -> object:
+    """The retained JWKS on ``cloud/keys`` through ``CloudKeys.on_message`` (garbage is logged
+    and ignored there; a good set is cached to a file)."""
+    keys = _cloud_keys()
+    keys.on_message(data)
+    return keys.keyset
+
+
+KEY_DOCS: list[Any] = [
+    JWKS,
+    {
+        "keys": [
+            *JWKS["keys"],
+            {"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"},
+            {**JWKS["keys"][0], "kid": "enc", "use": "enc"},
+        ]
+    },
+    {"keys": []},
+]
+KEYS_TARGET = Target(
+    name="gateway.cloud_keys",
+    parse=cloud_keys,
+    allowed=(),  # on_message logs and ignores a bad set
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=(*(json.dumps(d).encode() for d in KEY_DOCS), DEEP_JSON),
+    structured=json_variants(KEY_DOCS) | NESTED_JSON,
+    max_len=200_000,
+)
+
+# --- local API request bodies ------------------------------------------------------------------
+
+
+class _Request:
+    """What ``gateway.api.app._body`` reads of an aiohttp request: its length and its bytes."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.content_length = len(raw)
+        self._raw = raw
+
+    async def read(self) -> bytes:
+        return self._raw
+
+
+API_MODELS: dict[bytes, type[BaseModel]] = {
+    b"identify": IdentifyRequest,
+    b"redeem": RedeemRequest,
+    b"accrue": AccrueRequest,
+    b"checkin": CheckinRequest,
+    b"claim": ClaimRequest,
+}
+
+
+def api_body(data: bytes) -> object:
+    """``operation\\n body``: a POST body through the API's body parser into its model."""
+    op, _, raw = data.partition(b"\n")
+    model = API_MODELS.get(op, IdentifyRequest)
+    return core.run(_body(cast(web.Request, _Request(raw)), model))
+
+
+API_DOCS: dict[bytes, list[Any]] = {
+    b"identify": [
+        {"till": "till-1", "by": "qr", "code": "SGM1:abc~1796400000~sig"},
+        {"till": "till-1", "by": "card", "uid": "04:A1:B2:C3"},
+    ],
+    b"redeem": [
+        {
+            "till": "till-1",
+            "coupon": "SGC1:eyJ.e30.c2ln",
+            "member_id": "M1001",
+            "redemption_id": "rd-1",
+        }
+    ],
+    b"accrue": [
+        {
+            "till": "till-1",
+            "amount": "12.90",
+            "currency": "EUR",
+            "receipt_id": "R-1",
+            "items": [{"sku": "4006381333931", "qty": 2, "price": "6.45"}],
+        }
+    ],
+    b"checkin": [{"till": "till-1", "appointment_id": "A-1", "member_id": "M1001"}],
+    b"claim": [{"till": "kiosk-1", "member_id": "M1001", "offer_id": "O-1", "claim_id": "c-1"}],
+}
+API = Target(
+    name="api.body",
+    parse=api_body,
+    allowed=(ApiError,),
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=(
+        *(op + b"\n" + json.dumps(d).encode() for op, docs in API_DOCS.items() for d in docs),
+        b"accrue\n" + b"[" * 60_000,  # deep, yet under the 64 KiB body limit
+    ),
+    structured=(
+        json_variants(API_DOCS[b"accrue"]).map(lambda b: b"accrue\n" + b)
+        | json_variants(API_DOCS[b"identify"]).map(lambda b: b"identify\n" + b)
+        | json_variants(API_DOCS[b"redeem"]).map(lambda b: b"redeem\n" + b)
+        | NESTED_JSON.map(lambda b: b"checkin\n" + b)
+    ),
+    max_len=70_000,
+)
+
+# --- config files ------------------------------------------------------------------------------
+
+CONFIG_DOC: dict[str, Any] = {
+    "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": "/var/lib/storegw"},
+    "mqtt": {"url": "mqtts://broker.example.com:8883", "keepalive_s": 30, "replay_share": 0.8},
+    "outbox": {"durability": "power-loss", "max_bytes": 536870912},
+    "counter": {"offline_max_value": "20.00"},
+    "api": {"listen": "127.0.0.1:8080"},
+    "kiosks": [{"name": "kiosk-1", "devices": ["scanner-1"]}],
+    "devices": [
+        {"id": "scanner-1", "kind": "scanner", "port": "/dev/ttyACM0", "terminator": "CR"},
+        {"id": "card-1", "kind": "smartcard", "reader": "ACS*", "member_aid": "F05354475701"},
+        {"id": "nfc-1", "kind": "nfc", "device": "usb"},
+        {
+            "id": "labels-1",
+            "kind": "label",
+            "backend": "oepl",
+            "url": "http://192.168.1.50",
+            "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
+        },
+    ],
+}
+
+
+def config_file(data: bytes) -> object:
+    """A config file as ``storegw config check`` / ``run`` loads it."""
+    path = core.workdir() / "storegw.toml"
+    path.write_bytes(data)
+    return load_config(path, environ={})
+
+
+CONFIG = Target(
+    name="gateway.config",
+    parse=config_file,
+    allowed=(ConfigError,),
+    seeds=(
+        tomli_w.dumps(CONFIG_DOC).encode(),
+        b'[gateway]\nstore_id = "S001"\ngateway_id = "gw-1"\ndata_dir = "/tmp/x"\n'
+        b'[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n',
+        b"a = " + b"[" * 5000,
+        b"a = " + b"{b = " * 5000,
+    ),
+    max_len=64 * 1024,
+)
+
+# --- scanned tokens: coupons and member QR codes -----------------------------------------------
+
+NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+COUPON = CouponClaims(
+    coupon_id="C-100",
+    value=Decimal("5.00"),
+    currency="EUR",
+    expires=NOW + timedelta(days=7),
+    stores=("S001", "S002"),
+    member_id="M1001",
+    title="5 EUR off",
+)
+CREDENTIAL = issue_member_credential(
+    "M1001", PHONE.public_key(), CLOUD, expires=NOW + timedelta(days=30), credential_id="cred-1"
+)
+
+
+def token_text(data: bytes) -> object:
+    """A scanned text as the counter checks it: coupon or member code, offline."""
+    text = data.decode("utf-8", "replace")
+    if text.startswith("SGM1:"):
+        return verify_member_qr(text, KEYS, now=NOW)
+    return verify_coupon(text, KEYS, store_id="S001", now=NOW)
+
+
+TOKENS = Target(
+    name="tokens.text",
+    parse=token_text,
+    allowed=(TokenError,),
+    seeds=(
+        sign_coupon(COUPON, CLOUD).encode(),
+        make_member_qr(CREDENTIAL, PHONE, at=NOW).encode(),
+        b"SGC1:eyJhbGciOiJub25lIn0.e30.",
+        b"SGM1:a.b.c~1796400000~" + b"A" * 86,
+    ),
+    max_len=9000,
+)
+
+
+def signed_claims(data: bytes) -> object:
+    """Claims the cloud signed (a buggy or compromised issuer): JSON ``[kind, claims]`` is
+    signed with the cloud key and scanned; the claim parser behind the signature is fuzzed."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None  # not a token the cloud could have signed
+    if not (isinstance(doc, list) and len(doc) == 2 and isinstance(doc[1], dict)):
+        return None
+    token = jwt.encode(doc[1], CLOUD.private, algorithm="EdDSA", headers={"kid": CLOUD.kid})
+    if doc[0] == "member":
+        return verify_member_qr(make_member_qr(token, PHONE, at=NOW), KEYS, now=NOW)
+    return verify_coupon("SGC1:" + token, KEYS, store_id="S001", now=NOW)
+
+
+CLAIM_DOCS: list[Any] = [
+    ["coupon", jwt.decode(sign_coupon(COUPON, CLOUD)[5:], options={"verify_signature": False})],
+    ["member", jwt.decode(CREDENTIAL, options={"verify_signature": False})],
+]
+CLAIMS = Target(
+    name="tokens.signed_claims",
+    parse=signed_claims,
+    allowed=(TokenError,),
+    seeds=tuple(json.dumps(d).encode() for d in CLAIM_DOCS),
+    structured=json_variants(CLAIM_DOCS),
+    max_len=4096,
+)
+
+
+def close() -> None:
+    close_gateway()
+    _cloud_keys.cache_clear()
+
+
+GATEWAY_TARGETS = (COMMAND, RPC, KEYS_TARGET, API, CONFIG, TOKENS, CLAIMS)
