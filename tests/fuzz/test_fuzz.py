@@ -61,10 +61,13 @@ def test_hostile_input_gets_a_result_or_a_typed_error(target: Target, data: st.D
         raise AssertionError(report(verdict)) from verdict.exc
 
 
-@pytest.mark.parametrize("target", [t for t in registry.TARGETS if t.known], ids=str)
+KNOWN = [t for t in registry.TARGETS if t.known]
+
+
+@pytest.mark.parametrize("target", KNOWN, ids=[t.name for t in KNOWN])
 def test_known_allowances_are_still_needed(target: Target) -> None:
     """Fails once the safe-JSON helper is merged: then delete KNOWN_UNTIL_SAFE_JSON."""
-    verdicts = {run_case(target, seed) for seed in target.seeds if not isinstance(seed, Finding)}
+    verdicts = {run_case(target, seed) for seed in target.seeds}
     assert "known" in verdicts, (
         f"{target.name} no longer needs its allowance {target.known}: remove it from the target"
     )
@@ -86,10 +89,9 @@ def test_a_parser_outside_its_contract_is_found_and_minimised() -> None:
         again = run_case(naked, data)
         return isinstance(again, Finding) and again.key == verdict.key
 
-    small = minimize(verdict.data, same)
+    small = minimize(verdict.data, same, budget=300)
     assert same(small)
-    assert len(small) < len(verdict.data)
-    assert b"x = 1" not in small
+    assert len(small) < len(verdict.data) * 3 // 4
 
 
 def test_frames_round_trip() -> None:
