@@ -135,6 +135,8 @@ STICKER = Target(
         nfc.encode_ndef_message([nfc.uri_record(STICKER_URL + "&s=again")]),
         nfc.encode_ndef_message([nfc.uri_record("https://t.example.com/base/t/S001/a?s=AAAA")]),
         nfc.encode_ndef_message([nfc.text_record("hi"), nfc.uri_record(STICKER_URL)]),
+        # Found by fuzzing: urlsplit's ValueError escaped the read-back ("Invalid IPv6 URL").
+        nfc.encode_ndef_message([nfc.uri_record("https://t.example.c]m/t/S001/a?s=AAAA")]),
     ),
     max_len=1024,
 )
@@ -227,6 +229,8 @@ DB_PAGES: list[Any] = [
     },
     {"tags": [TAG]},
     {"tags": []},
+    # Found by fuzzing: beyond uint32, health() raised OverflowError and the poll failed.
+    {"tags": [{**TAG, "lastseen": 10**20}]},
 ]
 
 
