@@ -43,6 +43,15 @@ DEEP_JSON = b"[" * DEEP
 # --- commands: the one dispatcher, as the daemon builds it -------------------------------------
 
 
+LABEL_DEVICE: dict[str, Any] = {
+    "id": "labels-1",
+    "kind": "label",
+    "backend": "oepl",
+    "url": "http://192.168.1.50",
+    "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
+}
+
+
 def _config(data_dir: str) -> dict[str, Any]:
     return {
         "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": data_dir},
@@ -51,13 +60,7 @@ def _config(data_dir: str) -> dict[str, Any]:
         "kiosks": [{"name": "kiosk-1", "devices": ["scanner-1"]}],
         "devices": [  # configured, never started: commands reach their supervisors and stores
             {"id": "scanner-1", "kind": "scanner", "port": "/dev/null"},
-            {
-                "id": "labels-1",
-                "kind": "label",
-                "backend": "oepl",
-                "url": "http://127.0.0.1:9",
-                "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
-            },
+            {**LABEL_DEVICE, "url": "http://127.0.0.1:9"},
         ],
     }
 
@@ -342,13 +345,7 @@ CONFIG_DOC: dict[str, Any] = {
         {"id": "scanner-1", "kind": "scanner", "port": "/dev/ttyACM0", "terminator": "CR"},
         {"id": "card-1", "kind": "smartcard", "reader": "ACS*", "member_aid": "F05354475701"},
         {"id": "nfc-1", "kind": "nfc", "device": "usb"},
-        {
-            "id": "labels-1",
-            "kind": "label",
-            "backend": "oepl",
-            "url": "http://192.168.1.50",
-            "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
-        },
+        LABEL_DEVICE,
     ],
 }
 
