@@ -13,6 +13,7 @@ from tests.fuzz.mutate import mutate
 
 DEEP = 100_000
 """Nesting of the deep-JSON seed: ~100 KB, under the 256 KiB command limit."""
+DEEP_JSON = b"[" * DEEP
 
 JSON_SCALARS: st.SearchStrategy[Any] = (
     st.none()

@@ -1,5 +1,5 @@
-"""Fuzz targets for the gateway's own parsers: commands, RPC replies, cloud keys, API bodies,
-config files, scanned tokens."""
+"""Fuzz targets for the gateway's other parsers: RPC replies, the cloud's keys, local API
+bodies, config files, scanned coupon and member texts."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from gateway.api.app import ApiError, _body
-from gateway.config import ConfigError, load_config, parse_config
+from gateway.config import ConfigError, load_config
 from gateway.counter.keys import CloudKeys
 from gateway.counter.models import AccrueRequest, CheckinRequest, IdentifyRequest, RedeemRequest
-from gateway.daemon import Gateway
 from gateway.kiosk.models import ClaimRequest
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from gateway.tokens import Coupon as CouponClaims
@@ -36,131 +35,8 @@ from gateway.tokens import (
 )
 from tests.fuzz import core
 from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
-from tests.fuzz.strategies import DEEP, NESTED_JSON, json_variants
-
-DEEP_JSON = b"[" * DEEP
-
-# --- commands: the one dispatcher, as the daemon builds it -------------------------------------
-
-
-LABEL_DEVICE: dict[str, Any] = {
-    "id": "labels-1",
-    "kind": "label",
-    "backend": "oepl",
-    "url": "http://192.168.1.50",
-    "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
-}
-
-
-def _config(data_dir: str) -> dict[str, Any]:
-    return {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": data_dir},
-        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
-        "api": {"listen": "127.0.0.1:0"},
-        "kiosks": [{"name": "kiosk-1", "devices": ["scanner-1"]}],
-        "devices": [  # configured, never started: commands reach their supervisors and stores
-            {"id": "scanner-1", "kind": "scanner", "port": "/dev/null"},
-            {**LABEL_DEVICE, "url": "http://127.0.0.1:9"},
-        ],
-    }
-
-
-@functools.cache
-def gateway() -> Gateway:
-    """A real Gateway (every command registered, kiosks included) with its stores open and
-    no broker: commands run for real against SQLite in a scratch directory."""
-    data_dir = core.workdir() / "gateway"
-    data_dir.mkdir(exist_ok=True)
-    gw = Gateway(parse_config(_config(str(data_dir))))
-
-    async def open_stores() -> None:
-        await gw.outbox.__aenter__()
-        assert gw.counter is not None
-        await gw.counter.__aenter__()
-        await gw.pricing.__aenter__()
-
-    core.run(open_stores())
-    return gw
-
-
-def close_gateway() -> None:
-    if not gateway.cache_info().currsize:
-        return
-    gw = gateway()
-    gateway.cache_clear()
-
-    async def close_stores() -> None:
-        await gw.pricing.__aexit__(None, None, None)
-        assert gw.counter is not None
-        await gw.counter.__aexit__(None, None, None)
-        await gw.outbox.__aexit__(None, None, None)
-
-    core.run(close_stores())
-
-
-COMMAND_LIMIT_S = 5.0
-"""No seed asks a command to wait (``wait_s``, ``device.test``): an answer slower than this is
-a hang, reported instead of stalling the suite."""
-
-
-async def _answer(gw: Gateway, name: str, payload: bytes) -> dict[str, Any]:
-    try:
-        async with asyncio.timeout(COMMAND_LIMIT_S):
-            return await gw.dispatcher.dispatch(name, payload)
-    except TimeoutError:
-        raise ContractBroken(f"no answer within {COMMAND_LIMIT_S} s") from None
-
-
-def command(data: bytes) -> object:
-    """``name\\n payload``: a command as it arrives on ``cmd/<name>``, through the dispatcher.
-
-    Its contract: always an answer object the bridge can publish, never an exception, and never
-    ``internal`` (that is a handler crash the catch-all hid)."""
-    name, _, payload = data.partition(b"\n")
-    result = core.run(_answer(gateway(), name.decode("utf-8", "replace"), payload))
-    if not isinstance(result.get("ok"), bool):
-        raise ContractBroken(f"answer without ok: {result!r:.200}")
-    error = result.get("error")
-    if isinstance(error, dict) and error.get("code") == "internal":
-        raise ContractBroken("a command handler crashed (answered 'internal')")
-    json.dumps(result, separators=(",", ":")).encode()  # what the bridge publishes
-    return result
-
-
-COMMAND_SEEDS = (
-    b'ping\n{"id":"r-1","args":{"echo":"hello"}}',
-    b"status\n{}",
-    b"config.get\n",
-    b'labels.list\n{"args":{}}',
-    b'labels.bind\n{"id":"r-2","args":{"label":"0000021B3C4D5E6F","sku":"4006381333931"}}',
-    b'labels.unbind\n{"args":{"label":"0000021B3C4D5E6F"}}',
-    b'prices.update\n{"args":{"items":[{"sku":"4006381333931","name":"Apples 1 kg",'
-    b'"price":"2.49","currency":"EUR","member_price":"1.99","promo_text":"Autumn"}]}}',
-    b'prices.flash_sale\n{"args":{"sale_id":"fs-1","start":"2026-11-23T10:00:00Z",'
-    b'"end":"2099-11-23T12:00:00Z","promo_text":"Today","skus":["4006381333931"],'
-    b'"percent_off":"20"}}',
-    b'prices.flash_sale.cancel\n{"args":{"sale_id":"fs-1"}}',
-    # Not device.test: it waits (up to 300 s) for a reading by design, so it is no parser.
-    b'kiosk.message\n{"args":{"kiosk":"kiosk-1","text":{"zh":"\\u4f60\\u597d","en":"Hi"}}}',
-    b'label.show\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F","title":"Apples"}}',
-    b'label.flash\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F","color":"red"}}',
-    b'label.status\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F"}}',
-    b"ping\n" + DEEP_JSON,
-)
-COMMAND_DOCS: list[Any] = [json.loads(s.partition(b"\n")[2] or b"{}") for s in COMMAND_SEEDS[:-1]]
-COMMAND = Target(
-    name="gateway.command",
-    parse=command,
-    allowed=(),  # the dispatcher answers everything with a result object
-    known=KNOWN_UNTIL_SAFE_JSON,
-    seeds=COMMAND_SEEDS,
-    structured=(
-        json_variants(COMMAND_DOCS).map(lambda body: b"prices.update\n" + body)
-        | json_variants(COMMAND_DOCS).map(lambda body: b"ping\n" + body)
-        | NESTED_JSON.map(lambda body: b"status\n" + body)
-    ),
-    max_len=270_000,
-)
+from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
+from tests.fuzz.targets_commands import LABEL_DEVICE
 
 # --- RPC replies from the cloud ----------------------------------------------------------------
 
@@ -440,8 +316,7 @@ CLAIMS = Target(
 
 
 def close() -> None:
-    close_gateway()
     _cloud_keys.cache_clear()
 
 
-GATEWAY_TARGETS = (COMMAND, RPC, KEYS_TARGET, API, CONFIG, TOKENS, CLAIMS)
+GATEWAY_TARGETS = (RPC, KEYS_TARGET, API, CONFIG, TOKENS, CLAIMS)
