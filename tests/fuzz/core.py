@@ -25,8 +25,9 @@ T = TypeVar("T")
 KNOWN_UNTIL_SAFE_JSON: tuple[type[BaseException], ...] = (RecursionError,)
 """Python's ``json`` has no depth limit: nested JSON (``[[[[...``) raises RecursionError in
 every parse of outside JSON today. The safe-JSON helper (branch ``hostile``) maps it to a typed
-``bad_json``; once that is merged the lead deletes this allowance and the JSON targets below
-must hold without it. Until then the case is counted as ``known``, not passed silently."""
+``bad_json``; once that is merged, delete this allowance (``test_known_allowances_are_still_needed``
+fails to say so) and the JSON targets (commands, control lines, RPC replies, cloud keys, API
+bodies, OEPL answers) must hold without it. Until then such a case counts as ``known``."""
 
 Verdict = Literal["ok", "rejected", "known"]
 
