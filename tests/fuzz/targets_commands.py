@@ -14,6 +14,7 @@ from gateway.config import parse_config
 from gateway.daemon import Gateway
 from tests.fuzz import core
 from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
+from tests.fuzz.identities import JWKS, NOW
 from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
 
 LABEL_DEVICE: dict[str, Any] = {
@@ -30,6 +31,7 @@ def _config(data_dir: str) -> dict[str, Any]:
         "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": data_dir},
         "mqtt": {"url": "mqtt://127.0.0.1:1883"},
         "api": {"listen": "127.0.0.1:0"},
+        "counter": {"cloud_keys_file": str(core.workdir() / "pinned-keys.json")},
         "kiosks": [{"name": "kiosk-1", "devices": ["scanner-1"]}],
         "devices": [  # configured, never started: commands reach their supervisors and stores
             {"id": "scanner-1", "kind": "scanner", "port": "/dev/null"},
@@ -41,10 +43,14 @@ def _config(data_dir: str) -> dict[str, Any]:
 @functools.cache
 def gateway() -> Gateway:
     """A real Gateway (every command registered, kiosks included) with its stores open and
-    no broker: commands run for real against SQLite in a scratch directory."""
+    no broker: commands and counter operations run for real (offline: the cloud is never
+    reachable) against SQLite in a scratch directory, trusting the fuzz cloud key."""
     data_dir = core.workdir() / "gateway"
     data_dir.mkdir(exist_ok=True)
+    (core.workdir() / "pinned-keys.json").write_text(json.dumps(JWKS))
     gw = Gateway(parse_config(_config(str(data_dir))))
+    assert gw.counter is not None
+    gw.counter.clock = lambda: NOW  # the seeds' coupons and member codes are valid then
 
     async def open_stores() -> None:
         await gw.outbox.__aenter__()

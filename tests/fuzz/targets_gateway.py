@@ -6,28 +6,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import jwt
 import tomli_w
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
-from gateway.api.app import ApiError, _body
+from gateway.api.app import _body
 from gateway.config import ConfigError, load_config
 from gateway.counter.keys import CloudKeys
-from gateway.counter.models import AccrueRequest, CheckinRequest, IdentifyRequest, RedeemRequest
+from gateway.counter.models import (
+    AccrueRequest,
+    CheckinRequest,
+    CounterError,
+    IdentifyRequest,
+    Origin,
+    RedeemRequest,
+)
 from gateway.kiosk.models import ClaimRequest
 from gateway.rpc import RpcClient, RpcError, RpcRefused
-from gateway.tokens import Coupon as CouponClaims
 from gateway.tokens import (
-    KeySet,
-    SigningKey,
     TokenError,
-    issue_member_credential,
     make_member_qr,
     sign_coupon,
     verify_coupon,
@@ -35,8 +36,9 @@ from gateway.tokens import (
 )
 from tests.fuzz import core
 from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
+from tests.fuzz.identities import CLOUD, COUPON, CREDENTIAL, JWKS, KEYS, NOW, PHONE
 from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
-from tests.fuzz.targets_commands import LABEL_DEVICE
+from tests.fuzz.targets_commands import LABEL_DEVICE, gateway
 
 # --- RPC replies from the cloud ----------------------------------------------------------------
 
@@ -94,11 +96,6 @@ RPC = Target(
 )
 
 # --- the cloud's keys (retained JWKS) ----------------------------------------------------------
-
-CLOUD = SigningKey.from_private_bytes("cloud-2026", bytes(range(32)))
-PHONE = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
-KEYS = KeySet.of(CLOUD)
-JWKS: Any = KEYS.to_jwks()
 
 
 @functools.cache
@@ -167,13 +164,14 @@ def api_body(data: bytes) -> object:
 
 API_DOCS: dict[bytes, list[Any]] = {
     b"identify": [
-        {"till": "till-1", "by": "qr", "code": "SGM1:abc~1796400000~sig"},
+        {"till": "till-1", "by": "qr", "code": make_member_qr(CREDENTIAL, PHONE, at=NOW)},
         {"till": "till-1", "by": "card", "uid": "04:A1:B2:C3"},
+        {"till": "till-1", "by": "member_id", "member_id": "M1001"},
     ],
     b"redeem": [
         {
             "till": "till-1",
-            "coupon": "SGC1:eyJ.e30.c2ln",
+            "coupon": sign_coupon(COUPON, CLOUD),
             "member_id": "M1001",
             "redemption_id": "rd-1",
         }
@@ -183,6 +181,7 @@ API_DOCS: dict[bytes, list[Any]] = {
             "till": "till-1",
             "amount": "12.90",
             "currency": "EUR",
+            "member_id": "M1001",
             "receipt_id": "R-1",
             "items": [{"sku": "4006381333931", "qty": 2, "price": "6.45"}],
         }
@@ -190,23 +189,52 @@ API_DOCS: dict[bytes, list[Any]] = {
     b"checkin": [{"till": "till-1", "appointment_id": "A-1", "member_id": "M1001"}],
     b"claim": [{"till": "kiosk-1", "member_id": "M1001", "offer_id": "O-1", "claim_id": "c-1"}],
 }
-API = Target(
-    name="api.body",
-    parse=api_body,
-    allowed=(ApiError,),
-    known=KNOWN_UNTIL_SAFE_JSON,
-    seeds=(
-        *(op + b"\n" + json.dumps(d).encode() for op, docs in API_DOCS.items() for d in docs),
-        b"accrue\n" + b"[" * 60_000,  # deep, yet under the 64 KiB body limit
-    ),
-    structured=(
-        json_variants(API_DOCS[b"accrue"]).map(lambda b: b"accrue\n" + b)
-        | json_variants(API_DOCS[b"identify"]).map(lambda b: b"identify\n" + b)
-        | json_variants(API_DOCS[b"redeem"]).map(lambda b: b"redeem\n" + b)
-        | NESTED_JSON.map(lambda b: b"checkin\n" + b)
-    ),
-    max_len=70_000,
-)
+
+
+def _api_target(name: str, parse: Callable[[bytes], object]) -> Target:
+    return Target(
+        name=name,
+        parse=parse,
+        allowed=(CounterError,),  # ApiError (a bad body) is one; a refusal is another
+        known=KNOWN_UNTIL_SAFE_JSON,
+        seeds=(
+            *(op + b"\n" + json.dumps(d).encode() for op, docs in API_DOCS.items() for d in docs),
+            b"accrue\n" + b"[" * 60_000,  # deep, yet under the 64 KiB body limit
+        ),
+        structured=(
+            json_variants(API_DOCS[b"accrue"]).map(lambda b: b"accrue\n" + b)
+            | json_variants(API_DOCS[b"identify"]).map(lambda b: b"identify\n" + b)
+            | json_variants(API_DOCS[b"redeem"]).map(lambda b: b"redeem\n" + b)
+            | NESTED_JSON.map(lambda b: b"checkin\n" + b)
+        ),
+        max_len=70_000,
+    )
+
+
+def counter_operation(data: bytes) -> object:
+    """``operation\\n body`` as a till POSTs it, then the counter deciding it offline (the cloud
+    is never reachable here): tokens checked against the pinned cloud key, the single-use
+    ledger, till sessions, events into the outbox. An answer, or a typed CounterError."""
+    op, _, raw = data.partition(b"\n")
+    service = gateway().counter
+    assert service is not None
+    operations: dict[bytes, Callable[[Any, Origin], Awaitable[BaseModel]]] = {
+        b"identify": service.identify,
+        b"redeem": service.redeem,
+        b"accrue": service.accrue,
+        b"checkin": service.checkin,
+    }
+
+    async def run() -> BaseModel:
+        req = await _body(cast(web.Request, _Request(raw)), API_MODELS.get(op, IdentifyRequest))
+        operation = operations.get(op)
+        return req if operation is None else await operation(req, Origin(source="api"))
+
+    return core.run(run())
+
+
+API = _api_target("api.body", api_body)
+COUNTER = _api_target("api.counter", counter_operation)
 
 # --- config files ------------------------------------------------------------------------------
 
@@ -248,20 +276,6 @@ CONFIG = Target(
 )
 
 # --- scanned tokens: coupons and member QR codes -----------------------------------------------
-
-NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
-COUPON = CouponClaims(
-    coupon_id="C-100",
-    value=Decimal("5.00"),
-    currency="EUR",
-    expires=NOW + timedelta(days=7),
-    stores=("S001", "S002"),
-    member_id="M1001",
-    title="5 EUR off",
-)
-CREDENTIAL = issue_member_credential(
-    "M1001", PHONE.public_key(), CLOUD, expires=NOW + timedelta(days=30), credential_id="cred-1"
-)
 
 
 def token_text(data: bytes) -> object:
@@ -319,4 +333,4 @@ def close() -> None:
     _cloud_keys.cache_clear()
 
 
-GATEWAY_TARGETS = (RPC, KEYS_TARGET, API, CONFIG, TOKENS, CLAIMS)
+GATEWAY_TARGETS = (RPC, KEYS_TARGET, API, COUNTER, CONFIG, TOKENS, CLAIMS)
