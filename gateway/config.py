@@ -374,4 +374,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             source, [ConfigProblem(path="", message=f"not valid TOML: {exc}")]
         ) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(
+            source, [ConfigProblem(path="", message="not valid TOML: nested too deeply")]
+        ) from None
     return parse_config(apply_env(data, os.environ if environ is None else environ), source)

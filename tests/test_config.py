@@ -252,6 +252,15 @@ def test_a_file_that_is_not_utf8_gets_a_clear_message(tmp_path: Path) -> None:
     assert "not valid TOML" in result.output
 
 
+@pytest.mark.parametrize("nesting", [b"[" * 5000, b"{b = " * 5000], ids=["array", "table"])
+def test_deeply_nested_toml_gets_a_clear_message(tmp_path: Path, nesting: bytes) -> None:
+    path = tmp_path / "storegw.toml"
+    path.write_bytes(b"a = " + nesting)  # tomllib recursed into a RecursionError (found by fuzzing)
+    result = check(path)
+    assert_clean_failure(result)
+    assert "not valid TOML: nested too deeply" in result.output
+
+
 def test_a_missing_file_gets_a_clear_message_and_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     result = check(path)

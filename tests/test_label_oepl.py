@@ -449,6 +449,17 @@ def test_garbage_get_db_is_bad_input() -> None:
     assert page.continu == 0
 
 
+@pytest.mark.parametrize("lastseen", [2**32, 253402300800, 10**20, -1])
+def test_a_lastseen_no_firmware_can_send_is_bad_input(lastseen: int) -> None:
+    # The firmware's tagRecord.lastseen is a uint32_t; beyond it health() crashed the poll with
+    # OverflowError or "year out of range" (found by fuzzing).
+    with pytest.raises(ValueError, match="get_db"):
+        parse_db_page({"tags": [{"mac": MAC, "lastseen": lastseen}]})
+    top = parse_db_page({"tags": [{"mac": MAC, "lastseen": 2**32 - 1}]}).tags[0].health()
+    assert top.last_seen is not None
+    assert top.last_seen.year == 2106
+
+
 async def test_pagination_that_does_not_advance_is_refused() -> None:
     client = OeplClient("http://127.0.0.1:9", device_id="ap")
 

@@ -365,6 +365,8 @@ def test_other_key_fails() -> None:
         "https://t.example.com/t/S1/P1?s=a&s=b",
         "https://t.example.com/t/S 1/P1?s=abc",
         "https://t.example.com/t/S1/P1/x?s=abc",
+        "https://t.example.c]m/t/S1/P1?s=abc",  # urlsplit: "Invalid IPv6 URL" (found by fuzzing)
+        "https://[::1/t/S1/P1?s=abc",
     ],
 )
 def test_not_sticker_urls(url: str) -> None:

@@ -33,7 +33,9 @@ class OeplTag(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     mac: str
-    lastseen: int = 0
+    lastseen: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    """Unix seconds; a ``uint32_t`` in the firmware's ``tagRecord`` (tag_db.h), so anything
+    else is garbage, and a datetime could not even hold some of it."""
     battery_mv: int = Field(default=0, alias="batteryMv")
     rssi: int | None = Field(default=None, alias="RSSI")
     lqi: int | None = Field(default=None, alias="LQI")

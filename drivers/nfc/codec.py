@@ -620,7 +620,10 @@ def build_sticker_url(
 
 def parse_sticker_url(url: str) -> StickerClaim:
     """Split a sticker URL into its claim without checking the signature."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL" for a stray bracket in the host
+        raise StickerUrlError("sticker URL does not parse") from None
     if parts.scheme != "https" or not parts.netloc:
         raise StickerUrlError("sticker URL must be https://host/...")
     segments = parts.path.split("/")  # "", *base path, "t", store, placement

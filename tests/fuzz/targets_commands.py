@@ -1,0 +1,172 @@
+"""Fuzz targets for commands: through the gateway's one dispatcher (as ``cmd/<name>`` on
+MQTT delivers them) and through the local control socket (one JSON line each)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable
+from typing import Any
+
+from drivers.base import JsonObject
+from gateway.config import parse_config
+from gateway.daemon import Gateway
+from tests.fuzz import core
+from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
+from tests.fuzz.identities import JWKS, NOW
+from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
+
+LABEL_DEVICE: dict[str, Any] = {
+    "id": "labels-1",
+    "kind": "label",
+    "backend": "oepl",
+    "url": "http://192.168.1.50",
+    "labels": [{"id": "0000021B3C4D5E6F", "panel": "2.9"}],
+}
+
+
+def _config(data_dir: str) -> dict[str, Any]:
+    return {
+        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": data_dir},
+        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
+        "api": {"listen": "127.0.0.1:0"},
+        "counter": {"cloud_keys_file": str(core.workdir() / "pinned-keys.json")},
+        "kiosks": [{"name": "kiosk-1", "devices": ["scanner-1"]}],
+        "devices": [  # configured, never started: commands reach their supervisors and stores
+            {"id": "scanner-1", "kind": "scanner", "port": "/dev/null"},
+            {**LABEL_DEVICE, "url": "http://127.0.0.1:9"},
+        ],
+    }
+
+
+@functools.cache
+def gateway() -> Gateway:
+    """A real Gateway (every command registered, kiosks included) with its stores open and
+    no broker: commands and counter operations run for real (offline: the cloud is never
+    reachable) against SQLite in a scratch directory, trusting the fuzz cloud key."""
+    data_dir = core.workdir() / "gateway"
+    data_dir.mkdir(exist_ok=True)
+    (core.workdir() / "pinned-keys.json").write_text(json.dumps(JWKS))
+    gw = Gateway(parse_config(_config(str(data_dir))))
+    assert gw.counter is not None
+    gw.counter.clock = lambda: NOW  # the seeds' coupons and member codes are valid then
+
+    async def open_stores() -> None:
+        await gw.outbox.__aenter__()
+        assert gw.counter is not None
+        await gw.counter.__aenter__()
+        await gw.pricing.__aenter__()
+
+    core.run(open_stores())
+    return gw
+
+
+def close_gateway() -> None:
+    if not gateway.cache_info().currsize:
+        return
+    gw = gateway()
+    gateway.cache_clear()
+
+    async def close_stores() -> None:
+        await gw.pricing.__aexit__(None, None, None)
+        assert gw.counter is not None
+        await gw.counter.__aexit__(None, None, None)
+        await gw.outbox.__aexit__(None, None, None)
+
+    core.run(close_stores())
+
+
+COMMAND_LIMIT_S = 5.0
+"""No seed asks a command to wait (``wait_s``, ``device.test``): an answer slower than this is
+a hang, reported instead of stalling the suite."""
+
+
+def answered(call: Awaitable[JsonObject]) -> JsonObject:
+    """Run one dispatch and hold it to the contract of every command path: an answer object
+    the bridge (or the control socket) can publish, never an exception, never ``internal``
+    (a handler crash the catch-all hid), and within :data:`COMMAND_LIMIT_S`."""
+
+    async def bounded() -> JsonObject:
+        try:
+            async with asyncio.timeout(COMMAND_LIMIT_S):
+                return await call
+        except TimeoutError:
+            raise ContractBroken(f"no answer within {COMMAND_LIMIT_S} s") from None
+
+    result = core.run(bounded())
+    if not isinstance(result.get("ok"), bool):
+        raise ContractBroken(f"answer without ok: {result!r:.200}")
+    error = result.get("error")
+    if isinstance(error, dict) and error.get("code") == "internal":
+        raise ContractBroken("a command handler crashed (answered 'internal')")
+    json.dumps(result, separators=(",", ":")).encode()  # what the bridge publishes
+    return result
+
+
+def command(data: bytes) -> object:
+    """``name\\n payload``: a command as it arrives on ``cmd/<name>``."""
+    name, _, payload = data.partition(b"\n")
+    gw = gateway()
+    return answered(gw.dispatcher.dispatch(name.decode("utf-8", "replace"), payload))
+
+
+def control_line(data: bytes) -> object:
+    """One request line on the control socket (the provisioning CLI, technicians)."""
+    gw = gateway()
+    return answered(gw.control.handle(data))
+
+
+COMMAND_SEEDS = (
+    b'ping\n{"id":"r-1","args":{"echo":"hello"}}',
+    b"status\n{}",
+    b"config.get\n",
+    b'labels.list\n{"args":{}}',
+    b'labels.bind\n{"id":"r-2","args":{"label":"0000021B3C4D5E6F","sku":"4006381333931"}}',
+    b'labels.unbind\n{"args":{"label":"0000021B3C4D5E6F"}}',
+    b'prices.update\n{"args":{"items":[{"sku":"4006381333931","name":"Apples 1 kg",'
+    b'"price":"2.49","currency":"EUR","member_price":"1.99","promo_text":"Autumn"}]}}',
+    b'prices.flash_sale\n{"args":{"sale_id":"fs-1","start":"2026-11-23T10:00:00Z",'
+    b'"end":"2099-11-23T12:00:00Z","promo_text":"Today","skus":["4006381333931"],'
+    b'"percent_off":"20"}}',
+    b'prices.flash_sale.cancel\n{"args":{"sale_id":"fs-1"}}',
+    # Not device.test: it waits (up to 300 s) for a reading by design, so it is no parser.
+    b'kiosk.message\n{"args":{"kiosk":"kiosk-1","text":{"zh":"\\u4f60\\u597d","en":"Hi"}}}',
+    b'label.show\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F","title":"Apples"}}',
+    b'label.flash\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F","color":"red"}}',
+    b'label.status\n{"args":{"device":"labels-1","label":"0000021B3C4D5E6F"}}',
+    b"ping\n" + DEEP_JSON,
+)
+COMMAND_DOCS: list[Any] = [json.loads(s.partition(b"\n")[2] or b"{}") for s in COMMAND_SEEDS[:-1]]
+COMMAND = Target(
+    name="gateway.command",
+    parse=command,
+    allowed=(),  # the dispatcher answers everything with a result object
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=COMMAND_SEEDS,
+    structured=(
+        json_variants(COMMAND_DOCS).map(lambda body: b"prices.update\n" + body)
+        | json_variants(COMMAND_DOCS).map(lambda body: b"ping\n" + body)
+        | NESTED_JSON.map(lambda body: b"status\n" + body)
+    ),
+    max_len=270_000,
+)
+
+
+def _line(seed: bytes) -> bytes:
+    name, _, payload = seed.partition(b"\n")
+    doc = json.loads(payload or b"{}")
+    return json.dumps({"command": name.decode(), **doc}).encode() + b"\n"
+
+
+CONTROL = Target(
+    name="gateway.control_line",
+    parse=control_line,
+    allowed=(),  # handle() answers every line with a result object
+    known=KNOWN_UNTIL_SAFE_JSON,
+    seeds=(*(_line(s) for s in COMMAND_SEEDS[:-1]), b'{"command":"ping","args":' + DEEP_JSON),
+    structured=json_variants([{"command": "ping", **d} for d in COMMAND_DOCS]) | NESTED_JSON,
+    max_len=270_000,
+)
+
+COMMAND_TARGETS = (COMMAND, CONTROL)
