@@ -199,7 +199,7 @@ class Bridge:
 
     async def _answer(self, uplink: Uplink, name: str, msg: Inbound) -> None:
         result = await self._dispatcher.dispatch(name, msg.payload)
-        self._metrics.commands.labels(name=name[:64], ok=str(result["ok"]).lower()).inc()
+        self._metrics.command_handled(name, bool(result["ok"]), self._dispatcher.knows)
         if not result["ok"]:
             log.info("command refused", extra={"command": name[:64], "error": result.get("error")})
         topic = msg.response_topic or self._topics.command_result(name)
