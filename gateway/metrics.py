@@ -16,6 +16,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
     PlatformCollector,
@@ -63,8 +64,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        # The standard process_* (CPU, memory, fds, start time) and python_info families.
+        # What the client library's default registry has: process_* (CPU, memory, fds, start
+        # time), python_gc_* and python_info.
         ProcessCollector(registry=r)
+        GCCollector(registry=r)
         PlatformCollector(registry=r)
         Info("storegw_build", "The running gateway's version", registry=r).info(
             {"version": __version__}
