@@ -40,7 +40,7 @@ async def api(
 
 async def schemathesis(api: KioskApi, token: str | None, report: Path) -> tuple[int, str]:
     """Run the CLI against ``api`` (in a subprocess: the gateway runs in this event loop)."""
-    assert ST.exists(), f"schemathesis is not installed in {ST.parent}: run `make` (dev extra)"
+    assert ST.exists(), f"no schemathesis in {ST.parent}: run `.venv/bin/pip install -e '.[dev]'`"
     auth = [] if token is None else ["-H", f"Authorization: Bearer {token}"]
     proc = await asyncio.create_subprocess_exec(
         str(ST),
