@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 CODE   := gateway drivers provisioning simulators
 LINTED := $(CODE) tests bench
 
-.PHONY: demo test lint typecheck pytest bench system-deps clean
+.PHONY: demo test lint typecheck pytest bench system-deps tools clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 system-deps:
 	@bash scripts/system-deps.sh test
 
+# The AsyncAPI CLI into .tools/ (pinned, once); promtool and npm come with system-deps.
+tools: system-deps
+	@bash scripts/tools.sh
+
 demo: $(STAMP)
 	@bash scripts/system-deps.sh demo
 	$(BIN)/storegw demo
@@ -35,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -44,4 +48,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) demo-data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools demo-data .mypy_cache .ruff_cache .pytest_cache

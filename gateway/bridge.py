@@ -28,12 +28,6 @@ from gateway.uplink import Inbound, LastWill, PublishRefused, Uplink, UplinkErro
 
 log = logging.getLogger(__name__)
 
-_UNRESOLVED = frozenset(
-    {"unknown_command", "bad_json", "bad_request", "too_large", "bad_response_topic"}
-)
-"""Results given before the name was matched: counted under one label, since every new
-name a peer invents would otherwise be a new time series kept forever."""
-
 UplinkFactory = Callable[[MqttSection, str, LastWill], Uplink]
 
 
@@ -236,9 +230,7 @@ class Bridge:
                 result = failed("internal", "the command failed inside the gateway", None, name)
             topic = msg.response_topic or topic
         error = result.get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-        label = "(unresolved)" if code in _UNRESOLVED else name[:64]
-        self._metrics.commands.labels(name=label, ok=str(result["ok"]).lower()).inc()
+        self._metrics.command_handled(name, bool(result["ok"]), self._dispatcher.knows)
         if not result["ok"]:
             log.info("command refused", extra={"command": name[:64], "error": error})
         try:

@@ -133,6 +133,7 @@ class CertWatch:
         interval_s: float = 3600.0,
         rpc_timeout_s: float = 30.0,
         clock: Callable[[], datetime] = _utcnow,
+        on_status: Callable[[CertStatus], None] = lambda _status: None,
     ) -> None:
         self.mqtt = mqtt
         self.store_id = store_id
@@ -145,6 +146,8 @@ class CertWatch:
         self.interval_s = interval_s
         self.rpc_timeout_s = rpc_timeout_s
         self.clock = clock
+        self.on_status = on_status
+        """Told every certificate read or installed (the daemon's expiry gauge)."""
         self.checks = 0
         self.renewals = 0
         self.last_status: CertStatus | None = None
@@ -154,7 +157,12 @@ class CertWatch:
 
     @classmethod
     def for_gateway(
-        cls, config: Config, rpc: RpcClient, on_connected: list[Callable[[], None]], emit: Emit
+        cls,
+        config: Config,
+        rpc: RpcClient,
+        on_connected: list[Callable[[], None]],
+        emit: Emit,
+        on_status: Callable[[CertStatus], None] = lambda _status: None,
     ) -> CertWatch | None:
         """The daemon's watch, or None without a client certificate (nothing to watch)."""
         if config.mqtt.cert_file is None:
@@ -168,6 +176,7 @@ class CertWatch:
             emit=emit,
             warn_days=config.mqtt.cert_warn_days,
             renew_days=config.mqtt.cert_renew_days,
+            on_status=on_status,
         )
         on_connected.append(watch.trigger)
         return watch
@@ -200,6 +209,7 @@ class CertWatch:
             return
         self.last_error = None
         self.last_status = status
+        self.on_status(status)
         if status.days_left <= self.warn_days:
             await self._warn(status, now)
         if status.days_left <= self.renew_days and self._may_renew(now):
@@ -274,6 +284,7 @@ class CertWatch:
             seconds_left=(cert.not_valid_after_utc - self.clock()).total_seconds(),
         )
         self.last_status = status
+        self.on_status(status)
         log.info(
             "client certificate renewed; used from the next connection",
             extra={"cert": status.as_json()},

@@ -7,7 +7,7 @@ handler crash) the answer is a result object, never an exception out of the disp
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
@@ -71,6 +71,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self._handlers: dict[str, _Entry] = {}
         self._fallback: Fallback | None = None
+        self._fallback_names: Callable[[], Collection[str]] = frozenset
 
     def register(
         self,
@@ -84,9 +85,18 @@ class Dispatcher:
             raise ValueError(f"command {name!r} registered twice")
         self._handlers[name] = _Entry(handler, args_model, help)
 
-    def set_fallback(self, fallback: Fallback) -> None:
-        """Handle names not registered here (device actions); return None to refuse."""
+    def set_fallback(
+        self, fallback: Fallback, names: Callable[[], Collection[str]] = frozenset
+    ) -> None:
+        """Handle names not registered here (device actions); return None to refuse.
+        ``names``: the names it handles now (the configured devices' actions)."""
         self._fallback = fallback
+        self._fallback_names = names
+
+    def knows(self, name: str) -> bool:
+        """A registered command or one the fallback handles: a bounded set, so metrics may
+        label by it (anything else a cloud sends counts as ``unknown``)."""
+        return name in self._handlers or name in self._fallback_names()
 
     @property
     def names(self) -> list[str]:

@@ -84,7 +84,11 @@ class Gateway:
             uplink_factory=uplink_factory,
         )
         self.certwatch = CertWatch.for_gateway(
-            config, self.bridge.rpc, self.bridge.on_connected, lambda r: self.accept("gateway", r)
+            config,
+            self.bridge.rpc,
+            self.bridge.on_connected,
+            lambda r: self.accept("gateway", r),
+            on_status=lambda status: self.metrics.cert_expires(status.not_after),
         )
         """Warns before the client certificate expires and renews it (None without one)."""
         self.devices = {
@@ -171,9 +175,9 @@ class Gateway:
         try:
             stored = await self.outbox.append(device_id, reading)
         except OutboxError as exc:
-            self.metrics.events_refused.labels(reason=exc.reason).inc()
+            self.metrics.event_refused(exc.reason)
             raise
-        self.metrics.events_in.labels(kind=reading.kind).inc()
+        self.metrics.event_accepted(reading.kind)
         return stored
 
     # --- commands -------------------------------------------------------------------------
@@ -183,7 +187,7 @@ class Gateway:
         d.register("ping", self._ping, args_model=_PingArgs, help="liveness check")
         d.register("status", self._status_cmd, args_model=_NoArgs, help="health of everything")
         d.register("config.get", self._config_get, args_model=_NoArgs, help="config, no secrets")
-        d.set_fallback(self._device_action)
+        d.set_fallback(self._device_action, self._device_actions)
 
     async def _ping(self, args: JsonObject) -> JsonObject:
         out: JsonObject = {"pong": True, "ts": time.time()}
@@ -197,8 +201,11 @@ class Gateway:
     async def _config_get(self, _args: JsonObject) -> JsonObject:
         return self.config.redacted()
 
+    def _device_actions(self) -> frozenset[str]:
+        return frozenset(a for sup in self.devices.values() for a in sup.actions())
+
     def _device_action(self, name: str, args: JsonObject) -> Awaitable[JsonObject] | None:
-        if not any(name in sup.actions() for sup in self.devices.values()):
+        if name not in self._device_actions():
             return None
         device_id = args.get("device")
         if not isinstance(device_id, str) or device_id not in self.devices:

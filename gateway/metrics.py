@@ -1,16 +1,77 @@
-"""Prometheus metrics in a registry of our own, so tests can run several gateways per process."""
+"""Prometheus metrics in a registry of our own, so tests can run several gateways per process.
+
+Every label set is bounded: a label value is one of a fixed set (event kinds, refusal reasons,
+the dispatcher's command names, the configured devices) and anything else is counted as
+``unknown``, so a cloud sending random command names cannot grow the scrape without end.
+``promtool check metrics`` passes on a real scrape (tests/test_metrics.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway import __version__
+
+UNKNOWN = "unknown"
+EVENT_KINDS = frozenset(
+    {
+        "scan",
+        "error",
+        "device.status",
+        "outbox.expired",
+        "card",
+        "card.removed",
+        "nfc",
+        "nfc.removed",
+        "esl",
+        "member.identified",
+        "coupon.redeemed",
+        "redemption.conflict",
+        "points.accrued",
+        "appointment.checked_in",
+        "counter.refused",
+        "price.sync",
+        "cert.expiring",
+        "cert.renewed",
+    }
+)
+"""The event kinds docs/asyncapi.yaml has a channel for (tests/test_asyncapi.py checks)."""
+REFUSAL_REASONS = frozenset({"outbox_full", "open_failed", "disk_full", "write_failed", "bad_data"})
+"""``OutboxError.reason`` values (gateway/outbox.py)."""
+
+
+def bounded(value: str, allowed: Collection[str]) -> str:
+    """``value`` if it is one of ``allowed``, else ``unknown``: label values never grow."""
+    return value if value in allowed else UNKNOWN
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # What the client library's default registry has: process_* (CPU, memory, fds, start
+        # time), python_gc_* and python_info.
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("storegw_build", "The running gateway's version", registry=r).info(
+            {"version": __version__}
+        )
         self.events_in = Counter(
             "storegw_events_accepted", "Events made durable in the outbox", ["kind"], registry=r
         )
@@ -48,13 +109,51 @@ class Metrics:
         self.device_up = Gauge(
             "storegw_device_up", "1 while a device is available", ["device"], registry=r
         )
-        self.commands = Counter("storegw_commands", "Commands handled", ["name", "ok"], registry=r)
+        self.commands = Counter(
+            "storegw_commands",
+            "Commands handled; names the dispatcher does not know count as unknown",
+            ["name", "ok"],
+            registry=r,
+        )
         self.answers_failed = Counter(
             "storegw_command_answers_failed",
             "Command answers not delivered (refused response topic, refused or failed publish)",
             ["reason"],
             registry=r,
         )
+        self.cert_expiry = _CertExpiry()
+        r.register(self.cert_expiry)
+
+    def event_accepted(self, kind: str) -> None:
+        self.events_in.labels(kind=bounded(kind, EVENT_KINDS)).inc()
+
+    def event_refused(self, reason: str) -> None:
+        self.events_refused.labels(reason=bounded(reason, REFUSAL_REASONS)).inc()
+
+    def command_handled(self, name: str, ok: bool, known: Callable[[str], bool]) -> None:
+        self.commands.labels(name=name if known(name) else UNKNOWN, ok=str(ok).lower()).inc()
+
+    def cert_expires(self, not_after: datetime) -> None:
+        self.cert_expiry.not_after = not_after.timestamp()
+
+
+class _CertExpiry(Collector):
+    """The client certificate's notAfter; no sample until the certificate watch has read one
+    (a 0 would read as "expired in 1970" and page someone for a gateway without mTLS)."""
+
+    NAME = "storegw_client_cert_expiry_timestamp_seconds"
+    HELP = "When the MQTT client certificate expires (Unix time)"
+
+    def __init__(self) -> None:
+        self.not_after: float | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.NAME, self.HELP)]
+
+    def collect(self) -> Iterable[Metric]:
+        if self.not_after is None:
+            return []
+        return [GaugeMetricFamily(self.NAME, self.HELP, value=self.not_after)]
 
 
 async def serve_metrics(metrics: Metrics, listen: str) -> None:

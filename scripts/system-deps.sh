@@ -2,9 +2,11 @@
 # Install the Debian/Ubuntu packages storegw's tests and demo run for real:
 # Mosquitto (broker), pcscd + vsmartcard-vpcd (PC/SC with virtual readers), Chromium (the
 # kiosk page's browser tests; Playwright drives it, it never downloads a browser of its own)
-# a small CJK font (the page's Chinese text in screenshots) and nftables (the cloud broker's
-# enrolment connection caps, deploy/mosquitto/enrolment-limits.nft). vsmartcard-vpcd is for
-# tests and the demo only: the production install (scripts/install.sh) never installs it.
+# a small CJK font (the page's Chinese text in screenshots), nftables (the cloud broker's
+# enrolment connection caps, deploy/mosquitto/enrolment-limits.nft) and, for the contract
+# checks, promtool (Debian's prometheus) and Node.js/npm (scripts/tools.sh installs the
+# AsyncAPI CLI). vsmartcard-vpcd is for tests and the demo only: the production install
+# (scripts/install.sh) never installs it.
 # As root it installs them; otherwise it prints the exact command and fails (tests need them).
 set -euo pipefail
 # "build": only what `pip install` needs (pyscard has no Linux wheels and compiles against
@@ -20,6 +22,11 @@ if [ "$mode" != build ]; then
              chromium fonts-wqy-microhei nftables)
   # systemd-analyze/systemd-sysusers check the unit and run scripts/install.sh --root
   [ "$mode" = test ] && packages+=(systemd)
+fi
+if [ "$mode" = test ]; then
+  packages+=(prometheus)
+  # Node from any source will do (e.g. NodeSource's nodejs bundles npm): only without one.
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
 missing=()
@@ -39,7 +46,7 @@ if [ "$(id -u)" -eq 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   # The packaged services are not used: tests and the demo start their own instances.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    systemctl disable --now mosquitto prometheus >/dev/null 2>&1 || true
   fi
   exit 0
 fi

@@ -248,6 +248,7 @@ async def test_bad_input_gets_a_clear_4xx_with_a_stable_code(
     welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
     big = await cloud.coupon_token(seed.COUPON_BIG)
     redeem = "/v1/coupons/redeem"
+    accrual = {"till": "t1", "member_id": "M1", "currency": "EUR", "receipt_id": "R"}
     cases: list[tuple[str, str, Any, dict[str, Any], tuple[int, str]]] = [
         ("malformed JSON", redeem, None, {"raw": b'{"till": "t1", '}, (400, "bad_json")),
         ("not UTF-8", redeem, None, {"raw": b"\xff\xfe{}"}, (400, "bad_json")),
@@ -283,10 +284,37 @@ async def test_bad_input_gets_a_clear_4xx_with_a_stable_code(
             {"raw": b'{"x": "' + b"a" * 70_000 + b'"}'},
             (413, "too_large"),
         ),
+        # The document's schemas are what is validated: what they refuse is a 400
         (
             "not a coupon",
             redeem,
             {"till": "t1", "coupon": "4006381333931"},
+            {},
+            (400, "bad_request"),
+        ),
+        ("coupon 0", redeem, {"till": "0", "coupon": "0"}, {}, (400, "bad_request")),
+        ("by=qr without code", "/v1/identify", {"till": "0", "by": "qr"}, {}, (400, "bad_request")),
+        ("empty amount", "/v1/points/accrue", {**accrual, "amount": ""}, {}, (400, "bad_request")),
+        (
+            "amount as a JSON number",
+            "/v1/points/accrue",
+            {**accrual, "amount": 12.5},
+            {},
+            (400, "bad_request"),
+        ),
+        ("amount 1e3", "/v1/points/accrue", {**accrual, "amount": "1e3"}, {}, (400, "bad_request")),
+        (
+            "price as a JSON number",
+            "/v1/points/accrue",
+            {**accrual, "items": [{"sku": "A", "qty": 1, "price": 1.19}]},
+            {},
+            (400, "bad_request"),
+        ),
+        # Well-formed but refused by the counter: a 422 with the reason
+        (
+            "unsigned coupon",
+            redeem,
+            {"till": "t1", "coupon": "SGC1:x"},
             {},
             (422, "invalid_coupon"),
         ),
@@ -322,6 +350,8 @@ async def test_bad_input_gets_a_clear_4xx_with_a_stable_code(
         assert await api.refused("GET", "/v1/members/M1001!") == (400, "bad_request")
         assert await api.refused("GET", "/v1/members/M-NOBODY") == (404, "not_found")
         assert await api.refused("DELETE", "/v1/conflicts") == (405, "method_not_allowed")
+        async with api.http.delete(api.base + "/v1/conflicts") as resp:  # RFC 9110 15.5.6
+            assert (resp.status, resp.headers.get("Allow")) == (405, "GET")
         await api.ok("POST", redeem, {"till": "t1", "coupon": welcome})
         status, doc = await api.call("POST", redeem, {"till": "t2", "coupon": welcome})
         assert (status, doc["error"]["code"]) == (409, "already_used")

@@ -1,17 +1,22 @@
 """docs/asyncapi.yaml describes what the code really sends: every message of a real run validates.
 
-A real Mosquitto, a real gateway and the cloud simulator (with its enrolment service); an
-observer records every message under ``storegw/``, including an enrolment on the provisioning
-topics and a ``provision doctor`` session. Each one must fall on exactly one documented channel
-and validate against that channel's message schema (RPC replies against the reply schema of the
-method they answer, found by correlation data). A message on an undocumented channel fails the
-test, and so does a documented channel that the run never used.
+The official AsyncAPI CLI (``asyncapi validate``, installed by ``make tools``) checks the
+document itself: spec, MQTT bindings, references, channel parameters; the checks here are the
+ones it does not make. Then a real Mosquitto, a real gateway and the cloud simulator (with its
+enrolment service): an observer records every message under ``storegw/``, including an
+enrolment on the provisioning topics and a ``provision doctor`` session. Each one must fall on
+exactly one documented channel and validate against that channel's message schema (RPC replies
+against the reply schema of the method they answer, found by correlation data; command results
+on a v5 response topic against the address-less response channel). A message on an
+undocumented channel fails the test, and so does a documented channel that the run never used.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -28,6 +33,7 @@ from paho.mqtt.properties import Properties
 from drivers.base import BadInput, Priority, Reading, error_reading
 from gateway.certwatch import CertStatus
 from gateway.daemon import Gateway
+from gateway.metrics import EVENT_KINDS
 from gateway.pricing.report import LabelOutcome, Sync
 from gateway.rpc import RpcRefused
 from provisioning.certs import build_csr, csr_pem
@@ -43,6 +49,9 @@ from tests.waiting import wait_for
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 BASE = "storegw/v1/S001/gw-1"
+RESPONSE_CHANNEL = "commandResponse"
+ROOT = DOC_PATH.parent.parent
+CLI = ROOT / ".tools" / "asyncapi" / "node_modules" / ".bin" / "asyncapi"
 
 
 # --- the document --------------------------------------------------------------------------
@@ -81,12 +90,13 @@ def deref(node: Any, doc: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
 class Channel:
     def __init__(self, name: str, spec: dict[str, Any], doc: dict[str, Any]) -> None:
         self.name = name
-        self.address: str = spec["address"]
-        self.params = re.findall(r"{([^}]+)}", self.address)
-        pattern = re.escape(self.address)
+        self.address: str | None = spec["address"]
+        """None: chosen at run time (a v5 response topic), see :func:`channel_for`."""
+        self.params = re.findall(r"{([^}]+)}", self.address or "")
+        pattern = re.escape(self.address or "")
         for p in self.params:
             pattern = pattern.replace(re.escape("{" + p + "}"), "[^/]+")
-        self.regex = re.compile(f"^{pattern}$")
+        self.regex = re.compile(f"^{pattern}$") if self.address is not None else None
         self.messages: dict[str, jsonschema.protocols.Validator] = {}
         for msg_name, msg in spec["messages"].items():
             schema = deref(msg, doc)["payload"]
@@ -100,9 +110,12 @@ def channels() -> dict[str, Channel]:
     return {name: Channel(name, spec, doc) for name, spec in doc["channels"].items()}
 
 
-def channel_for(topic: str) -> Channel:
-    """The most specific documented channel (fewest parameters) whose address matches."""
-    matches = [c for c in channels().values() if c.regex.match(topic)]
+def channel_for(topic: str, response_topics: frozenset[str] = frozenset()) -> Channel:
+    """The most specific documented channel (fewest parameters) whose address matches; a
+    command's response topic (the cloud's choice) is the channel without an address."""
+    if topic in response_topics:
+        return channels()[RESPONSE_CHANNEL]
+    matches = [c for c in channels().values() if c.regex is not None and c.regex.match(topic)]
     assert matches, f"no channel in docs/asyncapi.yaml describes {topic!r}"
     fewest = min(len(c.params) for c in matches)
     best = [c for c in matches if len(c.params) == fewest]
@@ -120,60 +133,105 @@ def errors(validator: jsonschema.protocols.Validator, doc: Any) -> list[str]:
 # --- structure -----------------------------------------------------------------------------
 
 
-def test_the_document_is_asyncapi_3_with_resolvable_channels_and_operations() -> None:
+def asyncapi_validate(path: Path) -> list[dict[str, Any]]:
+    """Every diagnostic (error to hint) the official validator reports for ``path``."""
+    assert CLI.exists(), f"the AsyncAPI CLI is not installed at {CLI}: run `make tools`"
+    env = {
+        **os.environ,
+        "ASYNCAPI_METRICS_CONFIG_PATH": str(CLI.parents[2] / "analytics.json"),
+        "SUPPRESS_NO_CONFIG_WARNING": "1",
+        "CI": "true",
+    }
+    run = subprocess.run(
+        [
+            str(CLI),
+            "validate",
+            str(path),
+            "--fail-severity",
+            "hint",
+            "--diagnostics-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    start = re.search(r"(?m)^\[", run.stdout)
+    assert start is not None, f"no diagnostics from the CLI (exit {run.returncode}):\n{run.stderr}"
+    found: list[dict[str, Any]] = json.loads(run.stdout[start.start() :])
+    assert (run.returncode == 0) == (found == []), (run.returncode, found)
+    return found
+
+
+def test_the_official_asyncapi_validator_finds_nothing_to_report(tmp_path: Path) -> None:
+    report = [
+        (d["code"], d["message"], ".".join(map(str, d["path"])))
+        for d in asyncapi_validate(DOC_PATH)
+    ]
+    assert report == []
+    # The same run refuses what the spec refuses (so a silent validator cannot pass this):
+    bad = DOC_PATH.read_text().replace(
+        "      channel: {$ref: '#/channels/commandResponse'}\n",
+        "      channel: {$ref: '#/channels/commandResponse'}\n      description: not allowed\n",
+    )
+    assert bad != DOC_PATH.read_text()
+    (tmp_path / "bad.yaml").write_text(bad)
+    paths = [d["path"] for d in asyncapi_validate(tmp_path / "bad.yaml")]
+    assert ["operations", "receiveCommand", "reply", "description"] in paths
+
+
+def test_what_the_validator_leaves_to_us() -> None:
+    """Conventions the spec does not require, and reply messages (which the CLI does not
+    check against the reply channel's)."""
     doc = document()
-    assert doc["asyncapi"] == "3.0.0"
-    assert doc["info"]["title"]
-    assert doc["info"]["version"]
-    assert doc["defaultContentType"] == "application/json"
-    for server in doc["servers"].values():
-        assert server["protocol"] == "mqtt"
-    for name, spec in doc["channels"].items():
-        params = set(re.findall(r"{([^}]+)}", spec["address"]))
-        assert params == set(spec.get("parameters", {})), f"{name}: parameters vs address"
-        assert spec["messages"], f"{name} has no messages"
-        for msg in spec["messages"].values():
-            assert "payload" in deref(msg, doc), f"{name}: a message without payload"
-    for name, op in doc["operations"].items():
-        assert op["action"] in ("send", "receive"), name
-        assert pointer(doc, op["channel"]["$ref"]) in doc["channels"].values(), name
-        reply = op.get("reply")
-        if reply is not None:
-            assert pointer(doc, reply["channel"]["$ref"]) in doc["channels"].values(), name
-            for m in reply.get("messages", []):
-                assert "payload" in deref(m, doc), name
     used = set()
-    for op in doc["operations"].values():
-        for ref in (op["channel"], op.get("reply", {}).get("channel")):
+    for name, op in doc["operations"].items():
+        reply = op.get("reply")
+        for ref in (op["channel"], (reply or {}).get("channel")):
             if ref is not None:
                 used.add(ref["$ref"].removeprefix("#/channels/"))
+        if reply is not None:
+            channel = reply["channel"]["$ref"]
+            for m in reply.get("messages", []):
+                assert m["$ref"].startswith(channel + "/messages/"), f"{name}: {m}"
+        binding = op["bindings"]["mqtt"]
+        assert binding["qos"] == 1, name
+        retained = op["channel"]["$ref"] in ("#/channels/status", "#/channels/cloudKeys")
+        assert binding.get("retain", False) is (retained and op["action"] == "send"), name
     assert used == set(doc["channels"]), "every channel is used by an operation or a reply"
+    assert [c for c, spec in doc["channels"].items() if spec["address"] is None] == [
+        RESPONSE_CHANNEL
+    ]
     assert len(channels()) == len(doc["channels"])  # every payload schema is a valid schema
 
 
-def test_every_event_kind_in_the_docs_has_a_channel() -> None:
-    documented = {
-        "scan",
-        "error",
-        "device.status",
-        "outbox.expired",
-        "card",
-        "card.removed",
-        "nfc",
-        "nfc.removed",
-        "esl",
-        "member.identified",
-        "coupon.redeemed",
-        "redemption.conflict",
-        "points.accrued",
-        "appointment.checked_in",
-        "counter.refused",
-        "price.sync",
-        "cert.expiring",
-        "cert.renewed",
-    }
-    for kind in documented:
+def test_the_servers_are_the_listeners_of_the_shipped_broker_config() -> None:
+    """8883 (mTLS, the gateway's identity) and 8884 (enrolment) in deploy/mosquitto."""
+    conf = (ROOT / "deploy" / "mosquitto" / "storegw.conf").read_text()
+    listeners = {int(p) for p in re.findall(r"(?m)^listener (\d+)", conf)}
+    servers = document()["servers"]
+    assert {int(s["host"].rpartition(":")[2]) for s in servers.values()} == listeners
+    assert {s["protocol"] for s in servers.values()} == {"secure-mqtt"}
+    schemes = document()["components"]["securitySchemes"]
+    assert [
+        schemes[r["$ref"].rpartition("/")[2]]["type"] for r in servers["store-broker"]["security"]
+    ] == ["X509"]
+    assert "security" not in servers["enrolment"]
+    for name, spec in document()["channels"].items():
+        enrolment = name.startswith("provision")
+        assert spec["servers"] == [
+            {"$ref": "#/servers/enrolment" if enrolment else "#/servers/store-broker"}
+        ], name
+
+
+def test_every_event_kind_the_metrics_know_has_a_channel_and_no_more() -> None:
+    """gateway/metrics.py labels events by these kinds (anything else is ``unknown``)."""
+    for kind in EVENT_KINDS:
         assert channel_for(f"{BASE}/events/{kind}").name == f"events.{kind}"
+    documented = {n.removeprefix("events.") for n in channels() if n.startswith("events.")}
+    assert documented == EVENT_KINDS
     with pytest.raises(AssertionError, match="no channel"):
         channel_for(f"{BASE}/events/not.a.kind")
 
@@ -473,13 +531,16 @@ async def test_every_message_of_a_real_run_matches_the_document(
         )
 
     requests: dict[bytes, str] = {}
+    response_topics: set[str] = set()
     for topic, _, props in observer.messages:
         if "/rpc/" in topic:
             requests[props.CorrelationData] = topic.rsplit("/", 1)[1]
+        if "/cmd/" in topic and hasattr(props, "ResponseTopic"):
+            response_topics.add(props.ResponseTopic)
     seen: dict[str, int] = {}
     problems: list[str] = []
     for topic, payload, props in observer.messages:
-        channel = channel_for(topic)
+        channel = channel_for(topic, frozenset(response_topics))
         seen[channel.name] = seen.get(channel.name, 0) + 1
         try:
             doc = json.loads(payload)

@@ -9,6 +9,7 @@ revocation from the CLI applies at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -62,6 +63,9 @@ class ApiExtension:
     security_schemes: Mapping[str, Any] = field(default_factory=dict)
     cleanup_ctx: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
     on_shutdown: tuple[Callable[[web.Application], Awaitable[None]], ...] = ()
+    errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Error codes its middlewares add to other routes (by operation id), so the document
+    lists every answer a route can give."""
 
 
 class ApiError(CounterError):
@@ -105,7 +109,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             message = f"{request.method} {request.path}: {exc.reason}"
         body: dict[str, Any] = {"error": {"code": code, "message": message}}
-        return _json(body, exc.status if exc.status >= 400 else 400)
+        resp = _json(body, exc.status if exc.status >= 400 else 400)
+        if "Allow" in exc.headers:  # RFC 9110: a 405 lists the methods the resource has
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except StoreError as exc:
         log.error("counter store failed", extra={"error": str(exc)})
         return _error("unavailable", "the gateway's storage failed; try again")
@@ -125,6 +132,10 @@ def _bearer(request: web.Request) -> str | None:
 def _auth(tokens: TokenStore, public: frozenset[str] = _PUBLIC) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
+            # A documented path, an undocumented method: 405 with Allow, token or not (the
+            # document is public). An unknown path stays 401 without a token.
+            return await handler(request)
         resource = request.match_info.route.resource
         path = request.path if resource is None else resource.canonical
         if path in public and request.method in ("GET", "HEAD"):
@@ -173,10 +184,22 @@ def _origin(request: web.Request) -> Origin:
     return Origin(device_id="gateway", source="api", client=request.get(CLIENT))
 
 
+def _with_errors(
+    routes: Sequence[Route], added: Sequence[Mapping[str, tuple[str, ...]]]
+) -> tuple[Route, ...]:
+    out = []
+    for route in routes:
+        more = [c for a in added for c in a.get(route.operation_id, ()) if c not in route.errors]
+        out.append(dataclasses.replace(route, errors=(*route.errors, *dict.fromkeys(more))))
+    return tuple(out)
+
+
 def build_app(
     service: CounterService, tokens: TokenStore, extensions: Sequence[ApiExtension] = ()
 ) -> web.Application:
-    routes = (*ROUTES, *(r for ext in extensions for r in ext.routes))
+    routes = _with_errors(
+        (*ROUTES, *(r for ext in extensions for r in ext.routes)), [e.errors for e in extensions]
+    )
     public = frozenset(r.path for r in routes if not r.auth)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,

@@ -6,11 +6,20 @@ from their JSON Schemas, so the documentation cannot drift from what the code ac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    model_validator,
+)
 
 from drivers.base import JsonObject
 
@@ -21,6 +30,29 @@ UID = r"^[0-9A-Fa-f: ]{2,64}$"
 """A card or NFC UID as hex; colons and spaces are tolerated and stripped."""
 
 
+DECIMAL = r"^\d{1,10}(\.\d{1,4})?$"
+"""A non-negative amount as a JSON string, at most 10 integer and 4 fractional digits."""
+COUPON = r"^SGC1:\S+$"
+"""A scanned coupon's text; the signature and claims are checked by the counter (422)."""
+
+
+def _decimal_string(value: object) -> object:
+    """JSON amounts are strings (``"12.50"``): a JSON number is a float to most clients, so
+    it is refused rather than rounded. Decimals built in Python pass."""
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(DECIMAL, value):
+        raise ValueError('must be a decimal string such as "12.50" (not a JSON number)')
+    return value
+
+
+DecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL}, mode="validation"),
+]
+
+
 def normalise_uid(uid: str) -> str:
     return uid.replace(":", "").replace(" ", "").lower()
 
@@ -29,9 +61,25 @@ class _Request(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _credential(by: Any, field: str) -> dict[str, Any]:
+    others = {f: {"type": "null"} for f in ("code", "uid", "member_id") if f != field}
+    return {"properties": {"by": by, field: {"type": "string"}, **others}, "required": [field]}
+
+
 class IdentifyRequest(_Request):
     """Identify a member: ``code`` for a scanned member QR, ``uid`` for a card or NFC tap,
-    ``member_id`` when typed in. Exactly the field that ``by`` names must be present."""
+    ``member_id`` when typed in. Exactly the field that ``by`` names must be present (the
+    schema's ``oneOf`` says the same as the validator)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                _credential({"const": "qr"}, "code"),
+                _credential({"enum": ["card", "nfc"]}, "uid"),
+                _credential({"const": "member_id"}, "member_id"),
+            ]
+        }
+    )
 
     till: str = Field(pattern=ID)
     by: Literal["qr", "card", "nfc", "member_id"]
@@ -53,7 +101,7 @@ class RedeemRequest(_Request):
     is used, if any. ``redemption_id`` makes a retry safe: the same id gives the same answer."""
 
     till: str = Field(pattern=ID)
-    coupon: str = Field(min_length=1, max_length=4096)
+    coupon: str = Field(pattern=COUPON, max_length=4096)
     member_id: str | None = Field(default=None, pattern=ID)
     redemption_id: str | None = Field(default=None, pattern=ID)
 
@@ -61,7 +109,7 @@ class RedeemRequest(_Request):
 class Item(_Request):
     sku: str = Field(min_length=1, max_length=64)
     qty: int = Field(ge=1, le=100_000)
-    price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+    price: DecimalString
 
 
 class AccrueRequest(_Request):
@@ -69,7 +117,7 @@ class AccrueRequest(_Request):
 
     till: str = Field(pattern=ID)
     member_id: str | None = Field(default=None, pattern=ID)
-    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+    amount: DecimalString
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     items: list[Item] = Field(default_factory=list, max_length=500)
     receipt_id: str = Field(pattern=ID)

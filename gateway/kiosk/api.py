@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
 """WebSocket pings: a page whose network died is noticed within about twice this."""
 MAX_CLIENT_FRAME = 4096
+MAX_QUERY_CREDENTIAL = 256
+"""Longest ``ticket`` or ``token`` query value; a longer one is refused (400), not ignored."""
 REVOKED = 4401
 """Close code for a socket whose token was revoked (the page shows the token-refused screen)."""
 
@@ -152,7 +154,7 @@ KIOSK_ROUTES: tuple[Route, ...] = (
         "(with check-ins made here meanwhile).",
         None,
         AppointmentsAnswer,
-        ("bad_request", "not_found", "unknown_offline", "refused", "unavailable"),
+        ("bad_request", "forbidden", "not_found", "unknown_offline", "refused", "unavailable"),
     ),
     Route(
         "GET",
@@ -182,7 +184,7 @@ KIOSK_ROUTES: tuple[Route, ...] = (
         "it answers GET /v1/kiosk's body.",
         None,
         KioskInfo,
-        ("unauthorized", "forbidden"),
+        ("bad_request", "unauthorized", "forbidden"),
         auth=False,
         security=({"bearer": []}, {"kioskTicket": []}, {"kioskToken": []}),
         parameters=(
@@ -191,7 +193,7 @@ KIOSK_ROUTES: tuple[Route, ...] = (
                 "in": "query",
                 "required": False,
                 "description": "From POST /v1/kiosk/ws-ticket; valid once, for 30 s.",
-                "schema": {"type": "string", "maxLength": 256},
+                "schema": {"type": "string", "maxLength": MAX_QUERY_CREDENTIAL},
             },
             {
                 "name": "token",
@@ -199,7 +201,7 @@ KIOSK_ROUTES: tuple[Route, ...] = (
                 "required": False,
                 "description": "The kiosk's bearer token, for clients that cannot send "
                 "headers or get a ticket (URLs may end up in proxy logs: prefer a ticket).",
-                "schema": {"type": "string", "maxLength": 256},
+                "schema": {"type": "string", "maxLength": MAX_QUERY_CREDENTIAL},
             },
         ),
         extra_responses={"101": {"description": "switched to the WebSocket protocol"}},
@@ -301,6 +303,9 @@ class KioskRoutes:
 
     async def authenticate(self, request: web.Request) -> tuple[str, str]:
         """(kiosk, client) of a socket request, from its header, ticket or token."""
+        for name in ("ticket", "token"):
+            if len(request.query.get(name, "")) > MAX_QUERY_CREDENTIAL:
+                raise ApiError("bad_request", f"{name} is over {MAX_QUERY_CREDENTIAL} characters")
         token = _bearer(request) or request.query.get("token")
         ticket = request.query.get("ticket")
         if token:
@@ -420,6 +425,8 @@ def build_extension(kiosks: KioskService) -> ApiExtension:
         security_schemes={"kioskTicket": _TICKET_SCHEME, "kioskToken": _TOKEN_SCHEME},
         cleanup_ctx=(kiosks.background,),
         on_shutdown=(kiosks.shutdown,),
+        # The policy refuses a kiosk token on any other route, and for another till or member.
+        errors={r.operation_id: ("forbidden",) for r in ROUTES if r.auth},
     )
 
 
