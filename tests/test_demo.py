@@ -25,6 +25,7 @@ async def _demo(*args: str) -> asyncio.subprocess.Process:
 
 
 async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None:
+    pcscd_before = pcscd_pid()
     proc = await _demo("--duration", "0.5", "--data-dir", str(tmp_path))
     try:
         async with asyncio.timeout(120):
@@ -33,6 +34,8 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+    # The demo's own pcscd dies after it (PR_SET_PDEATHSIG): a later test must not meet it.
+    await wait_for(lambda: pcscd_pid() == pcscd_before, 15, message="the demo's pcscd to end")
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     kinds = (
