@@ -364,7 +364,9 @@ OEPL = Target(
     max_len=200_000,
 )
 TAGTYPE_DOCS: list[Any] = [
-    upstream_json(tag_type) for tag_type in (lookup(0x33), lookup(0x26)) if tag_type is not None
+    *(upstream_json(t) for t in (lookup(0x33), lookup(0x26)) if t is not None),
+    # Found by fuzzing: a list colortable holding a list raised TypeError (unhashable).
+    {"name": "x", "width": 296, "height": 128, "colortable": [["white"], "black"]},
 ]
 OEPL_TAGTYPE = Target(
     name="label.oepl_tagtype",
