@@ -13,7 +13,7 @@ from drivers.hid_scanner import layouts
 from drivers.hid_scanner.codec import HidFramer
 from drivers.hid_scanner.config import HidTerminator
 from drivers.hid_scanner.events import EV_KEY, EV_LED, EV_MSC, EV_SYN, InputEvent
-from drivers.hid_scanner.layouts import LAYOUTS, LayoutName
+from drivers.hid_scanner.layouts import LAYOUTS
 from drivers.label import ble_protocol as ble
 from drivers.label.config import LabelConfig
 from drivers.label.oepl import OeplBackend, OeplClient
@@ -70,7 +70,6 @@ SCANNER = Target(
 
 # --- HID keyboard-wedge scanners: Linux input events -----------------------------------------
 
-HID_LAYOUTS: tuple[LayoutName, ...] = LAYOUTS
 HID_TERMINATORS: tuple[HidTerminator, ...] = get_args(HidTerminator)
 HID_DATA = Path(__file__).resolve().parents[1] / "data" / "hid"
 HID_RECORDINGS = tuple(sorted(HID_DATA.glob("*.bin")))
@@ -78,7 +77,7 @@ HID_RECORDINGS = tuple(sorted(HID_DATA.glob("*.bin")))
 
 def _hid_read(mode: int, stream: bytes, step: int) -> list[Scan | BadFrame]:
     framer = HidFramer(
-        layouts.load(HID_LAYOUTS[(mode & 3) % 3]),
+        layouts.load(LAYOUTS[(mode & 3) % 3]),
         HID_TERMINATORS[(mode >> 2) % 4],
         caps_lock=bool(mode & 0x10),
         fnc1_substitute="~" if mode & 0x20 else None,
