@@ -13,9 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drivers import safejson
 from gateway.control import SOCKET_NAME, reachable
 
 DEFAULT_TIMEOUT_S = 10.0
+MAX_ANSWER_BYTES = 1 << 20
+"""Longest answer line read (a status of many devices is a few KiB)."""
 
 
 class ControlError(Exception):
@@ -54,7 +57,7 @@ class ControlClient:
         try:
             with reachable(self.path) as name:
                 self._reader, self._writer = await asyncio.wait_for(
-                    asyncio.open_unix_connection(name, limit=1 << 20), self.timeout
+                    asyncio.open_unix_connection(name, limit=MAX_ANSWER_BYTES), self.timeout
                 )
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             raise DaemonNotRunning(self.path) from None
@@ -76,7 +79,8 @@ class ControlClient:
     async def request(
         self, command: str, args: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """The daemon's whole result object (``ok``, ``data`` or ``error``)."""
+        """The daemon's whole result object (``ok``, ``data`` or ``error``); an answer that is
+        not one (another program on the socket, a truncated line) is a :class:`ControlError`."""
         if self._reader is None or self._writer is None:
             raise ControlError("ControlClient is not connected (use 'async with')")
         line = json.dumps({"command": command, "args": args or {}}).encode() + b"\n"
@@ -88,9 +92,16 @@ class ControlClient:
             raise ControlError(f"{command}: the daemon did not answer in time") from None
         except ConnectionError as exc:
             raise ControlError(f"{command}: the daemon closed the connection ({exc})") from None
+        except ValueError:  # asyncio's LimitOverrunError: no end of line within the limit
+            raise ControlError(f"{command}: an answer over {MAX_ANSWER_BYTES} bytes") from None
         if not raw:
             raise ControlError(f"{command}: the daemon closed the connection")
-        result: dict[str, Any] = json.loads(raw)
+        try:
+            result = safejson.loads(raw, max_bytes=MAX_ANSWER_BYTES)
+        except safejson.BadJson as exc:
+            raise ControlError(f"{command}: the answer is not JSON ({exc.message})") from None
+        if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
+            raise ControlError(f"{command}: the answer is not a result object")
         return result
 
     async def call(
@@ -98,15 +109,18 @@ class ControlClient:
     ) -> dict[str, Any]:
         """The ``data`` of a successful command; :class:`CommandFailed` otherwise."""
         result = await self.request(command, args, timeout=timeout)
-        if not result.get("ok"):
-            error = result.get("error") or {}
+        if not result["ok"]:
+            error = result.get("error")
+            error = error if isinstance(error, dict) else {}
             raise CommandFailed(
                 command,
                 str(error.get("code", "error")),
                 str(error.get("message", "failed")),
                 error.get("details"),
             )
-        data: dict[str, Any] = result.get("data") or {}
+        data = result.get("data") or {}
+        if not isinstance(data, dict):
+            raise ControlError(f"{command}: the answer's data is not an object")
         return data
 
 

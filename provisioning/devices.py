@@ -164,29 +164,25 @@ async def _ble(timeout: float) -> ProbeResult:
 
 
 async def _oepl(host: str, timeout: float) -> ProbeResult:
-    import aiohttp
+    """The AP's tags, read the way the label driver reads them (``OeplClient``: its paging,
+    its safe-JSON decode of ``get_db``), so a scan lists exactly the tags the daemon will see
+    and an answer that is not an AP's is a finding, never a traceback."""
+    from drivers.base import BadInput, DeviceError
+    from drivers.label.oepl_client import OeplClient
 
     url = host if host.startswith(("http://", "https://")) else f"http://{host}"
-    tags: list[dict[str, Any]] = []
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-            pos = 0
-            for _ in range(100):  # pages; the firmware sets "continu" for the next one
-                async with http.get(f"{url}/get_db", params={"pos": str(pos)}) as resp:
-                    resp.raise_for_status()
-                    doc = json.loads(await resp.text())
-                tags.extend(doc.get("tags", []))
-                nxt = doc.get("continu")
-                if not isinstance(nxt, int) or nxt <= pos or not doc.get("tags"):
-                    break
-                pos = nxt
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return ProbeResult("oepl", f"unreachable: {url} ({exc or type(exc).__name__})")
+        async with OeplClient(url, device_id="scan", timeout_s=timeout, retries=0) as client:
+            tags, _ = await client.get_paged_tags()
+    except BadInput as exc:
+        return ProbeResult("oepl", f"not an OpenEPaperLink AP: {url} ({exc.message})")
+    except DeviceError as exc:
+        return ProbeResult("oepl", f"unreachable: {url} ({exc.message})")
     found = [
         Finding(
             "label",
-            str(t.get("mac", "?")),
-            f"{t.get('alias') or ''} hwType {t.get('hwType', '?')} at {url}".strip(),
+            t.mac,
+            f"{t.alias or ''} hwType {'?' if t.hw_type is None else t.hw_type} at {url}".strip(),
             f"devices add esl-N --kind label --url {url}",
         )
         for t in tags

@@ -48,7 +48,6 @@ CERT_WARN_DAYS = 30.0
 OUTBOX_WARN_S = 10 * 60.0
 OUTBOX_FAIL_S = 24 * 3600.0
 CONTROL_SOCKET = "control.sock"
-_SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes
 ACL_FIX = (
     "the broker's ACL does not allow this gateway to publish under its prefix; "
     "check deploy/mosquitto/storegw.acl"
@@ -576,46 +575,19 @@ async def _skew(  # noqa: PLR0911 - one return per finding
 
 
 async def daemon_status(socket_path: Path, timeout: float) -> dict[str, Any] | None:
-    """The daemon's ``status`` over its control socket; None when no daemon listens there.
+    """The daemon's ``status`` over its control socket (the CLI's own client, so its limits
+    and safe-JSON decode); None when no daemon answers there, or not with a status."""
+    from provisioning.client import ControlClient, ControlError
 
-    The socket speaks one JSON object per line: ``{"command": "status"}`` in, the status
-    command's reply (``{"ok": true, "data": {...}}``, or the data itself) out.
-    """
     if not socket_path.exists():  # noqa: ASYNC240 - one stat of a local path
         return None
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await _open_unix(socket_path)
-            try:
-                writer.write(json.dumps({"command": "status", "args": {}}).encode() + b"\n")
-                await writer.drain()
-                line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
+        async with ControlClient(socket_path, timeout=timeout) as client:
+            result = await client.request("status", timeout=timeout)
+    except ControlError:
         return None
-    try:
-        doc = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict):
-        return None
-    data = doc.get("data", doc)
+    data = result.get("data", result)
     return data if isinstance(data, dict) else None
-
-
-async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect even when the path is too long for sockaddr_un (deep data dirs): through
-    ``/proc/self/fd/N/`` of the directory, as the daemon binds it."""
-    if len(os.fsencode(str(path))) <= _SUN_PATH_MAX:
-        return await asyncio.open_unix_connection(str(path))
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return await asyncio.open_unix_connection(f"/proc/self/fd/{fd}/{path.name}")
-    finally:
-        os.close(fd)
 
 
 def _device_states(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

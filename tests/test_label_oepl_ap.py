@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from drivers.base import Action, ActionFailed, DeviceUnavailable
+from drivers.base import Action, ActionFailed, BadInput, DeviceUnavailable
 from drivers.label.config import LabelConfig
 from drivers.label.content import ProductContent
 from drivers.label.driver import LabelDriver
-from drivers.label.oepl import OeplClient
+from drivers.label.oepl import OeplBackend, OeplClient
 from drivers.label.oepl_codec import imgupload_body
 from drivers.label.render import (
     BLACK,
@@ -197,6 +197,23 @@ async def test_a_tag_the_ap_does_not_know_cannot_be_drawn_without_a_panel(tmp_pa
             with pytest.raises(ActionFailed) as info:
                 await driver.perform(show(MAC))
         assert info.value.reason == "tag_type_unknown"
+
+
+async def test_a_tag_type_file_with_a_garbled_colortable_is_a_typed_error() -> None:
+    """Found by fuzzing: a list colortable holding lists raised TypeError (unhashable) out of
+    the tag type lookup instead of the driver's unsupported_tag_type."""
+    async with OeplSimulator() as ap:
+        ap.add_tag(MAC, hw_type=0x33)
+        ap.tagtypes[0x33] = {**ap.tagtypes[0x33], "colortable": [["white"], "black"]}
+        cfg = config(ap.url, [{"id": MAC}])
+        backend = OeplBackend(cfg)
+        await backend.open()
+        try:
+            with pytest.raises(BadInput) as info:
+                await backend.tag_type(cfg.labels[0])
+        finally:
+            await backend.close()
+    assert info.value.reason == "unsupported_tag_type"
 
 
 # --- 3: a store with 600 tags ----------------------------------------------------------------

@@ -78,6 +78,8 @@ def parse_upstream(hw_type: int, payload: Any, *, source: Literal["ap", "vendore
         raise UnsupportedTagType(f"hwType 0x{hw_type:02X}: tag type file is not a JSON object")
     table = payload.get("colortable")
     colors = tuple(table) if isinstance(table, dict | list) else ()
+    if not all(isinstance(c, str) for c in colors):  # a list may hold anything (found by fuzzing)
+        colors = ()
     options = payload.get("options")
     if not colors or not set(colors) <= _INKS or not {"white", "black"} <= set(colors):
         raise UnsupportedTagType(

@@ -1,8 +1,8 @@
 """What a fuzz target is, and how one case is judged.
 
 A target is a parser of outside bytes plus its documented failure contract: the typed errors
-it may raise. A case either returns (``ok``), raises an allowed error (``rejected``), raises
-an error tolerated until another branch lands (``known``), or anything else: a finding.
+it may raise. A case either returns (``ok``), raises an allowed error (``rejected``), or does
+anything else: a finding. There is no third verdict: nothing is tolerated "for now".
 """
 
 from __future__ import annotations
@@ -22,14 +22,7 @@ from hypothesis import strategies as st
 
 T = TypeVar("T")
 
-KNOWN_UNTIL_SAFE_JSON: tuple[type[BaseException], ...] = (RecursionError,)
-"""Python's ``json`` has no depth limit: nested JSON (``[[[[...``) raises RecursionError in
-every parse of outside JSON today. The safe-JSON helper (branch ``hostile``) maps it to a typed
-``bad_json``; once that is merged, delete this allowance (``test_known_allowances_are_still_needed``
-fails to say so) and the JSON targets (commands, control lines, RPC replies, cloud keys, API
-bodies, OEPL answers) must hold without it. Until then such a case counts as ``known``."""
-
-Verdict = Literal["ok", "rejected", "known"]
+Verdict = Literal["ok", "rejected"]
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
@@ -67,7 +60,6 @@ class Target:
     """The documented failure contract: typed errors a caller handles."""
     seeds: tuple[bytes, ...]
     """Real inputs (the codec tests' byte scripts, encoder output) that reach deep code."""
-    known: tuple[type[BaseException], ...] = ()
     structured: st.SearchStrategy[bytes] | None = None
     """A structure-aware generator (JSON documents, frames) on top of seed mutation."""
     max_len: int = 4096
@@ -108,8 +100,6 @@ def run_case(target: Target, data: bytes) -> Verdict | Finding:
         target.parse(data)
     except target.allowed:
         return "rejected"
-    except target.known:
-        return "known"
     except Exception as exc:  # anything else is what the fuzzer is looking for
         cause = exc.__cause__ if isinstance(exc, ContractBroken) and exc.__cause__ else exc
         error = type(exc).__name__ + (f"({type(cause).__name__})" if cause is not exc else "")

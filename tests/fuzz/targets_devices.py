@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 from hypothesis import strategies as st
 
+from drivers.base import BadInput
+from drivers.hid_scanner import layouts
+from drivers.hid_scanner.codec import HidFramer
+from drivers.hid_scanner.config import HidTerminator
+from drivers.hid_scanner.events import EV_KEY, EV_LED, EV_MSC, EV_SYN, InputEvent
+from drivers.hid_scanner.layouts import LAYOUTS
 from drivers.label import ble_protocol as ble
-from drivers.label.oepl import parse_db_page
+from drivers.label.config import LabelConfig
+from drivers.label.oepl import OeplBackend, OeplClient
+from drivers.label.tagtypes import lookup, upstream_json
 from drivers.nfc import codec as nfc
-from drivers.scanner.codec import LineFramer, Terminator, decode
+from drivers.scanner.codec import BadFrame, LineFramer, Scan, Terminator, decode
 from drivers.smartcard import codec as card
-from tests.fuzz.core import KNOWN_UNTIL_SAFE_JSON, ContractBroken, Target
+from tests.fuzz import core
+from tests.fuzz.core import ContractBroken, Target
 from tests.fuzz.mutate import frames, pack_frames
 from tests.fuzz.strategies import NESTED_JSON, json_variants
 
@@ -20,7 +30,7 @@ H = bytes.fromhex
 
 # --- scanner lines (serial, CDC) -------------------------------------------------------------
 
-_TERMINATORS: tuple[Terminator, ...] = ("CR", "LF", "CRLF")
+_TERMINATORS: tuple[Terminator, ...] = ("auto", "CR", "LF", "CRLF")  # "auto": the default
 
 
 def scanner_lines(data: bytes) -> object:
@@ -29,7 +39,7 @@ def scanner_lines(data: bytes) -> object:
     if not data:
         return []
     mode, stream = data[0], data[1:]
-    framer = LineFramer(_TERMINATORS[mode % 3], max_line_bytes=256)
+    framer = LineFramer(_TERMINATORS[mode % 4], max_line_bytes=256)
     step = 1 + (mode >> 3)
     out = []
     for i in range(0, len(stream), step):
@@ -47,21 +57,84 @@ SCANNER = Target(
     allowed=(),  # the codec reports bad lines as BadFrame values; it never raises
     seeds=(
         b"\x00" + b"4006381333931\r5901234123457\r",
-        b"\x02" + b"ABC\r\nDEF\r\n\n\r\r\n",
+        b"\x03" + b"ABC\r\nDEF\r\n\n\r\r\n",
+        b"\x08" + b"ABC\r\nDEF\r\n\n\r\r\nGHI\rJKL\n",
         b"\x1c" + b"]E04006381333931\r]C101" + GTIN + b"\x1d10ABC123\r",
         b"\x04]C1(01)" + GTIN + b"(17)251231(10)ABC123\r",
-        b"\x05]Q1https://id.gs1.org/01/" + GTIN + b"/10/ABC?17=251231\n",
-        b"\x06]d2\x1d01" + GTIN + b"17251231\x1d21XYZ\r\n",
+        b"\x06]Q1https://id.gs1.org/01/" + GTIN + b"/10/ABC?17=251231\n",
+        b"\x07]d2\x1d01" + GTIN + b"17251231\x1d21XYZ\r\n",
         b"\x00" + b"01" + GTIN + b"\x1d10AB\r\xff\xfe\rcaf\xc3\r" + b"x" * 300 + b"\rok\r",
-        b"\x01" + b"COUPON-SPRING-10\nSGC1:eyJhbGciOiJFZERTQSJ9.e30.c2ln\n",
+        b"\x02" + b"COUPON-SPRING-10\nSGC1:eyJhbGciOiJFZERTQSJ9.e30.c2ln\n",
     ),
 )
 
-# Plug-in point for the USB HID keyboard-wedge scanner codec (branch ``scanners``): a target
-# named "scanner.hid" whose parse feeds the bytes as a stream of ``struct input_event``
-# records (24 bytes each on 64-bit) to the HID codec, allowed=() (the codec yields typed
-# rejections, like the line codec), seeded with the recordings under tests/data/. Add it to
-# ``DEVICE_TARGETS`` below.
+# --- HID keyboard-wedge scanners: Linux input events -----------------------------------------
+
+HID_TERMINATORS: tuple[HidTerminator, ...] = get_args(HidTerminator)
+HID_DATA = Path(__file__).resolve().parents[1] / "data" / "hid"
+HID_RECORDINGS = tuple(sorted(HID_DATA.glob("*.bin")))
+
+
+def _hid_read(mode: int, stream: bytes, step: int) -> list[Scan | BadFrame]:
+    framer = HidFramer(
+        layouts.load(LAYOUTS[(mode & 3) % 3]),
+        HID_TERMINATORS[(mode >> 2) % 4],
+        caps_lock=bool(mode & 0x10),
+        fnc1_substitute="~" if mode & 0x20 else None,
+        aim_prefix=bool(mode & 0x40),
+        max_line_bytes=256,
+    )
+    out: list[Scan | BadFrame] = []
+    for i in range(0, len(stream), step):
+        out += framer.feed(stream[i : i + step])
+    return out + framer.flush()
+
+
+def hid_events(data: bytes) -> object:
+    """Byte 0 picks layout, terminator key, Caps Lock, an FNC1 substitute and AIM prefix; the
+    rest is what ``read()`` on ``/dev/input/eventN`` returns, fed to :class:`HidFramer` as
+    the driver does, then ``flush()`` (the scanner went quiet). With bit 7 the stream is also
+    read in 7-byte pieces (records split across reads): it must give the same scans."""
+    if not data:
+        return []
+    mode, stream = data[0], data[1:]
+    whole = _hid_read(mode, stream, max(len(stream), 1))
+    if mode & 0x80 and _hid_read(mode, stream, 7) != whole:
+        raise ContractBroken("records split across reads gave other scans")
+    return whole
+
+
+def _hid_event(sec: int, usec: int, type_: int, code: int, value: int) -> bytes:
+    return InputEvent(sec=sec, usec=usec, type=type_, code=code, value=value).pack()
+
+
+HID_EVENT = st.builds(
+    _hid_event,
+    st.integers(0, 3) | st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 999_999) | st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([EV_SYN, EV_KEY, EV_KEY, EV_KEY, EV_MSC, EV_LED]) | st.integers(0, 0xFFFF),
+    st.integers(0, 130) | st.integers(0, 0xFFFF),  # KEY_* of the main block and keypad
+    st.integers(0, 2) | st.integers(-(2**31), 2**31 - 1),
+)
+HID = Target(
+    name="scanner.hid",
+    parse=hid_events,
+    allowed=(),  # the codec yields BadFrame rejections (unmapped_key, events_dropped, ...)
+    # Every recording under each layout: its own reads as the codes, the others as a scanner
+    # set to the wrong keyboard country (unmapped keys, other characters).
+    seeds=tuple(
+        bytes([layout | flags]) + path.read_bytes()
+        for path in HID_RECORDINGS
+        for layout in range(3)
+        for flags in (0x00, 0x80)
+    ),
+    structured=st.builds(
+        lambda mode, events: bytes([mode]) + b"".join(events),
+        st.integers(0, 255),
+        st.lists(HID_EVENT, max_size=60),
+    ),
+    max_len=16 * 1024,
+)
 
 # --- NFC: NDEF messages, Type 2 TLVs, sticker URLs ------------------------------------------
 
@@ -234,24 +307,73 @@ DB_PAGES: list[Any] = [
 ]
 
 
+class _ServedAp(OeplClient):
+    """The real client (``_request``'s status rules, its decode of every answer) with the
+    network swapped for one fuzzed 200 answer to any request."""
+
+    body = b""
+
+    async def _send(
+        self, method: str, path: str, *, params: dict[str, str] | None, data: Any
+    ) -> tuple[int, bytes]:
+        return 200, self.body
+
+
+LABEL_DEVICE: dict[str, Any] = {
+    "id": "labels-1",
+    "kind": "label",
+    "backend": "oepl",
+    "url": "http://192.168.1.50",
+    "labels": [{"id": MAC, "panel": "2.9"}],
+}
+_LABELS = LabelConfig.model_validate(LABEL_DEVICE)
+
+
+def _oepl_backend() -> OeplBackend:
+    """A fresh backend per case: no tag type or hwType cached from an earlier input."""
+    backend = OeplBackend(_LABELS)
+    backend.client = _ServedAp(str(_LABELS.url), device_id=_LABELS.id, retries=0)
+    return backend
+
+
 def oepl_db_page(data: bytes) -> object:
-    """A ``/get_db`` body as ``OeplClient`` decodes it, then each tag's health as the poller
-    reads it (``OeplBackend.poll``)."""
-    page = parse_db_page(json.loads(data))  # its contract: ValueError
-    try:
-        return [tag.health() for tag in page.tags]
-    except Exception as exc:  # a tag that parsed must give a health, or the poll fails
-        raise ContractBroken(f"health() of a parsed tag: {exc!r}") from exc
+    """A ``/get_db`` answer (the same body for every page) through ``OeplBackend.poll``: the
+    client's paging and decode, then each label's health, as the label driver polls."""
+    backend = _oepl_backend()
+    assert isinstance(backend.client, _ServedAp)
+    backend.client.body = data
+    return core.run(backend.poll())
+
+
+def oepl_tagtype(data: bytes) -> object:
+    """A ``/tagtypes/XX.json`` answer through the backend's tag type lookup (``_type_of``):
+    what sizes and colours the renderer draws a label with."""
+    backend = _oepl_backend()
+    assert isinstance(backend.client, _ServedAp)
+    backend.client.body = data
+    return core.run(backend._type_of(0x33))
 
 
 OEPL = Target(
     name="label.oepl_get_db",
     parse=oepl_db_page,
-    allowed=(ValueError,),  # json.JSONDecodeError, UnicodeDecodeError and parse_db_page's own
-    known=KNOWN_UNTIL_SAFE_JSON,
+    allowed=(BadInput,),  # bad_json, bad_pagination: the poll fails with a typed error
     seeds=(*(json.dumps(p).encode() for p in DB_PAGES), b"[" * 100_000),
     structured=json_variants(DB_PAGES) | NESTED_JSON,
     max_len=200_000,
+)
+TAGTYPE_DOCS: list[Any] = [
+    *(upstream_json(t) for t in (lookup(0x33), lookup(0x26)) if t is not None),
+    # Found by fuzzing: a list colortable holding a list raised TypeError (unhashable).
+    {"name": "x", "width": 296, "height": 128, "colortable": [["white"], "black"]},
+]
+OEPL_TAGTYPE = Target(
+    name="label.oepl_tagtype",
+    parse=oepl_tagtype,
+    allowed=(BadInput,),  # bad_json, unsupported_tag_type
+    seeds=(*(json.dumps(d).encode() for d in TAGTYPE_DOCS), b'{"colortable":' * 40),
+    structured=json_variants(TAGTYPE_DOCS) | NESTED_JSON,
+    max_len=64 * 1024,
 )
 
 ESL = 7
@@ -337,11 +459,13 @@ BLE_TRANSFER = Target(
 
 DEVICE_TARGETS = (
     SCANNER,
+    HID,
     NDEF,
     TYPE2,
     STICKER,
     CARD,
     OEPL,
+    OEPL_TAGTYPE,
     BLE_RESPONSE,
     BLE_COMMAND,
     BLE_TRANSFER,

@@ -61,18 +61,6 @@ def test_hostile_input_gets_a_result_or_a_typed_error(target: Target, data: st.D
         raise AssertionError(report(verdict)) from verdict.exc
 
 
-KNOWN = [t for t in registry.TARGETS if t.known]
-
-
-@pytest.mark.parametrize("target", KNOWN, ids=[t.name for t in KNOWN])
-def test_known_allowances_are_still_needed(target: Target) -> None:
-    """Fails once the safe-JSON helper is merged: then delete KNOWN_UNTIL_SAFE_JSON."""
-    verdicts = {run_case(target, seed) for seed in target.seeds}
-    assert "known" in verdicts, (
-        f"{target.name} no longer needs its allowance {target.known}: remove it from the target"
-    )
-
-
 def test_a_parser_outside_its_contract_is_found_and_minimised() -> None:
     """The machinery can fail: the TOML parse as it was before the fix is a finding."""
     naked = Target(
