@@ -3,8 +3,8 @@
 The install script runs for real into a temporary root: systemd-sysusers writes its
 ``etc/passwd``/``etc/group``, pip builds storegw into ``opt/storegw/venv`` (``--no-deps``:
 the layout is under test, not the dependencies), and the unit, drop-in, udev rule and
-modprobe blacklist land where a Debian box keeps them. Import with
-``from tests.installed import installed  # noqa: F401``.
+modprobe blacklist land where a Debian box keeps them. ``tests/conftest.py`` registers it
+once, so every module shares one laid-out box.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ interface) is unreachable from the LAN (:mod:`simulators.spawn`), and stops it a
 A pcscd that runs but never lists the virtual readers fails the session: it is not ours to
 kill. A missing pcscd or vpcd fails, never skips.
 
-Use it with ``pytestmark = pytest.mark.usefixtures("pcscd")`` after
-``from tests.pcsc import pcscd  # noqa: F401``, or ask for ``pcscd`` to get :class:`Pcscd`.
+``tests/conftest.py`` registers it once for every test: use it with
+``pytestmark = pytest.mark.usefixtures("pcscd")``, or ask for ``pcscd`` to get :class:`Pcscd`.
 """
 
 from __future__ import annotations

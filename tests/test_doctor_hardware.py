@@ -27,14 +27,14 @@ from provisioning.doctor_hardware import (
     pcsc_readers,
 )
 from simulators.broker import free_port
-from tests.installed import Installed, installed  # noqa: F401
-from tests.pcsc import READER_0, pcscd  # noqa: F401
+from tests.installed import Installed
+from tests.pcsc import READER_0
 
 CARDS = '\n[[devices]]\nid = "till-1-cards"\nkind = "smartcard"\n'
 
 
 @pytest.fixture
-def installed_box(installed: Installed, tmp_path: Path) -> Path:  # noqa: F811
+def installed_box(installed: Installed, tmp_path: Path) -> Path:
     """A copy of the installed box's /etc that a test may change."""
     root = tmp_path / "box"
     shutil.copytree(installed.root / "etc", root / "etc", symlinks=True)
@@ -54,7 +54,7 @@ def box(tmp_path: Path, devices: str = CARDS, *, test_box: bool = False) -> Path
     return config
 
 
-def test_a_virtual_reader_pcscd_lists_fails_a_store_box(pcscd: object, tmp_path: Path) -> None:  # noqa: F811
+def test_a_virtual_reader_pcscd_lists_fails_a_store_box(pcscd: object, tmp_path: Path) -> None:
     readers = pcsc_readers()
     assert readers is not None
     assert READER_0 in readers
@@ -84,7 +84,7 @@ def test_an_installed_vpcd_package_fails_even_when_pcscd_is_stopped(tmp_path: Pa
     assert "vsmartcard-vpcd is installed" in check.finding
 
 
-def test_the_cli_says_so_on_this_box(pcscd: object, tmp_path: Path) -> None:  # noqa: F811
+def test_the_cli_says_so_on_this_box(pcscd: object, tmp_path: Path) -> None:
     config = box(tmp_path)
     result = CliRunner().invoke(app, ["provision", "doctor", "-c", str(config), "--timeout", "1"])
     assert result.exit_code == 2

@@ -7,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.installed import INSTALL, Installed, installed, run_install  # noqa: F401
+from tests.installed import INSTALL, Installed, run_install
 
 
 def _mode(path: Path) -> int:
@@ -22,7 +22,7 @@ def _group(root: Path, name: str) -> list[str]:
     raise AssertionError(f"no group {name}")
 
 
-def test_the_daemon_gets_a_system_user_in_its_device_groups(installed: Installed) -> None:  # noqa: F811
+def test_the_daemon_gets_a_system_user_in_its_device_groups(installed: Installed) -> None:
     passwd = {
         line.split(":")[0]: line.split(":")
         for line in (installed.root / "etc/passwd").read_text().splitlines()
@@ -34,7 +34,7 @@ def test_the_daemon_gets_a_system_user_in_its_device_groups(installed: Installed
         assert "storegw" in _group(installed.root, group)
 
 
-def test_the_unit_finds_its_venv_and_the_reader_files_are_in_place(installed: Installed) -> None:  # noqa: F811
+def test_the_unit_finds_its_venv_and_the_reader_files_are_in_place(installed: Installed) -> None:
     root = installed.root
     unit = (root / "etc/systemd/system/storegw.service").read_text()
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
@@ -49,7 +49,7 @@ def test_the_unit_finds_its_venv_and_the_reader_files_are_in_place(installed: In
     assert {"blacklist port100", "blacklist pn533_usb", "blacklist pn533"} <= set(blacklist)
 
 
-def test_config_is_private_and_systemd_makes_the_state_dirs(installed: Installed) -> None:  # noqa: F811
+def test_config_is_private_and_systemd_makes_the_state_dirs(installed: Installed) -> None:
     root = installed.root
     assert _mode(root / "etc/storegw") == 0o750
     assert _mode(root / "etc/storegw/storegw.toml") == 0o640
@@ -59,7 +59,7 @@ def test_config_is_private_and_systemd_makes_the_state_dirs(installed: Installed
 
 
 def test_a_smartcard_config_wants_pcscd_and_nothing_installs_vpcd(
-    installed: Installed,  # noqa: F811
+    installed: Installed,
     tmp_path: Path,
 ) -> None:
     dropin = installed.root / "etc/systemd/system/storegw.service.d/pcscd.conf"

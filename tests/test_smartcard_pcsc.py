@@ -27,7 +27,6 @@ from tests.pcsc import (
     VPCD_PORTS,
     Pcscd,
     card_present,
-    pcscd,  # noqa: F401
 )
 from tests.waiting import wait_for, wait_for_sync
 
@@ -346,7 +345,7 @@ def test_unreachable_pcscd_is_device_unavailable() -> None:
     assert result.stdout.strip() == "pcsc_unavailable down"
 
 
-async def test_pcscd_going_away_is_device_unavailable(pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
+async def test_pcscd_going_away_is_device_unavailable(pcscd: Pcscd, tmp_path: Path) -> None:
     driver = SmartcardDriver(SmartcardConfig(id="x", reader=VIRTUAL), data_dir=tmp_path)
     rec = Recorder(driver)
     async with driver:

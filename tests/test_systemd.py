@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.installed import Installed, installed  # noqa: F401
+from tests.installed import Installed
 
 EXPOSURE_MAX = 3.0
 HOST_UNITS = Path("/usr/lib/systemd/system")
@@ -28,7 +28,7 @@ def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def box(installed: Installed) -> Path:  # noqa: F811
+def box(installed: Installed) -> Path:
     units = installed.root / "usr/lib/systemd/system"
     if not units.exists():
         shutil.copytree(HOST_UNITS, units, symlinks=True)
