@@ -129,8 +129,9 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
     token = TokenStore(data / "api-tokens.db").create("pos-1")
     try:
         async with (
+            asyncio.timeout(60),
             CloudService(broker.url, tmp_path / "cloud.db") as cloud,
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
             daemon(conf, tmp_path / "daemon.log") as gw,
         ):
             pos = Pos(http, f"http://127.0.0.1:{port}", token)

@@ -82,6 +82,7 @@ from provisioning.protocol import (
     ErrorCode,
     response_topic,
 )
+from simulators import tasks
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.claimlimits import ClaimLimiter, ClaimLimits
 from simulators.cloud.store import Json, Refusal, iso
@@ -635,9 +636,7 @@ class Enrollment:
     ) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await tasks.stop(task)
 
     async def _serve(self) -> None:
         assert self.url is not None

@@ -19,7 +19,6 @@ truth and idempotency (same redemption id -> same answer) needs no locking.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -40,6 +39,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from drivers import safejson
 from gateway.tokens import Coupon, KeySet, SigningKey
+from simulators import tasks
 from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import CloudStore, Json, Refusal, iso, normalise_uid
 
@@ -253,9 +253,7 @@ class CloudService:
     ) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await tasks.stop(task)
         await self.close()
 
     async def run(self) -> None:

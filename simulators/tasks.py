@@ -1,0 +1,23 @@
+"""Stopping a background task for sure.
+
+Python 3.11's ``asyncio.wait_for`` (used inside aiomqtt's connect and disconnect) can swallow
+a cancellation that lands just as its inner future completes (CPython gh-86296, fixed in
+3.12): ``task.cancel(); await task`` then waits forever on a task that carries on. The
+gateway detects this in ``gateway/uplink.py``; the simulators' services simply cancel again
+until the task has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+
+async def stop(task: asyncio.Task[Any], *, recancel_s: float = 0.5) -> None:
+    """Cancel ``task`` and wait for it, cancelling again if a cancel was swallowed."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=recancel_s)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
