@@ -5,7 +5,10 @@ The card is a TCP client of vpcd (``127.0.0.1:35963`` is reader ``Virtual PCD 00
 a network namespace of its own (tests and the demo start it so: :mod:`simulators.spawn`),
 the card connects from inside that namespace. Frames are a
 2-byte big-endian length and a payload; a 1-byte payload is control (0 power off, 1 power
-on, 2 reset, 4 send the ATR), anything else an APDU answered with data + SW.
+on, 2 reset, 4 send the ATR), anything else an APDU answered with data + SW (vpcd's side:
+``frankmorgner/vsmartcard`` at ``a85862856ef0f7b521c5bf320e69683399ccc4fc``,
+``virtualsmartcard/src/vpcd/vpcd.c`` ``sendToVICC``/``recvFromVICC`` and ``VPCD_CTRL_*`` in
+``vpcd.h``).
 
 The card answers:
 

@@ -5,7 +5,8 @@ equivalent: :func:`encode` produces the records the kernel's hid-input driver wr
 ``/dev/input/eventN`` for a scanner typing a code (``EV_MSC/MSC_SCAN`` with the HID usage,
 ``EV_KEY`` press/release, ``EV_SYN`` per HID report; usages of the USB HID Usage Tables'
 keyboard page 0x07, checked against the ``hid_keyboard[256]`` usage -> keycode table of Linux
-``drivers/hid/hid-input.c``, unchanged since 2.6), and :class:`FifoScanner`
+``drivers/hid/hid-input.c``, unchanged since 2.6; every usage used here compared with
+``torvalds/linux`` at ``020abf03cd659388f94cb328e1e1df0656e0d7ff``), and :class:`FifoScanner`
 writes them into a named pipe. A ``hid-scanner`` device whose ``device`` is that FIFO is read
 through the same codec; only the ioctls (device info, EVIOCGRAB) are skipped for a FIFO.
 Closing the writer is an unplug (the reader sees end of stream); :meth:`FifoScanner.plug`

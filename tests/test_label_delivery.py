@@ -108,6 +108,9 @@ async def test_an_upload_refused_for_good_is_failed(tmp_path: Path) -> None:
             await driver.perform(show())
             await wait_for(lambda: events.push("failed"), message="failed")
         assert events.statuses() == ["retry", "failed"]
+        [failed] = events.push("failed")
+        assert failed["error"]["reason"] == "http_500"
+        assert 0 < failed["latency_s"] < 30  # how long the store waited for nothing
 
 
 def test_taken_reads_the_record_like_the_firmware_writes_it() -> None:

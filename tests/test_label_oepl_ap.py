@@ -242,6 +242,22 @@ async def test_paging_reaches_every_one_of_600_tags(tmp_path: Path) -> None:
         assert elapsed < 30
 
 
+async def test_the_strict_ap_wraps_a_pos_past_255_as_the_firmware_does() -> None:
+    """What paging by ``continu`` alone asked for: ``pos=300`` is read as ``300 & 0xFF``
+    (web.cpp ``uint8_t startPos``), so the answer is tags from 44 on, never from 300."""
+    sim = OeplSimulator(page_size=10)
+    for i in range(600):
+        sim.add_tag(demo_mac(i))
+    async with sim, aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.url}/get_db", params={"pos": "300"}) as resp:
+            page = await resp.json()
+        async with http.get(f"{sim.url}/get_db", params={"mac": demo_mac(300)}) as resp:
+            one = await resp.json()
+    assert [t["mac"] for t in page["tags"]] == [demo_mac(i) for i in range(44, 54)]
+    assert page["continu"] == 54  # behind pos: a client following continu alone goes back
+    assert [t["mac"] for t in one["tags"]] == [demo_mac(300)]  # the way past 255
+
+
 # --- 5: capabilities and a gentle client ----------------------------------------------------
 
 

@@ -534,6 +534,8 @@ class LabelDriver(Driver[LabelConfig]):
             "attempt": attempt,
             "backend": self.backend.name,
             "queued_at": _iso(item.enqueued_at),
+            # every outcome says how long it took, a failure too (since the push was queued)
+            "latency_s": round(max(0.0, time.time() - item.enqueued_at), 3),
         }
         data.update(extra)
         self._event(data, priority)
