@@ -39,7 +39,7 @@ from tests.fuzz.core import ContractBroken, Target
 from tests.fuzz.identities import CLOUD, COUPON, CREDENTIAL, JWKS, KEYS, NOW, PHONE
 from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
 from tests.fuzz.targets_commands import gateway
-from tests.fuzz.targets_devices import LABEL_DEVICE
+from tests.fuzz.targets_labels import LABEL_DEVICE
 
 # --- RPC replies from the cloud ----------------------------------------------------------------
 
