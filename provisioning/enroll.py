@@ -23,6 +23,7 @@ import aiomqtt
 from cryptography import x509
 from pydantic import SecretStr
 
+from drivers import safejson
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -44,6 +45,7 @@ from provisioning.protocol import (
     ClaimToken,
     EnrollRequest,
     EnrollResponse,
+    decode_response,
     request_topic,
     response_topic,
 )
@@ -135,9 +137,12 @@ async def _exchange(
                     if not isinstance(payload, bytes | bytearray):
                         continue
                     try:
-                        response = EnrollResponse.model_validate_json(payload)
-                    except ValueError:
-                        log.warning("malformed provisioning response ignored")
+                        response = decode_response(payload)
+                    except ValueError as exc:
+                        reason = exc.code if isinstance(exc, safejson.BadJson) else "not_a_response"
+                        log.warning(
+                            "malformed provisioning response ignored", extra={"reason": reason}
+                        )
                         continue
                     if response.nonce == request.nonce:
                         return response

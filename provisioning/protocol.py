@@ -24,9 +24,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
+from drivers import safejson
+
 PROVISION_PREFIX = "storegw/provision"
 PROVISION_PORT = 8884
 """Where the provisioning listener is when the technician does not say (broker host, this port)."""
+MAX_RESPONSE_BYTES = 256 * 1024
+"""An answer is a certificate, a CA bundle and a URL: a few KB."""
 TOKEN_PREFIX = "sgc1"  # noqa: S105 - a format tag, not a secret
 _CLAIM_ID = r"[0-9a-f]{16}"
 _KEY_CHARS = r"[A-Za-z0-9_-]{32,128}"
@@ -120,3 +124,10 @@ class EnrollResponse(BaseModel):
     broker_url: str | None = None
     """The mTLS endpoint the gateway connects to with its new identity."""
     error: EnrollError | None = None
+
+
+def decode_response(payload: bytes) -> EnrollResponse:
+    """The cloud's answer as it arrives (bytes from outside the box); ``ValueError``
+    (:class:`safejson.BadJson` or pydantic's ``ValidationError``) for anything else."""
+    safejson.loads(payload, max_bytes=MAX_RESPONSE_BYTES)  # size, depth, encoding: bad_json
+    return EnrollResponse.model_validate_json(payload)

@@ -1,7 +1,8 @@
 """The enrolment listener's limits (issue #11, 8), against the real Mosquitto 2.0.11 running
 deploy/mosquitto/ and the enrolment service: guessing claim secrets is slowed per claim id and
-service-wide, and the connection cap holds (deploy/mosquitto/enrolment-limits.nft loaded for
-the test's port, in a table of its own).
+service-wide, a source's new connections (one per guessed claim id) are rate-limited, and the
+connection cap holds (deploy/mosquitto/enrolment-limits.nft loaded for the test's port, in a
+table of its own).
 
 Before: 200 wrong secrets for one claim were all looked at (17.7 s, no slowdown), and after
 some clients had come and gone, 70 idle connections were held despite ``max_connections 64``.
@@ -264,3 +265,26 @@ async def test_one_source_gets_at_most_8_connections(capped: DeployedBroker) -> 
         other = await asyncio.to_thread(tls_connection, capped, "127.0.0.51")
         assert other is not None  # another store is not locked out by the first
         other.close()
+
+
+def tcp_connects(broker: DeployedBroker, source: str) -> bool:
+    """Whether a new TCP connection from ``source`` gets through; closed again at once."""
+    try:
+        with socket.create_connection(
+            ("127.0.0.1", broker.provision_port), timeout=5, source_address=(source, 0)
+        ):
+            return True
+    except OSError:  # reset by the firewall
+        return False
+
+
+async def test_one_source_opens_at_most_30_new_connections_in_a_burst(
+    capped: DeployedBroker,
+) -> None:
+    """Every guessed claim id costs a new connection (provision.acl: a client writes only under
+    its own client id), so this is the per-source limit on failed claims. Each connection is
+    closed before the next: the limit on connections at once is not what refuses them."""
+    tries = [await asyncio.to_thread(tcp_connects, capped, "127.0.0.60") for _ in range(40)]
+    assert tries.count(True) == 30
+    assert tries[:30] == [True] * 30  # the burst first, then refused
+    assert await asyncio.to_thread(tcp_connects, capped, "127.0.0.61")  # other stores still can

@@ -1,6 +1,7 @@
 """The provisioning CLI reads answers from peers it does not control: the daemon's control
-socket (or whatever listens on its path) and a label AP during ``devices scan``. Hostile or
-broken answers are a plain finding for the technician, never a traceback."""
+socket (or whatever listens on its path), a label AP during ``devices scan`` and the cloud's
+enrolment answer. Hostile or broken answers are a plain finding for the technician, never a
+traceback."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
+from drivers import safejson
 from provisioning.client import MAX_ANSWER_BYTES, CommandFailed, ControlClient, ControlError
 from provisioning.devices import _oepl
 from provisioning.doctor import daemon_status
+from provisioning.protocol import MAX_RESPONSE_BYTES, EnrollResponse, decode_response
 from simulators.broker import free_port
 
 DEEP = b"[" * 100_000
@@ -136,3 +140,31 @@ async def test_a_label_scan_pages_through_the_ap_like_the_driver() -> None:
 async def test_a_label_scan_of_a_closed_port_is_unreachable() -> None:
     result = await _oepl(f"127.0.0.1:{free_port()}", timeout=5)
     assert result.status.startswith("unreachable: "), result.status
+
+
+REFUSAL = {"v": 1, "nonce": "n-1", "ok": False}
+BAD_ENROL_ANSWERS = {
+    "deep": DEEP,
+    "deep in the ca": b'{"v": 1, "nonce": "n-1", "ok": true, "ca": ' + DEEP + b"}",
+    # pydantic alone took these two: an infinite wait, and an answer of any size
+    "infinite retry": json.dumps(
+        {**REFUSAL, "error": {"code": "rate_limited", "message": "wait", "retry_after_s": 1}}
+    )
+    .encode()
+    .replace(b'"retry_after_s": 1', b'"retry_after_s": 1e400'),
+    "oversized": json.dumps({**REFUSAL, "ca": "A" * MAX_RESPONSE_BYTES}).encode(),
+    "lone surrogate": b'{"v": 1, "nonce": "\\ud800", "ok": true}',
+    "not an answer": b'{"nonce": "n-1"}',
+}
+
+
+@pytest.mark.parametrize("payload", BAD_ENROL_ANSWERS.values(), ids=BAD_ENROL_ANSWERS.keys())
+def test_a_hostile_enrolment_answer_is_refused_with_a_value_error(payload: bytes) -> None:
+    """``provision enroll`` ignores such an answer (logged) and waits for the real one."""
+    with pytest.raises((safejson.BadJson, ValidationError)):
+        decode_response(payload)
+
+
+def test_a_real_enrolment_answer_decodes() -> None:
+    answer = EnrollResponse(nonce="n-1", ok=True, ca="PEM", broker_url="mqtts://cloud:8883")
+    assert decode_response(answer.model_dump_json().encode()) == answer

@@ -19,8 +19,10 @@ names, which an anonymous client picks freely. Hence two limits here, and one el
   own lockout guards them): a flood of made-up ids, which one request every two seconds would
   keep going, must not stop genuine boxes from enrolling. Telling the two apart reveals only
   whether a 64-bit random claim id exists, which an attacker finds by luck, 2^-64 per try.
-* **Per network source** is the broker host's job, where the address is known: connection caps
-  per source address in deploy/mosquitto/enrolment-limits.nft.
+* **Per network source** is the broker host's job, where the address is known:
+  deploy/mosquitto/enrolment-limits.nft caps connections per source address, 8 at once and
+  30 new ones in a burst (then one per 2 s). Since each guessed claim id needs a connection
+  of its own (the client id), that bounds one source's failures across claim ids.
 
 Only ``claim_refused`` (unknown claim or wrong secret) counts as a failure: every other refusal
 needs the right secret. State is in memory (a restart forgets it) and bounded: at most

@@ -8,8 +8,9 @@ from tests.fuzz.core import Target
 from tests.fuzz.targets_commands import COMMAND_TARGETS
 from tests.fuzz.targets_devices import DEVICE_TARGETS
 from tests.fuzz.targets_gateway import GATEWAY_TARGETS
+from tests.fuzz.targets_labels import LABEL_TARGETS
 
-TARGETS: tuple[Target, ...] = DEVICE_TARGETS + COMMAND_TARGETS + GATEWAY_TARGETS
+TARGETS: tuple[Target, ...] = DEVICE_TARGETS + LABEL_TARGETS + COMMAND_TARGETS + GATEWAY_TARGETS
 BY_NAME: dict[str, Target] = {t.name: t for t in TARGETS}
 assert len(BY_NAME) == len(TARGETS), "fuzz target names must be unique"
 

@@ -18,7 +18,7 @@ from tests.fuzz import core
 from tests.fuzz.core import ContractBroken, Target
 from tests.fuzz.identities import JWKS, NOW
 from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
-from tests.fuzz.targets_devices import LABEL_DEVICE
+from tests.fuzz.targets_labels import LABEL_DEVICE
 
 
 def _config(data_dir: str) -> dict[str, Any]:

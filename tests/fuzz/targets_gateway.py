@@ -1,5 +1,5 @@
 """Fuzz targets for the gateway's other parsers: RPC replies, the cloud's keys, local API
-bodies, config files, scanned coupon and member texts."""
+bodies, config files, scanned coupon and member texts, the cloud's enrolment answer."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any, cast
 import jwt
 import tomli_w
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from drivers.safejson import BadJson
 from gateway.api.app import _body
 from gateway.config import ConfigError, load_config
 from gateway.counter.keys import CloudKeys
@@ -34,12 +35,13 @@ from gateway.tokens import (
     verify_coupon,
     verify_member_qr,
 )
+from provisioning.protocol import decode_response
 from tests.fuzz import core
 from tests.fuzz.core import ContractBroken, Target
 from tests.fuzz.identities import CLOUD, COUPON, CREDENTIAL, JWKS, KEYS, NOW, PHONE
 from tests.fuzz.strategies import DEEP_JSON, NESTED_JSON, json_variants
 from tests.fuzz.targets_commands import gateway
-from tests.fuzz.targets_devices import LABEL_DEVICE
+from tests.fuzz.targets_labels import LABEL_DEVICE
 
 # --- RPC replies from the cloud ----------------------------------------------------------------
 
@@ -327,9 +329,36 @@ CLAIMS = Target(
     max_len=4096,
 )
 
+# --- the cloud's enrolment answer (provision enroll) -------------------------------------------
+
+ENROL_DOCS: list[Any] = [
+    {
+        "v": 1,
+        "nonce": "n-1",
+        "ok": True,
+        "certificate": "PEM",
+        "ca": "PEM",
+        "broker_url": "mqtts://c",
+    },
+    {
+        "v": 1,
+        "nonce": "n-1",
+        "ok": False,
+        "error": {"code": "rate_limited", "message": "wait", "retry_after_s": 4.0},
+    },
+]
+ENROL = Target(
+    name="provision.enrol_answer",
+    parse=decode_response,
+    allowed=(BadJson, ValidationError),
+    seeds=(*(json.dumps(d).encode() for d in ENROL_DOCS), DEEP_JSON),
+    structured=json_variants(ENROL_DOCS) | NESTED_JSON,
+    max_len=270_000,
+)
+
 
 def close() -> None:
     _cloud_keys.cache_clear()
 
 
-GATEWAY_TARGETS = (RPC, KEYS_TARGET, API, COUNTER, CONFIG, TOKENS, CLAIMS)
+GATEWAY_TARGETS = (RPC, KEYS_TARGET, API, COUNTER, CONFIG, TOKENS, CLAIMS, ENROL)
