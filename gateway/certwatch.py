@@ -26,8 +26,8 @@ from pathlib import Path
 from cryptography import x509
 
 from drivers.base import JsonObject, Priority, Reading
+from drivers.datafiles import FILE_MODE, write_atomic
 from gateway.config import Config, MqttSection
-from gateway.datafiles import FILE_MODE
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from provisioning.certs import (
     IdentityError,
@@ -39,7 +39,6 @@ from provisioning.certs import (
     load_certificate_file,
     load_certificates,
     load_private_key,
-    write_atomic,
 )
 
 log = logging.getLogger(__name__)

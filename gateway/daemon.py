@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from drivers.base import Action, JsonObject, Priority, Reading
+from drivers.datafiles import make_private_dir
 from gateway import __version__, systemd
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
@@ -25,7 +26,6 @@ from gateway.commands import CommandError, Dispatcher
 from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, register_device_test
 from gateway.counter.service import CounterService
-from gateway.datafiles import make_private_dir
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService

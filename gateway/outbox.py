@@ -30,7 +30,7 @@ import aiosqlite
 from uuid6 import uuid7
 
 from drivers.base import Priority, Reading
-from gateway.datafiles import prepare_database
+from drivers.datafiles import prepare_database
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.datafiles import open_private_text
+from drivers.datafiles import open_private_text
 from provisioning import _ui
 from provisioning._ui import DEFAULT_CONFIG, ConfigOpt, JsonOpt
 

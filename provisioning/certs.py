@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
+from drivers.datafiles import write_atomic
+
 ORGANIZATION = "storegw"
 KEY_MODE = 0o600
 DIR_MODE = 0o700
@@ -92,38 +94,6 @@ def ensure_private_dir(directory: Path) -> None:
     directory.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(directory, DIR_MODE)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` in one step: readers see the old file or the new one, never a mix.
-
-    The temporary file is created with ``mode`` (O_EXCL, no symlink followed), so a private
-    key is never readable by others, not even for a moment.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()  # left over from a crash of this very pid
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
 
 
 # --- keys and CSRs --------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from typing import Any
 
 import tomli_w
 
+from drivers.datafiles import write_atomic
 from gateway.config import Config, ConfigError, parse_config
-from provisioning.certs import write_atomic
 
 
 class ProvisionError(Exception):

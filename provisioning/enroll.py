@@ -24,6 +24,7 @@ from cryptography import x509
 from pydantic import SecretStr
 
 from drivers import safejson
+from drivers.datafiles import write_atomic
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -37,7 +38,6 @@ from provisioning.certs import (
     load_csr,
     load_private_key,
     public_der,
-    write_atomic,
 )
 from provisioning.configfile import ProvisionError, load, write_config
 from provisioning.protocol import (

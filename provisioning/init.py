@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.datafiles import DIR_MODE, make_private_dir
+from drivers.datafiles import DIR_MODE, make_private_dir, write_atomic
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -25,7 +25,6 @@ from provisioning.certs import (
     identity,
     load_certificates,
     new_private_key,
-    write_atomic,
     write_private_key,
 )
 from provisioning.configfile import ProvisionError, read_toml, validate, write_config

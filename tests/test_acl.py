@@ -21,9 +21,10 @@ import aiomqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from drivers.datafiles import write_atomic
 from gateway.config import MqttSection, parse_config
 from gateway.uplink import PublishRefused, Uplink, UplinkError
-from provisioning.certs import IdentityFiles, cert_pem, write_atomic, write_private_key
+from provisioning.certs import IdentityFiles, cert_pem, write_private_key
 from simulators.cloud.enrollment import (
     DEPLOY_DIR,
     CloudPki,

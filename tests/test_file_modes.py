@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from drivers.datafiles import open_private_text, prepare_database
 from drivers.label.queue import PushQueue
 from gateway.api.auth import TokenStore
 from gateway.counter.keys import CloudKeys
 from gateway.counter.store import CounterStore
-from gateway.datafiles import open_private_text, prepare_database
 from gateway.outbox import Outbox
 from gateway.pricing.store import PricingStore
 from gateway.tokens import KeySet, SigningKey
@@ -152,7 +152,7 @@ def test_a_database_is_created_0600_even_under_a_umask_that_would_take_the_owner
 ) -> None:
     script = (
         "import os, sys; from pathlib import Path; os.umask(0o277); "
-        "from gateway.datafiles import prepare_database; "
+        "from drivers.datafiles import prepare_database; "
         "prepare_database(Path(sys.argv[1]))"
     )
     path = tmp_path / "new" / "deeper" / "counter.db"

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers import safejson
-from gateway.datafiles import FILE_MODE
+from drivers.datafiles import FILE_MODE, write_atomic
 from gateway.tokens import KeySet, TokenError
-from provisioning.certs import write_atomic
 
 log = logging.getLogger(__name__)
 

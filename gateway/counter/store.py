@@ -28,7 +28,7 @@ from typing import Any, Literal, Self
 import aiosqlite
 
 from drivers.base import JsonObject
-from gateway.datafiles import prepare_database
+from drivers.datafiles import prepare_database
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, Literal, Self
 import aiosqlite
 
 from drivers.base import JsonObject
-from gateway.datafiles import prepare_database
+from drivers.datafiles import prepare_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 

@@ -58,7 +58,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
 from drivers import safejson
-from gateway.datafiles import prepare_database
+from drivers.datafiles import prepare_database, write_atomic
 from provisioning.certs import (
     IdentityError,
     IdentityFiles,
@@ -70,7 +70,6 @@ from provisioning.certs import (
     load_certificate_file,
     load_csr,
     load_private_key,
-    write_atomic,
     write_private_key,
 )
 from provisioning.protocol import (

@@ -23,7 +23,7 @@ from typing import Any, Self
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.datafiles import prepare_database
+from drivers.datafiles import prepare_database
 from gateway.tokens import (
     Coupon,
     KeySet,
