@@ -41,7 +41,7 @@ def config(url: str, **kw: object) -> LabelConfig:
         ],
         "retry_min_s": 0.02,
         "retry_max_s": 0.1,
-        "request_timeout_s": 2,
+        "request_timeout_s": 10,  # a loaded CI machine must not turn one upload into two
         "poll_interval_s": 0,
         "ap_retries": 0,
         "delivery_poll_s": 0.05,
