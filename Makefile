@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-CODE   := gateway drivers provisioning simulators
+CODE   := core drivers gateway provisioning simulators storegw
 LINTED := $(CODE) tests bench
 
 .PHONY: demo test lint typecheck pytest bench system-deps tools clean

@@ -33,13 +33,13 @@ import aiomqtt
 import gmqtt
 from uuid6 import uuid7
 
-from drivers.base import Reading
+from core.events import Reading
 from gateway.config import Config, MqttSection, parse_config
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
-from gateway.topics import Topics
 from gateway.uplink import LastWill, Uplink
+from gateway.wire.topics import Topics
 from simulators.broker import MosquittoBroker
 
 SCRIPT = Path(__file__).resolve()

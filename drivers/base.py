@@ -7,69 +7,16 @@ readings to ``emit`` until the device goes away or the task is cancelled.
 
 from __future__ import annotations
 
-import enum
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-JsonObject = dict[str, JsonValue]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Priority(enum.IntEnum):
-    """How much an event matters when the outbox is full: LOW is refused first."""
-
-    LOW = 0
-    NORMAL = 1
-    HIGH = 2
-
-
-class Reading(BaseModel):
-    """Something a device observed, as the driver reports it (before it gets an id and seq)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
-    data: JsonObject = Field(default_factory=dict)
-    ts: datetime = Field(default_factory=utcnow)
-    priority: Priority = Priority.NORMAL
-
-    @field_validator("data")
-    @classmethod
-    def _finite(cls, data: JsonObject) -> JsonObject:
-        """NaN and Infinity are not JSON: the cloud would choke on the event at every replay."""
-        stack: list[JsonValue] = [data]
-        while stack:
-            value = stack.pop()
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError("data must not contain NaN or Infinity")
-            if isinstance(value, dict):
-                stack.extend(value.values())
-            elif isinstance(value, list):
-                stack.extend(value)
-        return data
-
-
-class Action(BaseModel):
-    """Something the cloud or an operator asks a device to do (label.show, label.flash, ...)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
-    args: JsonObject = Field(default_factory=dict)
-
-
-Emit = Callable[[Reading], Awaitable[None]]
-"""Hands a reading to the gateway; returns once it is durably accepted."""
+from core.errors import StoregwError
+from core.events import Action, Emit, JsonObject, Priority, Reading
+from core.identifiers import ID_PATTERN
 
 
 class DeviceConfig(BaseModel):
@@ -77,10 +24,10 @@ class DeviceConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    id: str = Field(pattern=ID_PATTERN)
     kind: str
     enabled: bool = True
-    till: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    till: str | None = Field(default=None, pattern=ID_PATTERN)
     """The counter position this device serves, if any (till sessions, kiosks)."""
 
 
@@ -90,14 +37,14 @@ ConfigT = TypeVar("ConfigT", bound=DeviceConfig)
 # --- errors -------------------------------------------------------------------------------
 
 
-class DeviceError(Exception):
+class DeviceError(StoregwError):
     """Base of every error a driver raises; carries the device id and a short reason code."""
 
     def __init__(self, device_id: str, reason: str, message: str) -> None:
-        super().__init__(f"{device_id}: {message}")
+        super().__init__(reason, message)
+        self.args = (f"{device_id}: {message}",)
         self.device_id = device_id
         self.reason = reason
-        self.message = message
 
 
 class DeviceUnavailable(DeviceError):
@@ -180,21 +127,15 @@ def unavailable(device_id: str, exc: BaseException, reason: str = "transport") -
 
 
 __all__ = [
-    "Action",
     "ActionFailed",
     "BadInput",
     "DeviceConfig",
     "DeviceError",
     "DeviceUnavailable",
     "Driver",
-    "Emit",
-    "JsonObject",
-    "Priority",
-    "Reading",
     "UnsupportedAction",
     "error_reading",
     "unavailable",
-    "utcnow",
 ]
 
 

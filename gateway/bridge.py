@@ -14,17 +14,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from drivers.base import JsonObject
+from core.backoff import Backoff
+from core.events import JsonObject
 from gateway import __version__
-from gateway.backoff import Backoff
 from gateway.commands import Dispatcher, failed
 from gateway.config import MqttSection
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
 from gateway.rpc import RpcClient
-from gateway.topics import Topics
 from gateway.uplink import Inbound, LastWill, PublishRefused, Uplink, UplinkError
+from gateway.wire.topics import Topics
 
 log = logging.getLogger(__name__)
 

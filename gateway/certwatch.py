@@ -25,11 +25,11 @@ from pathlib import Path
 
 from cryptography import x509
 
-from drivers.base import JsonObject, Priority, Reading
-from drivers.datafiles import FILE_MODE, write_atomic
+from core.datafiles import FILE_MODE, write_atomic
+from core.events import JsonObject, Priority, Reading
 from gateway.config import Config, MqttSection
 from gateway.rpc import RpcClient, RpcError, RpcRefused
-from provisioning.certs import (
+from gateway.wire.certs import (
     IdentityError,
     build_csr,
     cert_pem,

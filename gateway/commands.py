@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from drivers import safejson
-from drivers.base import DeviceError, JsonObject
+from core import safejson
+from core.events import JsonObject
+from drivers.base import DeviceError
 
 log = logging.getLogger(__name__)
 

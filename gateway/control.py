@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from drivers import safejson
-from drivers.base import JsonObject, Reading
+from core import safejson
+from core.events import JsonObject, Reading
 from gateway.commands import MAX_COMMAND_BYTES, CommandError, Dispatcher, failed
 
 log = logging.getLogger(__name__)

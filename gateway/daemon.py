@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from drivers.base import Action, JsonObject, Priority, Reading
-from drivers.datafiles import make_private_dir
+from core.datafiles import make_private_dir
+from core.events import Action, JsonObject, Priority, Reading
 from gateway import __version__, systemd
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
@@ -30,7 +30,7 @@ from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
 from gateway.supervisor import DeviceSupervisor
-from gateway.topics import Topics
+from gateway.wire.topics import Topics
 
 if TYPE_CHECKING:
     from gateway.api.app import ApiServer

@@ -29,8 +29,8 @@ from typing import Literal, Self
 import aiosqlite
 from uuid6 import uuid7
 
-from drivers.base import Priority, Reading
-from drivers.datafiles import prepare_database
+from core.datafiles import prepare_database
+from core.events import Priority, Reading
 
 log = logging.getLogger(__name__)
 

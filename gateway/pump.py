@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox, StoredEvent
-from gateway.topics import Topics
 from gateway.uplink import PublishRefused
+from gateway.wire.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from uuid6 import uuid7
 
-from drivers import safejson
-from drivers.base import JsonObject
+from core import safejson
+from core.events import JsonObject
 
 log = logging.getLogger(__name__)
 

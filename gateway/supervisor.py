@@ -14,19 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.backoff import Backoff
+from core.events import Action, JsonObject, Priority, Reading
 from drivers import registry
-from drivers.base import (
-    Action,
-    DeviceConfig,
-    DeviceError,
-    DeviceUnavailable,
-    Driver,
-    JsonObject,
-    Priority,
-    Reading,
-    UnsupportedAction,
-)
-from gateway.backoff import Backoff
+from drivers.base import DeviceConfig, DeviceError, DeviceUnavailable, Driver, UnsupportedAction
 
 log = logging.getLogger(__name__)
 

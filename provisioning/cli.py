@@ -82,7 +82,7 @@ def _escape(text: str) -> str:
 def _user_errors() -> Iterator[None]:
     """Turn the errors a technician can fix into a message and exit code 1."""
     from gateway.config import ConfigError
-    from provisioning.certs import IdentityError
+    from gateway.wire.certs import IdentityError
     from provisioning.configfile import ProvisionError
 
     try:
@@ -230,8 +230,8 @@ def enroll(
     Example (asks for the token, hidden):
       storegw provision enroll -c /etc/storegw/storegw.toml
     """
+    from gateway.wire.enrolment import ClaimToken, TokenError
     from provisioning.enroll import enroll as run_enroll
-    from provisioning.protocol import ClaimToken, TokenError
 
     text = claim if claim is not None else typer.prompt("Claim token", hide_input=True)
     try:
@@ -298,7 +298,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
     from gateway.certwatch import cert_status
     from gateway.config import load_config
-    from provisioning.certs import IdentityFiles, identity
+    from gateway.wire.certs import IdentityFiles, identity
 
     with _user_errors():
         cfg = load_config(config)

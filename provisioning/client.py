@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from drivers import safejson
+from core import safejson
 from gateway.control import SOCKET_NAME, reachable
 
 DEFAULT_TIMEOUT_S = 10.0

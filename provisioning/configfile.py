@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from drivers.datafiles import write_atomic
+from core.datafiles import write_atomic
 from gateway.config import Config, ConfigError, parse_config
 
 

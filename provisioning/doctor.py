@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from gateway.config import Config, DeviceConfigUnion
-    from gateway.topics import Topics
     from gateway.uplink import Uplink
+    from gateway.wire.topics import Topics
 
 Status = Literal["ok", "warn", "fail"]
 _RANK: dict[Status, int] = {"ok": 0, "warn": 1, "fail": 2}
@@ -186,7 +186,7 @@ def check_data_files(data_dir: Path) -> Check:
 def _key_files(cfg: Config) -> list[Path]:
     """The keys this box uses: the gateway's (needed for mqtts://, or wherever one exists)
     and the local API's TLS key."""
-    from provisioning.certs import IdentityFiles
+    from gateway.wire.certs import IdentityFiles
 
     keys: list[Path] = []
     identity_key = cfg.mqtt.key_file or IdentityFiles.in_data_dir(cfg.gateway.data_dir).key
@@ -429,7 +429,7 @@ def _rdn(name: Any, key: str) -> str | None:
 
 def check_client_cert(cfg: Config, now: datetime | None = None) -> Check:
     from gateway.certwatch import cert_status
-    from provisioning.certs import IdentityError
+    from gateway.wire.certs import IdentityError
 
     if cfg.mqtt.cert_file is None:
         if not cfg.mqtt.tls:
@@ -472,8 +472,8 @@ def check_client_cert(cfg: Config, now: datetime | None = None) -> Check:
 
 async def check_session(cfg: Config, timeout: float) -> list[Check]:
     """One MQTT session as the gateway: the ACL probe, then the cloud's clock."""
-    from gateway.topics import Topics
     from gateway.uplink import PublishRefused, Uplink, UplinkError
+    from gateway.wire.topics import Topics
 
     g = cfg.gateway
     topics = Topics(cfg.mqtt.topic_prefix, g.store_id, g.gateway_id)

@@ -15,7 +15,7 @@ readers free of kernel drivers and open to the daemon's user.
   ``plugdev``); nfcpy 1.0.4, commit 8a19526. Each missing piece is named with its fix.
 
 * **Certificate renewal** (only when it would fail): the daemon rewrites ``cert_file`` next
-  to itself (``provisioning/certs.py`` ``write_atomic``), and under ``deploy/storegw.service``
+  to itself (``gateway/wire/certs.py`` ``write_atomic``), and under ``deploy/storegw.service``
   only the data dir (``StateDirectory=``) is writable; a certificate under ``/etc/storegw``
   would expire unrenewed.
 

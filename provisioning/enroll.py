@@ -23,9 +23,9 @@ import aiomqtt
 from cryptography import x509
 from pydantic import SecretStr
 
-from drivers import safejson
-from drivers.datafiles import write_atomic
-from provisioning.certs import (
+from core import safejson
+from core.datafiles import write_atomic
+from gateway.wire.certs import (
     IdentityError,
     IdentityFiles,
     build_csr,
@@ -39,8 +39,7 @@ from provisioning.certs import (
     load_private_key,
     public_der,
 )
-from provisioning.configfile import ProvisionError, load, write_config
-from provisioning.protocol import (
+from gateway.wire.enrolment import (
     PROVISION_PORT,
     ClaimToken,
     EnrollRequest,
@@ -49,6 +48,7 @@ from provisioning.protocol import (
     request_topic,
     response_topic,
 )
+from provisioning.configfile import ProvisionError, load, write_config
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.datafiles import DIR_MODE, make_private_dir, write_atomic
-from provisioning.certs import (
+from core.datafiles import DIR_MODE, make_private_dir, write_atomic
+from gateway.wire.certs import (
     IdentityError,
     IdentityFiles,
     build_csr,

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from gateway.certwatch import renew_certificate
 from gateway.config import load_config
 from gateway.rpc import RpcError, RpcRefused
-from gateway.topics import Topics
 from gateway.uplink import Uplink, UplinkError
+from gateway.wire.topics import Topics
 from provisioning.configfile import ProvisionError
 
 

@@ -45,7 +45,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from provisioning.certs import ensure_private_dir, write_atomic
+from core.datafiles import write_atomic
+from gateway.wire.certs import ensure_private_dir
 from simulators.cloud.enrollment import DEPLOY_DIR, CloudPki, render_deploy_config
 
 directory, port, provision_port = Path(sys.argv[1]).resolve(), int(sys.argv[2]), int(sys.argv[3])

@@ -22,7 +22,7 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.tokens import make_member_qr
+from gateway.wire.tokens import make_member_qr
 
 if TYPE_CHECKING:
     from simulators.cloud.service import CloudService

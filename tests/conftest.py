@@ -17,8 +17,6 @@ from simulators.broker import MosquittoBroker
 
 # Session fixtures live here, defined once: imported into several test modules, each module
 # would get its own instance (a second pcscd fixture then found the first's daemon running).
-from tests.installed import installed  # noqa: F401
-from tests.pcsc import pcscd  # noqa: F401
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

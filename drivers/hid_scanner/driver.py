@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from drivers.base import DeviceConfig, DeviceUnavailable, Driver, Emit, JsonObject
+from core.events import Emit, JsonObject
+from drivers.base import DeviceConfig, DeviceUnavailable, Driver
 from drivers.hid_scanner import layouts
 from drivers.hid_scanner.codec import HidFramer
 from drivers.hid_scanner.config import HidScannerConfig

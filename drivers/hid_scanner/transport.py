@@ -26,7 +26,8 @@ import os
 import stat
 from typing import Any
 
-from drivers.base import DeviceUnavailable, JsonObject
+from core.events import JsonObject
+from drivers.base import DeviceUnavailable
 from drivers.hid_scanner.config import HidScannerConfig
 from drivers.hid_scanner.discovery import find_by_usb_id
 from drivers.hid_scanner.events import RECORD

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.tagtypes import TagType
 

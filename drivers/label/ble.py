@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from PIL import Image
 
-from drivers.base import ActionFailed, BadInput, DeviceError, DeviceUnavailable, JsonObject
+from core.events import JsonObject
+from drivers.base import ActionFailed, BadInput, DeviceError, DeviceUnavailable
 from drivers.label.backend import FlashRequest, LabelBackend, LabelHealth, PushReceipt
 from drivers.label.ble_protocol import (
     CHUNK_HEADER,

@@ -29,17 +29,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from core.events import Action, Emit, JsonObject, Priority, Reading
 from drivers.base import (
-    Action,
     ActionFailed,
     DeviceConfig,
     DeviceError,
     DeviceUnavailable,
     Driver,
-    Emit,
-    JsonObject,
-    Priority,
-    Reading,
     UnsupportedAction,
     error_reading,
 )

@@ -16,7 +16,8 @@ import logging
 
 from PIL import Image
 
-from drivers.base import ActionFailed, BadInput, DeviceError, JsonObject
+from core.events import JsonObject
+from drivers.base import ActionFailed, BadInput, DeviceError
 from drivers.label.backend import FlashRequest, LabelBackend, LabelHealth, PushReceipt
 from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.oepl_client import MAX_PAGES, TAG_COMMANDS, OeplClient

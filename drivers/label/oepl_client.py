@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from drivers import safejson
+from core import safejson
 from drivers.base import ActionFailed, BadInput, DeviceUnavailable, unavailable
 from drivers.label.oepl_codec import DbPage, OeplTag, imgupload_body, parse_db_page
 from drivers.label.tagtypes import tagtype_path

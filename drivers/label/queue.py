@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from drivers.datafiles import prepare_database
+from core.datafiles import prepare_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (

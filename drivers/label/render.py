@@ -24,7 +24,7 @@ from typing import Literal
 from PIL import Image, ImageDraw
 from pydantic import JsonValue
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from drivers.label.content import (
     PriceFormat,
     ProductContent,

@@ -23,15 +23,12 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
+from core.events import Emit, JsonObject, Priority, Reading
 from drivers.base import (
     BadInput,
     DeviceConfig,
     DeviceUnavailable,
     Driver,
-    Emit,
-    JsonObject,
-    Priority,
-    Reading,
     error_reading,
     unavailable,
 )

@@ -59,7 +59,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 
 log = logging.getLogger(__name__)
 

@@ -18,17 +18,8 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from drivers.base import (
-    BadInput,
-    DeviceConfig,
-    DeviceUnavailable,
-    Driver,
-    Emit,
-    JsonObject,
-    Priority,
-    Reading,
-    error_reading,
-)
+from core.events import Emit, JsonObject, Priority, Reading
+from drivers.base import BadInput, DeviceConfig, DeviceUnavailable, Driver, error_reading
 from drivers.scanner.codec import BadFrame, LineFramer, Scan, decode, warm_up
 from drivers.scanner.config import ScannerConfig
 from drivers.scanner.transport import SerialLink

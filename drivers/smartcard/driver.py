@@ -28,17 +28,8 @@ from typing import ClassVar, TypeVar
 
 from pydantic import JsonValue
 
-from drivers.base import (
-    BadInput,
-    DeviceUnavailable,
-    Driver,
-    Emit,
-    JsonObject,
-    Priority,
-    Reading,
-    error_reading,
-    unavailable,
-)
+from core.events import Emit, JsonObject, Priority, Reading
+from drivers.base import BadInput, DeviceUnavailable, Driver, error_reading, unavailable
 from drivers.smartcard import codec
 from drivers.smartcard.config import SmartcardConfig, is_virtual_reader
 from drivers.smartcard.transport import (

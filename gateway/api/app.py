@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from drivers import safejson
+from core import safejson
 from gateway.api.auth import TokenStore
 from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.datafiles import prepare_database
+from core.datafiles import prepare_database
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 KIOSK_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from drivers import safejson
-from drivers.datafiles import FILE_MODE, write_atomic
-from gateway.tokens import KeySet, TokenError
+from core import safejson
+from core.datafiles import FILE_MODE, write_atomic
+from gateway.wire.tokens import KeySet, TokenError
 
 log = logging.getLogger(__name__)
 

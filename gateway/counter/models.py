@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 
 Mode = Literal["online", "offline"]
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"

@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from gateway.counter.store import StoreError
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused

@@ -9,7 +9,7 @@ restart nor a second process opening the same data directory re-opens the window
 from __future__ import annotations
 
 from gateway.counter.store import CounterStore
-from gateway.tokens import MemberCode
+from gateway.wire.tokens import MemberCode
 
 
 class ReplayCache:

@@ -21,7 +21,7 @@ from typing import Literal, Self
 from pydantic import JsonValue, ValidationError
 from uuid6 import uuid7
 
-from drivers.base import JsonObject, Priority, Reading
+from core.events import JsonObject, Priority, Reading
 from gateway.config import CounterSection
 from gateway.counter.keys import CloudKeys
 from gateway.counter.models import (
@@ -47,7 +47,7 @@ from gateway.counter.store import CounterStore, CouponTaken, Operation, Redempti
 from gateway.counter.tills import TillSessions
 from gateway.outbox import OutboxError, StoredEvent
 from gateway.rpc import RpcClient, RpcError, RpcRefused
-from gateway.tokens import (
+from gateway.wire.tokens import (
     Coupon,
     MemberCode,
     TokenError,

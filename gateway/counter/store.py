@@ -27,8 +27,8 @@ from typing import Any, Literal, Self
 
 import aiosqlite
 
-from drivers.base import JsonObject
-from drivers.datafiles import prepare_database
+from core.datafiles import prepare_database
+from core.events import JsonObject
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from drivers import safejson
+from core import safejson
 from gateway.api.app import (
     CLIENT,
     KIOSK,

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from gateway.counter.models import ID, Mode
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from uuid6 import uuid7
 
-from drivers.base import JsonObject, Reading
+from core.events import JsonObject, Reading
 from gateway.commands import CommandError, Dispatcher
 from gateway.counter.models import CounterError, Mode, cloud_error
 from gateway.counter.service import CounterService, rfc3339

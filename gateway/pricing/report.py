@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 
 State = Literal["pending", "updated", "retrying", "queued_at_ap", "failed", "superseded"]
 _RANK: dict[State, int] = {

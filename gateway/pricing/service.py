@@ -29,16 +29,8 @@ from typing import Any, Protocol, Self
 
 from pydantic import JsonValue
 
-from drivers.base import (
-    Action,
-    ActionFailed,
-    DeviceConfig,
-    DeviceError,
-    DeviceUnavailable,
-    JsonObject,
-    Priority,
-    Reading,
-)
+from core.events import Action, JsonObject, Priority, Reading
+from drivers.base import ActionFailed, DeviceConfig, DeviceError, DeviceUnavailable
 from drivers.label.config import LabelConfig
 from drivers.label.content import ProductContent
 from gateway.commands import CommandError, Dispatcher

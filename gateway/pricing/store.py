@@ -24,8 +24,8 @@ from typing import Any, Literal, Self
 
 import aiosqlite
 
-from drivers.base import JsonObject
-from drivers.datafiles import prepare_database
+from core.datafiles import prepare_database
+from core.events import JsonObject
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 

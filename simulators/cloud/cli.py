@@ -142,7 +142,7 @@ def _claims(
     ttl: float,
     claim_id: str | None,
 ) -> None:
-    from provisioning.certs import IdentityError
+    from gateway.wire.certs import IdentityError
     from simulators.cloud.enrollment import Enrollment
 
     if action not in ("claim", "revoke", "claims"):

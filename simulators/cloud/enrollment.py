@@ -57,9 +57,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
-from drivers import safejson
-from drivers.datafiles import prepare_database, write_atomic
-from provisioning.certs import (
+from core import safejson
+from core.datafiles import prepare_database, write_atomic
+from gateway.wire.certs import (
     IdentityError,
     IdentityFiles,
     cert_pem,
@@ -72,7 +72,7 @@ from provisioning.certs import (
     load_private_key,
     write_private_key,
 )
-from provisioning.protocol import (
+from gateway.wire.enrolment import (
     REQUEST_FILTER,
     ClaimToken,
     EnrollError,

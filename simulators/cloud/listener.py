@@ -20,7 +20,7 @@ from typing import Any
 
 import aiomqtt
 
-from drivers import safejson
+from core import safejson
 
 log = logging.getLogger(__name__)
 

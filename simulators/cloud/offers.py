@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.tokens import Coupon
+from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
 from simulators.cloud.store import Json, Refusal, iso, money, parse_time
 

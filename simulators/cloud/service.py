@@ -37,8 +37,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from drivers import safejson
-from gateway.tokens import Coupon, KeySet, SigningKey
+from core import safejson
+from gateway.wire.tokens import Coupon, KeySet, SigningKey
 from simulators import tasks
 from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import CloudStore, Json, Refusal, iso, normalise_uid

@@ -23,8 +23,8 @@ from typing import Any, Self
 import aiosqlite
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from drivers.datafiles import prepare_database
-from gateway.tokens import (
+from core.datafiles import prepare_database
+from gateway.wire.tokens import (
     Coupon,
     KeySet,
     SigningKey,

@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.tokens import Coupon, KeySet, SigningKey, issue_member_credential
+from gateway.wire.tokens import Coupon, KeySet, SigningKey, issue_member_credential
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 CLOUD = SigningKey.from_private_bytes("cloud-2026", bytes(range(32)))

@@ -86,7 +86,7 @@ NESTED_JSON: st.SearchStrategy[bytes] = st.builds(
     st.sampled_from([b"[", b'{"a":', b'{"args":']),
 )
 """Deeply nested JSON: ``json.loads`` raised RecursionError on it; every JSON target must now
-refuse it with its typed error (``drivers.safejson`` caps nesting)."""
+refuse it with its typed error (``core.safejson`` caps nesting)."""
 
 
 def inputs(target: Target) -> st.SearchStrategy[bytes]:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Awaitable
 from typing import Any, cast
 
-from drivers.base import JsonObject
+from core.events import JsonObject
 from gateway.bridge import Bridge
 from gateway.config import parse_config
 from gateway.daemon import Gateway

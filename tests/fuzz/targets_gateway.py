@@ -14,7 +14,7 @@ import tomli_w
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from drivers.safejson import BadJson
+from core.safejson import BadJson
 from gateway.api.app import _body
 from gateway.config import ConfigError, load_config
 from gateway.counter.keys import CloudKeys
@@ -28,14 +28,14 @@ from gateway.counter.models import (
 )
 from gateway.kiosk.models import ClaimRequest
 from gateway.rpc import RpcClient, RpcError, RpcRefused
-from gateway.tokens import (
+from gateway.wire.enrolment import decode_response
+from gateway.wire.tokens import (
     TokenError,
     make_member_qr,
     sign_coupon,
     verify_coupon,
     verify_member_qr,
 )
-from provisioning.protocol import decode_response
 from tests.fuzz import core
 from tests.fuzz.core import ContractBroken, Target
 from tests.fuzz.identities import CLOUD, COUPON, CREDENTIAL, JWKS, KEYS, NOW, PHONE

@@ -1,0 +1,3 @@
+from storegw.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""Till sessions driven by devices alone: a scanner on a pseudo-terminal at ``till-1``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tty
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.events import Priority, Reading
+from gateway.daemon import Gateway
+from simulators.cloud import CloudService, seed
+from simulators.phone import Phone
+from tests.gateway.counter.test_service import Link, counter_config, online
+from tests.gateway.test_bridge import running
+from tests.support.waiting import eventually, wait_for
+
+
+class Pty:
+    """The scanner's side of a serial line: what is written here arrives at the port."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        self.path = os.ttyname(self.slave)
+
+    def scan(self, code: str) -> None:
+        os.write(self.master, code.encode() + b"\r")
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@pytest.fixture
+def pty() -> Iterator[Pty]:
+    p = Pty()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+async def cloud(broker: Any, tmp_path: Path) -> AsyncIterator[CloudService]:
+    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
+        yield c
+
+
+@pytest.fixture
+async def link(broker: Any) -> AsyncIterator[Link]:
+    proxy = Link(broker)
+    await proxy.restore()
+    try:
+        yield proxy
+    finally:
+        await proxy.cut()
+
+
+async def kinds_at_cloud(cloud: CloudService, kind: str, count: int) -> list[dict[str, Any]]:
+    return await eventually(
+        lambda: cloud.store.event_data(kind),
+        lambda found: len(found) >= count,
+        timeout=10,
+        message=f"{count} {kind} event(s)",
+    )
+
+
+async def test_a_coupon_scanned_at_a_till_with_a_member_redeems_it(
+    link: Link, cloud: CloudService, pty: Pty, tmp_path: Path
+) -> None:
+    devices = [
+        {"id": "till-1-scanner", "kind": "scanner", "port": pty.path, "till": "till-1"},
+        {"id": "backroom-scanner", "kind": "scanner", "port": "/dev/null-none", "enabled": False},
+    ]
+    gw = Gateway(counter_config(link.url, tmp_path / "gw", devices=devices))
+    phone = await Phone.enroll(cloud, seed.ALICE)
+    welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
+    async with running(gw):
+        await online(gw)
+        scanner = gw.devices["till-1-scanner"]
+        await wait_for(lambda: scanner.health.state == "available", message="scanner open")
+
+        pty.scan(welcome)  # no member yet: refused, and nothing is claimed
+        refused = await kinds_at_cloud(cloud, "counter.refused", 1)
+        assert refused[0]["reason"] == "no_member"
+        assert refused[0]["till"] == "till-1"
+        assert refused[0]["operation"] == "coupon.redeem"
+
+        pty.scan(phone.code())
+        pty.scan(welcome)  # handled after the identify: one queue per till
+        pty.scan("4006381333931")  # a product: a scan event, nothing for the counter
+        identified = await kinds_at_cloud(cloud, "member.identified", 1)
+        redeemed = await kinds_at_cloud(cloud, "coupon.redeemed", 1)
+        assert identified[0]["member_id"] == seed.ALICE
+        assert identified[0]["till"] == "till-1"
+        assert identified[0]["source"] == "device"
+        assert redeemed[0]["coupon_id"] == seed.COUPON_WELCOME
+        assert redeemed[0]["member_id"] == seed.ALICE
+        assert redeemed[0]["till"] == "till-1"
+        assert redeemed[0]["mode"] == "online"
+        state = await cloud.coupon(seed.COUPON_WELCOME)
+        assert state is not None
+        assert state["used_till"] == "till-1"
+
+        pty.scan(welcome)  # the same coupon again
+        refused = await kinds_at_cloud(cloud, "counter.refused", 2)
+        assert refused[1]["reason"] == "already_used"
+        scans = await kinds_at_cloud(cloud, "scan", 5)
+    assert [s["code"] for s in scans][-1] == welcome  # raw scans are delivered as before
+    records = [r for r in await cloud.store.events() if r.kind == "coupon.redeemed"]
+    assert [r.kind for r in records] == ["coupon.redeemed"]
+    devices_of = {r.kind: r for r in await cloud.store.events() if r.kind in ("member.identified",)}
+    assert devices_of["member.identified"].gateway_id == "gw-1"
+
+
+async def test_card_and_nfc_readings_of_a_till_identify_and_devices_without_a_till_do_not(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    """The routing from accepted readings to the till (the readers' own stacks are tested in
+    their driver tests; here the supervisor's emit is called as a driver would)."""
+    devices = [
+        {"id": "till-2-reader", "kind": "smartcard", "till": "till-2", "enabled": False},
+        {"id": "till-2-nfc", "kind": "nfc", "till": "till-2", "enabled": False},
+        {"id": "door-nfc", "kind": "nfc", "enabled": False},
+    ]
+    gw = Gateway(counter_config(link.url, tmp_path / "gw", devices=devices))
+    assert gw.counter is not None
+    counter = gw.counter
+    async with running(gw):
+        await online(gw)
+        emit = gw._accept_quietly
+        await emit("door-nfc", Reading(kind="nfc", data={"uid": seed.NFC_BRUNO}))
+        await emit(
+            "till-2-reader",
+            Reading(kind="card", data={"uid": seed.CARD_CHLOE.upper()}, priority=Priority.HIGH),
+        )
+        await wait_for(lambda: counter.tills.member("till-2") == seed.CHLOE, message="card")
+        await emit("till-2-nfc", Reading(kind="nfc", data={"uid": seed.NFC_BRUNO}))
+        await wait_for(lambda: counter.tills.member("till-2") == seed.BRUNO, message="tap")
+        await emit("till-2-nfc", Reading(kind="nfc", data={"uid": "04000000000000"}))
+        refused = await kinds_at_cloud(cloud, "counter.refused", 1)
+        identified = await kinds_at_cloud(cloud, "member.identified", 2)
+    assert [(e["by"], e["member_id"]) for e in identified] == [
+        ("card", seed.CHLOE),
+        ("nfc", seed.BRUNO),
+    ]
+    assert refused[0]["reason"] == "unknown_card"
+    assert refused[0]["till"] == "till-2"

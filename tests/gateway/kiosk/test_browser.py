@@ -1,0 +1,363 @@
+"""The kiosk page in a real headless Chromium, against a real gateway, broker and cloud.
+
+Playwright drives Debian's /usr/bin/chromium (never a downloaded browser). The kiosk's scanner
+is a pseudo-terminal the test types into, its NFC reader nfcpy's udp device with a tag
+emulated by simulators.nfc. Set KIOSK_SCREENSHOTS=DIR to keep the screenshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+from simulators.broker import MosquittoBroker
+from simulators.cloud import CloudService, seed
+from simulators.nfc import EmulatedNtag, NfcTagSimulator
+from simulators.phone import Phone
+from simulators.scanner import PtyScanner
+from tests.drivers.nfc.test_udp import free_udp_port
+from tests.gateway.counter.test_service import Link
+from tests.gateway.kiosk.test_api import KIOSK, KioskApi, kiosk_running
+from tests.support.waiting import eventually, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    # Playwright adds --headless (headless=True) and --user-data-dir (a fresh directory per
+    # test: launch_persistent_context below); these keep Chromium off the network and quiet.
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def scanner() -> Iterator[PtyScanner]:
+    with PtyScanner() as s:
+        yield s
+
+
+@pytest.fixture
+async def link(broker: MosquittoBroker) -> AsyncIterator[Link]:
+    proxy = Link(broker)
+    await proxy.restore()
+    try:
+        yield proxy
+    finally:
+        await proxy.cut()
+
+
+@pytest.fixture
+async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
+    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
+        yield c
+
+
+class Browser:
+    """One page, with every console error and failed request it had."""
+
+    def __init__(self, context: BrowserContext, page: Page, shots: Path) -> None:
+        self.context = context
+        self.page = page
+        self.shots = shots
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("requestfailed", self._failed)
+
+    def _console(self, msg: Any) -> None:
+        if msg.type == "error":
+            self.problems.append(f"console: {msg.text}")
+
+    def _failed(self, request: Any) -> None:
+        if not request.url.startswith("ws"):
+            self.problems.append(f"request failed: {request.url} {request.failure}")
+
+    async def shot(self, name: str) -> Path:
+        path = self.shots / f"kiosk-{name}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000, f"{name}: an empty screenshot?"
+        return path
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    found = Path(os.environ.get("KIOSK_SCREENSHOTS") or tmp_path / "shots")
+    found.mkdir(parents=True, exist_ok=True)
+    return found
+
+
+@pytest.fixture
+async def browser(tmp_path: Path, shots: Path) -> AsyncIterator[Browser]:
+    assert shutil.which(CHROMIUM), "chromium is missing: run scripts/system-deps.sh as root"
+    expect.set_options(timeout=TIMEOUT_MS)
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 860},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            yield Browser(context, page, shots)
+        finally:
+            await context.close()
+
+
+async def open_page(browser: Browser, api: KioskApi, token: str | None = None) -> Page:
+    page = browser.page
+    await page.goto(f"{api.base}/kiosk/#token={token or api.token}")
+    await expect(page.locator("#screen-welcome")).to_be_visible()
+    await wait_for(lambda: api.kiosks.hub.count(KIOSK) >= 1, timeout=10, message="page socket")
+    await expect(page.locator("#link-dot")).to_have_class("dot online")
+    return page
+
+
+async def confirm(page: Page) -> None:
+    await expect(page.locator("#confirm")).to_be_visible()
+    await page.locator("#confirm-yes").click()
+    await expect(page.locator("#confirm")).to_be_hidden()
+
+
+# --- a member at the kiosk ------------------------------------------------------------------
+
+
+async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
+    link: Link,
+    cloud: CloudService,
+    scanner: PtyScanner,
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    phone = await Phone.enroll(cloud, seed.ALICE)
+    nfc_port = free_udp_port()
+    async with kiosk_running(link, tmp_path / "gw", scanner, nfc_port) as api:
+        page = await open_page(browser, api)
+        assert "token" not in page.url  # the fragment is gone from the address bar
+        assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") == api.token
+        # Chinese first (the kiosk's configured language)
+        await expect(page.locator("#screen-welcome h1")).to_have_text("欢迎光临")
+        await expect(page.locator("#offline-banner")).to_be_hidden()
+        await browser.shot("welcome-zh")
+
+        # identify by scanning the member QR from the phone
+        await asyncio.to_thread(scanner.type, phone.code())
+        await expect(page.locator("#member-name")).to_have_text("Alice Martin")
+        await expect(page.locator("#member-points")).to_have_text("1,200")
+        await expect(page.locator("#member-balance")).to_have_text("€25.00")
+        await expect(page.locator("#member-tier")).to_have_text("金卡")
+        coupons = page.locator("#coupons li")
+        await expect(coupons).to_have_count(2)
+        await expect(page.locator(f'[data-offer-id="{seed.OFFER_COFFEE}"]')).to_be_visible()
+        soon = page.locator(f'[data-appointment-id="{seed.APPT_SOON}"]')
+        await expect(soon.locator("button.checkin")).to_be_visible()
+        other_store = page.locator(f'[data-appointment-id="{seed.APPT_DEMO}"]')
+        await expect(other_store).to_contain_text("其他门店")
+        await browser.shot("member-zh")
+
+        await page.locator("#lang-toggle").click()
+        await expect(page.locator("#lang-toggle")).to_have_text("中文")
+        await expect(page.locator("#member-tier")).to_have_text("Gold")
+        await expect(page.locator("text=My coupons")).to_be_visible()
+        await expect(other_store).to_contain_text("Other store")
+        await browser.shot("member-en")
+
+        # redeem a coupon of the member's
+        welcome = page.locator(f'[data-coupon-id="{seed.COUPON_WELCOME}"]')
+        await welcome.locator("button.redeem").click()
+        await expect(page.locator("#confirm-text")).to_contain_text("5 EUR welcome")
+        await confirm(page)
+        await expect(page.locator("#toast")).to_contain_text("“5 EUR welcome” used")
+        await expect(welcome).to_have_count(0)  # gone from the refreshed profile
+        state = await cloud.coupon(seed.COUPON_WELCOME)
+        assert state is not None
+        assert (state["used_store"], state["used_till"]) == ("S001", KIOSK)
+
+        # claim an offered coupon: it becomes one of the member's coupons
+        coffee = page.locator(f'[data-offer-id="{seed.OFFER_COFFEE}"]')
+        await coffee.locator("button.claim").click()
+        await confirm(page)
+        await expect(page.locator("#toast")).to_contain_text("claimed")
+        await expect(coffee).to_have_count(0)
+        await expect(coupons.filter(has_text="2 EUR off coffee")).to_have_count(1)
+
+        # check in the appointment that opens now
+        await soon.locator("button.checkin").click()
+        await expect(page.locator("#confirm-text")).to_contain_text("eye test")
+        await confirm(page)
+        await expect(page.locator("#toast")).to_contain_text("checked in")
+        await expect(soon).to_have_attribute("data-status", "checked_in")
+        await expect(soon).to_contain_text("Checked in")
+        appointment = await cloud.appointment(seed.APPT_SOON)
+        assert appointment["status"] == "checked_in"
+        await browser.shot("done-en")
+
+        await page.locator("#done").click()
+        await expect(page.locator("#screen-welcome")).to_be_visible()
+
+        # identify by a tap on the kiosk's NFC reader, then scan a coupon for that member
+        async with NfcTagSimulator(nfc_port, EmulatedNtag(seed.NFC_BRUNO)):
+            await expect(page.locator("#member-name")).to_have_text("Bruno Keller", timeout=20_000)
+        spring = await cloud.coupon_token(seed.COUPON_BEARER)
+        await asyncio.to_thread(scanner.type, spring)
+        await expect(page.locator("#toast")).to_contain_text("“Spring 10 EUR” used")
+        await asyncio.to_thread(scanner.type, "4006381333931")  # a product, not for the kiosk
+        await expect(page.locator("#toast")).to_contain_text("not a member code")
+
+        assert browser.problems == []
+        # the gateway forgot who stands here (the till session ended): the page starts over
+        assert api.gw.counter is not None
+        api.gw.counter.tills.end(KIOSK)
+        await page.locator(f'[data-offer-id="{seed.OFFER_COFFEE}"] button.claim').click()
+        await confirm(page)
+        await expect(page.locator("#screen-welcome")).to_be_visible()
+        await expect(page.locator("#toast")).to_contain_text("session has ended")
+
+        identified = await eventually(
+            lambda: cloud.store.event_data("member.identified"),
+            lambda found: len(found) >= 2,
+            timeout=10,
+            message="both identifications at the cloud",
+        )
+    assert [(e["by"], e["member_id"], e["till"]) for e in identified] == [
+        ("qr", seed.ALICE, KIOSK),
+        ("nfc", seed.BRUNO, KIOSK),
+    ]
+    assert {(e["source"], e["client"]) for e in identified} == {("api", "kiosk-1-page")}
+    assert len(browser.problems) == 1  # the refused claim, as Chromium logs any 4xx
+    assert "403 (Forbidden)" in browser.problems[0]
+
+
+# --- offline --------------------------------------------------------------------------------
+
+
+async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gateway_is_gone(
+    broker: MosquittoBroker,
+    link: Link,
+    cloud: CloudService,
+    scanner: PtyScanner,
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    phone = await Phone.enroll(cloud, seed.ALICE)
+    async with kiosk_running(link, tmp_path / "gw", scanner) as api:
+        page = await open_page(browser, api)
+        await page.locator("#lang-toggle").click()  # English
+        await asyncio.to_thread(scanner.type, phone.code())
+        await expect(page.locator("#member-name")).to_have_text("Alice Martin")
+        banner = page.locator("#offline-banner")
+        await expect(banner).to_be_hidden()
+
+        await asyncio.to_thread(broker.stop)
+        await expect(banner).to_be_visible()
+        await expect(banner).to_have_attribute("data-reason", "cloud")
+        await expect(banner).to_contain_text("cannot reach the cloud")
+        await expect(page.locator("#link-dot")).to_have_class("dot offline")
+        coffee = page.locator(f'[data-offer-id="{seed.OFFER_COFFEE}"] button.claim')
+        await expect(coffee).to_be_disabled()
+        await expect(coffee).to_have_text("Needs a connection")
+        await browser.shot("offline-en")
+
+        # the kiosk keeps working: a check-in offline is accepted, to be synced
+        soon = page.locator(f'[data-appointment-id="{seed.APPT_SOON}"]')
+        await soon.locator("button.checkin").click()
+        await confirm(page)
+        await expect(page.locator("#toast")).to_contain_text("offline, to be confirmed")
+        await expect(soon).to_contain_text("Checked in (to be synced)")
+        # another member QR (the phone's previous refresh: the last one was used) identifies
+        # offline, from the cache
+        await page.locator("#done").click()
+        earlier = phone.code(datetime.now(UTC) - timedelta(seconds=phone.refresh_s + 5))
+        await asyncio.to_thread(scanner.type, earlier)
+        await expect(page.locator("#member-cached")).to_be_visible()
+        await expect(page.locator("#member-name")).to_have_text("Alice Martin")
+
+        await asyncio.to_thread(broker.start)
+        await expect(banner).to_be_hidden(timeout=20_000)
+        await eventually(
+            lambda: cloud.appointment(seed.APPT_SOON),
+            lambda a: a["status"] == "checked_in",
+            timeout=15,
+            message="the offline check-in confirmed",
+        )
+    # the gateway stopped: the page's socket dropped
+    await expect(banner).to_be_visible()
+    await expect(banner).to_have_attribute("data-reason", "gateway")
+    await expect(banner).to_contain_text("Reconnecting")
+    await expect(page.locator("#link-dot")).to_have_class("dot down")
+    claims = page.locator("#offers button.claim")
+    await expect(claims.first).to_be_disabled()  # claiming needs the cloud, via the gateway
+    await browser.shot("gateway-gone-en")
+    assert [p for p in browser.problems if "kiosk/ws" not in p and "v1/" not in p] == []
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(
+    link: Link,
+    cloud: CloudService,
+    scanner: PtyScanner,
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    async with kiosk_running(link, tmp_path / "gw", scanner) as api:
+        page = browser.page
+        await page.goto(f"{api.base}/kiosk/#token=sgw_not-a-real-token")
+        await expect(page.locator("#screen-setup")).to_be_visible()
+        error = page.locator("#setup-error")
+        await expect(error).to_be_visible()
+        await expect(error).to_contain_text("401")
+        assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") is None
+        await page.locator("#lang-toggle").click()
+        await expect(error).to_contain_text("refused the access token")
+        await expect(page.locator("#link-text")).to_have_text("Not connected")
+        await browser.shot("bad-token-en")
+
+        assert await api.refused("GET", "/v1/kiosk", token="sgw_not-a-real-token") == (
+            401,
+            "unauthorized",
+        )
+        outcome = await page.evaluate(
+            """(url) => new Promise((resolve) => {
+                const ws = new WebSocket(url);
+                ws.onopen = () => { ws.close(); resolve("opened"); };
+                ws.onclose = (event) => resolve("closed " + event.code);
+            })""",
+            api.ws_url + "?token=sgw_not-a-real-token",
+        )
+        assert outcome == "closed 1006"  # the handshake was refused
+        assert api.kiosks.hub.count() == 0
+
+        # a POS token is not a kiosk's
+        await page.goto(f"{api.base}/kiosk/#token={api.pos_token}")
+        await expect(error).to_contain_text("403")
+
+        # staff types the right one in; it survives a reload without the fragment
+        await page.locator("#token-input").fill(api.token)
+        await page.locator("#setup-form button").click()
+        await expect(page.locator("#screen-welcome")).to_be_visible()
+        await page.goto(f"{api.base}/kiosk/")
+        await expect(page.locator("#screen-welcome")).to_be_visible()
+        await wait_for(lambda: api.kiosks.hub.count(KIOSK) >= 1, message="page socket")
+
+        # revoked while the page is open: the gateway closes its socket, the page says so
+        api.tokens.revoke("kiosk-1-page")
+        await expect(page.locator("#screen-setup")).to_be_visible()
+        await expect(error).to_contain_text("401")
+        assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") is None

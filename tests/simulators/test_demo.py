@@ -1,0 +1,145 @@
+"""`storegw demo` is the first thing a new developer runs: it must work end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulators.spawn import pcscd_pid
+from tests.support.waiting import wait_for
+
+
+async def _demo(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "storegw", "demo", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None:
+    pcscd_before = pcscd_pid()
+    proc = await _demo("--duration", "0.5", "--data-dir", str(tmp_path))
+    try:
+        async with asyncio.timeout(120):
+            out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    # The demo's own pcscd dies after it (PR_SET_PDEATHSIG): a later test must not meet it.
+    await wait_for(lambda: pcscd_pid() == pcscd_before, 15, message="the demo's pcscd to end")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    kinds = (
+        "scan",
+        "error",
+        "nfc",
+        "card",
+        "esl",
+        "device.status",
+        "member.identified",
+        "coupon.redeemed",
+        "points.accrued",
+        "redemption.conflict",
+        "price.sync",
+    )
+    for kind in kinds:
+        assert re.search(rf"cloud <- #\d+\s+\S+\s+{re.escape(kind)}\s", text), (kind, text[-3000:])
+    assert "OUTAGE" in text
+    # offline rules, narrated: accepted within the rules, refused beyond them
+    assert re.search(r"redeem CPN-GOLD-15 \(offline rules\): .*200.* mode=offline", text)
+    assert re.search(r"redeem CPN-GOLD-15 again: .*409.* already_used", text)
+    assert re.search(r"over the offline cap\): .*422.* over_offline_limit", text)
+    assert "conflict: CPN-SPRING-10 already_used" in text
+    assert "kiosk   : open http://127.0.0.1:" in text
+    assert "replayed" in text
+    summary = re.search(r"cloud received (\d+) unique events .* seq gaps: (\d+)", text)
+    assert summary is not None, text[-2000:]
+    assert int(summary.group(1)) > 20
+    assert summary.group(2) == "0"
+    assert sorted(p.name for p in (tmp_path / "labels").glob("*.png"))
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of ``pid``: {pid: command name}."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found[int(entry.name)] = (entry / "comm").read_text().strip()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _vpcd_on_host() -> bool:
+    """Whether anything listens on vpcd's TCP ports in this (the host's) network namespace."""
+    listening = ""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            listening += Path(table).read_text()
+    ports = {f"{p:04X}" for p in (35963, 35964)}
+    for line in listening.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) > 3 and cols[3] == "0A" and cols[1].rsplit(":", 1)[1] in ports:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+async def test_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    """`timeout 60 storegw demo` (SIGTERM), Ctrl-C, or the demo dying hard: pcscd and
+    mosquitto end with it; vpcd never listens on the host's interfaces meanwhile."""
+    pcscd_before = pcscd_pid()
+    proc = await _demo("--no-outage", "--data-dir", str(tmp_path))
+    assert proc.stdout is not None
+    seen: list[str] = []
+    children: dict[int, str] = {}
+    try:
+        async with asyncio.timeout(90):
+            while "events flowing live" not in "".join(seen):
+                line = await proc.stdout.readline()
+                assert line, "".join(seen)[-3000:]
+                seen.append(line.decode(errors="replace"))
+        children = _children(proc.pid)
+        expected = {"mosquitto"} | ({"pcscd"} if pcscd_before is None else set())
+        assert expected <= set(children.values()), (children, "".join(seen)[-2000:])
+        assert "cards   : Virtual PCD 00 00" in "".join(seen)
+        assert not _vpcd_on_host()
+        proc.send_signal(sig)
+        async with asyncio.timeout(30):
+            await proc.communicate()
+        await wait_for(
+            lambda: not any(_alive(pid) for pid in children),
+            15,
+            message=f"the demo's children {children} to end after {sig.name}",
+        )
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for pid in children:  # a failed run must not leave them to the next test
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 0
