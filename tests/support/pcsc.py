@@ -14,6 +14,7 @@ kill. A missing pcscd or vpcd fails, never skips.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -158,17 +159,24 @@ class Pcscd:
             return "(no log)"
 
 
+HOST_LOCK = Path(tempfile.gettempdir()) / "storegw-tests-pcscd.lock"
+"""pcscd and its vpcd ports are one per host: two test runs on one machine (two checkouts)
+take turns instead of stopping each other's daemon."""
+
+
 @pytest.fixture(scope="session")
 def pcscd() -> Iterator[Pcscd]:
-    log_dir = Path(tempfile.mkdtemp(prefix="storegw-pcscd-"))
-    service = Pcscd(log_dir)
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
-        if os.environ.get("STOREGW_KEEP_PCSCD_LOG") is None:
-            shutil.rmtree(log_dir, ignore_errors=True)
+    with HOST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        log_dir = Path(tempfile.mkdtemp(prefix="storegw-pcscd-"))
+        service = Pcscd(log_dir)
+        service.start()
+        try:
+            yield service
+        finally:
+            service.stop()
+            if os.environ.get("STOREGW_KEEP_PCSCD_LOG") is None:
+                shutil.rmtree(log_dir, ignore_errors=True)
 
 
 __all__ = [
