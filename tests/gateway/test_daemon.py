@@ -104,7 +104,7 @@ async def test_crash_publishes_the_will_for_the_same_session(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "storegw",
         "run",
         "-c",
         str(conf),

@@ -96,7 +96,7 @@ async def test_tail_follow_prints_new_events(tmp_path: Path, outbox: Outbox) -> 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "storegw",
         "outbox",
         "tail",
         "-c",

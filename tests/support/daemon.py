@@ -72,7 +72,7 @@ class Daemon:
                 [
                     PYTHON,
                     "-m",
-                    "gateway",
+                    "storegw",
                     "run",
                     "-c",
                     str(self.config_path),

@@ -285,7 +285,7 @@ async def test_sim_command_types_into_a_fifo_the_driver_reads(tmp_path: Path) ->
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "storegw",
         "sim",
         "hid-scanner",
         "4006381333931",

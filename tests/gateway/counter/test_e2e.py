@@ -39,7 +39,7 @@ class DaemonProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "gateway",
+                "storegw",
                 "run",
                 "-c",
                 str(self.conf),

@@ -509,7 +509,7 @@ async def test_phone_cli_enrols_through_the_cloud_db_and_prints_a_code(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "storegw",
         "sim",
         "phone",
         "--cloud-db",
