@@ -18,7 +18,7 @@ from gateway.kiosk.config import KioskConfig
 from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
 from tests.gateway.counter.test_service import Link
-from tests.gateway.kiosk.test_api import KIOSK, KioskApi, kiosk_running
+from tests.gateway.kiosk.test_api import KIOSK, KioskApi, cloud, kiosk_running, link, scanner  # noqa: F401
 
 NESTS = [
     b"[" * 60_000,  # the API takes at most 64 KiB
@@ -32,9 +32,9 @@ NESTS = [
 
 @pytest.fixture
 async def api(
-    link: Link,
-    cloud: CloudService,
-    scanner: PtyScanner,
+    link: Link,  # noqa: F811 - the fixture, imported above
+    cloud: CloudService,  # noqa: F811
+    scanner: PtyScanner,  # noqa: F811
     tmp_path: Path,
 ) -> AsyncIterator[KioskApi]:
     async with kiosk_running(link, tmp_path / "gw", scanner) as running:

@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import CloudPki, DeployedBroker
-from tests.deploy.test_acl import S1, S2, client, identity
+from tests.deploy.test_acl import S1, S2, broker, client, identity, pki  # noqa: F401 - fixtures
 from tests.support.waiting import wait_for
 
 KEYS = "storegw/v1/cloud/keys"
@@ -51,8 +51,8 @@ def request(response_topic: str, correlation: bytes) -> tuple[bytes, Properties]
 
 
 async def test_rpc_replies_go_only_to_the_requesters_own_reply_topics(
-    pki: CloudPki,
-    broker: DeployedBroker,
+    pki: CloudPki,  # noqa: F811 - the fixture, imported above
+    broker: DeployedBroker,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     s1, s2 = identity(pki, tmp_path, "S001"), identity(pki, tmp_path, "S002")
