@@ -10,13 +10,14 @@ never printed.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from core.identifiers import is_identifier
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +30,6 @@ app = typer.Typer(
 )
 
 DEFAULT_CONFIG = Path("/etc/storegw/storegw.toml")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 ConfigOpt = Annotated[
     Path,
@@ -97,7 +97,7 @@ def _user_errors() -> Iterator[None]:
 
 def _check_id(value: str) -> str:
     value = value.strip()
-    if not _ID.match(value):
+    if not is_identifier(value):
         raise typer.BadParameter("use 1-64 letters, digits, '_' or '-' (e.g. S001, gw-1)")
     return value
 
