@@ -14,6 +14,8 @@ import pytest
 
 from gateway.config import Config, parse_config
 from simulators.broker import MosquittoBroker
+from tests.support.installed import installed  # noqa: F401
+from tests.support.pcsc import pcscd  # noqa: F401
 
 # Session fixtures live here, defined once: imported into several test modules, each module
 # would get its own instance (a second pcscd fixture then found the first's daemon running).
