@@ -5,6 +5,8 @@ supervisor, the doctor and ``devices scan`` without any of them naming it."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +119,16 @@ def test_an_unregistered_kind_is_refused_by_the_config(fake_kind: DeviceKind) ->
     registry.unregister(fake_kind.name)
     with pytest.raises(ConfigError, match="unknown device kind 'fake'"):
         parse_config({**BASE, "devices": [entry]})
+
+
+def test_loading_every_kind_for_the_config_imports_no_hardware_stack() -> None:
+    """Config loading imports every kind module; the stacks wait for the driver or probe."""
+    code = (
+        "import sys, gateway.config; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'smartcard', 'nfc', 'bleak', 'evdev', 'serial', 'serial_asyncio_fast'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
