@@ -32,6 +32,13 @@ def test_every_device_kind_has_a_table_with_verified_simulated_and_limits() -> N
         assert {"verified", "simulator only", "limits"} <= set(rows), (kind, rows)
 
 
+def test_the_devices_table_has_a_row_for_every_registered_kind() -> None:
+    start = README.index("## Devices\n")
+    table = README[start : README.index("\n\n", README.index("| kind |", start))]
+    rows = set(re.findall(r"^\| `([a-z-]+)` \|", table, re.MULTILINE))
+    assert rows == set(registry.names())
+
+
 def test_nfc_readers_match_the_udev_rule_and_acr1252u_is_pc_sc() -> None:
     section = _section()
     ids = set(re.findall(r'idVendor}=="([0-9a-f]{4})", ATTRS{idProduct}=="([0-9a-f]{4})"', RULES))
