@@ -12,26 +12,38 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, cast
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from drivers.hid_scanner.config import HidScannerConfig
-from drivers.label.config import LabelConfig
-from drivers.nfc.config import NfcConfig
-from drivers.scanner.config import ScannerConfig
-from drivers.smartcard.config import SmartcardConfig
+from drivers import registry
+from drivers.base import DeviceConfig
+from drivers.kind import DeviceKind
 from gateway.kiosk.config import KioskConfig, kiosk_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ENV_PREFIX = "STOREGW_"
 
-DeviceConfigUnion = Annotated[
-    ScannerConfig | HidScannerConfig | SmartcardConfig | NfcConfig | LabelConfig,
-    Field(discriminator="kind"),
-]
+
+def _device_union() -> Any:
+    """``[[devices]]`` entries: a union of every registered kind's model, tagged by ``kind``."""
+    return Annotated[Union[registry.config_models()], Field(discriminator="kind")]  # noqa: UP007
+
+
+if TYPE_CHECKING:
+    DeviceConfigUnion: TypeAlias = DeviceConfig
+else:
+    DeviceConfigUnion = _device_union()
 
 
 def _located(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ValidationError:
@@ -302,14 +314,12 @@ def _loc_to_path(loc: tuple[int | str, ...], kinds: frozenset[str]) -> str:
     return path
 
 
-_KINDS = frozenset({"scanner", "hid-scanner", "smartcard", "nfc", "label"})
-
-
 def _problems(exc: ValidationError) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
+    kinds = frozenset(registry.names())
     for err in exc.errors(include_url=False, include_input=False):
         msg = err["msg"]
-        path = _loc_to_path(tuple(err["loc"]), _KINDS)
+        path = _loc_to_path(tuple(err["loc"]), kinds)
         ctx = err.get("ctx", {})
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -343,9 +353,25 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
     return merged
 
 
+_rebuilt: dict[tuple[DeviceKind, ...], type[Config]] = {}
+
+
+def config_model() -> type[Config]:
+    """:class:`Config`, or a subclass whose device union also has the registered kinds."""
+    added = registry.registered()
+    if not added:
+        return Config
+    if added not in _rebuilt:
+        devices: Any = (list[_device_union()], Field(default_factory=list))  # type: ignore[misc]
+        model = create_model("Config", __base__=Config, devices=devices)
+        _rebuilt.clear()
+        _rebuilt[added] = cast(type[Config], model)
+    return _rebuilt[added]
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
-        return Config.model_validate(data)
+        return config_model().model_validate(data)
     except ValidationError as exc:
         problems = _problems(exc)
     # Pydantic checks ids for duplicates only once every field is valid; check the raw entries

@@ -72,6 +72,18 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
             typer.echo("\t".join("" if v is None else str(v) for v in row))
 
 
+def duration(seconds: float, *, short: bool = False) -> str:
+    """``90 s``, ``5 min``, ``3.5 h``, ``2.0 days``; in a table column: ``90s``, ``5m``, ...."""
+    units = ("s", "m", "h", "d") if short else (" s", " min", " h", " days")
+    if seconds < 120:
+        return f"{seconds:.0f}{units[0]}"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}{units[1]}"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}{units[2]}"
+    return f"{seconds / 86400:.1f}{units[3]}"
+
+
 def print_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, default=str))
 

@@ -22,7 +22,7 @@ from core.identifiers import is_identifier
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from provisioning.doctor import Check
+    from provisioning.doctor.checks import Check
 
 app = typer.Typer(
     help="Enrol this box with the cloud: its own key and certificate, no shared secrets.",
@@ -347,7 +347,8 @@ def doctor(
     Example:
       storegw provision doctor -c /etc/storegw/storegw.toml
     """
-    from provisioning.doctor import diagnose, exit_code, report_json
+    from provisioning.doctor.checks import exit_code, report_json
+    from provisioning.doctor.run import diagnose
 
     checks = asyncio.run(diagnose(config, timeout=timeout))
     if as_json:
@@ -381,7 +382,7 @@ def _show_checks(checks: list[Check]) -> None:
             console.print(f"      fix: {c.fix}", markup=False)
 
 
-# Technician commands, one module each (provisioning/devices.py, stickers.py, labels.py, ...).
+# Technician commands, one module each (provisioning/devices/, stickers.py, labels.py, ...).
 from provisioning.kiosks import app as _kiosk_app  # noqa: E402 - after the commands above
 
 app.add_typer(_kiosk_app, name="kiosk")

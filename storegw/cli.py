@@ -16,6 +16,7 @@ from gateway import __version__, logs
 from gateway.config import ConfigError, load_config
 from provisioning.cli import app as provision_app
 from provisioning.outbox import app as outbox_app
+from simulators.registry import SIMULATORS
 
 if TYPE_CHECKING:
     from gateway.api.auth import TokenStore
@@ -173,20 +174,6 @@ def token_list(config: ConfigOpt) -> None:
         typer.echo(f"{entry.name}\t{created}{bound}")
 
 
-# Simulators are plain functions with typer annotations; each module keeps its heavy imports
-# (nfcpy, pyscard, bleak) inside the function so `storegw --help` stays fast.
-_SIMULATORS: dict[str, tuple[str, str]] = {
-    "scanner": ("simulators.scanner", "A serial barcode scanner on a pseudo-terminal."),
-    "hid-scanner": ("simulators.hid_scanner", "A USB HID (keyboard) scanner's events in a FIFO."),
-    "card": ("simulators.card", "A member smart card for vsmartcard-vpcd in pcscd."),
-    "nfc": ("simulators.nfc", "NFC tags over nfcpy's udp device."),
-    "oepl": ("simulators.oepl", "An OpenEPaperLink access point with virtual labels."),
-    "ble-label": ("simulators.ble_label", "A BLE shelf label (protocol layer, no radio)."),
-    "cloud": ("simulators.cloud", "The cloud side: receives events, answers requests."),
-    "phone": ("simulators.phone", "A member's phone showing a dynamic member QR code."),
-}
-
-
 def mount_simulators(argv: list[str] | None = None) -> None:
     """Mount ``storegw sim ...`` commands, importing only what this invocation needs.
 
@@ -196,14 +183,14 @@ def mount_simulators(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if "sim" not in args[:1]:
         return
-    wanted = args[1] if len(args) > 1 and args[1] in _SIMULATORS else None
+    wanted = args[1] if len(args) > 1 and args[1] in SIMULATORS else None
     sim_app.registered_commands.clear()  # idempotent: tests mount more than once per process
-    for name, (module_name, help_text) in _SIMULATORS.items():
+    for name, sim in SIMULATORS.items():
         if wanted is not None and name != wanted:
-            sim_app.command(name, help=help_text)(_not_loaded)
+            sim_app.command(name, help=sim.help)(_not_loaded)
             continue
-        module: Any = importlib.import_module(module_name)
-        sim_app.command(name, help=help_text)(module.command)
+        module: Any = importlib.import_module(sim.module)
+        sim_app.command(name, help=sim.help)(module.command)
 
 
 def _not_loaded() -> None:  # pragma: no cover - placeholder never invoked

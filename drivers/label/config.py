@@ -83,6 +83,22 @@ class LabelSpec(BaseModel):
         return (self.group_id << 8) | self.esl_id
 
 
+def _ap_url(value: str) -> str:
+    """An access point's base URL: the driver appends its API paths to it."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must be http://host[:port] (or https://)")
+    if not parts.hostname:
+        raise ValueError("url has no host")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"url has a bad port: {exc}") from None
+    if parts.query or parts.fragment:
+        raise ValueError("url must not have a query or fragment")
+    return value.rstrip("/")
+
+
 class LabelConfig(DeviceConfig):
     """An e-paper access point or BLE adapter with its labels."""
 
@@ -133,20 +149,7 @@ class LabelConfig(DeviceConfig):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("url must be http://host[:port] (or https://)")
-        if not parts.hostname:
-            raise ValueError("url has no host")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"url has a bad port: {exc}") from None
-        if parts.query or parts.fragment:
-            raise ValueError("url must not have a query or fragment")
-        return value.rstrip("/")
+        return None if value is None else _ap_url(value)
 
     @model_validator(mode="after")
     def _check_backend(self) -> LabelConfig:

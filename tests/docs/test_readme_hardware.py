@@ -4,9 +4,8 @@ what the install ships (the udev rule is nfcpy's USB table)."""
 from __future__ import annotations
 
 import re
-import typing
 
-from gateway.config import DeviceConfigUnion
+from drivers import registry
 from tests.support.paths import REPO
 
 README = (REPO / "README.md").read_text()
@@ -19,8 +18,7 @@ def _section() -> str:
 
 
 def _kinds() -> set[str]:
-    union = typing.get_args(DeviceConfigUnion)[0]  # Annotated[A | B | ..., discriminator]
-    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in typing.get_args(union)}
+    kinds = set(registry.names())
     assert {"scanner", "smartcard", "nfc", "label"} <= kinds
     return kinds
 
@@ -32,6 +30,13 @@ def test_every_device_kind_has_a_table_with_verified_simulated_and_limits() -> N
         assert match is not None, f"no table for {kind}"
         rows = [line.split("|")[1].strip() for line in match.group(0).splitlines()[2:]]
         assert {"verified", "simulator only", "limits"} <= set(rows), (kind, rows)
+
+
+def test_the_devices_table_has_a_row_for_every_registered_kind() -> None:
+    start = README.index("## Devices\n")
+    table = README[start : README.index("\n\n", README.index("| kind |", start))]
+    rows = set(re.findall(r"^\| `([a-z-]+)` \|", table, re.MULTILINE))
+    assert rows == set(registry.names())
 
 
 def test_nfc_readers_match_the_udev_rule_and_acr1252u_is_pc_sc() -> None:

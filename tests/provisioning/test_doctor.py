@@ -22,23 +22,21 @@ from core.events import Reading
 from gateway.config import load_config
 from gateway.daemon import Gateway
 from gateway.outbox import Outbox
-from provisioning.doctor import (
-    ACL_FIX,
+from provisioning.doctor.checks import Check, exit_code
+from provisioning.doctor.devices import check_devices
+from provisioning.doctor.files import (
     GIB,
     MIB,
-    Check,
-    check_client_cert,
     check_data_dir,
     check_data_files,
-    check_devices,
     check_disk,
     check_key_files,
     check_ntp,
     check_outbox,
-    check_session,
-    diagnose,
-    exit_code,
 )
+from provisioning.doctor.network import check_client_cert
+from provisioning.doctor.run import diagnose
+from provisioning.doctor.session import ACL_FIX, check_session
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.enrollment import CloudPki, CloudStack, cloud_stack
 from storegw.cli import app

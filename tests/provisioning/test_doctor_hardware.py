@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.config import load_config
-from provisioning.doctor_hardware import (
+from provisioning.doctor.hardware import (
     check_nfc_setup,
     check_pcscd_wanted,
     check_renewal_writable,

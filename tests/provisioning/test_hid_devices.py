@@ -11,12 +11,13 @@ from pathlib import Path
 
 from drivers.hid_scanner.config import HidScannerConfig
 from drivers.hid_scanner.discovery import Keyboard, find_by_usb_id
-from provisioning import devices, doctor
+from drivers.hid_scanner.probes import scan_input
+from provisioning.doctor.devices import presence
 from simulators.hid_scanner import FifoScanner
 
 
 def test_scan_without_dev_input_is_a_finding_not_a_crash(tmp_path: Path) -> None:
-    result = devices._input(tmp_path / "input")
+    result = scan_input(tmp_path / "input")
     assert result.name == "input"
     assert result.status == f"none (no {tmp_path / 'input'})"
     assert result.found == []
@@ -26,7 +27,7 @@ def test_scan_reports_nodes_it_cannot_open_and_lists_no_non_input_nodes(tmp_path
     (tmp_path / "event0").write_bytes(b"")
     os.mkfifo(tmp_path / "event1")
     (tmp_path / "mouse0").write_bytes(b"")  # not an event node: never opened
-    result = devices._input(tmp_path)
+    result = scan_input(tmp_path)
     assert result.found == []
     assert result.status.startswith("none (cannot open 2 node(s): ")
     assert "Inappropriate ioctl" in result.status
@@ -50,20 +51,20 @@ def test_which_keyboards_look_like_scanners() -> None:
 
 async def test_doctor_says_what_is_wrong_with_the_node(tmp_path: Path) -> None:
     missing = HidScannerConfig(id="hid-1", device=str(tmp_path / "usb-Scanner-event-kbd"))
-    check = await doctor._presence(missing, timeout=5)
+    check = await presence(missing, timeout=5)
     assert check.status == "fail"
     assert check.finding == f"hid-scanner: {tmp_path / 'usb-Scanner-event-kbd'} does not exist"
-    check = await doctor._presence(HidScannerConfig(id="hid-1", device="/dev/null"), timeout=5)
+    check = await presence(HidScannerConfig(id="hid-1", device="/dev/null"), timeout=5)
     assert check.status == "fail"
     assert "/dev/null is not an input device" in check.finding
-    check = await doctor._presence(HidScannerConfig(id="hid-1", device="0c2e:0b61"), timeout=5)
+    check = await presence(HidScannerConfig(id="hid-1", device="0c2e:0b61"), timeout=5)
     assert check.status == "fail"
     assert "no input device with USB id 0c2e:0b61" in check.finding
 
 
 async def test_doctor_accepts_the_simulator_fifo(tmp_path: Path) -> None:
     with contextlib.closing(FifoScanner()) as fifo:
-        check = await doctor._presence(HidScannerConfig(id="hid-1", device=fifo.path), timeout=5)
+        check = await presence(HidScannerConfig(id="hid-1", device=fifo.path), timeout=5)
     assert check.status == "ok"
     assert "simulator FIFO" in check.finding
 

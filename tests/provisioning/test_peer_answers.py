@@ -16,10 +16,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from core import safejson
+from drivers.label.probes import scan_oepl
 from gateway.wire.enrolment import MAX_RESPONSE_BYTES, EnrollResponse, decode_response
 from provisioning.client import MAX_ANSWER_BYTES, CommandFailed, ControlClient, ControlError
-from provisioning.devices import _oepl
-from provisioning.doctor import daemon_status
+from provisioning.doctor.devices import daemon_status
 from simulators.broker import free_port
 
 DEEP = b"[" * 100_000
@@ -117,7 +117,7 @@ async def test_a_label_scan_of_something_that_is_no_ap_is_a_finding(
     page: Callable[[int], bytes],
 ) -> None:
     async with access_point(page) as host:
-        result = await _oepl(host, timeout=5)
+        result = await scan_oepl(host, timeout=5)
     assert result.status.startswith(f"not an OpenEPaperLink AP: http://{host} ("), result.status
     assert result.found == []
 
@@ -129,7 +129,7 @@ async def test_a_label_scan_pages_through_the_ap_like_the_driver() -> None:
         1: json.dumps({"tags": [second]}).encode(),
     }
     async with access_point(pages.__getitem__) as host:
-        result = await _oepl(host, timeout=5)
+        result = await scan_oepl(host, timeout=5)
     assert result.status == "ok"
     assert [(f.where, f.detail) for f in result.found] == [
         ("0000021B3C4D5E6F", f"aisle 3 hwType 51 at http://{host}"),
@@ -138,7 +138,7 @@ async def test_a_label_scan_pages_through_the_ap_like_the_driver() -> None:
 
 
 async def test_a_label_scan_of_a_closed_port_is_unreachable() -> None:
-    result = await _oepl(f"127.0.0.1:{free_port()}", timeout=5)
+    result = await scan_oepl(f"127.0.0.1:{free_port()}", timeout=5)
     assert result.status.startswith("unreachable: "), result.status
 
 

@@ -278,7 +278,7 @@ def test_registry_serves_the_hid_driver() -> None:
     cls = registry.driver_class("hid-scanner")
     assert cls is HidScannerDriver
     assert cls.config_model is HidScannerConfig
-    assert "hid-scanner" in registry.kinds()
+    assert "hid-scanner" in registry.names()
 
 
 async def test_sim_command_types_into_a_fifo_the_driver_reads(tmp_path: Path) -> None:

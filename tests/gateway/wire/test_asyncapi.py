@@ -39,7 +39,7 @@ from gateway.pricing.report import LabelOutcome, Sync
 from gateway.rpc import RpcRefused
 from gateway.wire.certs import build_csr, csr_pem
 from gateway.wire.enrolment import ClaimToken, EnrollRequest, request_topic, response_topic
-from provisioning.doctor import check_session
+from provisioning.doctor.session import check_session
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import Enrollment

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.smartcard.config import is_virtual_reader
-from provisioning.doctor import Check
+from provisioning.doctor.checks import Check
 
 if TYPE_CHECKING:
     from gateway.config import Config

@@ -1,0 +1,6 @@
+"""A member card in a PC/SC reader (pcscd)."""
+
+from drivers.kind import DeviceKind
+from drivers.smartcard.config import SmartcardConfig
+
+KIND = DeviceKind("smartcard", SmartcardConfig, "SmartcardDriver", "insert a card now")
