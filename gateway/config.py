@@ -10,7 +10,6 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, cast
 from urllib.parse import urlsplit
@@ -26,12 +25,14 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from core.identifiers import ID_PATTERN
 from drivers import registry
 from drivers.base import DeviceConfig
 from drivers.kind import DeviceKind
+from gateway.api.config import ApiSection
+from gateway.counter.config import CounterSection
 from gateway.kiosk.config import KioskConfig, kiosk_problems
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ENV_PREFIX = "STOREGW_"
 
 
@@ -204,36 +205,6 @@ class LogSection(_Section):
 class SupervisorSection(_Section):
     retry_min_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
-
-
-class CounterSection(_Section):
-    """Member services at the counter (docs/member-services.md)."""
-
-    enabled: bool = True
-    rpc_timeout_s: float = Field(default=2.0, gt=0, le=30)
-    """How long the till waits for the cloud before it falls back to the offline rules."""
-    member_cache_size: int = Field(default=5000, ge=1, le=1_000_000)
-    offline_max_value: Decimal = Field(default=Decimal("20.00"), ge=0, max_digits=12)
-    """The highest coupon value redeemed without the cloud; above it the till must wait."""
-    qr_window_s: float = Field(default=90.0, gt=0, le=3600)
-    till_session_s: float = Field(default=300.0, gt=0, le=86400)
-    reconcile_interval_s: float = Field(default=30.0, gt=0, le=86400)
-    cloud_keys_file: Path | None = None
-    """A JWKS file with pinned cloud public keys, trusted in addition to the published ones."""
-
-
-class ApiSection(_Section):
-    """The local HTTP API for POS software and kiosks; off unless ``listen`` is set."""
-
-    listen: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-
-    @model_validator(mode="after")
-    def _check_tls(self) -> ApiSection:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
-        return self
 
 
 class Config(_Section):

@@ -24,9 +24,9 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from core import safejson
 from gateway.api.auth import TokenStore
+from gateway.api.config import ApiSection
 from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
-from gateway.config import ApiSection
 from gateway.counter.models import (
     ID,
     AccrueRequest,

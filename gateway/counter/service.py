@@ -22,7 +22,7 @@ from pydantic import JsonValue, ValidationError
 from uuid6 import uuid7
 
 from core.events import JsonObject, Priority, Reading
-from gateway.config import CounterSection
+from gateway.counter.config import CounterSection
 from gateway.counter.keys import CloudKeys
 from gateway.counter.models import (
     AccrueAnswer,

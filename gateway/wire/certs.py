@@ -6,7 +6,7 @@ technician CLI and the daemon's certificate watch (:mod:`gateway.certwatch`) use
 Identity: the certificate's subject CN is ``"<store_id>/<gateway_id>"``. Mosquitto takes the CN
 as the MQTT username (``use_identity_as_username``) and its ACL substitutes it whole for
 ``%u``, so ``pattern readwrite storegw/v1/%u/#`` is exactly the gateway's own topic subtree.
-Store and gateway ids cannot contain ``/`` (gateway.config.ID_PATTERN), so the split is unique.
+Store and gateway ids cannot contain ``/`` (core.identifiers.ID_PATTERN), so the split is unique.
 
 The private key is created on the box with mode 0600 from the first byte (``os.open`` with a
 mode, never a chmod afterwards), is never printed, logged or sent anywhere.

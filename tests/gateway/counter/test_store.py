@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, CounterSection, parse_config
+from gateway.config import ConfigError, parse_config
+from gateway.counter.config import CounterSection
 from gateway.counter.service import CounterService
 from gateway.counter.store import CounterStore, CouponTaken
 from gateway.counter.tills import TillSessions
