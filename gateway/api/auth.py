@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.datafiles import prepare_database
+from core.errors import StoregwError, StrEnum
+from core.identifiers import is_identifier
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-KIOSK_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TOKEN_PREFIX = "sgw_"  # noqa: S105 - marks our tokens in logs and secret scanners
 MAX_TOKEN_CHARS = 256
 
@@ -37,8 +38,19 @@ _KIOSK_COLUMN = "ALTER TABLE tokens ADD COLUMN kiosk TEXT"
 """Added for kiosks; databases made before it get the column on first open."""
 
 
-class TokenStoreError(Exception):
+class TokenStoreCode(StrEnum):
+    BAD_NAME = "bad_name"
+    BAD_KIOSK = "bad_kiosk"
+    EXISTS = "exists"
+    UNKNOWN = "unknown"
+
+
+class TokenStoreError(StoregwError):
     """A token could not be created or revoked (duplicate or unknown name, bad name)."""
+
+    def __init__(self, code: TokenStoreCode, message: str, *, name: str) -> None:
+        super().__init__(code, message)
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +88,17 @@ class TokenStore:
         """Make a token for ``name`` (bound to ``kiosk`` if given) and return it; it cannot be
         shown again."""
         if not re.match(NAME_PATTERN, name):
-            raise TokenStoreError(f"a client name is 1-64 of A-Z a-z 0-9 _ . - (got {name!r})")
-        if kiosk is not None and not re.match(KIOSK_PATTERN, kiosk):
-            raise TokenStoreError(f"a kiosk name is 1-64 of A-Z a-z 0-9 _ - (got {kiosk!r})")
+            raise TokenStoreError(
+                TokenStoreCode.BAD_NAME,
+                f"a client name is 1-64 of A-Z a-z 0-9 _ . - (got {name!r})",
+                name=name,
+            )
+        if kiosk is not None and not is_identifier(kiosk):
+            raise TokenStoreError(
+                TokenStoreCode.BAD_KIOSK,
+                f"a kiosk name is 1-64 of A-Z a-z 0-9 _ - (got {kiosk!r})",
+                name=name,
+            )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._connect() as conn:
             try:
@@ -87,14 +107,18 @@ class TokenStore:
                     (name, token_hash(token), time.time(), kiosk),
                 )
             except sqlite3.IntegrityError:
-                raise TokenStoreError(f"a token named {name!r} exists; revoke it first") from None
+                raise TokenStoreError(
+                    TokenStoreCode.EXISTS,
+                    f"a token named {name!r} exists; revoke it first",
+                    name=name,
+                ) from None
         return token
 
     def revoke(self, name: str) -> None:
         with self._connect() as conn:
             cur = conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
             if cur.rowcount == 0:
-                raise TokenStoreError(f"no token named {name!r}")
+                raise TokenStoreError(TokenStoreCode.UNKNOWN, f"no token named {name!r}", name=name)
 
     def list(self) -> list[ClientToken]:
         with self._connect() as conn:
