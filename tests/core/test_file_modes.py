@@ -28,8 +28,8 @@ from gateway.wire.tokens import KeySet, SigningKey
 from simulators.broker import MosquittoBroker
 from simulators.cloud.enrollment import Enrollment
 from simulators.cloud.store import CloudStore
-from tests.conftest import Observer
 from tests.support.daemon import Daemon, daemon_config
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 

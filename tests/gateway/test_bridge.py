@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,24 +12,13 @@ import pytest
 from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer, make_config
+from tests.support.config import make_config
+from tests.support.gateway import running
 from tests.support.link import Link
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 PREFIX = "storegw/v1/S001/gw-1"
-
-
-@contextlib.asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(10):
-            await gw.ready.wait()
-        yield gw
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def scan(code: str) -> Reading:

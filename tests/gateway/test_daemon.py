@@ -16,8 +16,9 @@ import tomli_w
 from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker, free_port
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.waiting import eventually, wait_for
 
 

@@ -22,7 +22,6 @@ import aiomqtt
 import pytest
 
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer
 from tests.support.daemon import (
     Daemon,
     acknowledged,
@@ -31,6 +30,7 @@ from tests.support.daemon import (
     outbox_rows,
     start_appender,
 )
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for, wait_for_sync
 
 PREFIX = "storegw/v1/S001/gw-1"

@@ -21,9 +21,10 @@ from paho.mqtt.properties import Properties
 from gateway.daemon import Gateway
 from gateway.rpc import RpcError
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
 from tests.support.daemon import Daemon, daemon_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"

@@ -42,7 +42,7 @@ from provisioning.doctor import (
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.enrollment import CloudPki, CloudStack, cloud_stack
 from storegw.cli import app
-from tests.gateway.test_bridge import running
+from tests.support.gateway import running
 from tests.support.waiting import wait_for
 
 

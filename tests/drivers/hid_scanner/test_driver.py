@@ -26,9 +26,10 @@ from gateway.supervisor import DeviceSupervisor
 from simulators.broker import MosquittoBroker
 from simulators.hid_scanner import FifoScanner
 from simulators.scanner import PtyScanner
-from tests.conftest import Observer, make_config
-from tests.drivers.scanner.test_driver import Harness, running_driver
-from tests.gateway.test_bridge import running as running_gateway
+from tests.support.config import make_config
+from tests.support.drivers import Harness, running_driver
+from tests.support.gateway import running as running_gateway
+from tests.support.mqtt import Observer
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 

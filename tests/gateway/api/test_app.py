@@ -25,8 +25,10 @@ from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from simulators.pki import make_tls_files
 from storegw.cli import app as cli_app
-from tests.gateway.counter.test_service import Link, counter_config, forged_coupon, offline, online
-from tests.gateway.test_bridge import running
+from tests.support.config import counter_config
+from tests.support.counter import forged_coupon, offline, online
+from tests.support.gateway import running
+from tests.support.link import Link
 from tests.support.waiting import wait_for
 
 
@@ -91,22 +93,6 @@ async def api_running(link: Link, data_dir: Path, **config: Any) -> AsyncIterato
         api = Api(gw, f"http://127.0.0.1:{gw.api.port}", token, tokens, http)
         await online(gw)
         yield api
-
-
-@pytest.fixture
-async def cloud(broker: Any, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@pytest.fixture
-async def link(broker: Any) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
 
 
 # --- the document -----------------------------------------------------------------------------

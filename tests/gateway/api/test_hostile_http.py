@@ -17,8 +17,8 @@ import pytest
 from gateway.kiosk.config import KioskConfig
 from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
-from tests.gateway.counter.test_service import Link
-from tests.gateway.kiosk.test_api import KIOSK, KioskApi, kiosk_running
+from tests.support.kiosk import KIOSK, KioskApi, kiosk_running
+from tests.support.link import Link
 
 NESTS = [
     b"[" * 60_000,  # the API takes at most 64 KiB

@@ -23,7 +23,7 @@ import tomli_w
 from gateway.api.auth import TokenStore
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud import CloudService, seed
-from tests.gateway.counter.test_service import Link
+from tests.support.link import Link
 from tests.support.paths import REPO
 from tests.support.waiting import eventually, wait_for
 

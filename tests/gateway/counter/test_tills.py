@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
-from tests.gateway.counter.test_service import Link, counter_config, online
-from tests.gateway.test_bridge import running
+from tests.support.config import counter_config
+from tests.support.counter import online
+from tests.support.gateway import running
+from tests.support.link import Link
 from tests.support.waiting import eventually, wait_for
 
 
@@ -44,22 +46,6 @@ def pty() -> Iterator[Pty]:
         yield p
     finally:
         p.close()
-
-
-@pytest.fixture
-async def cloud(broker: Any, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@pytest.fixture
-async def link(broker: Any) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
 
 
 async def kinds_at_cloud(cloud: CloudService, kind: str, count: int) -> list[dict[str, Any]]:

@@ -26,9 +26,9 @@ from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService
 from simulators.oepl import OeplSimulator, demo_mac
-from tests.conftest import make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
 from tests.support.daemon import outbox_rows
+from tests.support.gateway import running
 from tests.support.waiting import eventually, wait_for
 
 STORE, GW = "S001", "gw-1"
@@ -118,12 +118,6 @@ async def ap(tmp_path: Path) -> AsyncIterator[OeplSimulator]:
         sim.add_tag(mac, panel=panel)
     async with sim:
         yield sim
-
-
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as service:
-        yield service
 
 
 async def ready(gw: Gateway) -> None:

@@ -44,8 +44,9 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import Enrollment
 from simulators.phone import Phone
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 

@@ -26,8 +26,9 @@ from gateway.wire.tokens import Coupon, KeySet, SigningKey, sign_coupon, verify_
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
