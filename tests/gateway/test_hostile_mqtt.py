@@ -1,8 +1,8 @@
 """A peer's MQTT messages never end the daemon or its broker session (real Mosquitto).
 
-Regressions of issue #11: a nested command that killed the process, a nested RPC reply,
-response topics that made the gateway publish where the broker refuses (each refusal ended
-the session: counter 2 -> 7 in six commands), and multi-level command names that got silence.
+Guarded here: a deeply nested command or RPC reply, response topics that would make the
+gateway publish where the broker refuses (each refusal must not end the session), and
+multi-level command names, which get an answer rather than silence.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ async def test_a_publish_the_broker_refuses_does_not_end_the_session(
     observer: Observer, tmp_path: Path
 ) -> None:
     """Mosquitto answers PUBACK 0x87 (not authorized) for a topic the ACL does not grant;
-    six of them used to mean six reconnects. Measured on 2.0.11: with the test broker's
+    six of them must not mean six reconnects. Measured on 2.0.11: with the test broker's
     ``max_queued_messages 0`` it drops the client instead of sending that PUBACK, so this
     broker queues."""
     denied = f"{REPLIES}/denied"

@@ -54,7 +54,7 @@ async def test_terminators_even_when_split_across_writes(
 
 
 async def test_the_default_config_reads_a_crlf_scanner(scanner: PtyScanner, tmp_path: Path) -> None:
-    """Issue #10.7: CR+LF (a common factory suffix) needs no terminator setting."""
+    """CR+LF (a common factory suffix) needs no terminator setting."""
     cfg = scanner_config(scanner.path)
     assert cfg.terminator == "auto"
     async with running_scanner(cfg, tmp_path) as h:

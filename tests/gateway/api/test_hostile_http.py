@@ -1,8 +1,8 @@
 """The local API and the kiosk socket against hostile clients (the real daemon's HTTP server).
 
-Regressions of issue #11: nested JSON bodies answered 500 (27 of 30 cases), an oversized
-``Authorization`` header put part of the token into the log through aiohttp's "Error handling
-request" traceback, and the kiosk socket accepted any ``Origin``.
+Guarded here: deeply nested JSON bodies get a 4xx answer, not 500; an oversized
+``Authorization`` header puts no part of the token into the log (aiohttp's "Error handling
+request" traceback would); the kiosk socket accepts only its configured ``Origin``.
 """
 
 from __future__ import annotations
