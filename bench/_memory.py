@@ -142,16 +142,12 @@ async def memory(url: str, workdir: Path, n: int, seconds: float) -> Memory:
     child = json.loads(out.decode().strip().splitlines()[-1])
     if child["depth"] != n:
         raise RuntimeError(f"child saw depth {child['depth']}, expected {n}")
+    marks = ("import_mb", "open_mb", "connected_mb", "replaying_mb", "peak_mb", "hwm_mb")
     return Memory(
         events=n,
         fill_s=fill_s,
         db_mb=db_mb,
-        import_mb=child["import_mb"],
-        open_mb=child["open_mb"],
-        connected_mb=child["connected_mb"],
-        replaying_mb=child["replaying_mb"],
-        peak_mb=child["peak_mb"],
-        hwm_mb=child["hwm_mb"],
         replayed=int(child["replayed"]),
         seconds=seconds,
+        **{mark: float(child[mark]) for mark in marks},
     )
