@@ -8,8 +8,6 @@ every module shares one instance.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +18,8 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
 from tests.support.link import Link
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, observing
+from tests.support.pty import Pty
 
 pytest_plugins = ["tests.support.acl", "tests.support.installed", "tests.support.pcsc"]
 
@@ -45,16 +44,8 @@ def broker() -> Iterator[MosquittoBroker]:
 
 @pytest.fixture
 async def observer(broker: MosquittoBroker) -> AsyncIterator[Observer]:
-    obs = Observer(broker.url)
-    task = asyncio.create_task(obs.run("storegw/#"))
-    try:
-        async with asyncio.timeout(10):
-            await obs.subscribed.wait()
+    async with observing(broker.url) as obs:
         yield obs
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.fixture
@@ -78,3 +69,12 @@ async def link(broker: MosquittoBroker) -> AsyncIterator[Link]:
 def scanner() -> Iterator[PtyScanner]:
     with PtyScanner() as s:
         yield s
+
+
+@pytest.fixture
+def pty() -> Iterator[Pty]:
+    p = Pty()
+    try:
+        yield p
+    finally:
+        p.close()

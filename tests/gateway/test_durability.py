@@ -7,14 +7,12 @@ STOREGW_TEST_SEED=<seed>.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import signal
 import time
-import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,8 @@ from tests.support.daemon import (
     outbox_rows,
     start_appender,
 )
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, observing
+from tests.support.pty import Pty
 from tests.support.waiting import wait_for, wait_for_sync
 
 PREFIX = "storegw/v1/S001/gw-1"
@@ -51,18 +50,6 @@ def scanner_available(db: Path) -> bool:
 
 
 @pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    """A pseudo-terminal standing in for a USB-CDC scanner: write codes to the master fd."""
-    master, slave = os.openpty()
-    tty.setraw(master)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
-@pytest.fixture
 def offline_broker() -> Iterator[MosquittoBroker]:
     """A broker with a port but not started yet: the store's uplink is down."""
     broker = MosquittoBroker()
@@ -70,20 +57,6 @@ def offline_broker() -> Iterator[MosquittoBroker]:
         yield broker
     finally:
         broker.__exit__(None, None, None)
-
-
-@contextlib.asynccontextmanager
-async def observing(url: str) -> AsyncIterator[Observer]:
-    obs = Observer(url)
-    task = asyncio.create_task(obs.run("storegw/#"))
-    try:
-        async with asyncio.timeout(10):
-            await obs.subscribed.wait()
-        yield obs
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def retained(url: str, topic: str) -> tuple[dict[str, Any], bool]:
@@ -98,6 +71,15 @@ async def retained(url: str, topic: str) -> tuple[dict[str, Any], bool]:
             assert isinstance(msg.payload, bytes)
             return json.loads(msg.payload), msg.retain
     raise AssertionError(f"nothing on {topic}")
+
+
+async def scanner_open(daemon: Daemon, db: Path) -> None:
+    await wait_for(
+        lambda: scanner_available(db) or not daemon.running,
+        timeout=20,
+        message="scanner open in the daemon",
+    )
+    assert daemon.running, daemon.log()
 
 
 def scanner(port: str) -> dict[str, Any]:
@@ -164,20 +146,15 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_event(
 
 
 async def test_daemon_killed_during_an_outage_replays_every_accepted_scan(
-    tmp_path: Path, pty: tuple[int, str], offline_broker: MosquittoBroker
+    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty
+    master, port = pty.master, pty.path
     data_dir = tmp_path / "data"
     db = data_dir / "outbox.db"
     config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
     codes = [f"CODE-{i:04d}" for i in range(300)]
     with Daemon(config, tmp_path, "before-crash") as first:
-        await wait_for(
-            lambda: scanner_available(db) or not first.running,
-            timeout=20,
-            message="scanner open in the daemon",
-        )
-        assert first.running, first.log()
+        await scanner_open(first, db)
         await scan_codes(master, db, codes)
         first.kill()
     accepted = {d["id"]: d for d in docs(db)}
@@ -242,20 +219,15 @@ async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
 
 
 async def test_sigterm_during_an_outage_keeps_every_accepted_event(
-    tmp_path: Path, pty: tuple[int, str], offline_broker: MosquittoBroker
+    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty
+    master, port = pty.master, pty.path
     data_dir = tmp_path / "data"
     db = data_dir / "outbox.db"
     config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
     codes = [f"TERM-{i:03d}" for i in range(100)]
     with Daemon(config, tmp_path) as daemon:
-        await wait_for(
-            lambda: scanner_available(db) or not daemon.running,
-            timeout=20,
-            message="scanner open in the daemon",
-        )
-        assert daemon.running, daemon.log()
+        await scanner_open(daemon, db)
         await scan_codes(master, db, codes)
         accepted = outbox_rows(db)
         t0 = time.monotonic()

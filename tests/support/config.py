@@ -51,14 +51,20 @@ def counter_config(
     return make_config(broker_url, data_dir, devices, **sections)
 
 
-def write_config(tmp_path: Path, broker: str, devices: list[dict[str, Any]]) -> Path:
+def write_config(
+    tmp_path: Path,
+    broker: str = "mqtt://127.0.0.1:1883",
+    devices: list[dict[str, Any]] | None = None,
+    **sections: Any,
+) -> Path:
     """A config file as the technician's commands read it, data under ``tmp_path/data``."""
     path = tmp_path / "storegw.toml"
     doc = {
         "gateway": {**GATEWAY, "data_dir": str(tmp_path / "data")},
         "mqtt": {"url": broker, "reconnect_min_s": 0.05, "reconnect_max_s": 0.3},
         "supervisor": SUPERVISOR,
-        "devices": devices,
+        "devices": devices or [],
+        **sections,
     }
     path.write_text(tomli_w.dumps(doc))
     return path

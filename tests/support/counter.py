@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from gateway.wire.tokens import Coupon, SigningKey, sign_coupon
+from simulators.cloud import CloudService
 from tests.support.link import Link
-from tests.support.waiting import wait_for
+from tests.support.waiting import eventually, wait_for
 
 
 def svc(gw: Gateway) -> CounterService:
@@ -41,3 +43,13 @@ def forged_coupon(coupon_id: str = "CPN-FORGED", value: str = "5.00") -> str:
         stores=("*",),
     )
     return sign_coupon(coupon, SigningKey.generate("rogue"))
+
+
+async def cloud_events(cloud: CloudService, kind: str, count: int = 1) -> list[dict[str, Any]]:
+    """The data of the cloud's ``kind`` events, once it has at least ``count`` of them."""
+    return await eventually(
+        lambda: cloud.store.event_data(kind),
+        lambda found: len(found) >= count,
+        timeout=10,
+        message=f"{count} {kind} event(s) at the cloud",
+    )

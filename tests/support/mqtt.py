@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
@@ -53,3 +55,18 @@ class Observer:
     async def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
         assert self._client is not None
         await self._client.publish(topic, payload, qos=1, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def observing(url: str) -> AsyncIterator[Observer]:
+    """An Observer subscribed to everything under ``storegw/`` for the length of the block."""
+    obs = Observer(url)
+    task = asyncio.create_task(obs.run("storegw/#"))
+    try:
+        async with asyncio.timeout(10):
+            await obs.subscribed.wait()
+        yield obs
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

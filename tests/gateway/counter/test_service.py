@@ -32,7 +32,7 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from tests.support.config import counter_config
-from tests.support.counter import forged_coupon, offline, online, svc
+from tests.support.counter import cloud_events, forged_coupon, offline, online, svc
 from tests.support.gateway import running
 from tests.support.link import Link
 from tests.support.waiting import eventually
@@ -54,15 +54,6 @@ async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:
     finally:
         conn.close()
     return [json.loads(r[0]) for r in rows]
-
-
-async def cloud_events(cloud: CloudService, kind: str, count: int = 1) -> list[dict[str, Any]]:
-    return await eventually(
-        lambda: cloud.store.event_data(kind),
-        lambda found: len(found) >= count,
-        timeout=10,
-        message=f"{count} {kind} event(s) at the cloud",
-    )
 
 
 # --- identify ---------------------------------------------------------------------------------
@@ -407,30 +398,18 @@ async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
         assert no_member.value.code == "no_member"
 
         await offline(gw, link)
-        offline_accrual = await counter.accrue(
-            AccrueRequest(
-                till="till-1",
-                member_id=seed.BRUNO,
-                amount=Decimal("4.00"),
-                currency="EUR",
-                receipt_id="R2",
-                accrual_id="ACC-R2",
-            ),
-            API,
+        r2 = AccrueRequest(
+            till="till-1",
+            member_id=seed.BRUNO,
+            amount=Decimal("4.00"),
+            currency="EUR",
+            receipt_id="R2",
+            accrual_id="ACC-R2",
         )
+        offline_accrual = await counter.accrue(r2, API)
         assert offline_accrual.mode == "offline"
         assert offline_accrual.status == "pending"
-        retry = await counter.accrue(
-            AccrueRequest(
-                till="till-1",
-                member_id=seed.BRUNO,
-                amount=Decimal("4.00"),
-                currency="EUR",
-                receipt_id="R2",
-                accrual_id="ACC-R2",
-            ),
-            API,
-        )
+        retry = await counter.accrue(r2, API)  # the till sends it again: one accrual
         assert retry.accrual_id == "ACC-R2"
         checkin = await counter.checkin(
             CheckinRequest(till="till-1", appointment_id=seed.APPT_SOON, member_id=seed.ALICE),
