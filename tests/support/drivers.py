@@ -61,3 +61,16 @@ async def running_driver(driver: Driver[Any]) -> AsyncIterator[Harness]:
             harness.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, DeviceUnavailable):
                 await harness.task
+
+
+async def run_unopened(driver: Driver[Any]) -> DeviceUnavailable:
+    """What run() raises on a driver that was never opened (it must emit nothing)."""
+
+    async def emit(reading: Reading) -> None:
+        raise AssertionError(reading)
+
+    try:
+        await driver.run(emit)
+    except DeviceUnavailable as exc:
+        return exc
+    raise AssertionError("run() returned without open()")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from core.events import Priority, Reading
+from core.events import Priority
 from drivers import registry
 from drivers.base import DeviceUnavailable
 from drivers.scanner.config import ScannerConfig
 from drivers.scanner.driver import ScannerDriver
 from simulators.scanner import PtyScanner
-from tests.support.drivers import running_scanner, scanner_config
+from tests.support.drivers import run_unopened, running_scanner, scanner_config
 from tests.support.waiting import wait_for
 
 GTIN = "09506000134352"
@@ -178,12 +178,8 @@ async def test_a_second_reader_on_the_same_tty_is_refused(
 
 
 async def test_run_before_open_is_unavailable(tmp_path: Path) -> None:
-    async def emit(reading: Reading) -> None:
-        raise AssertionError(reading)
-
-    with pytest.raises(DeviceUnavailable) as info:
-        await ScannerDriver(scanner_config("/dev/null"), data_dir=tmp_path).run(emit)
-    assert info.value.reason == "not_open"
+    refused = await run_unopened(ScannerDriver(scanner_config("/dev/null"), data_dir=tmp_path))
+    assert refused.reason == "not_open"
 
 
 async def test_socket_url_reads_codes_and_eof_is_unavailable(tmp_path: Path) -> None:

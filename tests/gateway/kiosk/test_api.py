@@ -492,13 +492,16 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
     cfg = _config(devices, [{"name": "k1", "devices": ["k1-scan", "k1-nfc"]}])
     assert cfg.kiosks[0].language == "zh"
     assert cfg.kiosks[0].idle_reset_s == 60
+    wrong_devices_and_names: list[dict[str, Any]] = [
+        {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
+        {"name": "k1", "devices": ["k1-scan"]},
+        {"name": "till-1"},
+    ]
     with pytest.raises(ConfigError) as err:
         _config(
             devices,
             [
-                {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
-                {"name": "k1", "devices": ["k1-scan"]},
-                {"name": "till-1"},
+                *wrong_devices_and_names,
                 {"name": "k 3", "language": "fr", "idle_reset_s": 1, "extra": True},
                 {"name": "k4", "devices": ["k1-nfc", "k1-nfc"]},
             ],
@@ -513,14 +516,7 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
         "kiosks[4].devices",
     } <= paths, found
     with pytest.raises(ConfigError) as err:
-        _config(
-            devices,
-            [
-                {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
-                {"name": "k1", "devices": ["k1-scan"]},
-                {"name": "till-1"},
-            ],
-        )
+        _config(devices, wrong_devices_and_names)
     problems = {p.path: p.message for p in err.value.problems}
     assert "no device" in problems["kiosks[0].devices[1]"]
     assert "serves till" in problems["kiosks[0].devices[2]"]
