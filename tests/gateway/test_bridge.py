@@ -15,7 +15,7 @@ from simulators.broker import MosquittoBroker
 from tests.support.config import make_config
 from tests.support.gateway import running
 from tests.support.link import Link
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 PREFIX = "storegw/v1/S001/gw-1"
@@ -146,8 +146,6 @@ async def test_malformed_commands_get_error_results(
 async def test_unknown_command_and_response_topic_with_correlation(
     broker: MosquittoBroker, observer: Observer, tmp_path: Path
 ) -> None:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
 
     gw = Gateway(make_config(broker.url, tmp_path))
     async with running(gw):
@@ -157,9 +155,7 @@ async def test_unknown_command_and_response_topic_with_correlation(
         bad = json.loads(observer.on("/cmd-result/reboot-the-world")[0][0])
         assert bad["error"]["code"] == "unknown_command"
 
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/abc"
-        props.CorrelationData = b"corr-42"
+        props = response("storegw/v1/cloud/cmd-reply/S001/gw-1/abc", b"corr-42")
         await observer.publish(f"{PREFIX}/cmd/status", b'{"id": "r1"}', properties=props)
         await wait_for(
             lambda: observer.on("/cmd-reply/S001/gw-1/abc"), message="reply on response topic"

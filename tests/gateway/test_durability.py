@@ -86,6 +86,12 @@ def scanner(port: str) -> dict[str, Any]:
     return {"id": "scanner-1", "kind": "scanner", "port": port, "terminator": "CR"}
 
 
+def scanner_box(tmp_path: Path, pty: Pty, broker: MosquittoBroker) -> tuple[dict[str, Any], Path]:
+    """The daemon's config with the pty's scanner, and where its outbox will be."""
+    data_dir = tmp_path / "data"
+    return daemon_config(broker.url, data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
+
+
 async def scan_codes(master: int, db: Path, codes: list[str]) -> None:
     for code in codes:
         os.write(master, code.encode() + b"\r")
@@ -148,10 +154,8 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_event(
 async def test_daemon_killed_during_an_outage_replays_every_accepted_scan(
     tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty.master, pty.path
-    data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
+    master = pty.master
+    config, db = scanner_box(tmp_path, pty, offline_broker)
     codes = [f"CODE-{i:04d}" for i in range(300)]
     with Daemon(config, tmp_path, "before-crash") as first:
         await scanner_open(first, db)
@@ -221,10 +225,8 @@ async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
 async def test_sigterm_during_an_outage_keeps_every_accepted_event(
     tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty.master, pty.path
-    data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
+    master = pty.master
+    config, db = scanner_box(tmp_path, pty, offline_broker)
     codes = [f"TERM-{i:03d}" for i in range(100)]
     with Daemon(config, tmp_path) as daemon:
         await scanner_open(daemon, db)

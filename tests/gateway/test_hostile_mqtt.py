@@ -15,8 +15,6 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from gateway.daemon import Gateway
 from gateway.rpc import RpcError
@@ -24,19 +22,12 @@ from simulators.broker import MosquittoBroker
 from tests.support.config import make_config
 from tests.support.daemon import Daemon, daemon_config
 from tests.support.gateway import running
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
 REPLIES = "storegw/v1/cloud/cmd-reply/S001/gw-1"
 NESTED = b"[" * 100_000  # ~100 KB, under the 256 KiB command limit
-
-
-def response(topic: str, correlation: bytes = b"c-1") -> Properties:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = topic
-    props.CorrelationData = correlation
-    return props
 
 
 def results(observer: Observer, name: str) -> list[dict[str, object]]:

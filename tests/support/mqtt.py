@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 class Observer:
@@ -70,3 +72,11 @@ async def observing(url: str) -> AsyncIterator[Observer]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def response(topic: str, correlation: bytes = b"c-1") -> Properties:
+    """PUBLISH properties of a request: answer on ``topic``, echoing ``correlation``."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic = topic
+    props.CorrelationData = correlation
+    return props

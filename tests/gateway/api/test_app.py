@@ -25,7 +25,7 @@ from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from simulators.pki import make_tls_files
 from storegw.cli import app as cli_app
-from tests.support.config import counter_config
+from tests.support.config import counter_config, write_config
 from tests.support.counter import forged_coupon, offline, online
 from tests.support.gateway import running
 from tests.support.link import Link
@@ -456,18 +456,14 @@ async def test_the_api_serves_tls_when_configured(
 
 
 def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path) -> None:
-    conf = tmp_path / "storegw.toml"
-    conf.write_text(
-        f'[gateway]\nstore_id = "S001"\ngateway_id = "gw-1"\ndata_dir = "{tmp_path / "d"}"\n'
-        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n'
-    )
+    conf = write_config(tmp_path)
     runner = CliRunner()
     created = runner.invoke(cli_app, ["api", "token", "create", "pos-1", "-c", str(conf)])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip()
     assert token.startswith("sgw_")
     assert len(token) > 40
-    store = TokenStore(tmp_path / "d" / "api-tokens.db")
+    store = TokenStore(tmp_path / "data" / "api-tokens.db")
     assert store.lookup(token) == "pos-1"
     duplicate = runner.invoke(cli_app, ["api", "token", "create", "pos-1", "-c", str(conf)])
     assert duplicate.exit_code == 1
@@ -479,9 +475,9 @@ def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path
     from gateway.api.auth import token_hash
 
     assert token_hash(token) not in listed.output
-    raw = (tmp_path / "d" / "api-tokens.db").read_bytes()
+    raw = (tmp_path / "data" / "api-tokens.db").read_bytes()
     assert token.encode() not in raw
-    assert (tmp_path / "d" / "api-tokens.db").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "data" / "api-tokens.db").stat().st_mode & 0o077 == 0
     revoked = runner.invoke(cli_app, ["api", "token", "revoke", "pos-1", "-c", str(conf)])
     assert revoked.exit_code == 0
     assert store.lookup(token) is None

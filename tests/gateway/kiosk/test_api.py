@@ -29,6 +29,7 @@ from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from simulators.scanner import PtyScanner
 from storegw.cli import app as cli_app
+from tests.support.config import write_config
 from tests.support.counter import online
 from tests.support.kiosk import KIOSK, NFC, SCANNER, kiosk_running
 from tests.support.link import Link
@@ -526,18 +527,14 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
 
 
 def test_the_token_cli_binds_a_token_to_a_configured_kiosk(tmp_path: Path) -> None:
-    conf = tmp_path / "storegw.toml"
-    conf.write_text(
-        f'[gateway]\nstore_id = "S001"\ngateway_id = "gw-1"\ndata_dir = "{tmp_path / "d"}"\n'
-        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n[[kiosks]]\nname = "kiosk-1"\n'
-    )
+    conf = write_config(tmp_path, kiosks=[{"name": "kiosk-1"}])
     runner = CliRunner()
     made = runner.invoke(
         cli_app, ["api", "token", "create", "k1-page", "--kiosk", "kiosk-1", "-c", str(conf)]
     )
     assert made.exit_code == 0, made.output
     token = made.stdout.strip()
-    store = TokenStore(tmp_path / "d" / "api-tokens.db")
+    store = TokenStore(tmp_path / "data" / "api-tokens.db")
     client = store.lookup_client(token)
     assert client is not None
     assert (client.name, client.kiosk) == ("k1-page", "kiosk-1")

@@ -19,6 +19,7 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import CloudPki, DeployedBroker
 from tests.support.acl import S1, S2, client, identity
+from tests.support.mqtt import response
 from tests.support.waiting import wait_for
 
 KEYS = "storegw/v1/cloud/keys"
@@ -41,9 +42,7 @@ HOSTILE = [
 
 
 def request(response_topic: str, correlation: bytes) -> tuple[bytes, Properties]:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = response_topic
-    props.CorrelationData = correlation
+    props = response(response_topic, correlation)
     body = {"id": correlation.decode(), "ts": "2026-12-04T10:00:00Z"}
     args = {"by": "member_id", "member_id": seed.ALICE}
     return json.dumps({**body, "args": args}).encode(), props

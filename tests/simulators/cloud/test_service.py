@@ -16,8 +16,6 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from core.events import Reading
 from gateway.daemon import Gateway
@@ -28,7 +26,7 @@ from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from tests.support.config import make_config
 from tests.support.gateway import running
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
@@ -320,9 +318,7 @@ async def test_appointment_checkin(cloud: CloudService, gw: Gateway) -> None:
 async def test_a_malformed_request_gets_bad_request_on_the_response_topic(
     cloud: CloudService, observer: Observer
 ) -> None:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = f"{BASE}/rpc-reply"
-    props.CorrelationData = b"corr-bad"
+    props = response(f"{BASE}/rpc-reply", b"corr-bad")
     await observer.publish(f"{BASE}/rpc/member.identify", b"{not json", properties=props)
     await wait_for(lambda: observer.on("/rpc-reply"), message="reply")
     body, reply_props = observer.on("/rpc-reply")[0]
