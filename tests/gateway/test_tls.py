@@ -12,6 +12,7 @@ import pytest
 from gateway.uplink import Uplink, UplinkError
 from simulators.pki import make_tls_files
 from tests.support.tls import mqtt_cfg, started, tls_broker
+from tests.support.waiting import wait_for
 
 
 async def test_mtls_connects_and_publishes(tmp_path: Path) -> None:
@@ -55,6 +56,11 @@ async def test_missing_client_certificate_is_refused(tmp_path: Path) -> None:
 
         with pytest.raises(UplinkError):
             await connect_and_publish()
+        # refused by the broker for the missing certificate, not for any other reason
+        await wait_for(
+            lambda: "peer did not return a certificate" in broker.log_file.read_text(),
+            message="the broker to log the missing client certificate",
+        )
 
 
 def test_private_keys_are_written_owner_only(tmp_path: Path) -> None:
