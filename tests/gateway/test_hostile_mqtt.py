@@ -42,8 +42,7 @@ def online_births(observer: Observer) -> list[int]:
 @contextlib.asynccontextmanager
 async def connected(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Gateway]:
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+    async with running(gw, connected=True):
         yield gw
 
 

@@ -21,6 +21,7 @@ from simulators.scanner import PtyScanner
 from tests.support.config import make_config
 from tests.support.counter import online
 from tests.support.gateway import running
+from tests.support.http import call_json
 from tests.support.link import Link
 from tests.support.waiting import wait_for
 
@@ -99,16 +100,10 @@ class KioskApi:
         token: str | None = "kiosk",
         raw: bytes | None = None,
     ) -> tuple[int, Any]:
-        headers: dict[str, str] = {}
-        if token is not None:
-            real = {"kiosk": self.token, "pos": self.pos_token}.get(token, token)
-            headers["Authorization"] = f"Bearer {real}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.http.request(method, self.base + path, data=data, headers=headers) as r:
-            assert r.content_type == "application/json", f"{method} {path}: {r.content_type}"
-            return r.status, await r.json()
+        """``token`` is "kiosk" or "pos" for the kiosk's or a till's token, or the token itself."""
+        named = {"kiosk": self.token, "pos": self.pos_token}
+        bearer = None if token is None else named.get(token, token)
+        return await call_json(self.http, method, self.base + path, body, bearer=bearer, raw=raw)
 
     async def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         status, doc = await self.call(method, path, body, **kw)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from storegw.cli import app as cli_app
 from tests.support.config import counter_config, write_config
 from tests.support.counter import forged_coupon, offline, online
 from tests.support.gateway import running
+from tests.support.http import call_json
 from tests.support.link import Link
 from tests.support.waiting import wait_for
 
@@ -51,15 +51,10 @@ class Api:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        hdrs = dict(headers or {})
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        if data is not None:
-            hdrs.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + path, data=data, headers=hdrs) as resp:
-            assert resp.content_type == "application/json", f"{method} {path}"
-            return resp.status, await resp.json()
+        bearer = None if token is None else (self.token if token == "default" else token)
+        return await call_json(
+            self.http, method, self.base + path, body, bearer=bearer, raw=raw, headers=headers
+        )
 
     async def ok(self, method: str, path: str, body: Any = None, schema: str = "") -> Any:
         status, doc = await self.call(method, path, body)

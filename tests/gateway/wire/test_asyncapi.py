@@ -510,8 +510,7 @@ async def test_every_message_of_a_real_run_matches_the_document(
         enrollment.attach(cloud)
         config = make_config(broker.url, tmp_path / "gw")
         gw = Gateway(config)
-        async with running(gw):
-            await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+        async with running(gw, connected=True):
             readings = _events()
             for device_id, reading in readings:
                 await gw.submit(device_id, reading)
