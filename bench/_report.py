@@ -103,6 +103,12 @@ def _line(label: str, r: Rate, unit: str, tail: str = "", runs: list[Rate] | Non
     print(f"{label:<28}{r.per_s:>8,.0f} {unit:<5} {r.cpu_us:>6.1f} us CPU/ev  {tail}{spread}")
 
 
+def _figure(label: str, figures: str, detail: str) -> None:
+    """A figure that is no rate: its label padded as the rate lines pad theirs, detail below."""
+    print(label.ljust(28) + figures)
+    print(f"{'':<28}{detail}")
+
+
 def _ratio_to(r: Rate, base: Rate | None, name: str) -> str:
     return f"{r.per_s / base.per_s:.2f}x {name}" if base is not None else ""
 
@@ -181,29 +187,25 @@ def report(s: Summary) -> dict[str, Any]:
     if s.latency is not None:
         lat = s.latency
         ok = lat.p99_ms <= TARGET_P99_MS
-        print(
-            f"5. latency at {lat.rate:g} ev/s".ljust(28)
-            + f"p50 {lat.p50_ms:.2f} ms  p99 {lat.p99_ms:.2f} ms  max {lat.max_ms:.2f} ms  "
-            f"target p99 <= {TARGET_P99_MS:g} ms {_verdict(ok)}"
-        )
-        print(
-            f"{'':<28}append() called -> PUBACK, {lat.events} events in {lat.seconds:g} s; "
+        _figure(
+            f"5. latency at {lat.rate:g} ev/s",
+            f"p50 {lat.p50_ms:.2f} ms  p99 {lat.p99_ms:.2f} ms  max {lat.max_ms:.2f} ms  "
+            f"target p99 <= {TARGET_P99_MS:g} ms {_verdict(ok)}",
+            f"append() called -> PUBACK, {lat.events} events in {lat.seconds:g} s; "
             f"of which append->commit p50 {lat.accept_p50_ms:.2f} p99 {lat.accept_p99_ms:.2f}, "
-            f"commit->PUBACK p50 {lat.publish_p50_ms:.2f} p99 {lat.publish_p99_ms:.2f}"
+            f"commit->PUBACK p50 {lat.publish_p50_ms:.2f} p99 {lat.publish_p99_ms:.2f}",
         )
         out["latency"] = {k: round(v, 3) for k, v in asdict(lat).items()} | {"pass": ok}
     if s.memory is not None:
         m = s.memory
         ok = m.peak_mb <= TARGET_RSS_MB
-        print(
-            f"6. RSS, {m.events:,} queued".ljust(28)
-            + f"peak {m.peak_mb:.1f} MB (ru_maxrss), now {m.replaying_mb:.1f} MB  "
-            f"target <= {TARGET_RSS_MB:g} MB {_verdict(ok)}"
-        )
-        print(
-            f"{'':<28}VmRSS after imports {m.import_mb:.1f}, outbox open {m.open_mb:.1f}, "
+        _figure(
+            f"6. RSS, {m.events:,} queued",
+            f"peak {m.peak_mb:.1f} MB (ru_maxrss), now {m.replaying_mb:.1f} MB  "
+            f"target <= {TARGET_RSS_MB:g} MB {_verdict(ok)}",
+            f"VmRSS after imports {m.import_mb:.1f}, outbox open {m.open_mb:.1f}, "
             f"connected {m.connected_mb:.1f}, {m.replayed:,} replayed in {m.seconds:g} s "
-            f"{m.replaying_mb:.1f}; VmHWM {m.hwm_mb:.1f}; db {m.db_mb:.0f} MB"
+            f"{m.replaying_mb:.1f}; VmHWM {m.hwm_mb:.1f}; db {m.db_mb:.0f} MB",
         )
         out["memory"] = {k: round(v, 2) for k, v in asdict(m).items()} | {"pass": ok}
     if s.others_cores > 0.1:
