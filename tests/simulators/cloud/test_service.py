@@ -39,12 +39,6 @@ async def cloud_on(broker: MosquittoBroker, db: Path, **kwargs: Any) -> AsyncIte
 
 
 @pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with cloud_on(broker, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@pytest.fixture
 async def gw(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Gateway]:
     gateway = Gateway(make_config(broker.url, tmp_path / "gw"))
     async with running(gateway):
