@@ -1,6 +1,6 @@
 """Every data file is private: 0600 from its first byte whatever the umask, -wal/-shm too.
 
-The regression test runs the real daemon with umask 000 (the worst a service manager can hand
+One test runs the real daemon with umask 000 (the worst a service manager can hand
 it); the per-store tests open each SQLite store in this process with its ordinary umask (022 on
 Debian), where SQLite alone creates 0644.
 """
@@ -28,8 +28,8 @@ from gateway.wire.tokens import KeySet, SigningKey
 from simulators.broker import MosquittoBroker
 from simulators.cloud.enrollment import Enrollment
 from simulators.cloud.store import CloudStore
-from tests.conftest import Observer
 from tests.support.daemon import Daemon, daemon_config
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 

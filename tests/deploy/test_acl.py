@@ -9,10 +9,8 @@ subscription outside the ACL is *granted* (QoS 1) and simply delivers nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import ssl
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.datafiles import write_atomic
-from gateway.config import MqttSection, parse_config
+from gateway.config import MqttSection
 from gateway.uplink import PublishRefused, Uplink, UplinkError
 from gateway.wire.certs import IdentityFiles, cert_pem, write_private_key
 from simulators.cloud.enrollment import (
@@ -31,55 +29,8 @@ from simulators.cloud.enrollment import (
     DeployedBroker,
     render_deploy_config,
 )
+from tests.support.acl import S1, S2, client, gateway_mqtt, identity
 from tests.support.waiting import wait_for
-
-S1 = "storegw/v1/S001/gw-1"
-S2 = "storegw/v1/S002/gw-1"
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> CloudPki:
-    return CloudPki.open(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(pki: CloudPki, tmp_path: Path) -> Iterator[DeployedBroker]:
-    b = DeployedBroker(pki, tmp_path / "broker")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.kill()
-
-
-def gateway_mqtt(
-    broker: DeployedBroker, files: IdentityFiles | None, **extra: object
-) -> MqttSection:
-    mqtt: dict[str, object] = {"url": broker.url, "connect_timeout_s": 3, **extra}
-    if files is not None:
-        mqtt.update(ca_file=str(files.ca), cert_file=str(files.cert), key_file=str(files.key))
-    gateway = {"store_id": "S001", "gateway_id": "gw-1", "data_dir": "/tmp/unused"}
-    return parse_config({"gateway": gateway, "mqtt": mqtt}).mqtt
-
-
-def identity(pki: CloudPki, tmp: Path, store: str, gw: str = "gw-1") -> IdentityFiles:
-    return pki.issue_files(store, gw, tmp / f"id-{store}-{gw}", timedelta(days=30))
-
-
-@contextlib.asynccontextmanager
-async def client(
-    port: int, tls: ssl.SSLContext | None, client_id: str, **kwargs: object
-) -> AsyncIterator[aiomqtt.Client]:
-    async with aiomqtt.Client(
-        "localhost",
-        port,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        tls_context=tls,
-        timeout=5,
-        **kwargs,  # type: ignore[arg-type]
-    ) as c:
-        yield c
 
 
 def server_only(pki: CloudPki) -> ssl.SSLContext:
@@ -169,14 +120,14 @@ def test_every_listener_is_tls_and_the_gateway_one_requires_a_certificate() -> N
 
 
 async def test_a_gateway_works_in_its_own_subtree_and_is_refused_elsewhere(
-    pki: CloudPki, broker: DeployedBroker, tmp_path: Path
+    pki: CloudPki, deployed_broker: DeployedBroker, tmp_path: Path
 ) -> None:
     own = identity(pki, tmp_path, "S001")
     other = identity(pki, tmp_path, "S002")
-    async with Uplink(gateway_mqtt(broker, own), client_id="gw-s1") as up:
+    async with Uplink(gateway_mqtt(deployed_broker, own), client_id="gw-s1") as up:
         await up.publish(f"{S1}/events/scan", b"{}")
         await up.publish(f"{S1}/status", b"{}", retain=True)
-    async with Uplink(gateway_mqtt(broker, other), client_id="gw-s2") as up:
+    async with Uplink(gateway_mqtt(deployed_broker, other), client_id="gw-s2") as up:
         await up.publish(f"{S2}/events/scan", b"{}")  # its own: fine
         for topic in (f"{S1}/events/scan", f"{S1}/status", "storegw/v1/cloud/keys"):
             with pytest.raises(PublishRefused) as refused:
@@ -185,16 +136,16 @@ async def test_a_gateway_works_in_its_own_subtree_and_is_refused_elsewhere(
 
 
 async def test_a_gateway_cannot_read_another_stores_commands(
-    pki: CloudPki, broker: DeployedBroker, tmp_path: Path
+    pki: CloudPki, deployed_broker: DeployedBroker, tmp_path: Path
 ) -> None:
     own, other = identity(pki, tmp_path, "S001"), identity(pki, tmp_path, "S002")
     cloud_tls = pki.client_context()
     s1_tls = pki.client_context(own.cert, own.key)
     s2_tls = pki.client_context(other.cert, other.key)
     async with (
-        client(broker.port, cloud_tls, "cloud") as cloud,
-        client(broker.port, s1_tls, "gw-s1") as gw1,
-        client(broker.port, s2_tls, "gw-s2") as gw2,
+        client(deployed_broker.port, cloud_tls, "cloud") as cloud,
+        client(deployed_broker.port, s1_tls, "gw-s1") as gw1,
+        client(deployed_broker.port, s2_tls, "gw-s2") as gw2,
     ):
         await gw1.subscribe(f"{S1}/cmd/+", qos=1)
         granted = await gw2.subscribe([(f"{S1}/cmd/+", 1), (f"{S2}/cmd/+", 1)])
@@ -209,12 +160,12 @@ async def test_a_gateway_cannot_read_another_stores_commands(
 
 
 async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
-    pki: CloudPki, broker: DeployedBroker, tmp_path: Path
+    pki: CloudPki, deployed_broker: DeployedBroker, tmp_path: Path
 ) -> None:
     own = identity(pki, tmp_path, "S001")
     async with (
-        client(broker.port, pki.client_context(), "cloud") as cloud,
-        client(broker.port, pki.client_context(own.cert, own.key), "gw-s1") as gw,
+        client(deployed_broker.port, pki.client_context(), "cloud") as cloud,
+        client(deployed_broker.port, pki.client_context(own.cert, own.key), "gw-s1") as gw,
     ):
         await cloud.subscribe("storegw/#", qos=1)
         await gw.subscribe("storegw/v1/cloud/keys", qos=1)
@@ -244,8 +195,8 @@ async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
             assert int((await puback(cloud, topic)).value) == 0x87, topic
     # A gateway writes only its own part of the command-reply inbox.
     async with (
-        client(broker.port, pki.client_context(), "cloud-inbox") as inbox,
-        client(broker.port, pki.client_context(own.cert, own.key), "gw-s1") as gw,
+        client(deployed_broker.port, pki.client_context(), "cloud-inbox") as inbox,
+        client(deployed_broker.port, pki.client_context(own.cert, own.key), "gw-s1") as gw,
     ):
         await inbox.subscribe("storegw/v1/cloud/cmd-reply/#", qos=1)
         assert not (await puback(gw, "storegw/v1/cloud/cmd-reply/S001/gw-1/inst-1")).is_failure
@@ -273,19 +224,21 @@ async def refused_by_broker(broker: DeployedBroker, mqtt: MqttSection, reason: s
     await wait_for(lambda: broker_log(broker).count(reason) > before, message=reason)
 
 
-async def test_plaintext_is_refused_on_both_listeners(broker: DeployedBroker) -> None:
-    for port in (broker.port, broker.provision_port):
-        plain = gateway_mqtt(broker, None, url=f"mqtt://127.0.0.1:{port}", connect_timeout_s=2)
-        await refused_by_broker(broker, plain, "wrong version number")  # TLS expected
+async def test_plaintext_is_refused_on_both_listeners(deployed_broker: DeployedBroker) -> None:
+    for port in (deployed_broker.port, deployed_broker.provision_port):
+        plain = gateway_mqtt(
+            deployed_broker, None, url=f"mqtt://127.0.0.1:{port}", connect_timeout_s=2
+        )
+        await refused_by_broker(deployed_broker, plain, "wrong version number")  # TLS expected
 
 
 async def test_no_certificate_an_expired_one_or_a_foreign_ca_is_refused(
-    pki: CloudPki, broker: DeployedBroker, tmp_path: Path
+    pki: CloudPki, deployed_broker: DeployedBroker, tmp_path: Path
 ) -> None:
     # No client certificate (the broker itself is trusted): with TLS 1.3 the client sees only
     # a timeout; the broker says why.
-    anonymous = gateway_mqtt(broker, None, ca_file=str(pki.ca_file), connect_timeout_s=2)
-    await refused_by_broker(broker, anonymous, "peer did not return a certificate")
+    anonymous = gateway_mqtt(deployed_broker, None, ca_file=str(pki.ca_file), connect_timeout_s=2)
+    await refused_by_broker(deployed_broker, anonymous, "peer did not return a certificate")
 
     expired = IdentityFiles(tmp_path / "expired")
     expired.directory.mkdir()
@@ -302,8 +255,8 @@ async def test_no_certificate_an_expired_one_or_a_foreign_ca_is_refused(
     write_atomic(foreign.ca, pki.ca_file.read_bytes())  # it trusts the broker; not vice versa
 
     for files in (expired, foreign):
-        mqtt = gateway_mqtt(broker, files, connect_timeout_s=2)
-        await refused_by_broker(broker, mqtt, "certificate verify failed")
+        mqtt = gateway_mqtt(deployed_broker, files, connect_timeout_s=2)
+        await refused_by_broker(deployed_broker, mqtt, "certificate verify failed")
 
 
 def _hours_ago(hours: int) -> datetime:
@@ -314,12 +267,12 @@ def _hours_ago(hours: int) -> datetime:
 
 
 async def test_the_provisioning_listener_confines_each_anonymous_client_to_its_claim(
-    pki: CloudPki, broker: DeployedBroker
+    pki: CloudPki, deployed_broker: DeployedBroker
 ) -> None:
     tls = server_only(pki)
-    port = broker.provision_port
+    port = deployed_broker.provision_port
     async with (
-        client(broker.port, pki.client_context(), "cloud") as cloud,
+        client(deployed_broker.port, pki.client_context(), "cloud") as cloud,
         # any username is accepted here (no password file); it must not match gateway rules
         client(port, tls, "aaaaaaaaaaaaaaaa", username="S001/gw-1", password="x") as box,
         client(port, tls, "bbbbbbbbbbbbbbbb") as other_box,

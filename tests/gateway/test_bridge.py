@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,24 +12,13 @@ import pytest
 from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer, make_config
+from tests.support.config import make_config
+from tests.support.gateway import running
 from tests.support.link import Link
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 PREFIX = "storegw/v1/S001/gw-1"
-
-
-@contextlib.asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(10):
-            await gw.ready.wait()
-        yield gw
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def scan(code: str) -> Reading:
@@ -42,8 +29,7 @@ async def test_events_arrive_with_the_envelope_in_seq_order(
     broker: MosquittoBroker, observer: Observer, tmp_path: Path
 ) -> None:
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+    async with running(gw, connected=True):
         for i in range(50):
             await gw.submit("scanner-1", scan(f"code-{i}"))
         await wait_for(lambda: len(observer.events("scan")) == 50, message="50 scans")
@@ -75,8 +61,7 @@ async def test_backlog_from_an_outage_is_replayed_in_order_and_flagged(
     await link.restore()
     gw = Gateway(make_config(link.url, tmp_path))
     try:
-        async with running(gw):
-            await wait_for(gw.bridge.connected.is_set, message="connected")
+        async with running(gw, connected=True):
             await gw.submit("scanner-1", scan("before"))
             await wait_for(lambda: len(observer.events("scan")) == 1, message="first scan")
             await link.cut()
@@ -143,8 +128,7 @@ async def test_malformed_commands_get_error_results(
     broker: MosquittoBroker, observer: Observer, tmp_path: Path, payload: bytes, code: str
 ) -> None:
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         await observer.publish(f"{PREFIX}/cmd/ping", payload)
         await wait_for(lambda: observer.on("/cmd-result/ping"), message="result")
         result = json.loads(observer.on("/cmd-result/ping")[0][0])
@@ -159,20 +143,15 @@ async def test_malformed_commands_get_error_results(
 async def test_unknown_command_and_response_topic_with_correlation(
     broker: MosquittoBroker, observer: Observer, tmp_path: Path
 ) -> None:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
 
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         await observer.publish(f"{PREFIX}/cmd/reboot-the-world", b"{}")
         await wait_for(lambda: observer.on("/cmd-result/reboot-the-world"), message="result")
         bad = json.loads(observer.on("/cmd-result/reboot-the-world")[0][0])
         assert bad["error"]["code"] == "unknown_command"
 
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/abc"
-        props.CorrelationData = b"corr-42"
+        props = response("storegw/v1/cloud/cmd-reply/S001/gw-1/abc", b"corr-42")
         await observer.publish(f"{PREFIX}/cmd/status", b'{"id": "r1"}', properties=props)
         await wait_for(
             lambda: observer.on("/cmd-reply/S001/gw-1/abc"), message="reply on response topic"
@@ -191,8 +170,7 @@ async def test_config_get_hides_secrets(
 ) -> None:
     cfg = make_config(broker.url, tmp_path, mqtt={"username": "gw", "password": "hunter2-secret"})
     gw = Gateway(cfg)
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         await observer.publish(f"{PREFIX}/cmd/config.get", b"{}")
         await wait_for(lambda: observer.on("/cmd-result/config.get"), message="result")
     raw = observer.on("/cmd-result/config.get")[0][0]
@@ -226,8 +204,7 @@ async def test_a_frozen_broker_is_noticed_by_keepalive(
     import signal
 
     gw = Gateway(make_config(broker.url, tmp_path, mqtt={"keepalive_s": 5}))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         assert broker.proc is not None
         os.kill(broker.proc.pid, signal.SIGSTOP)
         try:
@@ -274,8 +251,7 @@ async def test_rpc_round_trip_refusal_timeout_and_offline(
             await asyncio.sleep(0.01)
 
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         task = asyncio.create_task(responder())
         try:
             data = await gw.bridge.rpc.call("member.identify", {"member_id": "M1"}, timeout=5)

@@ -8,8 +8,6 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -18,25 +16,10 @@ from gateway.daemon import Gateway
 from provisioning.client import CommandFailed, ControlClient, DaemonNotRunning, call
 from simulators.broker import MosquittoBroker
 from simulators.scanner import PtyScanner
-from tests.conftest import make_config
+from tests.support.config import make_config
 from tests.support.daemon import Daemon, daemon_config
+from tests.support.gateway import running
 from tests.support.waiting import eventually, wait_for
-
-
-@asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(10):
-            await gw.ready.wait()
-            # Cancelling the daemon while its first MQTT connect is in flight can hang the
-            # shutdown (a daemon issue, reported); start each test from a connected daemon.
-            await gw.bridge.connected.wait()
-        yield gw
-    finally:
-        task.cancel()
-        with __import__("contextlib").suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_socket_is_private_answers_lines_and_goes_away(
@@ -49,7 +32,7 @@ async def test_socket_is_private_answers_lines_and_goes_away(
     stale.close()
     gw = Gateway(make_config(broker.url, data))
     sock = data / "control.sock"
-    async with running(gw):
+    async with running(gw, connected=True):
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
         reader, writer = await asyncio.open_unix_connection(str(sock))
         try:
@@ -83,7 +66,7 @@ async def test_device_test_returns_the_next_scan(broker: MosquittoBroker, tmp_pa
     with PtyScanner() as scanner:
         devices = [{"id": "scanner-1", "kind": "scanner", "port": scanner.path}]
         gw = Gateway(make_config(broker.url, tmp_path / "d", devices))
-        async with running(gw):
+        async with running(gw, connected=True):
             await asyncio.to_thread(scanner.wait_for_reader, 5)
             await wait_for(
                 lambda: gw.devices["scanner-1"].health.state == "available", message="scanner up"
@@ -112,7 +95,7 @@ async def test_a_second_daemon_on_the_same_data_dir_refuses(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     cfg = make_config(broker.url, tmp_path)
-    async with running(Gateway(cfg)):
+    async with running(Gateway(cfg), connected=True):
         with pytest.raises(ExceptionGroup) as group:
             async with asyncio.timeout(10):
                 await Gateway(cfg).run()
@@ -123,7 +106,7 @@ async def test_a_second_daemon_on_the_same_data_dir_refuses(
 async def test_a_deep_data_dir_still_gets_a_socket(broker: MosquittoBroker, tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     gw = Gateway(make_config(broker.url, deep))
-    async with running(gw):
+    async with running(gw, connected=True):
         assert (await call(deep / "control.sock", "ping"))["pong"] is True
     assert os.listdir(deep)
     assert not (deep / "control.sock").exists()

@@ -16,8 +16,9 @@ import tomli_w
 from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker, free_port
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.waiting import eventually, wait_for
 
 
@@ -58,8 +59,7 @@ async def test_metrics_endpoint_counts_events_and_outbox(
     port = free_port()
     cfg = make_config(broker.url, tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
     gw = Gateway(cfg)
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="connected")
+    async with running(gw, connected=True):
         for i in range(3):
             await gw.submit(
                 "scanner-1", Reading(kind="scan", data={"code": str(i)}, priority=Priority.HIGH)

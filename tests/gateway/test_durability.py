@@ -7,14 +7,12 @@ STOREGW_TEST_SEED=<seed>.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import signal
 import time
-import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ import aiomqtt
 import pytest
 
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer
 from tests.support.daemon import (
     Daemon,
     acknowledged,
@@ -31,6 +28,8 @@ from tests.support.daemon import (
     outbox_rows,
     start_appender,
 )
+from tests.support.mqtt import Observer, observing
+from tests.support.pty import Pty
 from tests.support.waiting import wait_for, wait_for_sync
 
 PREFIX = "storegw/v1/S001/gw-1"
@@ -51,18 +50,6 @@ def scanner_available(db: Path) -> bool:
 
 
 @pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    """A pseudo-terminal standing in for a USB-CDC scanner: write codes to the master fd."""
-    master, slave = os.openpty()
-    tty.setraw(master)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
-@pytest.fixture
 def offline_broker() -> Iterator[MosquittoBroker]:
     """A broker with a port but not started yet: the store's uplink is down."""
     broker = MosquittoBroker()
@@ -70,20 +57,6 @@ def offline_broker() -> Iterator[MosquittoBroker]:
         yield broker
     finally:
         broker.__exit__(None, None, None)
-
-
-@contextlib.asynccontextmanager
-async def observing(url: str) -> AsyncIterator[Observer]:
-    obs = Observer(url)
-    task = asyncio.create_task(obs.run("storegw/#"))
-    try:
-        async with asyncio.timeout(10):
-            await obs.subscribed.wait()
-        yield obs
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def retained(url: str, topic: str) -> tuple[dict[str, Any], bool]:
@@ -100,8 +73,23 @@ async def retained(url: str, topic: str) -> tuple[dict[str, Any], bool]:
     raise AssertionError(f"nothing on {topic}")
 
 
+async def scanner_open(daemon: Daemon, db: Path) -> None:
+    await wait_for(
+        lambda: scanner_available(db) or not daemon.running,
+        timeout=20,
+        message="scanner open in the daemon",
+    )
+    assert daemon.running, daemon.log()
+
+
 def scanner(port: str) -> dict[str, Any]:
     return {"id": "scanner-1", "kind": "scanner", "port": port, "terminator": "CR"}
+
+
+def scanner_box(tmp_path: Path, pty: Pty, broker: MosquittoBroker) -> tuple[dict[str, Any], Path]:
+    """The daemon's config with the pty's scanner, and where its outbox will be."""
+    data_dir = tmp_path / "data"
+    return daemon_config(broker.url, data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
 
 
 async def scan_codes(master: int, db: Path, codes: list[str]) -> None:
@@ -164,20 +152,13 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_event(
 
 
 async def test_daemon_killed_during_an_outage_replays_every_accepted_scan(
-    tmp_path: Path, pty: tuple[int, str], offline_broker: MosquittoBroker
+    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty
-    data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
+    master = pty.master
+    config, db = scanner_box(tmp_path, pty, offline_broker)
     codes = [f"CODE-{i:04d}" for i in range(300)]
     with Daemon(config, tmp_path, "before-crash") as first:
-        await wait_for(
-            lambda: scanner_available(db) or not first.running,
-            timeout=20,
-            message="scanner open in the daemon",
-        )
-        assert first.running, first.log()
+        await scanner_open(first, db)
         await scan_codes(master, db, codes)
         first.kill()
     accepted = {d["id"]: d for d in docs(db)}
@@ -242,20 +223,13 @@ async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
 
 
 async def test_sigterm_during_an_outage_keeps_every_accepted_event(
-    tmp_path: Path, pty: tuple[int, str], offline_broker: MosquittoBroker
+    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
 ) -> None:
-    master, port = pty
-    data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_broker.url, data_dir, [scanner(port)])
+    master = pty.master
+    config, db = scanner_box(tmp_path, pty, offline_broker)
     codes = [f"TERM-{i:03d}" for i in range(100)]
     with Daemon(config, tmp_path) as daemon:
-        await wait_for(
-            lambda: scanner_available(db) or not daemon.running,
-            timeout=20,
-            message="scanner open in the daemon",
-        )
-        assert daemon.running, daemon.log()
+        await scanner_open(daemon, db)
         await scan_codes(master, db, codes)
         accepted = outbox_rows(db)
         t0 = time.monotonic()

@@ -1,8 +1,8 @@
 """A peer's MQTT messages never end the daemon or its broker session (real Mosquitto).
 
-Regressions of issue #11: a nested command that killed the process, a nested RPC reply,
-response topics that made the gateway publish where the broker refuses (each refusal ended
-the session: counter 2 -> 7 in six commands), and multi-level command names that got silence.
+Guarded here: a deeply nested command or RPC reply, response topics that would make the
+gateway publish where the broker refuses (each refusal must not end the session), and
+multi-level command names, which get an answer rather than silence.
 """
 
 from __future__ import annotations
@@ -15,27 +15,19 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from gateway.daemon import Gateway
 from gateway.rpc import RpcError
 from simulators.broker import MosquittoBroker
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
 from tests.support.daemon import Daemon, daemon_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
 REPLIES = "storegw/v1/cloud/cmd-reply/S001/gw-1"
 NESTED = b"[" * 100_000  # ~100 KB, under the 256 KiB command limit
-
-
-def response(topic: str, correlation: bytes = b"c-1") -> Properties:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = topic
-    props.CorrelationData = correlation
-    return props
 
 
 def results(observer: Observer, name: str) -> list[dict[str, object]]:
@@ -50,8 +42,7 @@ def online_births(observer: Observer) -> list[int]:
 @contextlib.asynccontextmanager
 async def connected(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Gateway]:
     gw = Gateway(make_config(broker.url, tmp_path))
-    async with running(gw):
-        await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+    async with running(gw, connected=True):
         yield gw
 
 
@@ -139,7 +130,7 @@ async def test_a_publish_the_broker_refuses_does_not_end_the_session(
     observer: Observer, tmp_path: Path
 ) -> None:
     """Mosquitto answers PUBACK 0x87 (not authorized) for a topic the ACL does not grant;
-    six of them used to mean six reconnects. Measured on 2.0.11: with the test broker's
+    six of them must not mean six reconnects. Measured on 2.0.11: with the test broker's
     ``max_queued_messages 0`` it drops the client instead of sending that PUBACK, so this
     broker queues."""
     denied = f"{REPLIES}/denied"

@@ -22,9 +22,10 @@ from gateway import __version__
 from gateway.daemon import Gateway
 from gateway.wire.certs import load_certificate_file
 from simulators.broker import free_port
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
-from tests.gateway.test_tls import started, tls_broker
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
+from tests.support.tls import started, tls_broker
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"

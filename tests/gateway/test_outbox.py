@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from core.events import Priority, Reading, utcnow
@@ -279,16 +280,22 @@ async def test_concurrent_large_events_do_not_overrun_max_bytes(db: Path) -> Non
     assert stats.refused_total == len(refused)
 
 
-async def test_disk_full_fails_the_batch_keeps_earlier_events_and_recovers(
-    outbox: Outbox, db: Path
-) -> None:
-    before = [await outbox.append("scanner-1", reading(f"before-{i}")) for i in range(20)]
+async def fill_the_disk(outbox: Outbox) -> aiosqlite.Connection:
+    """Cap the database at its current size: the next page it needs makes it full."""
     writer = outbox._db
     assert writer is not None
     async with writer.execute("PRAGMA page_count") as cur:
         row = await cur.fetchone()
     assert row is not None
     await writer.execute(f"PRAGMA max_page_count = {int(row[0])}")
+    return writer
+
+
+async def test_disk_full_fails_the_batch_keeps_earlier_events_and_recovers(
+    outbox: Outbox, db: Path
+) -> None:
+    before = [await outbox.append("scanner-1", reading(f"before-{i}")) for i in range(20)]
+    writer = await fill_the_disk(outbox)
 
     async def attempt(i: int) -> StoredEvent | BaseException:
         try:
@@ -324,12 +331,7 @@ async def test_disk_full_fails_the_batch_keeps_earlier_events_and_recovers(
 async def test_acks_applied_while_the_disk_is_full_are_not_lost(outbox: Outbox, db: Path) -> None:
     """A delete that shares a failed transaction with inserts must be retried, not dropped."""
     stored = [await outbox.append("scanner-1", reading(f"c{i}")) for i in range(10)]
-    writer = outbox._db
-    assert writer is not None
-    async with writer.execute("PRAGMA page_count") as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    await writer.execute(f"PRAGMA max_page_count = {int(row[0])}")
+    writer = await fill_the_disk(outbox)
     outbox.ack([s.seq for s in stored])
     results = await asyncio.gather(
         *(outbox.append("scanner-1", reading(f"x{i}", pad="z" * 3000)) for i in range(50)),

@@ -9,8 +9,9 @@ from pathlib import Path
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
 from simulators.scanner import PtyScanner
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer
 from tests.support.waiting import wait_for
 
 

@@ -3,65 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
-from gateway.config import MqttSection, parse_config
 from gateway.uplink import Uplink, UplinkError
-from simulators.broker import MosquittoBroker, free_port
 from simulators.pki import make_tls_files
-
-
-def tls_broker(tmp: Path, *, require_cert: bool) -> tuple[MosquittoBroker, int, Path]:
-    """A Mosquitto with a plain loopback listener plus a TLS one on the returned port."""
-    files = make_tls_files(tmp / "pki")
-    port = free_port()
-    extra = (
-        f"\nlistener {port} 127.0.0.1\n"
-        f"cafile {files.ca}\ncertfile {files.server_cert}\nkeyfile {files.server_key}\n"
-        f"require_certificate {'true' if require_cert else 'false'}\n"
-        f"use_identity_as_username {'true' if require_cert else 'false'}\n"
-    )
-    return MosquittoBroker(extra_config=extra), port, tmp / "pki"
-
-
-def mqtt_cfg(port: int, pki: Path, *, client_cert: bool, ca: Path | None = None) -> MqttSection:
-    mqtt: dict[str, object] = {
-        "url": f"mqtts://localhost:{port}",
-        "ca_file": str(ca or pki / "ca.pem"),
-        "connect_timeout_s": 3,
-    }
-    if client_cert:
-        mqtt["cert_file"] = str(pki / "client.pem")
-        mqtt["key_file"] = str(pki / "client.key")
-    cfg = parse_config(
-        {
-            "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": "/tmp/unused"},
-            "mqtt": mqtt,
-        }
-    )
-    return cfg.mqtt
-
-
-@contextlib.contextmanager
-def started(broker: MosquittoBroker) -> Iterator[MosquittoBroker]:
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.__exit__(None, None, None)
+from tests.support.tls import mqtt_cfg, started, tls_broker
+from tests.support.waiting import wait_for
 
 
 async def test_mtls_connects_and_publishes(tmp_path: Path) -> None:
+    """The broker sees the client certificate's name and delivers what was sent over TLS."""
     broker, port, pki = tls_broker(tmp_path, require_cert=True)
+    topic = "storegw/v1/S001/gw-1/events/scan"
     with started(broker):
-        cfg = mqtt_cfg(port, pki, client_cert=True)
-        async with Uplink(cfg, client_id="gw-1") as up:
-            await up.publish("storegw/v1/S001/gw-1/events/scan", b"{}")
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="cloud") as cloud:
+            await cloud.subscribe(topic, qos=1)
+            cfg = mqtt_cfg(port, pki, client_cert=True)
+            async with Uplink(cfg, client_id="gw-1") as up:
+                await up.publish(topic, b'{"tls": true}')
+            async with asyncio.timeout(5):
+                message = await anext(aiter(cloud.messages))
+        log = broker.log_file.read_text()
+    assert str(message.topic) == topic
+    assert message.payload == b'{"tls": true}'
+    # use_identity_as_username: the username is the certificate's CN, so the client sent it
+    assert "as gw-1 (" in log
+    assert "u'gw-1'" in log
 
 
 async def test_unknown_server_certificate_is_refused(tmp_path: Path) -> None:
@@ -85,6 +56,11 @@ async def test_missing_client_certificate_is_refused(tmp_path: Path) -> None:
 
         with pytest.raises(UplinkError):
             await connect_and_publish()
+        # refused by the broker for the missing certificate, not for any other reason
+        await wait_for(
+            lambda: "peer did not return a certificate" in broker.log_file.read_text(),
+            message="the broker to log the missing client certificate",
+        )
 
 
 def test_private_keys_are_written_owner_only(tmp_path: Path) -> None:

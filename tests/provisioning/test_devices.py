@@ -5,16 +5,11 @@ real in-process daemon with a scanner on a pty."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import tomllib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import tomli_w
 from typer.testing import CliRunner, Result
 
 from gateway.config import load_config
@@ -23,38 +18,11 @@ from simulators.broker import MosquittoBroker
 from simulators.oepl import OeplSimulator, demo_mac
 from simulators.scanner import PtyScanner
 from storegw.cli import app
+from tests.support.config import write_config
+from tests.support.gateway import running
 from tests.support.waiting import wait_for
 
 runner = CliRunner()
-
-
-def write_config(tmp_path: Path, broker: str, devices: list[dict[str, Any]]) -> Path:
-    path = tmp_path / "storegw.toml"
-    doc = {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": broker, "reconnect_min_s": 0.05, "reconnect_max_s": 0.3},
-        "supervisor": {"retry_min_s": 0.05, "retry_max_s": 0.5},
-        "devices": devices,
-    }
-    path.write_text(tomli_w.dumps(doc))
-    return path
-
-
-@asynccontextmanager
-async def daemon(config: Path) -> AsyncIterator[Gateway]:
-    gw = Gateway(load_config(config))
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(10):
-            await gw.ready.wait()
-            # Cancelling the daemon while its first MQTT connect is in flight can hang the
-            # shutdown (a daemon issue, reported); start each test from a connected daemon.
-            await gw.bridge.connected.wait()
-        yield gw
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def invoke(*args: str) -> Result:
@@ -138,7 +106,7 @@ async def test_list_and_test_through_the_running_daemon(
         dev = {"id": "scanner-1", "kind": "scanner", "port": scanner.path, "till": "till-1"}
         config = write_config(tmp_path, broker.url, [dev])
         c = ["-c", str(config)]
-        async with daemon(config) as gw:
+        async with running(Gateway(load_config(config)), connected=True) as gw:
             await wait_for(lambda: gw.devices["scanner-1"].health.state == "available")
             listed = await invoke("provision", "devices", "list", "--json", *c)
             assert listed.exit_code == 0, listed.output

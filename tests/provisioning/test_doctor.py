@@ -10,8 +10,7 @@ import json
 import os
 import stat
 import time
-import tty
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +39,8 @@ from provisioning.doctor.session import ACL_FIX, check_session
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.enrollment import CloudPki, CloudStack, cloud_stack
 from storegw.cli import app
-from tests.gateway.test_bridge import running
+from tests.support.gateway import running
+from tests.support.pty import Pty
 from tests.support.waiting import wait_for
 
 
@@ -48,17 +48,6 @@ from tests.support.waiting import wait_for
 async def stack(tmp_path: Path) -> AsyncIterator[CloudStack]:
     async with cloud_stack(tmp_path / "cloud") as s:
         yield s
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    tty.setraw(master)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 def write_box(
@@ -416,9 +405,9 @@ async def test_outbox_depth_and_age_read_only(tmp_path: Path) -> None:
 
 
 async def test_devices_without_the_daemon_are_checked_for_presence(
-    pty: tuple[int, str], tmp_path: Path
+    pty: Pty, tmp_path: Path
 ) -> None:
-    _, port = pty
+    port = pty.path
     devices = scanner(port) + scanner("/dev/no-such-tty").replace("scanner-1", "scanner-2")
     cfg = load_config(write_box(tmp_path, "mqtt://127.0.0.1:1883", devices=devices))
     checks = by_name(await check_devices(cfg, timeout=3))
@@ -434,9 +423,9 @@ async def test_devices_without_the_daemon_are_checked_for_presence(
 
 
 async def test_devices_with_the_daemon_are_asked_through_its_control_socket(
-    stack: CloudStack, pty: tuple[int, str], tmp_path: Path
+    stack: CloudStack, pty: Pty, tmp_path: Path
 ) -> None:
-    _, port = pty
+    port = pty.path
     config = enrolled_box(stack, tmp_path / "box", devices=scanner(port))
     cfg = load_config(config)
     gateway = Gateway(cfg)

@@ -1,8 +1,8 @@
 """``provision doctor``'s reader set-up checks: a virtual card reader on a store box fails,
 and an NFC reader's missing udev rule, driver blacklist or group is named with its fix.
 
-The virtual reader is the real one (pcscd + vsmartcard-vpcd, tests/pcsc.py); the NFC set-up
-is checked on the box ``scripts/install.sh --root`` lays out (tests/installed.py) and on an
+The virtual reader is the real one (pcscd + vsmartcard-vpcd, tests/support/pcsc.py); the NFC set-up
+is checked on the box ``scripts/install.sh --root`` lays out (tests/support/installed.py) and on an
 empty root.
 """
 

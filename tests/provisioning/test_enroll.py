@@ -27,7 +27,8 @@ from gateway.wire.enrolment import ClaimToken, EnrollRequest
 from simulators.cloud import seed
 from simulators.cloud.enrollment import CloudStack, cloud_stack
 from storegw.cli import app, mount_simulators
-from tests.gateway.test_bridge import running
+from tests.support.enroll import cli, enroll, init_box
+from tests.support.gateway import running
 from tests.support.waiting import wait_for
 
 
@@ -41,31 +42,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[CloudStack]:
 
 def received(stack: CloudStack) -> list[dict[str, Any]]:
     return stack.events  # type: ignore[attr-defined, no-any-return]
-
-
-async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
-    """The CLI in a worker thread (it runs its own event loop)."""
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
-
-
-async def init_box(
-    stack: CloudStack, box: Path, store: str = "S001", gateway: str = "gw-1"
-) -> Path:
-    config = box / "storegw.toml"
-    result = await cli(
-        "provision", "init", "-c", str(config), "--store", store, "--gateway", gateway,
-        "--url", stack.broker.url, "--data-dir", str(box / "data"),
-        "--ca-file", str(stack.pki.ca_file),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return config
-
-
-async def enroll(stack: CloudStack, config: Path, token: str, *extra: str) -> Result:
-    return await cli(
-        "provision", "enroll", "-c", str(config), "--claim", token,
-        "--provision-url", stack.broker.provision_url, "--timeout", "10", *extra,
-    )  # fmt: skip
 
 
 def assert_no_secret(result: Result, token: str) -> None:

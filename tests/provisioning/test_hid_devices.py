@@ -73,7 +73,7 @@ def test_devices_add_writes_a_hid_scanner_and_refuses_a_bad_device(tmp_path: Pat
     from typer.testing import CliRunner
 
     from storegw.cli import app
-    from tests.provisioning.test_devices import write_config
+    from tests.support.config import write_config
 
     config = write_config(tmp_path, "mqtt://127.0.0.1:1883", [])
     c = ["-c", str(config)]

@@ -6,29 +6,18 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import tomli_w
 from typer.testing import CliRunner
 
 from gateway.api.auth import TokenStore
 from storegw.cli import app
+from tests.support.config import write_config
 
 runner = CliRunner()
-
-
-def write_config(tmp_path: Path) -> Path:
-    path = tmp_path / "storegw.toml"
-    doc = {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
-        "api": {"listen": "127.0.0.1:8480"},
-        "devices": [{"id": "kiosk-1-scanner", "kind": "scanner", "port": "/dev/null"}],
-    }
-    path.write_text(tomli_w.dumps(doc))
-    return path
+KIOSK_DEVICES = [{"id": "kiosk-1-scanner", "kind": "scanner", "port": "/dev/null"}]
 
 
 def test_add_prints_the_token_once_list_never_does_revoke_ends_it(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, devices=KIOSK_DEVICES, api={"listen": "127.0.0.1:8480"})
     c = ["-c", str(config)]
     result = runner.invoke(
         app, ["provision", "kiosk", "add", "kiosk-1", "-d", "kiosk-1-scanner", *c]
@@ -69,7 +58,7 @@ def test_add_prints_the_token_once_list_never_does_revoke_ends_it(tmp_path: Path
 
 
 def test_mistakes_are_messages_and_leave_the_config_alone(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, devices=KIOSK_DEVICES, api={"listen": "127.0.0.1:8480"})
     before = config.read_text()
     c = ["-c", str(config)]
     bad = runner.invoke(app, ["provision", "kiosk", "add", "kiosk-2", "-d", "ghost", *c])

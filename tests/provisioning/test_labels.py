@@ -4,15 +4,12 @@ the OpenEPaperLink simulator and a scanner on a pty, driven as a technician woul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 from typer.testing import CliRunner, Result
 
 from gateway.config import load_config
@@ -21,39 +18,12 @@ from simulators.broker import MosquittoBroker
 from simulators.oepl import OeplSimulator, demo_mac
 from simulators.scanner import PtyScanner
 from storegw.cli import app
+from tests.support.config import write_config
+from tests.support.gateway import running
 from tests.support.waiting import wait_for
 
 runner = CliRunner()
 A, B = demo_mac(1), demo_mac(2)
-
-
-@asynccontextmanager
-async def daemon(config: Path) -> AsyncIterator[Gateway]:
-    gw = Gateway(load_config(config))
-    task = asyncio.create_task(gw.run())
-    try:
-        async with asyncio.timeout(10):
-            await gw.ready.wait()
-            # Cancelling the daemon while its first MQTT connect is in flight can hang the
-            # shutdown (a daemon issue, reported); start each test from a connected daemon.
-            await gw.bridge.connected.wait()
-        yield gw
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def write_config(tmp_path: Path, broker: str, devices: list[dict[str, Any]]) -> Path:
-    path = tmp_path / "storegw.toml"
-    doc = {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": broker, "reconnect_min_s": 0.05, "reconnect_max_s": 0.3},
-        "supervisor": {"retry_min_s": 0.05, "retry_max_s": 0.5},
-        "devices": devices,
-    }
-    path.write_text(tomli_w.dumps(doc))
-    return path
 
 
 async def invoke(*args: str) -> Result:
@@ -84,7 +54,7 @@ async def test_bind_list_flash_unbind(
 ) -> None:
     config = write_config(tmp_path, broker.url, [label_device(ap.url)])
     c = ["-c", str(config)]
-    async with daemon(config) as gw:
+    async with running(Gateway(load_config(config)), connected=True) as gw:
         await wait_for(lambda: gw.devices["esl-1"].health.state == "available", timeout=10)
         bound = await invoke(
             "provision", "labels", "bind", "dairy-1", "SKU-MILK", "--wait", "0", *c
@@ -117,7 +87,7 @@ async def test_bind_by_scanning_the_label_then_the_product(
     with PtyScanner() as scanner:
         scan_dev = {"id": "scanner-1", "kind": "scanner", "port": scanner.path}
         config = write_config(tmp_path, broker.url, [label_device(ap.url), scan_dev])
-        async with daemon(config) as gw:
+        async with running(Gateway(load_config(config)), connected=True) as gw:
             await asyncio.to_thread(scanner.wait_for_reader, 5)
             await wait_for(
                 lambda: gw.devices["scanner-1"].health.state == "available", message="scanner up"

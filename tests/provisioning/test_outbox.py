@@ -11,25 +11,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import tomli_w
 from typer.testing import CliRunner
 
 from core.events import Priority, Reading
 from gateway.outbox import Outbox
 from storegw.cli import app
+from tests.support.config import write_config
 from tests.support.daemon import REPO, outbox_rows
 
 runner = CliRunner()
-
-
-def write_config(tmp_path: Path) -> Path:
-    path = tmp_path / "storegw.toml"
-    doc = {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
-    }
-    path.write_text(tomli_w.dumps(doc))
-    return path
 
 
 @pytest.fixture

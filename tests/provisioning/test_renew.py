@@ -23,8 +23,8 @@ from gateway.rpc import RpcClient, RpcRefused
 from gateway.uplink import Uplink, UplinkError
 from gateway.wire.certs import build_csr, csr_pem, new_private_key
 from simulators.cloud.enrollment import CloudPki, CloudStack, cloud_stack
-from tests.gateway.test_bridge import running
-from tests.provisioning.test_enroll import cli, enroll, init_box
+from tests.support.enroll import cli, enroll, init_box
+from tests.support.gateway import running
 from tests.support.waiting import wait_for
 
 FAST = {  # reconnect quickly after the broker restarts (env overrides, as an operator would)

@@ -5,40 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import stat
 import sys
 from pathlib import Path
 
 import pytest
-import tomli_w
 from typer.testing import CliRunner, Result
 
 from drivers.nfc.codec import StickerKey, build_sticker_url, verify_sticker_url
 from simulators.nfc import EmulatedNtag, NfcTagSimulator
 from storegw.cli import app
+from tests.support.config import write_config
 from tests.support.daemon import REPO
+from tests.support.ports import free_udp_port
 
 runner = CliRunner()
 BASE = "t.example.com"
 UID1, UID2, UID3 = (bytes.fromhex(f"04a1b2c3d4e5{i:02x}") for i in (1, 2, 3))
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "storegw.toml"
-    doc = {
-        "gateway": {"store_id": "S001", "gateway_id": "gw-1", "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": "mqtt://127.0.0.1:1883"},
-    }
-    path.write_text(tomli_w.dumps(doc))
-    return path
+    return write_config(tmp_path)
 
 
 async def invoke(*args: str) -> Result:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from drivers.base import DeviceUnavailable
 from drivers.scanner.codec import Scan, decode
 from simulators.scanner import BUILTIN_CODES, GARBAGE, PtyScanner, aim_for, command, plan
-from tests.drivers.scanner.test_driver import config, running
+from tests.support.drivers import running_scanner, scanner_config
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for, wait_for_sync
 
@@ -171,7 +171,7 @@ def test_plan(tmp_path: Path) -> None:
 async def test_cli_types_the_given_codes_once_a_reader_is_there(tmp_path: Path) -> None:
     async with sim("4006381333931", "0109506000134352<GS>10LOT7", "--exit") as s:
         assert s.path.startswith("/dev/pts/")
-        async with running(config(s.path), tmp_path) as h:
+        async with running_scanner(scanner_config(s.path), tmp_path) as h:
             await wait_for(lambda: len(h.readings) == 2, timeout=10, message="two scans")
             assert h.codes() == ["4006381333931", "0109506000134352\x1d10LOT7"]
             assert await s.exited() == 0
@@ -182,8 +182,8 @@ async def test_cli_types_the_given_codes_once_a_reader_is_there(tmp_path: Path) 
 async def test_cli_builtin_list_with_rate_count_aim_garbage_and_lf(tmp_path: Path) -> None:
     args = ("--rate", "50", "--count", "6", "--aim", "--garbage", "--terminator", "lf", "--exit")
     async with sim(*args) as s:
-        cfg = config(s.path, aim_prefix=True, terminator="LF")
-        async with running(cfg, tmp_path) as h:
+        cfg = scanner_config(s.path, aim_prefix=True, terminator="LF")
+        async with running_scanner(cfg, tmp_path) as h:
             await wait_for(lambda: len(h.readings) == 7, timeout=10, message="6 scans, 1 error")
             kinds = [r.kind for r in h.readings]
             assert kinds == ["scan"] * 5 + ["error", "scan"]
@@ -200,8 +200,8 @@ async def test_cli_reads_a_file_and_sends_crlf(tmp_path: Path) -> None:
     codes_file = tmp_path / "codes.txt"
     codes_file.write_text("]E04006381333931\nplain text\n", encoding="utf-8")
     async with sim("--file", str(codes_file), "--terminator", "CRLF", "--exit") as s:
-        cfg = config(s.path, terminator="CRLF", aim_prefix=True)
-        async with running(cfg, tmp_path) as h:
+        cfg = scanner_config(s.path, terminator="CRLF", aim_prefix=True)
+        async with running_scanner(cfg, tmp_path) as h:
             await wait_for(lambda: len(h.readings) == 2, timeout=10, message="two scans")
             assert [r.data for r in h.readings] == [
                 {
@@ -216,7 +216,7 @@ async def test_cli_reads_a_file_and_sends_crlf(tmp_path: Path) -> None:
 
 
 async def test_cli_keeps_the_port_until_ctrl_c(tmp_path: Path) -> None:
-    async with sim("ONLY-ONE") as s, running(config(s.path), tmp_path) as h:
+    async with sim("ONLY-ONE") as s, running_scanner(scanner_config(s.path), tmp_path) as h:
         await wait_for(lambda: h.codes() == ["ONLY-ONE"], timeout=10, message="the scan")
         await wait_for(
             lambda: any("until Ctrl-C" in line for line in s.stderr), message="idle message"
@@ -236,7 +236,7 @@ async def test_cli_waits_for_a_reader_that_comes_late(tmp_path: Path) -> None:
             lambda: any("waiting for a reader" in line for line in s.stderr),
             message="waiting message",
         )
-        async with running(config(s.path), tmp_path) as h:
+        async with running_scanner(scanner_config(s.path), tmp_path) as h:
             await wait_for(lambda: h.codes() == ["LATE"], timeout=10, message="the scan")
             assert await s.exited() == 0
 

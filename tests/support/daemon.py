@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, cast
 
 import tomli_w
@@ -112,12 +111,7 @@ class Daemon:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.kill()
 
 

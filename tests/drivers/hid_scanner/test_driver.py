@@ -26,9 +26,10 @@ from gateway.supervisor import DeviceSupervisor
 from simulators.broker import MosquittoBroker
 from simulators.hid_scanner import FifoScanner
 from simulators.scanner import PtyScanner
-from tests.conftest import Observer, make_config
-from tests.drivers.scanner.test_driver import Harness, running_driver
-from tests.gateway.test_bridge import running as running_gateway
+from tests.support.config import make_config
+from tests.support.drivers import Harness, run_unopened, running_driver
+from tests.support.gateway import running as running_gateway
+from tests.support.mqtt import Observer
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 
@@ -184,12 +185,8 @@ def test_permission_denied_names_the_input_group(tmp_path: Path) -> None:
 
 
 async def test_run_before_open_is_unavailable(tmp_path: Path) -> None:
-    async def emit(reading: Reading) -> None:
-        raise AssertionError(reading)
-
-    with pytest.raises(DeviceUnavailable) as info:
-        await HidScannerDriver(config("/dev/null"), data_dir=tmp_path).run(emit)
-    assert info.value.reason == "not_open"
+    refused = await run_unopened(HidScannerDriver(config("/dev/null"), data_dir=tmp_path))
+    assert refused.reason == "not_open"
 
 
 async def test_unplug_is_reported_once_and_replug_recovers(

@@ -388,29 +388,27 @@ async def test_status_events_from_paginated_get_db(tmp_path: Path) -> None:
             await wait_for(lambda: events.esl("backend", status="down"), message="AP down")
 
 
-async def test_client_pages_follow_continu_including_an_empty_last_page() -> None:
-    sim = OeplSimulator(page_size=2)
-    macs = [demo_mac(i) for i in range(1, 5)]
+async def read_every_page(sim: OeplSimulator, count: int) -> list[str]:
+    """Add ``count`` tags, read them all through the client's paging; the get_db paths asked."""
+    macs = [demo_mac(i) for i in range(1, count + 1)]
     for mac in macs:
         sim.add_tag(mac)
     async with sim, OeplClient(sim.url, device_id="ap") as client:
         tags, more = await client.get_paged_tags()
         assert [t.mac for t in tags] == macs
         assert more is False
-        # 4 tags, 2 a page: the firmware sets continu on a full page even when it was the last.
-        assert sim.get_paths("/get_db") == ["/get_db?pos=0", "/get_db?pos=2", "/get_db?pos=4"]
+        return sim.get_paths("/get_db")
+
+
+async def test_client_pages_follow_continu_including_an_empty_last_page() -> None:
+    paths = await read_every_page(OeplSimulator(page_size=2), 4)
+    # 4 tags, 2 a page: the firmware sets continu on a full page even when it was the last.
+    assert paths == ["/get_db?pos=0", "/get_db?pos=2", "/get_db?pos=4"]
 
 
 async def test_client_reads_firmware_sized_pages() -> None:
-    sim = OeplSimulator()  # pages close at ~5000 bytes of JSON, like the firmware
-    macs = [demo_mac(i) for i in range(1, 31)]
-    for mac in macs:
-        sim.add_tag(mac)
-    async with sim, OeplClient(sim.url, device_id="ap") as client:
-        tags, more = await client.get_paged_tags()
-        assert [t.mac for t in tags] == macs
-        assert more is False
-        assert len(sim.get_paths("/get_db")) > 1
+    # pages close at ~5000 bytes of JSON, like the firmware
+    assert len(await read_every_page(OeplSimulator(), 30)) > 1
 
 
 async def test_client_errors_are_translated(ap: OeplSimulator) -> None:

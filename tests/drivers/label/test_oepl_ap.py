@@ -96,15 +96,15 @@ async def test_upload_fields_carry_only_content_disposition() -> None:
     assert 'filename="0000021EDE3AB43C.jpg"' in image
 
 
-async def test_the_strict_ap_rejects_the_form_the_old_driver_sent() -> None:
+async def test_the_strict_ap_rejects_a_form_without_its_required_fields() -> None:
     jpeg = to_jpeg(Image.new("P", (296, 128)))
     async with OeplSimulator() as ap:
         ap.add_tag(MAC)
-        old = aiohttp.FormData()  # what drivers/label/oepl.py used to send
-        old.add_field("mac", MAC)
-        old.add_field("dither", "0")
-        old.add_field("image", jpeg, filename=f"{MAC}.jpg", content_type="image/jpeg")
-        assert await post_form(ap.url + "/imgupload", old) == (400, "parameters incomplete")
+        incomplete = aiohttp.FormData()
+        incomplete.add_field("mac", MAC)
+        incomplete.add_field("dither", "0")
+        incomplete.add_field("image", jpeg, filename=f"{MAC}.jpg", content_type="image/jpeg")
+        assert await post_form(ap.url + "/imgupload", incomplete) == (400, "parameters incomplete")
         assert ap.tag(MAC).uploads == []
         # The file before the mac: the firmware has no mac when the first bytes arrive.
         late = aiohttp.MultipartWriter("form-data")

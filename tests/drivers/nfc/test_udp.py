@@ -41,16 +41,11 @@ from simulators.nfc import (
     command,
     make_tag,
 )
+from tests.support.ports import free_udp_port
 from tests.support.waiting import wait_for
 
 NTAG_UID = "04a1b2c3d4e5f6"
 URI = "https://shop.example.com/t/S001/counter?s=abc"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))  # the emulated tag binds all interfaces too
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

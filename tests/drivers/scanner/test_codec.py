@@ -122,7 +122,7 @@ def test_crlf_mode_is_tolerant_of_lone_cr_and_lf() -> None:
 
 @pytest.mark.parametrize("suffix", [b"\r", b"\n", b"\r\n"])
 def test_the_default_framer_reads_every_common_suffix(suffix: bytes) -> None:
-    """Issue #10.7: a scanner on its factory CR+LF suffix works with the default config."""
+    """A scanner on its factory CR+LF suffix works with the default config."""
     framer = LineFramer()
     assert framer.terminator == "auto"
     stream = b"".join(code + suffix for code in (b"4006381333931", b"COUPON-10", b"A"))

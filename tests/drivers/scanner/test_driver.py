@@ -3,82 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from core.events import Priority, Reading
+from core.events import Priority
 from drivers import registry
-from drivers.base import DeviceUnavailable, Driver
+from drivers.base import DeviceUnavailable
 from drivers.scanner.config import ScannerConfig
 from drivers.scanner.driver import ScannerDriver
 from simulators.scanner import PtyScanner
+from tests.support.drivers import run_unopened, running_scanner, scanner_config
 from tests.support.waiting import wait_for
 
 GTIN = "09506000134352"
 
 
-def config(port: str, **kwargs: Any) -> ScannerConfig:
-    return ScannerConfig(id="till-1-scanner", port=port, **kwargs)
-
-
-class Harness:
-    """A driver that is open and running, with everything it emitted (any scanner kind)."""
-
-    def __init__(self, driver: Driver[Any]) -> None:
-        self.driver = driver
-        self.readings: list[Reading] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def emit(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def of(self, kind: str) -> list[Reading]:
-        return [r for r in self.readings if r.kind == kind]
-
-    def codes(self) -> list[Any]:
-        return [r.data["code"] for r in self.of("scan")]
-
-    async def stopped(self, timeout: float = 5.0) -> BaseException | None:
-        """Wait for run() to end on its own; return what it raised."""
-        assert self.task is not None
-        done, _ = await asyncio.wait({self.task}, timeout=timeout)
-        assert done, f"run() still going after {timeout}s"
-        return self.task.exception()
-
-
-@contextlib.asynccontextmanager
-async def running(cfg: ScannerConfig, data_dir: Path) -> AsyncIterator[Harness]:
-    async with running_driver(ScannerDriver(cfg, data_dir=data_dir)) as harness:
-        yield harness
-
-
-@contextlib.asynccontextmanager
-async def running_driver(driver: Driver[Any]) -> AsyncIterator[Harness]:
-    """Open ``driver`` and run it in a task until the block ends."""
-    harness = Harness(driver)
-    async with driver:  # open() has flushed the port's input by now: typing is safe
-        harness.task = asyncio.create_task(driver.run(harness.emit))
-        try:
-            yield harness
-        finally:
-            harness.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, DeviceUnavailable):
-                await harness.task
-
-
-@pytest.fixture
-def scanner() -> Iterator[PtyScanner]:
-    with PtyScanner() as s:
-        yield s
-
-
 async def test_codes_arrive_in_order_as_scan_readings(scanner: PtyScanner, tmp_path: Path) -> None:
     codes = ["4006381333931", "COUPON-SPRING-10", "Grüße 🛒", "01" + GTIN + "10AB\x1d21X", " a b "]
-    async with running(config(scanner.path), tmp_path) as h:
+    async with running_scanner(scanner_config(scanner.path), tmp_path) as h:
         for code in codes:
             scanner.type(code)
         await wait_for(lambda: len(h.readings) == len(codes), message="all scans")
@@ -99,7 +42,7 @@ async def test_codes_arrive_in_order_as_scan_readings(scanner: PtyScanner, tmp_p
 async def test_terminators_even_when_split_across_writes(
     scanner: PtyScanner, tmp_path: Path, terminator: str, pieces: list[bytes]
 ) -> None:
-    async with running(config(scanner.path, terminator=terminator), tmp_path) as h:
+    async with running_scanner(scanner_config(scanner.path, terminator=terminator), tmp_path) as h:
         for code in ["A1", "B2", "C3"]:
             scanner.type(code[0], terminator=b"")
             scanner.type(code[1], terminator=b"")
@@ -111,10 +54,10 @@ async def test_terminators_even_when_split_across_writes(
 
 
 async def test_the_default_config_reads_a_crlf_scanner(scanner: PtyScanner, tmp_path: Path) -> None:
-    """Issue #10.7: CR+LF (a common factory suffix) needs no terminator setting."""
-    cfg = config(scanner.path)
+    """CR+LF (a common factory suffix) needs no terminator setting."""
+    cfg = scanner_config(scanner.path)
     assert cfg.terminator == "auto"
-    async with running(cfg, tmp_path) as h:
+    async with running_scanner(cfg, tmp_path) as h:
         for code in ["4006381333931", "COUPON-10", "5901234123457"]:
             scanner.type(code, terminator=b"\r\n")
         scanner.type("LONE-LF", terminator=b"\n")
@@ -127,7 +70,7 @@ async def test_the_default_config_reads_a_crlf_scanner(scanner: PtyScanner, tmp_
 async def test_garbage_is_an_error_event_and_the_next_code_still_arrives(
     scanner: PtyScanner, tmp_path: Path
 ) -> None:
-    async with running(config(scanner.path), tmp_path) as h:
+    async with running_scanner(scanner_config(scanner.path), tmp_path) as h:
         scanner.type(b"\xff\xfe garbled")
         scanner.type(b"NO\x07READ")
         scanner.type("5901234123457")
@@ -152,7 +95,7 @@ async def test_garbage_is_an_error_event_and_the_next_code_still_arrives(
 async def test_an_endless_line_is_one_error_and_bounded(
     scanner: PtyScanner, tmp_path: Path
 ) -> None:
-    async with running(config(scanner.path, max_line_bytes=64), tmp_path) as h:
+    async with running_scanner(scanner_config(scanner.path, max_line_bytes=64), tmp_path) as h:
         scanner.type(b"A" * 5000 + b"B" * 5000)
         scanner.type("OK")
         await wait_for(lambda: len(h.readings) == 2, message="an error and a scan")
@@ -164,7 +107,8 @@ async def test_an_endless_line_is_one_error_and_bounded(
 
 
 async def test_aim_ids_and_gs1_end_to_end(scanner: PtyScanner, tmp_path: Path) -> None:
-    async with running(config(scanner.path, aim_prefix=True, terminator="CRLF"), tmp_path) as h:
+    cfg = scanner_config(scanner.path, aim_prefix=True, terminator="CRLF")
+    async with running_scanner(cfg, tmp_path) as h:
         scanner.type("]C101" + GTIN + "17251231" + "10ABC123", terminator=b"\r\n")
         scanner.type("]Q1https://member.example.com/m/M100042", terminator=b"\r\n")
         scanner.type("no prefix here", terminator=b"\r\n")
@@ -186,7 +130,7 @@ async def test_aim_ids_and_gs1_end_to_end(scanner: PtyScanner, tmp_path: Path) -
 async def test_unplug_raises_device_unavailable_and_replug_works(tmp_path: Path) -> None:
     first = PtyScanner()
     try:
-        async with running(config(first.path), tmp_path) as h:
+        async with running_scanner(scanner_config(first.path), tmp_path) as h:
             first.type("BEFORE")
             await wait_for(lambda: h.codes() == ["BEFORE"], message="first scan")
             first.type(b"half a li", terminator=b"")
@@ -201,13 +145,13 @@ async def test_unplug_raises_device_unavailable_and_replug_works(tmp_path: Path)
     finally:
         first.unplug()
     with PtyScanner() as second:  # replugged (maybe under a new name)
-        async with running(config(second.path), tmp_path) as h:
+        async with running_scanner(scanner_config(second.path), tmp_path) as h:
             second.type("AFTER")
             await wait_for(lambda: h.codes() == ["AFTER"], message="scan after replug")
 
 
 async def test_open_fails_cleanly_when_the_port_is_not_there(tmp_path: Path) -> None:
-    driver = ScannerDriver(config(str(tmp_path / "ttyACM9")), data_dir=tmp_path)
+    driver = ScannerDriver(scanner_config(str(tmp_path / "ttyACM9")), data_dir=tmp_path)
     assert driver.health() == {"port": str(tmp_path / "ttyACM9"), "scans": 0, "errors": 0}
     with pytest.raises(DeviceUnavailable) as info:
         async with driver:
@@ -218,28 +162,24 @@ async def test_open_fails_cleanly_when_the_port_is_not_there(tmp_path: Path) -> 
 
 async def test_unknown_url_scheme_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailable) as info:
-        await ScannerDriver(config("nosuch://x"), data_dir=tmp_path).open()
+        await ScannerDriver(scanner_config("nosuch://x"), data_dir=tmp_path).open()
     assert info.value.reason == "bad_port"
 
 
 async def test_a_second_reader_on_the_same_tty_is_refused(
     scanner: PtyScanner, tmp_path: Path
 ) -> None:
-    async with running(config(scanner.path), tmp_path) as h:
+    async with running_scanner(scanner_config(scanner.path), tmp_path) as h:
         with pytest.raises(DeviceUnavailable) as info:
-            await ScannerDriver(config(scanner.path), data_dir=tmp_path).open()
+            await ScannerDriver(scanner_config(scanner.path), data_dir=tmp_path).open()
         assert info.value.reason == "port_unavailable"
         scanner.type("STILL-MINE")
         await wait_for(lambda: h.codes() == ["STILL-MINE"], message="first reader keeps working")
 
 
 async def test_run_before_open_is_unavailable(tmp_path: Path) -> None:
-    async def emit(reading: Reading) -> None:
-        raise AssertionError(reading)
-
-    with pytest.raises(DeviceUnavailable) as info:
-        await ScannerDriver(config("/dev/null"), data_dir=tmp_path).run(emit)
-    assert info.value.reason == "not_open"
+    refused = await run_unopened(ScannerDriver(scanner_config("/dev/null"), data_dir=tmp_path))
+    assert refused.reason == "not_open"
 
 
 async def test_socket_url_reads_codes_and_eof_is_unavailable(tmp_path: Path) -> None:
@@ -253,7 +193,8 @@ async def test_socket_url_reads_codes_and_eof_is_unavailable(tmp_path: Path) -> 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with running(config(f"socket://127.0.0.1:{port}", terminator="LF"), tmp_path) as h:
+        cfg = scanner_config(f"socket://127.0.0.1:{port}", terminator="LF")
+        async with running_scanner(cfg, tmp_path) as h:
             async with asyncio.timeout(5):
                 await connected.wait()
             writers[0].write(b"4006381333931\nCOUP")
@@ -278,7 +219,7 @@ async def test_socket_url_refused_is_unavailable(tmp_path: Path) -> None:
     server.close()
     await server.wait_closed()
     with pytest.raises(DeviceUnavailable) as info:
-        await ScannerDriver(config(f"socket://127.0.0.1:{port}"), data_dir=tmp_path).open()
+        await ScannerDriver(scanner_config(f"socket://127.0.0.1:{port}"), data_dir=tmp_path).open()
     assert info.value.reason == "port_unavailable"
 
 

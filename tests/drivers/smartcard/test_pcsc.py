@@ -22,6 +22,7 @@ from drivers.base import DeviceUnavailable
 from drivers.smartcard.config import SmartcardConfig
 from drivers.smartcard.driver import SmartcardDriver
 from simulators.card import DEFAULT_AID, DEFAULT_ATR, VirtualCard
+from tests.support.drivers import Harness
 from tests.support.paths import REPO
 from tests.support.pcsc import READER_0, READER_1, VPCD_PORTS, Pcscd, card_present
 from tests.support.waiting import wait_for, wait_for_sync
@@ -47,19 +48,8 @@ def empty_readers() -> Iterator[None]:
     wait_for_sync(_no_cards, TIMEOUT, "both virtual readers to be empty after the test")
 
 
-class Recorder:
-    """Collects what a driver emits; fails fast when the driver's run() ends."""
-
-    def __init__(self, driver: SmartcardDriver) -> None:
-        self.driver = driver
-        self.readings: list[Reading] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def emit(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def of(self, kind: str) -> list[Reading]:
-        return [r for r in self.readings if r.kind == kind]
+class Recorder(Harness):
+    """What a driver emitted; waiting for a reading fails fast when the driver's run() ends."""
 
     async def nth(self, kind: str, n: int, timeout: float = TIMEOUT) -> Reading:
         """The n-th (1-based) reading of ``kind``, waiting for it with a deadline."""

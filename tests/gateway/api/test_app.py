@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,8 +24,11 @@ from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from simulators.pki import make_tls_files
 from storegw.cli import app as cli_app
-from tests.gateway.counter.test_service import Link, counter_config, forged_coupon, offline, online
-from tests.gateway.test_bridge import running
+from tests.support.config import counter_config, write_config
+from tests.support.counter import forged_coupon, offline, online
+from tests.support.gateway import running
+from tests.support.http import call_json
+from tests.support.link import Link
 from tests.support.waiting import wait_for
 
 
@@ -49,15 +51,10 @@ class Api:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        hdrs = dict(headers or {})
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        if data is not None:
-            hdrs.setdefault("Content-Type", "application/json")
-        async with self.http.request(method, self.base + path, data=data, headers=hdrs) as resp:
-            assert resp.content_type == "application/json", f"{method} {path}"
-            return resp.status, await resp.json()
+        bearer = None if token is None else (self.token if token == "default" else token)
+        return await call_json(
+            self.http, method, self.base + path, body, bearer=bearer, raw=raw, headers=headers
+        )
 
     async def ok(self, method: str, path: str, body: Any = None, schema: str = "") -> Any:
         status, doc = await self.call(method, path, body)
@@ -91,22 +88,6 @@ async def api_running(link: Link, data_dir: Path, **config: Any) -> AsyncIterato
         api = Api(gw, f"http://127.0.0.1:{gw.api.port}", token, tokens, http)
         await online(gw)
         yield api
-
-
-@pytest.fixture
-async def cloud(broker: Any, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@pytest.fixture
-async def link(broker: Any) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
 
 
 # --- the document -----------------------------------------------------------------------------
@@ -470,18 +451,14 @@ async def test_the_api_serves_tls_when_configured(
 
 
 def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path) -> None:
-    conf = tmp_path / "storegw.toml"
-    conf.write_text(
-        f'[gateway]\nstore_id = "S001"\ngateway_id = "gw-1"\ndata_dir = "{tmp_path / "d"}"\n'
-        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n'
-    )
+    conf = write_config(tmp_path)
     runner = CliRunner()
     created = runner.invoke(cli_app, ["api", "token", "create", "pos-1", "-c", str(conf)])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip()
     assert token.startswith("sgw_")
     assert len(token) > 40
-    store = TokenStore(tmp_path / "d" / "api-tokens.db")
+    store = TokenStore(tmp_path / "data" / "api-tokens.db")
     assert store.lookup(token) == "pos-1"
     duplicate = runner.invoke(cli_app, ["api", "token", "create", "pos-1", "-c", str(conf)])
     assert duplicate.exit_code == 1
@@ -493,9 +470,9 @@ def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path
     from gateway.api.auth import token_hash
 
     assert token_hash(token) not in listed.output
-    raw = (tmp_path / "d" / "api-tokens.db").read_bytes()
+    raw = (tmp_path / "data" / "api-tokens.db").read_bytes()
     assert token.encode() not in raw
-    assert (tmp_path / "d" / "api-tokens.db").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "data" / "api-tokens.db").stat().st_mode & 0o077 == 0
     revoked = runner.invoke(cli_app, ["api", "token", "revoke", "pos-1", "-c", str(conf)])
     assert revoked.exit_code == 0
     assert store.lookup(token) is None

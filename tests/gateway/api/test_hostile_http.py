@@ -1,8 +1,8 @@
 """The local API and the kiosk socket against hostile clients (the real daemon's HTTP server).
 
-Regressions of issue #11: nested JSON bodies answered 500 (27 of 30 cases), an oversized
-``Authorization`` header put part of the token into the log through aiohttp's "Error handling
-request" traceback, and the kiosk socket accepted any ``Origin``.
+Guarded here: deeply nested JSON bodies get a 4xx answer, not 500; an oversized
+``Authorization`` header puts no part of the token into the log (aiohttp's "Error handling
+request" traceback would); the kiosk socket accepts only its configured ``Origin``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from gateway.kiosk.config import KioskConfig
 from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
-from tests.gateway.counter.test_service import Link
-from tests.gateway.kiosk.test_api import KIOSK, KioskApi, cloud, kiosk_running, link, scanner  # noqa: F401
+from tests.support.kiosk import KIOSK, KioskApi, kiosk_running
+from tests.support.link import Link
 
 NESTS = [
     b"[" * 60_000,  # the API takes at most 64 KiB
@@ -32,9 +32,9 @@ NESTS = [
 
 @pytest.fixture
 async def api(
-    link: Link,  # noqa: F811 - the fixture, imported above
-    cloud: CloudService,  # noqa: F811
-    scanner: PtyScanner,  # noqa: F811
+    link: Link,
+    cloud: CloudService,
+    scanner: PtyScanner,
     tmp_path: Path,
 ) -> AsyncIterator[KioskApi]:
     async with kiosk_running(link, tmp_path / "gw", scanner) as running:

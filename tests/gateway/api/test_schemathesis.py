@@ -19,10 +19,8 @@ import pytest
 
 from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
-from tests.gateway.counter.test_service import Link
-from tests.gateway.kiosk.test_api import KioskApi, cloud, kiosk_running, link, scanner
-
-__all__ = ["cloud", "link", "scanner"]  # fixtures, used by name
+from tests.support.kiosk import KioskApi, kiosk_running
+from tests.support.link import Link
 
 ST = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Config
 from gateway.counter.models import (
     AccrueRequest,
     CheckinRequest,
@@ -27,74 +26,24 @@ from gateway.counter.models import (
     Origin,
     RedeemRequest,
 )
-from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from gateway.wire.tokens import Coupon, KeySet, SigningKey, sign_coupon
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
-from tests.conftest import make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import counter_config
+from tests.support.counter import cloud_events, forged_coupon, offline, online, svc
+from tests.support.gateway import running
 from tests.support.link import Link
-from tests.support.waiting import eventually, wait_for
+from tests.support.waiting import eventually
 
 API = Origin(device_id="gateway", source="api", client="test")
-
-
-def counter_config(
-    broker_url: str,
-    data_dir: Path,
-    *,
-    devices: list[dict[str, Any]] | None = None,
-    api: bool = False,
-    **counter: Any,
-) -> Config:
-    sections: dict[str, Any] = {
-        "counter": {"rpc_timeout_s": 1.0, "reconcile_interval_s": 0.3, **counter}
-    }
-    if api:
-        sections["api"] = {"listen": "127.0.0.1:0"}
-    return make_config(broker_url, data_dir, devices, **sections)
-
-
-@pytest.fixture
-async def link(broker: MosquittoBroker) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
 
 
 @contextlib.asynccontextmanager
 async def cloud_service(broker: MosquittoBroker, path: Path) -> AsyncIterator[CloudService]:
     async with CloudService(broker.url, path) as cloud:
         yield cloud
-
-
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with cloud_service(broker, tmp_path / "cloud.db") as c:
-        yield c
-
-
-def svc(gw: Gateway) -> CounterService:
-    assert gw.counter is not None
-    return gw.counter
-
-
-async def online(gw: Gateway) -> CounterService:
-    """Connected, with the cloud's keys received."""
-    await wait_for(gw.bridge.connected.is_set, timeout=10, message="gateway connected")
-    await wait_for(lambda: len(svc(gw).keys.keyset) > 0, timeout=10, message="cloud keys")
-    return svc(gw)
-
-
-async def offline(gw: Gateway, link: Link) -> CounterService:
-    await link.cut()
-    await wait_for(lambda: not gw.bridge.connected.is_set(), message="outage noticed")
-    return svc(gw)
 
 
 async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:
@@ -105,27 +54,6 @@ async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:
     finally:
         conn.close()
     return [json.loads(r[0]) for r in rows]
-
-
-async def cloud_events(cloud: CloudService, kind: str, count: int = 1) -> list[dict[str, Any]]:
-    return await eventually(
-        lambda: cloud.store.event_data(kind),
-        lambda found: len(found) >= count,
-        timeout=10,
-        message=f"{count} {kind} event(s) at the cloud",
-    )
-
-
-def forged_coupon(coupon_id: str = "CPN-FORGED", value: str = "5.00") -> str:
-    """Right shape, signed by a key the cloud never published."""
-    coupon = Coupon(
-        coupon_id=coupon_id,
-        value=Decimal(value),
-        currency="EUR",
-        expires=datetime.now(UTC) + timedelta(days=1),
-        stores=("*",),
-    )
-    return sign_coupon(coupon, SigningKey.generate("rogue"))
 
 
 # --- identify ---------------------------------------------------------------------------------
@@ -470,30 +398,18 @@ async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
         assert no_member.value.code == "no_member"
 
         await offline(gw, link)
-        offline_accrual = await counter.accrue(
-            AccrueRequest(
-                till="till-1",
-                member_id=seed.BRUNO,
-                amount=Decimal("4.00"),
-                currency="EUR",
-                receipt_id="R2",
-                accrual_id="ACC-R2",
-            ),
-            API,
+        r2 = AccrueRequest(
+            till="till-1",
+            member_id=seed.BRUNO,
+            amount=Decimal("4.00"),
+            currency="EUR",
+            receipt_id="R2",
+            accrual_id="ACC-R2",
         )
+        offline_accrual = await counter.accrue(r2, API)
         assert offline_accrual.mode == "offline"
         assert offline_accrual.status == "pending"
-        retry = await counter.accrue(
-            AccrueRequest(
-                till="till-1",
-                member_id=seed.BRUNO,
-                amount=Decimal("4.00"),
-                currency="EUR",
-                receipt_id="R2",
-                accrual_id="ACC-R2",
-            ),
-            API,
-        )
+        retry = await counter.accrue(r2, API)  # the till sends it again: one accrual
         assert retry.accrual_id == "ACC-R2"
         checkin = await counter.checkin(
             CheckinRequest(till="till-1", appointment_id=seed.APPT_SOON, member_id=seed.ALICE),

@@ -2,73 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tty
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from core.events import Priority, Reading
 from gateway.daemon import Gateway
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
-from tests.gateway.counter.test_service import Link, counter_config, online
-from tests.gateway.test_bridge import running
-from tests.support.waiting import eventually, wait_for
-
-
-class Pty:
-    """The scanner's side of a serial line: what is written here arrives at the port."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.master)
-        self.path = os.ttyname(self.slave)
-
-    def scan(self, code: str) -> None:
-        os.write(self.master, code.encode() + b"\r")
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-@pytest.fixture
-def pty() -> Iterator[Pty]:
-    p = Pty()
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-@pytest.fixture
-async def cloud(broker: Any, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@pytest.fixture
-async def link(broker: Any) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
-
-
-async def kinds_at_cloud(cloud: CloudService, kind: str, count: int) -> list[dict[str, Any]]:
-    return await eventually(
-        lambda: cloud.store.event_data(kind),
-        lambda found: len(found) >= count,
-        timeout=10,
-        message=f"{count} {kind} event(s)",
-    )
+from tests.support.config import counter_config
+from tests.support.counter import cloud_events, online
+from tests.support.gateway import running
+from tests.support.link import Link
+from tests.support.pty import Pty
+from tests.support.waiting import wait_for
 
 
 async def test_a_coupon_scanned_at_a_till_with_a_member_redeems_it(
@@ -87,7 +32,7 @@ async def test_a_coupon_scanned_at_a_till_with_a_member_redeems_it(
         await wait_for(lambda: scanner.health.state == "available", message="scanner open")
 
         pty.scan(welcome)  # no member yet: refused, and nothing is claimed
-        refused = await kinds_at_cloud(cloud, "counter.refused", 1)
+        refused = await cloud_events(cloud, "counter.refused", 1)
         assert refused[0]["reason"] == "no_member"
         assert refused[0]["till"] == "till-1"
         assert refused[0]["operation"] == "coupon.redeem"
@@ -95,8 +40,8 @@ async def test_a_coupon_scanned_at_a_till_with_a_member_redeems_it(
         pty.scan(phone.code())
         pty.scan(welcome)  # handled after the identify: one queue per till
         pty.scan("4006381333931")  # a product: a scan event, nothing for the counter
-        identified = await kinds_at_cloud(cloud, "member.identified", 1)
-        redeemed = await kinds_at_cloud(cloud, "coupon.redeemed", 1)
+        identified = await cloud_events(cloud, "member.identified", 1)
+        redeemed = await cloud_events(cloud, "coupon.redeemed", 1)
         assert identified[0]["member_id"] == seed.ALICE
         assert identified[0]["till"] == "till-1"
         assert identified[0]["source"] == "device"
@@ -109,9 +54,9 @@ async def test_a_coupon_scanned_at_a_till_with_a_member_redeems_it(
         assert state["used_till"] == "till-1"
 
         pty.scan(welcome)  # the same coupon again
-        refused = await kinds_at_cloud(cloud, "counter.refused", 2)
+        refused = await cloud_events(cloud, "counter.refused", 2)
         assert refused[1]["reason"] == "already_used"
-        scans = await kinds_at_cloud(cloud, "scan", 5)
+        scans = await cloud_events(cloud, "scan", 5)
     assert [s["code"] for s in scans][-1] == welcome  # raw scans are delivered as before
     records = [r for r in await cloud.store.events() if r.kind == "coupon.redeemed"]
     assert [r.kind for r in records] == ["coupon.redeemed"]
@@ -144,8 +89,8 @@ async def test_card_and_nfc_readings_of_a_till_identify_and_devices_without_a_ti
         await emit("till-2-nfc", Reading(kind="nfc", data={"uid": seed.NFC_BRUNO}))
         await wait_for(lambda: counter.tills.member("till-2") == seed.BRUNO, message="tap")
         await emit("till-2-nfc", Reading(kind="nfc", data={"uid": "04000000000000"}))
-        refused = await kinds_at_cloud(cloud, "counter.refused", 1)
-        identified = await kinds_at_cloud(cloud, "member.identified", 2)
+        refused = await cloud_events(cloud, "counter.refused", 1)
+        identified = await cloud_events(cloud, "member.identified", 2)
     assert [(e["by"], e["member_id"]) for e in identified] == [
         ("card", seed.CHLOE),
         ("nfc", seed.BRUNO),

@@ -10,12 +10,8 @@ browser tests use nfcpy's udp reader).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,193 +25,20 @@ from typer.testing import CliRunner
 from core.events import Reading
 from gateway.api.auth import TokenStore, token_hash
 from gateway.config import Config, ConfigError, parse_config
-from gateway.daemon import Gateway
-from gateway.kiosk.service import KioskService
-from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from simulators.scanner import PtyScanner
 from storegw.cli import app as cli_app
-from tests.conftest import make_config
-from tests.gateway.counter.test_service import Link, online
-from tests.gateway.test_bridge import running
+from tests.support.config import write_config
+from tests.support.counter import online
+from tests.support.kiosk import KIOSK, NFC, SCANNER, kiosk_running
+from tests.support.link import Link
 from tests.support.waiting import eventually, wait_for
 
-KIOSK = "kiosk-1"
 EXTERNAL = re.compile(
     r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import|fetch\(\s*["'](?:https?:)?//"""
 )
 """A reference the page would load from another host."""
-SCANNER = "kiosk-1-scanner"
-NFC = "kiosk-1-nfc"
-
-
-def kiosk_config(
-    broker_url: str, data_dir: Path, scanner_port: str, nfc_port: int | None = None
-) -> Config:
-    """kiosk-1 (scanner + NFC reader, Chinese first), kiosk-2 (English), and a till."""
-    nfc: dict[str, Any] = {"id": NFC, "kind": "nfc", "enabled": False}
-    if nfc_port is not None:
-        nfc = {
-            "id": NFC,
-            "kind": "nfc",
-            "device": f"udp:127.0.0.1:{nfc_port}",
-            "targets": ["106A"],
-        }
-    devices: list[dict[str, Any]] = [
-        {"id": SCANNER, "kind": "scanner", "port": scanner_port},
-        nfc,
-        {"id": "kiosk-2-scanner", "kind": "scanner", "port": "/dev/null-none", "enabled": False},
-        {
-            "id": "till-1-scanner",
-            "kind": "scanner",
-            "port": "/dev/null-none",
-            "enabled": False,
-            "till": "till-1",
-        },
-    ]
-    return make_config(
-        broker_url,
-        data_dir,
-        devices,
-        counter={"rpc_timeout_s": 1.0, "reconcile_interval_s": 0.3},
-        api={"listen": "127.0.0.1:0"},
-        kiosks=[
-            {"name": KIOSK, "devices": [SCANNER, NFC], "language": "zh", "idle_reset_s": 60},
-            {
-                "name": "kiosk-2",
-                "devices": ["kiosk-2-scanner"],
-                "language": "en",
-                "origins": ["https://kiosk-2.store.example"],
-            },
-        ],
-    )
-
-
-@dataclass
-class KioskApi:
-    gw: Gateway
-    base: str
-    token: str
-    pos_token: str
-    tokens: TokenStore
-    http: aiohttp.ClientSession
-    scanner: PtyScanner
-
-    @property
-    def ws_url(self) -> str:
-        return self.base.replace("http://", "ws://") + "/v1/kiosk/ws"
-
-    @property
-    def kiosks(self) -> KioskService:
-        assert self.gw.kiosks is not None
-        return self.gw.kiosks
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        token: str | None = "kiosk",
-        raw: bytes | None = None,
-    ) -> tuple[int, Any]:
-        headers: dict[str, str] = {}
-        if token is not None:
-            real = {"kiosk": self.token, "pos": self.pos_token}.get(token, token)
-            headers["Authorization"] = f"Bearer {real}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.http.request(method, self.base + path, data=data, headers=headers) as r:
-            assert r.content_type == "application/json", f"{method} {path}: {r.content_type}"
-            return r.status, await r.json()
-
-    async def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-        status, doc = await self.call(method, path, body, **kw)
-        assert status == 200, doc
-        return doc
-
-    async def refused(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, str]:
-        status, doc = await self.call(method, path, body, **kw)
-        assert set(doc) <= {"error", "mode"}, doc
-        assert doc["error"]["message"], doc
-        return status, doc["error"]["code"]
-
-    async def ticket(self) -> str:
-        return str((await self.ok("POST", "/v1/kiosk/ws-ticket"))["ticket"])
-
-    @contextlib.asynccontextmanager
-    async def socket(self, **query: str) -> AsyncIterator[Socket]:
-        if not query:
-            query = {"ticket": await self.ticket()}
-        async with self.http.ws_connect(self.ws_url, params=query) as ws:
-            sock = Socket(ws)
-            sock.hello = await sock.next("hello")
-            yield sock
-
-
-class Socket:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.hello: dict[str, Any] = {}
-        self.seen: list[dict[str, Any]] = []
-
-    async def next(self, kind: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
-        """The next push of type ``kind`` whose fields have the ``match`` values (all pushes
-        are kept in ``seen``)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = await self.ws.receive()
-                assert msg.type == aiohttp.WSMsgType.TEXT, f"socket ended: {msg}"
-                doc: dict[str, Any] = json.loads(msg.data)
-                self.seen.append(doc)
-                if doc["type"] == kind and all(doc.get(k) == v for k, v in match.items()):
-                    return doc
-
-
-@pytest.fixture
-def scanner() -> Iterator[PtyScanner]:
-    with PtyScanner() as s:
-        yield s
-
-
-@pytest.fixture
-async def link(broker: MosquittoBroker) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
-
-
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
-
-
-@contextlib.asynccontextmanager
-async def kiosk_running(
-    link: Link, data_dir: Path, scanner: PtyScanner, nfc_port: int | None = None
-) -> AsyncIterator[KioskApi]:
-    tokens = TokenStore(data_dir / "api-tokens.db")
-    kiosk_token = tokens.create("kiosk-1-page", kiosk=KIOSK)
-    pos_token = tokens.create("pos-1")
-    gw = Gateway(kiosk_config(link.url, data_dir, scanner.path, nfc_port))
-    async with running(gw), aiohttp.ClientSession() as http:
-        assert gw.api is not None
-        assert gw.api.port is not None
-        api = KioskApi(
-            gw, f"http://127.0.0.1:{gw.api.port}", kiosk_token, pos_token, tokens, http, scanner
-        )
-        await online(gw)
-        await wait_for(
-            lambda: gw.devices[SCANNER].health.state == "available", message="kiosk scanner open"
-        )
-        yield api
-
 
 # --- the document -----------------------------------------------------------------------------
 
@@ -670,13 +493,16 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
     cfg = _config(devices, [{"name": "k1", "devices": ["k1-scan", "k1-nfc"]}])
     assert cfg.kiosks[0].language == "zh"
     assert cfg.kiosks[0].idle_reset_s == 60
+    wrong_devices_and_names: list[dict[str, Any]] = [
+        {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
+        {"name": "k1", "devices": ["k1-scan"]},
+        {"name": "till-1"},
+    ]
     with pytest.raises(ConfigError) as err:
         _config(
             devices,
             [
-                {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
-                {"name": "k1", "devices": ["k1-scan"]},
-                {"name": "till-1"},
+                *wrong_devices_and_names,
                 {"name": "k 3", "language": "fr", "idle_reset_s": 1, "extra": True},
                 {"name": "k4", "devices": ["k1-nfc", "k1-nfc"]},
             ],
@@ -691,14 +517,7 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
         "kiosks[4].devices",
     } <= paths, found
     with pytest.raises(ConfigError) as err:
-        _config(
-            devices,
-            [
-                {"name": "k1", "devices": ["k1-scan", "nope", "till-scan"]},
-                {"name": "k1", "devices": ["k1-scan"]},
-                {"name": "till-1"},
-            ],
-        )
+        _config(devices, wrong_devices_and_names)
     problems = {p.path: p.message for p in err.value.problems}
     assert "no device" in problems["kiosks[0].devices[1]"]
     assert "serves till" in problems["kiosks[0].devices[2]"]
@@ -708,18 +527,14 @@ def test_the_config_refuses_kiosks_that_would_share_or_steal_devices() -> None:
 
 
 def test_the_token_cli_binds_a_token_to_a_configured_kiosk(tmp_path: Path) -> None:
-    conf = tmp_path / "storegw.toml"
-    conf.write_text(
-        f'[gateway]\nstore_id = "S001"\ngateway_id = "gw-1"\ndata_dir = "{tmp_path / "d"}"\n'
-        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n[[kiosks]]\nname = "kiosk-1"\n'
-    )
+    conf = write_config(tmp_path, kiosks=[{"name": "kiosk-1"}])
     runner = CliRunner()
     made = runner.invoke(
         cli_app, ["api", "token", "create", "k1-page", "--kiosk", "kiosk-1", "-c", str(conf)]
     )
     assert made.exit_code == 0, made.output
     token = made.stdout.strip()
-    store = TokenStore(tmp_path / "d" / "api-tokens.db")
+    store = TokenStore(tmp_path / "data" / "api-tokens.db")
     client = store.lookup_client(token)
     assert client is not None
     assert (client.name, client.kiosk) == ("k1-page", "kiosk-1")

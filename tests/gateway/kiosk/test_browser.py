@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,9 @@ from simulators.cloud import CloudService, seed
 from simulators.nfc import EmulatedNtag, NfcTagSimulator
 from simulators.phone import Phone
 from simulators.scanner import PtyScanner
-from tests.drivers.nfc.test_udp import free_udp_port
-from tests.gateway.counter.test_service import Link
-from tests.gateway.kiosk.test_api import KIOSK, KioskApi, kiosk_running
+from tests.support.kiosk import KIOSK, KioskApi, kiosk_running
+from tests.support.link import Link
+from tests.support.ports import free_udp_port
 from tests.support.waiting import eventually, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -41,28 +41,6 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture
-def scanner() -> Iterator[PtyScanner]:
-    with PtyScanner() as s:
-        yield s
-
-
-@pytest.fixture
-async def link(broker: MosquittoBroker) -> AsyncIterator[Link]:
-    proxy = Link(broker)
-    await proxy.restore()
-    try:
-        yield proxy
-    finally:
-        await proxy.cut()
-
-
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as c:
-        yield c
 
 
 class Browser:

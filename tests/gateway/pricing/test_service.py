@@ -9,6 +9,7 @@ PNG under ``tmp_path/labels`` for a person to look at.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -26,9 +27,9 @@ from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService
 from simulators.oepl import OeplSimulator, demo_mac
-from tests.conftest import make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
 from tests.support.daemon import outbox_rows
+from tests.support.gateway import running
 from tests.support.waiting import eventually, wait_for
 
 STORE, GW = "S001", "gw-1"
@@ -120,10 +121,14 @@ async def ap(tmp_path: Path) -> AsyncIterator[OeplSimulator]:
         yield sim
 
 
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with CloudService(broker.url, tmp_path / "cloud.db") as service:
-        yield service
+@contextlib.asynccontextmanager
+async def serving(
+    broker: MosquittoBroker, tmp_path: Path, ap: OeplSimulator
+) -> AsyncIterator[Gateway]:
+    """The gateway running with its label device, connected and the device up."""
+    async with running(gateway(broker, tmp_path, ap)) as gw:
+        await ready(gw)
+        yield gw
 
 
 async def ready(gw: Gateway) -> None:
@@ -166,9 +171,7 @@ async def bind_and_price(cloud: CloudService, ap: OeplSimulator) -> None:
 async def test_a_price_list_reaches_exactly_the_bound_labels(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         # Bound before any price is known: nothing to show yet.
         bound = data(await cloud.bind_label(STORE, GW, label="dairy-1", sku=MILK["sku"]))
         assert bound == {
@@ -245,9 +248,7 @@ async def test_a_price_list_reaches_exactly_the_bound_labels(
 async def test_binding_a_label_shows_its_product_at_once_and_unbinding_releases_it(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         data(await cloud.push_price_list(STORE, GW, [MILK, COFFEE, PEN]))
         bound = data(await cloud.bind_label(STORE, GW, label="pens-1", sku=PEN["sku"], wait_s=10))
         assert bound["shown"] is True
@@ -287,9 +288,7 @@ async def test_binding_a_label_shows_its_product_at_once_and_unbinding_releases_
 async def test_a_failed_label_is_reported_and_retried_until_it_shows_the_price(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         data(await cloud.bind_label(STORE, GW, label=A, sku=MILK["sku"]))
         data(await cloud.bind_label(STORE, GW, label=B, sku=COFFEE["sku"]))
         ap.fail_tag(B, times=3, status=500)
@@ -350,9 +349,7 @@ async def test_a_failed_label_is_reported_and_retried_until_it_shows_the_price(
 async def test_a_flash_sale_starts_and_ends_on_time_with_the_broker_down(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap) as gw:
         await bind_and_price(cloud, ap)
         start = time.time() + 1.5
         end = start + 2.0
@@ -428,10 +425,8 @@ def pending(outbox: Path) -> list[dict[str, Any]]:
 async def test_after_a_restart_during_a_sale_the_labels_still_revert_at_its_end(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
     milk_sale = content(MILK, promo_price="0.89", promo_text="Weekend", member_price=None)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         await bind_and_price(cloud, ap)
         end = time.time() + 4.0
         sale = data(
@@ -450,9 +445,7 @@ async def test_after_a_restart_during_a_sale_the_labels_still_revert_at_its_end(
         assert shows(ap, A, milk_sale)
     before = uploads(ap, A)
 
-    gw2 = gateway(broker, tmp_path, ap)
-    async with running(gw2):
-        await ready(gw2)
+    async with serving(broker, tmp_path, ap) as gw2:
         # The restart recomputes what each label should show now: the sale, as shown already.
         await wait_for(lambda: gw2.pricing.passes >= 1, message="startup pass")
         await wait_for(
@@ -468,10 +461,8 @@ async def test_after_a_restart_during_a_sale_the_labels_still_revert_at_its_end(
 async def test_a_sale_that_ended_while_the_gateway_was_down_is_reverted_at_start(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
     milk_sale = content(MILK, promo_price="0.89", promo_text="Short", member_price=None)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         await bind_and_price(cloud, ap)
         end = time.time() + 1.0
         data(
@@ -501,9 +492,7 @@ async def test_a_sale_that_ended_while_the_gateway_was_down_is_reverted_at_start
 async def test_cancelling_a_running_sale_reverts_its_labels_and_stale_sales_are_refused(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         await bind_and_price(cloud, ap)
         now = time.time()
         data(
@@ -542,9 +531,7 @@ async def test_the_clouds_catalogue_and_promotions_reach_the_labels(
     broker: MosquittoBroker, cloud: CloudService, ap: OeplSimulator, tmp_path: Path
 ) -> None:
     """The simulator's own data: its price list, and its seeded promotion as a flash sale."""
-    gw = gateway(broker, tmp_path, ap)
-    async with running(gw):
-        await ready(gw)
+    async with serving(broker, tmp_path, ap):
         catalogue = {i["sku"]: i for i in await cloud.price_list()}
         coffee = catalogue["4000000000002"]
         data(await cloud.bind_label(STORE, GW, label=B, sku=coffee["sku"]))

@@ -27,8 +27,6 @@ import jsonschema
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from core.events import Priority, Reading
 from drivers.base import BadInput, error_reading
@@ -44,8 +42,9 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import Enrollment
 from simulators.phone import Phone
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer, response
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 
@@ -496,9 +495,7 @@ async def _commands(observer: Observer, cloud: CloudService) -> None:
         await wait_for(_seen(observer, f"/cmd-result/{name}"), message=f"{name} result")
     assert (await cloud.send_command("S001", "gw-1", "ping", {"echo": "x"}))["ok"] is True
     assert (await cloud.send_command("S001", "gw-1", "status"))["ok"] is True
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = "storegw/v1/cloud/cmd-reply/S001/gw-1/test"
-    props.CorrelationData = b"c-9"
+    props = response("storegw/v1/cloud/cmd-reply/S001/gw-1/test", b"c-9")
     await observer.publish(f"{BASE}/cmd/ping", b'{"args": {"bogus": 1}}', properties=props)
     await wait_for(
         lambda: observer.on("/cmd-reply/S001/gw-1/test"), message="reply to the response topic"
@@ -513,8 +510,7 @@ async def test_every_message_of_a_real_run_matches_the_document(
         enrollment.attach(cloud)
         config = make_config(broker.url, tmp_path / "gw")
         gw = Gateway(config)
-        async with running(gw):
-            await wait_for(gw.bridge.connected.is_set, message="gateway connected")
+        async with running(gw, connected=True):
             readings = _events()
             for device_id, reading in readings:
                 await gw.submit(device_id, reading)

@@ -1,11 +1,12 @@
-"""The enrolment listener's limits (issue #11, 8), against the real Mosquitto 2.0.11 running
+"""The enrolment listener's limits, against the real Mosquitto 2.0.11 running
 deploy/mosquitto/ and the enrolment service: guessing claim secrets is slowed per claim id and
 service-wide, a source's new connections (one per guessed claim id) are rate-limited, and the
 connection cap holds (deploy/mosquitto/enrolment-limits.nft loaded for the test's port, in a
 table of its own).
 
-Before: 200 wrong secrets for one claim were all looked at (17.7 s, no slowdown), and after
-some clients had come and gone, 70 idle connections were held despite ``max_connections 64``.
+Without these limits 200 wrong secrets for one claim are all looked at (17.7 s, no slowdown),
+and once some clients have come and gone Mosquitto holds 70 idle connections despite
+``max_connections 64``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The reference cloud is no confused deputy: a gateway's request cannot make it write elsewhere.
 
-Regression of issue #11 point 4, on the shipped broker configuration (mTLS, storegw.acl): with
-S001's certificate, RPC requests whose response topics named S002's commands, replies, status
-and events, the cloud's keys and an enrolment answer made the cloud publish to all 14, once
-with a member's full profile.
+On the shipped broker configuration (mTLS, storegw.acl), with S001's certificate: RPC requests
+whose response topics name S002's commands, replies, status and events, the cloud's keys or an
+enrolment answer must not make the cloud publish there (a member's full profile would leak).
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from paho.mqtt.properties import Properties
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment import CloudPki, DeployedBroker
-from tests.deploy.test_acl import S1, S2, broker, client, identity, pki  # noqa: F401 - fixtures
+from tests.support.acl import S1, S2, client, identity
+from tests.support.mqtt import response
 from tests.support.waiting import wait_for
 
 KEYS = "storegw/v1/cloud/keys"
@@ -42,26 +42,26 @@ HOSTILE = [
 
 
 def request(response_topic: str, correlation: bytes) -> tuple[bytes, Properties]:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = response_topic
-    props.CorrelationData = correlation
+    props = response(response_topic, correlation)
     body = {"id": correlation.decode(), "ts": "2026-12-04T10:00:00Z"}
     args = {"by": "member_id", "member_id": seed.ALICE}
     return json.dumps({**body, "args": args}).encode(), props
 
 
 async def test_rpc_replies_go_only_to_the_requesters_own_reply_topics(
-    pki: CloudPki,  # noqa: F811 - the fixture, imported above
-    broker: DeployedBroker,  # noqa: F811
+    pki: CloudPki,
+    deployed_broker: DeployedBroker,
     tmp_path: Path,
 ) -> None:
     s1, s2 = identity(pki, tmp_path, "S001"), identity(pki, tmp_path, "S002")
     seen_by_s1: list[aiomqtt.Message] = []
     seen_by_s2: list[aiomqtt.Message] = []
     async with (
-        CloudService(broker.url, tmp_path / "cloud.db", tls_context=pki.client_context()) as cloud,
-        client(broker.port, pki.client_context(s1.cert, s1.key), "gw-s1") as gw1,
-        client(broker.port, pki.client_context(s2.cert, s2.key), "gw-s2") as gw2,
+        CloudService(
+            deployed_broker.url, tmp_path / "cloud.db", tls_context=pki.client_context()
+        ) as cloud,
+        client(deployed_broker.port, pki.client_context(s1.cert, s1.key), "gw-s1") as gw1,
+        client(deployed_broker.port, pki.client_context(s2.cert, s2.key), "gw-s2") as gw2,
     ):
         await gw1.subscribe(f"{S1}/#", qos=1)
         await gw2.subscribe([(f"{S2}/#", 1), (KEYS, 1)])

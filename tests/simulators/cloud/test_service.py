@@ -16,8 +16,6 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from core.events import Reading
 from gateway.daemon import Gateway
@@ -26,8 +24,9 @@ from gateway.wire.tokens import Coupon, KeySet, SigningKey, sign_coupon, verify_
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
-from tests.conftest import Observer, make_config
-from tests.gateway.test_bridge import running
+from tests.support.config import make_config
+from tests.support.gateway import running
+from tests.support.mqtt import Observer, response
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
@@ -37,12 +36,6 @@ BASE = "storegw/v1/S001/gw-1"
 async def cloud_on(broker: MosquittoBroker, db: Path, **kwargs: Any) -> AsyncIterator[CloudService]:
     async with CloudService(broker.url, db, **kwargs) as cloud:
         yield cloud
-
-
-@pytest.fixture
-async def cloud(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[CloudService]:
-    async with cloud_on(broker, tmp_path / "cloud.db") as c:
-        yield c
 
 
 @pytest.fixture
@@ -319,9 +312,7 @@ async def test_appointment_checkin(cloud: CloudService, gw: Gateway) -> None:
 async def test_a_malformed_request_gets_bad_request_on_the_response_topic(
     cloud: CloudService, observer: Observer
 ) -> None:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ResponseTopic = f"{BASE}/rpc-reply"
-    props.CorrelationData = b"corr-bad"
+    props = response(f"{BASE}/rpc-reply", b"corr-bad")
     await observer.publish(f"{BASE}/rpc/member.identify", b"{not json", properties=props)
     await wait_for(lambda: observer.on("/rpc-reply"), message="reply")
     body, reply_props = observer.on("/rpc-reply")[0]
