@@ -7,7 +7,7 @@ cloud simulator's signing keys are SQLite databases; SQLite itself creates a new
 ``src/os_unix.c`` (mirror ``mackyle/sqlite`` at 2fc5cc2a92c0c9d76bbe7a24e28579a23b2995b2)
 ``findCreateFileMode`` copies ``st_mode & 0777`` of the database for WAL and journal files and
 ``robust_open`` fchmods a new, empty file to exactly that mode (measured with SQLite 3.40.1,
-Debian 12: ``-shm`` follows the database too, tests/test_file_modes.py). So creating the
+Debian 12: ``-shm`` follows the database too, tests/core/test_file_modes.py). So creating the
 database 0600 before SQLite opens it is enough for new files; sidecars left by an older version
 keep their mode and are tightened here.
 

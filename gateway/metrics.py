@@ -3,7 +3,7 @@
 Every label set is bounded: a label value is one of a fixed set (event kinds, refusal reasons,
 the dispatcher's command names, the configured devices) and anything else is counted as
 ``unknown``, so a cloud sending random command names cannot grow the scrape without end.
-``promtool check metrics`` passes on a real scrape (tests/test_metrics.py).
+``promtool check metrics`` passes on a real scrape (tests/gateway/test_metrics.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ EVENT_KINDS = frozenset(
         "cert.renewed",
     }
 )
-"""The event kinds docs/asyncapi.yaml has a channel for (tests/test_asyncapi.py checks)."""
+"""The event kinds docs/asyncapi.yaml has a channel for (tests/gateway/wire/test_asyncapi.py checks)."""
 REFUSAL_REASONS = frozenset({"outbox_full", "open_failed", "disk_full", "write_failed", "bad_data"})
 """``OutboxError.reason`` values (gateway/outbox.py)."""
 

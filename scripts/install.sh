@@ -14,7 +14,7 @@
 # /var/lib/storegw and /var/log/storegw are made by systemd (StateDirectory=, LogsDirectory=).
 #
 # --root DIR lays everything out under DIR instead of / and skips apt, chown and systemctl:
-# for checking the layout (tests/test_install.py) and building images. --print-packages lists
+# for checking the layout (tests/deploy/test_install.py) and building images. --print-packages lists
 # the apt packages it would install and exits. Re-running it upgrades storegw in place.
 set -euo pipefail
 
