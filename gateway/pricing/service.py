@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +33,7 @@ from core.events import Action, JsonObject, Priority, Reading
 from drivers.base import ActionFailed, DeviceConfig, DeviceError, DeviceUnavailable
 from drivers.label.config import LabelConfig
 from drivers.label.content import ProductContent
-from gateway.commands import Command, CommandCode, CommandError, Dispatcher, Undo
+from gateway.commands import Command, CommandCode, CommandError
 from gateway.pricing.book import Sale, content_for, content_key, crossed, next_boundary
 from gateway.pricing.models import (
     BindArgs,
@@ -111,7 +111,8 @@ def _shows(content: str) -> JsonObject:
 
 
 class PricingService:
-    """``async with PricingService(...)`` opens the database; ``run()`` is the scheduler."""
+    """``async with PricingService(...)`` opens the database; the daemon runs it as two
+    features, prices and labels (:mod:`gateway.pricing.features`)."""
 
     def __init__(
         self,
@@ -176,54 +177,31 @@ class PricingService:
             if isinstance(sup.config, LabelConfig)
         }
 
-    async def run(self) -> None:
-        """The scheduler and the outcome consumer; runs until cancelled."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._consume(), name="pricing-outcomes")
-            tg.create_task(self._schedule(), name="pricing-scheduler")
+    async def run_scheduler(self) -> None:
+        """Labels change at flash-sale boundaries and failed pushes are retried; until
+        cancelled."""
+        await self._schedule()
+
+    async def run_outcomes(self) -> None:
+        """The label devices' push outcomes, applied to the syncs; until cancelled."""
+        await self._consume()
 
     # --- commands -------------------------------------------------------------------------
 
-    def register(self, dispatcher: Dispatcher) -> Undo:
-        return dispatcher.register(
+    def price_commands(self) -> Sequence[Command[Any, Any]]:
+        return (
+            Command("prices.update", self._prices_update, PricesUpdateArgs, SyncResult),
+            Command("prices.flash_sale", self._flash_sale, FlashSaleArgs, FlashSaleResult),
             Command(
-                "prices.update",
-                self._prices_update,
-                PricesUpdateArgs,
-                SyncResult,
-                help="store a price list and push it to the bound labels",
+                "prices.flash_sale.cancel", self._cancel_sale, CancelSaleArgs, CancelSaleResult
             ),
-            Command(
-                "prices.flash_sale",
-                self._flash_sale,
-                FlashSaleArgs,
-                FlashSaleResult,
-                help="store a flash sale; labels change at its start and revert at its end",
-            ),
-            Command(
-                "prices.flash_sale.cancel",
-                self._cancel_sale,
-                CancelSaleArgs,
-                CancelSaleResult,
-                help="forget a flash sale; labels revert now if it was on",
-            ),
-            Command(
-                "labels.bind",
-                self._bind,
-                BindArgs,
-                BindResult,
-                help="show a product on a label (now, if its price is known)",
-            ),
-            Command(
-                "labels.unbind", self._unbind, UnbindArgs, UnbindResult, help="release a label"
-            ),
-            Command(
-                "labels.list",
-                self._list,
-                ListArgs,
-                LabelsListResult,
-                help="bound labels and what they were last given",
-            ),
+        )
+
+    def label_commands(self) -> Sequence[Command[Any, Any]]:
+        return (
+            Command("labels.bind", self._bind, BindArgs, BindResult),
+            Command("labels.unbind", self._unbind, UnbindArgs, UnbindResult),
+            Command("labels.list", self._list, ListArgs, LabelsListResult),
         )
 
     async def _prices_update(self, args: PricesUpdateArgs) -> SyncResult:
