@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import JsonValue
 
 from core.datafiles import make_private_dir
 from core.events import Action, JsonObject, Priority, Reading
@@ -39,6 +39,7 @@ from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
 from gateway.pricing.features import Labels, Prices
+from gateway.status import PingArgs, PingResult, StatusResult
 from gateway.supervisor import DeviceSupervisor
 from gateway.wire.topics import Topics
 
@@ -49,18 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 4.0
-
-
-class PingArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    echo: str | None = Field(default=None, max_length=256)
-
-
-class PingResult(BaseModel):
-    pong: bool
-    ts: float
-    echo: str | None = None
-    """Only when the ping carried one."""
 
 
 class Gateway:
@@ -202,7 +191,7 @@ class Gateway:
     def _register_commands(self) -> None:
         self.dispatcher.register(
             Command("ping", self._ping, PingArgs, PingResult),
-            Command("status", self._status_cmd, NoArgs, JsonResult),
+            Command("status", self._status_cmd, NoArgs, StatusResult),
             Command("config.get", self._config_get, NoArgs, JsonResult),
         )
         self.dispatcher.set_fallback(self._device_action, self._device_actions)
@@ -213,8 +202,8 @@ class Gateway:
             out.echo = args.echo
         return out
 
-    async def _status_cmd(self, _args: NoArgs) -> JsonResult:
-        return JsonResult(await self.status())
+    async def _status_cmd(self, _args: NoArgs) -> StatusResult:
+        return StatusResult.model_validate(await self.status())
 
     async def _config_get(self, _args: NoArgs) -> JsonResult:
         return JsonResult(self.config.redacted())
