@@ -144,7 +144,7 @@ class Gateway:
         """The local API (served beside the features) and its kiosks; aiohttp only here."""
         from gateway.api.app import ApiServer
         from gateway.api.auth import TokenStore
-        from gateway.kiosk.api import build_extension
+        from gateway.api.kiosk.handlers import build_extension
         from gateway.kiosk.service import KioskService
 
         g = self.config.gateway

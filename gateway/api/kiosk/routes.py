@@ -1,7 +1,7 @@
 """The kiosk's routes as the local API documents them, and the page's files.
 
-The OpenAPI document lists these beside the built-in routes; :mod:`gateway.kiosk.api` serves
-them.
+The OpenAPI document lists these beside the built-in routes;
+:mod:`gateway.api.kiosk.handlers` serves them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The kiosk's part of the local API: its handlers, the WebSocket, the page; the routes are
-documented in :mod:`gateway.kiosk.routes`, the token policy is :mod:`gateway.kiosk.policy`.
+documented in :mod:`gateway.api.kiosk.routes`, the token policy is
+:mod:`gateway.api.kiosk.policy`.
 
 * A token bound to a kiosk (``storegw api token create NAME --kiosk KIOSK``) may call only
   what a self-service kiosk needs (identify, member, redeem, check in, claim, appointments,
@@ -37,6 +38,15 @@ from gateway.api.app import (
     _body,
     _json,
 )
+from gateway.api.kiosk.policy import kiosk_policy
+from gateway.api.kiosk.routes import (
+    KIOSK_ROUTES,
+    MAX_QUERY_CREDENTIAL,
+    PAGE_FILES,
+    PAGE_HEADERS,
+    TICKET_SCHEME,
+    TOKEN_SCHEME,
+)
 from gateway.api.openapi import ROUTES
 from gateway.counter.models import ID
 from gateway.kiosk.config import normal_origin
@@ -45,15 +55,6 @@ from gateway.kiosk.models import (
     ClaimRequest,
     WsTicket,
     push,
-)
-from gateway.kiosk.policy import kiosk_policy
-from gateway.kiosk.routes import (
-    KIOSK_ROUTES,
-    MAX_QUERY_CREDENTIAL,
-    PAGE_FILES,
-    PAGE_HEADERS,
-    TICKET_SCHEME,
-    TOKEN_SCHEME,
 )
 
 if TYPE_CHECKING:

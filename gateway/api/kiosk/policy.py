@@ -1,5 +1,5 @@
 """What a kiosk token may do: a self-service kiosk's calls only, as its own till, for the
-member identified at it (see :mod:`gateway.kiosk.api`)."""
+member identified at it (see :mod:`gateway.api.kiosk.handlers`)."""
 
 from __future__ import annotations
 
