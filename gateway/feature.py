@@ -107,13 +107,9 @@ def attach(
     links: Links,
     listeners: list[ReadingListener],
 ) -> Undo:
-    """Register what ``feature`` declares; the returned callable takes all of it back."""
-    undo = [
-        dispatcher.register(*feature.commands()),
-        links.subscribe(feature.subscriptions()),
-        links.watch(feature.on_connected, feature.on_disconnected),
-    ]
-    listeners.append(feature.on_reading)
+    """Register what ``feature`` declares; the returned callable takes all of it back. A
+    refused registration (a command name or topic already taken) leaves nothing behind."""
+    undo: list[Undo] = []
 
     def detach() -> None:
         if feature.on_reading in listeners:
@@ -121,4 +117,12 @@ def attach(
         for step in reversed(undo):
             step()
 
+    try:
+        undo.append(dispatcher.register(*feature.commands()))
+        undo.append(links.subscribe(feature.subscriptions()))
+        undo.append(links.watch(feature.on_connected, feature.on_disconnected))
+    except BaseException:
+        detach()
+        raise
+    listeners.append(feature.on_reading)
     return detach
