@@ -17,7 +17,6 @@ into, and the daemon wires every feature the same way:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Generic, Protocol, TypeVar
@@ -45,7 +44,7 @@ class Feature(Protocol):
     def on_reading(self, device_id: str, reading: Reading) -> None: ...
 
     async def run(self) -> None:
-        """Until cancelled."""
+        """Its background work until cancelled; returns at once if it has none."""
         ...
 
     def on_connected(self) -> None: ...
@@ -79,7 +78,7 @@ class BaseFeature:
         return None
 
     async def run(self) -> None:
-        await asyncio.Event().wait()  # nothing in the background: wait to be cancelled
+        return None
 
     def on_connected(self) -> None:
         return None
