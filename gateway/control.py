@@ -2,9 +2,9 @@
 
 ``data_dir/control.sock`` (mode 0600, so only the gateway's own user and root may use it)
 speaks one JSON object per line: ``{"command": NAME, "args": {...}}`` in, one line with the
-dispatcher's result out. Several requests may share a connection. ``device.test`` (registered
-here, served through the same dispatcher) waits for a device's next reading: a technician
-scans something and sees that the gateway got it.
+dispatcher's result out. Several requests may share a connection. ``device.test`` (a feature
+defined here, served through the same dispatcher) waits for a device's next reading: a
+technician scans something and sees that the gateway got it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,23 @@ import os
 import socket
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core import safejson
 from core.events import JsonObject, Reading
-from gateway.commands import MAX_COMMAND_BYTES, CommandError, Dispatcher, failed
+from gateway.commands import (
+    MAX_COMMAND_BYTES,
+    Command,
+    CommandCode,
+    CommandError,
+    Dispatcher,
+    failed,
+)
+from gateway.feature import BaseFeature
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,6 @@ DEVICE_TEST_MAX_S = 60.0
 SUPERVISOR_KINDS = frozenset({"device.status"})
 """Readings the gateway makes about a device (up/down), not readings from it."""
 
-ReadingListener = Callable[[str, Reading], None]
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes; keep a margin
 
 
@@ -107,7 +115,9 @@ class ControlServer:
                 try:
                     line = await reader.readline()
                 except ValueError:  # over the limit: the rest of the line is unusable
-                    await _send(writer, failed("too_large", "request line too long", None, ""))
+                    await _send(
+                        writer, failed(CommandCode.TOO_LARGE, "request line too long", None, "")
+                    )
                     return
                 if not line:
                     return
@@ -126,14 +136,19 @@ class ControlServer:
         try:
             doc = safejson.loads(line, max_bytes=MAX_LINE_BYTES)
         except safejson.BadJson as exc:
-            return failed(exc.code, f"request is not valid JSON: {exc.message}", None, "")
+            return failed(
+                CommandCode.BAD_JSON, f"request is not valid JSON: {exc.message}", None, ""
+            )
         name = doc.get("command") if isinstance(doc, dict) else None
         if not isinstance(doc, dict) or not isinstance(name, str):
             return failed(
-                "bad_request", 'send {"command": NAME, "args": {...}} on one line', None, ""
+                CommandCode.BAD_REQUEST,
+                'send {"command": NAME, "args": {...}} on one line',
+                None,
+                "",
             )
         envelope = {k: v for k, v in doc.items() if k != "command"}
-        return await self.dispatcher.dispatch(name, json.dumps(envelope).encode())
+        return await self.dispatcher.call(name, envelope)
 
 
 async def _send(writer: asyncio.StreamWriter, result: JsonObject) -> None:
@@ -150,61 +165,59 @@ class DeviceTestArgs(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=DEVICE_TEST_MAX_S)
 
 
-class DeviceTests:
-    """Who is waiting in ``device.test`` right now (device id -> callers), for status and tests."""
+class DeviceTestResult(BaseModel):
+    device: str
+    kind: str
+    data: JsonObject
+    ts: str
 
-    def __init__(self) -> None:
+
+class DeviceTests(BaseFeature):
+    """``device.test``: wait for the next reading a device delivers (once it is durable).
+    Also who is waiting right now (device id -> callers), for status and tests."""
+
+    name = "device-tests"
+
+    def __init__(self, devices: Mapping[str, object]) -> None:
+        self._devices = devices
+        self._waiters: dict[str, set[asyncio.Future[Reading]]] = {}
         self.waiting: Counter[str] = Counter()
         self.started: Counter[str] = Counter()
         """Every ``device.test`` ever begun, by device (waiting only says "now")."""
 
+    def commands(self) -> Sequence[Command[Any, Any]]:
+        return (Command("device.test", self._run, DeviceTestArgs, DeviceTestResult),)
 
-def register_device_test(
-    dispatcher: Dispatcher, devices: Mapping[str, object], listeners: list[ReadingListener]
-) -> DeviceTests:
-    """``device.test``: wait for the next reading a device delivers (once it is durable)."""
-    tests = DeviceTests()
-
-    async def device_test(args: JsonObject) -> JsonObject:
-        device = str(args["device"])
-        timeout = args["timeout_s"]
-        assert isinstance(timeout, float | int)  # DeviceTestArgs made it so
-        if device not in devices:
-            raise CommandError(
-                "bad_args",
-                f"no configured device {device!r}",
-                details={"devices": list[JsonValue](sorted(devices))},
-            )
-        got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
-
-        def listener(device_id: str, reading: Reading) -> None:
-            if device_id == device and reading.kind not in SUPERVISOR_KINDS and not got.done():
+    def on_reading(self, device_id: str, reading: Reading) -> None:
+        if reading.kind in SUPERVISOR_KINDS:
+            return
+        for got in self._waiters.get(device_id, ()):
+            if not got.done():
                 got.set_result(reading)
 
-        listeners.append(listener)
-        tests.waiting[device] += 1
-        tests.started[device] += 1
+    async def _run(self, args: DeviceTestArgs) -> DeviceTestResult:
+        device = args.device
+        if device not in self._devices:
+            raise CommandError(
+                CommandCode.BAD_ARGS,
+                f"no configured device {device!r}",
+                details={"devices": list[JsonValue](sorted(self._devices))},
+            )
+        got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(device, set())
+        waiters.add(got)
+        self.waiting[device] += 1
+        self.started[device] += 1
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(args.timeout_s):
                 reading = await got
         except TimeoutError:
             raise CommandError(
-                "timeout", f"no reading from {device!r} within {timeout:g}s"
+                CommandCode.TIMEOUT, f"no reading from {device!r} within {args.timeout_s:g}s"
             ) from None
         finally:
-            listeners.remove(listener)
-            tests.waiting[device] -= 1
-        return {
-            "device": device,
-            "kind": reading.kind,
-            "data": reading.data,
-            "ts": reading.ts.isoformat(),
-        }
-
-    dispatcher.register(
-        "device.test",
-        device_test,
-        args_model=DeviceTestArgs,
-        help="wait for the next reading from a device (technician check)",
-    )
-    return tests
+            waiters.discard(got)
+            self.waiting[device] -= 1
+        return DeviceTestResult(
+            device=device, kind=reading.kind, data=reading.data, ts=reading.ts.isoformat()
+        )
