@@ -50,7 +50,8 @@ EVENT_KINDS = frozenset(
         "cert.renewed",
     }
 )
-"""The event kinds docs/asyncapi.yaml has a channel for (tests/gateway/wire/test_asyncapi.py checks)."""
+"""The event kinds docs/asyncapi.yaml has a channel for; tests/gateway/wire/test_asyncapi.py
+checks the two agree."""
 REFUSAL_REASONS = frozenset({"outbox_full", "open_failed", "disk_full", "write_failed", "bad_data"})
 """``OutboxError.reason`` values (gateway/outbox.py)."""
 

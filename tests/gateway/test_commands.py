@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from gateway.commands import Command, CommandCode, CommandError, Dispatcher, NoArgs
 from gateway.control import ControlServer
 from gateway.daemon import Gateway
-from tests.conftest import make_config
+from tests.support.config import make_config
 from tests.support.paths import REPO
 
 DOC_PATH = REPO / "docs" / "asyncapi.yaml"
