@@ -136,7 +136,7 @@ class OeplBackend(LabelBackend):
         except DeviceError as exc:  # the vendored table is a fine answer; try the AP next time
             log.info(
                 "AP tag type unavailable",
-                extra={"device": self.device_id, "hw_type": hw_type, "reason": exc.reason},
+                extra={"device_id": self.device_id, "hw_type": hw_type, "reason": exc.reason},
             )
             served = None
         try:
