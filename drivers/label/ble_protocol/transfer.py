@@ -52,7 +52,6 @@ class Phase(enum.Enum):
 class TransferStats:
     chunks: int = 0
     chunk_size: int = 0
-    frames_sent: int = 0
     retransmissions: int = 0
     naks: int = 0
     timeouts: int = 0
@@ -104,15 +103,14 @@ class ImageTransfer:
         if self.phase is not Phase.NEW:
             raise ProtocolError("transfer already started")
         self.phase = Phase.BEGIN
-        return self._send([self._begin()])
+        return [self._begin()]
 
     def on_response(self, response: Response) -> list[Outgoing]:
         if response.esl_id != self.esl_id:
             return []  # another label's answer (or a stale one): not ours
         if isinstance(response, ErrorResponse):
             raise LabelRefused(response.code)
-        out = self._handle(response)
-        return self._send(out)
+        return self._handle(response)
 
     def on_timeout(self) -> list[Outgoing]:
         """Nothing arrived in time: repeat what is outstanding, or give up."""
@@ -132,7 +130,7 @@ class ImageTransfer:
             case _:
                 out = []
         self.stats.retransmissions += len(out)
-        return self._send(out)
+        return out
 
     # internals
 
@@ -203,10 +201,6 @@ class ImageTransfer:
             self._next += 1
             self._in_flight.add(seq)
             out.append(self._chunk(seq))
-        return out
-
-    def _send(self, out: list[Outgoing]) -> list[Outgoing]:
-        self.stats.frames_sent += len(out)
         return out
 
     def _begin(self) -> Outgoing:
