@@ -38,7 +38,6 @@ from drivers.label.ble_protocol import (
     Response,
     TransferFailed,
     TransferStats,
-    VerifyFailed,
     led_color,
     pack_bwr,
     parse_response,
@@ -280,16 +279,14 @@ class BleBackend(LabelBackend):
         )
 
     def _translate(self, label: LabelSpec, exc: ProtocolError) -> DeviceError:
-        where = f"label {label.id}"
+        """A silent label may answer later; a refusal or a failed transfer is an answer; a
+        broken frame is garbage."""
+        where = f"label {label.id}: {exc.message}"
         if isinstance(exc, NoResponse):
-            return DeviceUnavailable(self.device_id, "no_response", f"{where}: {exc}")
-        if isinstance(exc, LabelRefused):
-            return ActionFailed(self.device_id, f"label_{exc.name}", f"{where}: {exc}")
-        if isinstance(exc, VerifyFailed):
-            return ActionFailed(self.device_id, "verify_failed", f"{where}: {exc}")
-        if isinstance(exc, TransferFailed):
-            return ActionFailed(self.device_id, "transfer_failed", f"{where}: {exc}")
-        return BadInput(self.device_id, "protocol", f"{where}: {exc}")
+            return DeviceUnavailable(self.device_id, exc.code, where)
+        if isinstance(exc, LabelRefused | TransferFailed):
+            return ActionFailed(self.device_id, exc.code, where)
+        return BadInput(self.device_id, exc.code, where)
 
     @staticmethod
     def _health(label: LabelSpec, state: BasicState) -> LabelHealth:

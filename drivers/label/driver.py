@@ -52,8 +52,7 @@ from drivers.label.render import (
     PANELS,
     FontSet,
     PanelSpec,
-    PriceDoesNotFit,
-    UnrenderableText,
+    RenderError,
     render_label,
     to_png,
 )
@@ -206,10 +205,8 @@ class LabelDriver(PushDelivery, Driver[LabelConfig]):
                 price_format=self._price_format,
                 colors=colors,
             )
-        except PriceDoesNotFit as exc:
-            raise ActionFailed(self.device_id, "price_does_not_fit", str(exc)) from exc
-        except UnrenderableText as exc:
-            raise ActionFailed(self.device_id, "unrenderable_text", str(exc)) from exc
+        except RenderError as exc:
+            raise ActionFailed(self.device_id, exc.code, exc.message) from exc
         png = await asyncio.to_thread(to_png, result.image)
         report = result.report()
         async with self._book:

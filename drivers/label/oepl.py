@@ -142,7 +142,7 @@ class OeplBackend(LabelBackend):
         try:
             tag_type = parse_upstream(hw_type, served, source="ap") if served is not None else None
         except UnsupportedTagType as exc:
-            raise BadInput(self.device_id, "unsupported_tag_type", str(exc)) from exc
+            raise BadInput(self.device_id, exc.code, exc.message) from exc
         tag_type = tag_type or lookup(hw_type)
         if tag_type is None:
             raise BadInput(

@@ -138,7 +138,7 @@ class NfcDriver(TransportDriver[NfcConfig, ClfThread]):
                 "malformed NDEF message",
                 extra={"device_id": self.device_id, "uid": uid, "error": str(exc)},
             )
-            err = BadInput(self.device_id, "malformed_ndef", f"malformed NDEF message: {exc}")
+            err = BadInput(self.device_id, exc.code, f"malformed NDEF message: {exc}")
             return error_reading(err, uid=uid, type=kind)
         self.tags_read += 1
         return Reading(kind="nfc", data=data, priority=Priority.HIGH)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+from typing import ClassVar
+
+from core.errors import StoregwError, StrEnum
 
 SERVICE_UUID = "5354c0e0-4757-4553-4c00-000000000001"
 CONTROL_POINT_UUID = "5354c0e0-4757-4553-4c00-000000000002"
@@ -78,33 +81,54 @@ class BasicFlags(enum.IntFlag):
     HAS_LED = 0x100
 
 
-class ProtocolError(Exception):
+class BleProblem(StrEnum):
+    """What went wrong in an exchange; also the reason the BLE backend reports."""
+
+    PROTOCOL = "protocol"
+    NO_RESPONSE = "no_response"
+    TRANSFER_FAILED = "transfer_failed"
+    VERIFY_FAILED = "verify_failed"
+
+
+class ProtocolError(StoregwError):
     """A frame could not be decoded, or the exchange broke the protocol."""
+
+    problem: ClassVar[str] = BleProblem.PROTOCOL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.problem, message)
 
 
 class LabelRefused(ProtocolError):
-    """The label answered with an ESL error code."""
+    """The label answered with an ESL error code; ``code`` is ``label_<error name>``."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, esl_error: int) -> None:
         try:
-            name = EslError(code).name.lower()
+            name = EslError(esl_error).name.lower()
         except ValueError:
-            name = f"0x{code:02x}"
+            name = f"0x{esl_error:02x}"
         super().__init__(f"label refused: {name}")
-        self.code = code
+        self.code = f"label_{name}"
+        self.esl_error = esl_error
         self.name = name
 
 
 class TransferFailed(ProtocolError):
     """A chunk kept failing its CRC, or the label broke the transfer."""
 
+    problem = BleProblem.TRANSFER_FAILED
+
 
 class VerifyFailed(TransferFailed):
     """The label's CRC-32 of the assembled image is not ours."""
 
+    problem = BleProblem.VERIFY_FAILED
+
 
 class NoResponse(ProtocolError):
     """The label stopped answering (out of range, asleep, flat battery)."""
+
+    problem = BleProblem.NO_RESPONSE
 
 
 def led_color(name: str, brightness: int = 3) -> int:

@@ -34,6 +34,7 @@ from drivers.label.render.result import (
     FieldRender,
     PriceDoesNotFit,
     RenderError,
+    RenderProblem,
     RenderResult,
     UnrenderableText,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "PanelSpec",
     "PriceDoesNotFit",
     "RenderError",
+    "RenderProblem",
     "RenderResult",
     "TextSlot",
     "UnrenderableText",

@@ -7,12 +7,18 @@ from dataclasses import dataclass, field
 from PIL import Image
 from pydantic import JsonValue
 
+from core.errors import StoregwError, StrEnum
 from core.events import JsonObject
 from drivers.label.render.layout import PanelSpec
 
 
-class RenderError(Exception):
-    """The content cannot be drawn on this panel."""
+class RenderProblem(StrEnum):
+    PRICE_DOES_NOT_FIT = "price_does_not_fit"
+    UNRENDERABLE_TEXT = "unrenderable_text"
+
+
+class RenderError(StoregwError):
+    """The content cannot be drawn on this panel; ``code`` says why."""
 
 
 class PriceDoesNotFit(RenderError):
@@ -20,7 +26,8 @@ class PriceDoesNotFit(RenderError):
 
     def __init__(self, field_name: str, text: str, min_size: int, width: int) -> None:
         super().__init__(
-            f"{field_name} {text!r} does not fit in {width} px even at {min_size} px font size"
+            RenderProblem.PRICE_DOES_NOT_FIT,
+            f"{field_name} {text!r} does not fit in {width} px even at {min_size} px font size",
         )
         self.field_name = field_name
         self.text = text
@@ -31,7 +38,7 @@ class UnrenderableText(RenderError):
 
     def __init__(self, missing: dict[str, list[str]]) -> None:
         where = "; ".join(f"{name}: {' '.join(chars)}" for name, chars in missing.items())
-        super().__init__(f"no installed font can draw {where}")
+        super().__init__(RenderProblem.UNRENDERABLE_TEXT, f"no installed font can draw {where}")
         self.missing = missing
 
 

@@ -6,6 +6,13 @@ can all decode tags and verify sticker URLs the same way, and tests drive it wit
 
 from __future__ import annotations
 
+from drivers.nfc.codec.errors import (
+    CapacityError,
+    NdefError,
+    NfcProblem,
+    StickerSignatureError,
+    StickerUrlError,
+)
 from drivers.nfc.codec.ndef import (
     TNF_ABSOLUTE_URI,
     TNF_EMPTY,
@@ -15,7 +22,6 @@ from drivers.nfc.codec.ndef import (
     TNF_UNKNOWN,
     TNF_WELL_KNOWN,
     URI_PREFIXES,
-    NdefError,
     NdefRecord,
     decode_ndef_json,
     decode_ndef_message,
@@ -29,8 +35,6 @@ from drivers.nfc.codec.ndef import (
 from drivers.nfc.codec.stickerurl import (
     StickerClaim,
     StickerKey,
-    StickerSignatureError,
-    StickerUrlError,
     build_sticker_url,
     derive_tag_password,
     parse_sticker_url,
@@ -45,7 +49,6 @@ from drivers.nfc.codec.tags import (
     TLV_NULL,
     TLV_PROPRIETARY,
     TLV_TERMINATOR,
-    CapacityError,
     NtagModel,
     NtagSpec,
     TagType,
@@ -77,6 +80,7 @@ __all__ = [
     "CapacityError",
     "NdefError",
     "NdefRecord",
+    "NfcProblem",
     "NtagModel",
     "NtagSpec",
     "StickerClaim",

@@ -12,6 +12,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.events import JsonObject
+from drivers.nfc.codec.errors import NdefError
 
 TNF_EMPTY: Final = 0
 TNF_WELL_KNOWN: Final = 1
@@ -62,10 +63,6 @@ URI_PREFIXES: Final[tuple[str, ...]] = (
     "urn:nfc:",
 )
 """NFC Forum URI RTD abbreviation codes 0x00-0x23; the rest are reserved."""
-
-
-class NdefError(ValueError):
-    """The bytes are not a well-formed NDEF message (or a record in it is malformed)."""
 
 
 class NdefRecord(BaseModel):

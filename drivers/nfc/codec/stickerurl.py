@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from core.identifiers import ID_PATTERN, ID_RE
+from drivers.nfc.codec.errors import StickerSignatureError, StickerUrlError
 
 _BASE_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}(:\d{1,5})?(/[A-Za-z0-9._~-]+)*$")
 _SIG_BYTES: Final = 12
@@ -64,14 +65,6 @@ class StickerKey:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("StickerKey is not picklable: keep the secret in one place")
-
-
-class StickerUrlError(ValueError):
-    """The URL is not a sticker URL of the expected shape."""
-
-
-class StickerSignatureError(ValueError):
-    """The signature does not match store, placement and tag UID: forged or copied."""
 
 
 class StickerClaim(BaseModel):

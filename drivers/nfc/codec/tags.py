@@ -7,7 +7,8 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from core.events import JsonObject
-from drivers.nfc.codec.ndef import NdefError, decode_ndef_json
+from drivers.nfc.codec.errors import CapacityError, NdefError
+from drivers.nfc.codec.ndef import decode_ndef_json
 
 TagType = Literal["type1", "type2", "type3", "type4"]
 
@@ -167,19 +168,6 @@ def ntag_model(product: str | None) -> NtagModel | None:
         if model == name:
             return model
     return None
-
-
-class CapacityError(ValueError):
-    """An NDEF message does not fit the tag; carries the numbers for the operator."""
-
-    def __init__(self, needed: int, available: int, what: str = "tag") -> None:
-        super().__init__(
-            f"NDEF message needs {needed} bytes but the {what} has {available} bytes available "
-            f"({needed - available} too many)"
-        )
-        self.needed = needed
-        self.available = available
-        self.what = what
 
 
 def check_capacity(message: bytes, available: int, what: str = "tag") -> None:
