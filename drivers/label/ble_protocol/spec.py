@@ -95,6 +95,11 @@ class ProtocolError(StoregwError):
 
     problem: ClassVar[str] = BleProblem.PROTOCOL
 
+    def __init_subclass__(cls, problem: BleProblem | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if problem is not None:
+            cls.problem = problem
+
     def __init__(self, message: str) -> None:
         super().__init__(self.problem, message)
 
@@ -113,22 +118,16 @@ class LabelRefused(ProtocolError):
         self.name = name
 
 
-class TransferFailed(ProtocolError):
+class TransferFailed(ProtocolError, problem=BleProblem.TRANSFER_FAILED):
     """A chunk kept failing its CRC, or the label broke the transfer."""
 
-    problem = BleProblem.TRANSFER_FAILED
 
-
-class VerifyFailed(TransferFailed):
+class VerifyFailed(TransferFailed, problem=BleProblem.VERIFY_FAILED):
     """The label's CRC-32 of the assembled image is not ours."""
 
-    problem = BleProblem.VERIFY_FAILED
 
-
-class NoResponse(ProtocolError):
+class NoResponse(ProtocolError, problem=BleProblem.NO_RESPONSE):
     """The label stopped answering (out of range, asleep, flat battery)."""
-
-    problem = BleProblem.NO_RESPONSE
 
 
 def led_color(name: str, brightness: int = 3) -> int:

@@ -25,32 +25,29 @@ class StickerError(StoregwError):
 
     problem: ClassVar[StickerProblem] = StickerProblem.NOT_OPEN
 
+    def __init_subclass__(cls, problem: StickerProblem | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if problem is not None:
+            cls.problem = problem
+
     def __init__(self, message: str) -> None:
         super().__init__(self.problem, message)
 
 
-class ReaderUnavailable(StickerError):
+class ReaderUnavailable(StickerError, problem=StickerProblem.READER_UNAVAILABLE):
     """The NFC reader could not be opened (not plugged in, no permission, busy)."""
 
-    problem = StickerProblem.READER_UNAVAILABLE
 
-
-class NoTagError(StickerError, TimeoutError):
+class NoTagError(StickerError, TimeoutError, problem=StickerProblem.NO_TAG):
     """No tag was presented before the timeout."""
 
-    problem = StickerProblem.NO_TAG
 
-
-class UnsupportedTagError(StickerError):
+class UnsupportedTagError(StickerError, problem=StickerProblem.UNSUPPORTED_TAG):
     """Stickers are NTAG213/215/216; this tag is something else."""
 
-    problem = StickerProblem.UNSUPPORTED_TAG
 
-
-class StickerCapacityError(StickerError, CapacityError):
+class StickerCapacityError(StickerError, CapacityError, problem=StickerProblem.CAPACITY):
     """The URL's NDEF message does not fit; ``needed`` and ``available`` are bytes."""
-
-    problem = StickerProblem.CAPACITY
 
     def __init__(self, needed: int, available: int, what: str = "tag") -> None:
         CapacityError.__init__(self, needed, available, what)
@@ -58,25 +55,17 @@ class StickerCapacityError(StickerError, CapacityError):
         self.message = str(self)
 
 
-class TagReadOnlyError(StickerError):
+class TagReadOnlyError(StickerError, problem=StickerProblem.READ_ONLY):
     """The tag is locked, or password protected with a password this key does not derive."""
 
-    problem = StickerProblem.READ_ONLY
 
-
-class WriteError(StickerError):
+class WriteError(StickerError, problem=StickerProblem.WRITE_FAILED):
     """A write, protect or lock command failed on the tag (moved away, NAK)."""
 
-    problem = StickerProblem.WRITE_FAILED
 
-
-class VerifyError(StickerError):
+class VerifyError(StickerError, problem=StickerProblem.VERIFY_FAILED):
     """What was read back from the chip is not what was written."""
 
-    problem = StickerProblem.VERIFY_FAILED
 
-
-class LockNotConfirmed(StickerError, ValueError):
+class LockNotConfirmed(StickerError, ValueError, problem=StickerProblem.LOCK_NOT_CONFIRMED):
     """Locking is permanent: the caller must pass ``confirm=True``."""
-
-    problem = StickerProblem.LOCK_NOT_CONFIRMED
