@@ -13,11 +13,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.backoff import Backoff
 from core.events import JsonObject, Priority, Reading
+from core.ids import rfc3339
 from drivers.base import ActionFailed, DeviceError, DeviceUnavailable, error_reading
 from drivers.label.backend import LabelBackend, LabelHealth, PushReceipt
 from drivers.label.config import LabelConfig, LabelSpec
@@ -31,7 +31,7 @@ EVENT_KIND = "esl"
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+    return None if ts is None else rfc3339(ts, "microseconds")
 
 
 def error_data(exc: DeviceError) -> JsonObject:
