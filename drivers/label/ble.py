@@ -179,7 +179,6 @@ class EslSession:
         self.ack_timeout_s = ack_timeout_s
         self.window = window
         self.max_retries = max_retries
-        self.garbage = 0
 
     async def _send(self, out: list[Outgoing]) -> None:
         for item in out:
@@ -189,13 +188,12 @@ class EslSession:
                 await self.link.send_command(item.frame)
 
     async def _next_response(self) -> Response:
-        """Next decodable notification; garbage is counted and skipped (radio noise)."""
+        """Next decodable notification; garbage is skipped (radio noise)."""
         while True:
             frame = await self.link.receive(self.ack_timeout_s)
             try:
                 return parse_response(frame)
             except ProtocolError as exc:
-                self.garbage += 1
                 log.debug("ble garbage frame", extra={"frame": frame.hex(), "error": str(exc)})
 
     async def request(self, frame: bytes, expect: type[R]) -> R:

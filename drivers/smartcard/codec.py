@@ -171,7 +171,6 @@ class Exchange:
     """
 
     def __init__(self, command: bytes, max_rounds: int = MAX_ROUNDS) -> None:
-        self.original = command
         self.command = command
         self._data = b""
         self._rounds = 0
