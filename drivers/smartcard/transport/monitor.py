@@ -11,23 +11,9 @@ from typing import Any
 
 from smartcard import scard
 
+import drivers.smartcard.transport.codes as pcsc
 from drivers.smartcard.transport.bridge import settle, within
-from drivers.smartcard.transport.codes import (
-    E_CANCELLED,
-    E_NO_READERS_AVAILABLE,
-    E_READER_UNAVAILABLE,
-    E_TIMEOUT,
-    E_UNKNOWN_READER,
-    PNP_READER,
-    STATE_CHANGED,
-    STATE_MUTE,
-    STATE_PRESENT,
-    STATE_UNAVAILABLE,
-    STATE_UNKNOWN,
-    PcscError,
-    check,
-    normalize_code,
-)
+from drivers.smartcard.transport.codes import PcscError
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +109,7 @@ class PcscMonitor:
         assert self._loop is not None
         hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         try:
-            check("SCardEstablishContext", hresult)
+            pcsc.check("SCardEstablishContext", hresult)
             self._context = context
             self._sync_readers()
         except PcscError as exc:
@@ -143,9 +129,9 @@ class PcscMonitor:
 
     def _list_readers(self) -> list[str]:
         hresult, readers = scard.SCardListReaders(self._context, [])
-        if normalize_code(hresult) == E_NO_READERS_AVAILABLE:
+        if pcsc.normalize_code(hresult) == pcsc.E_NO_READERS_AVAILABLE:
             return []
-        check("SCardListReaders", hresult)
+        pcsc.check("SCardListReaders", hresult)
         return list(readers)
 
     def _sync_readers(self) -> None:
@@ -171,23 +157,23 @@ class PcscMonitor:
     def _wait_once(self) -> None:
         names = list(self._readers)
         states = [(name, self._readers[name].current) for name in names]
-        states.append((PNP_READER, self._pnp_state))
+        states.append((pcsc.PNP_READER, self._pnp_state))
         hresult, new_states = scard.SCardGetStatusChange(self._context, self._poll_ms, states)
-        code = normalize_code(hresult)
-        if code in (E_TIMEOUT, E_CANCELLED):
+        code = pcsc.normalize_code(hresult)
+        if code in (pcsc.E_TIMEOUT, pcsc.E_CANCELLED):
             return
-        if code in (E_UNKNOWN_READER, E_READER_UNAVAILABLE):
+        if code in (pcsc.E_UNKNOWN_READER, pcsc.E_READER_UNAVAILABLE):
             self._sync_readers()  # a reader left between listing and waiting
             return
-        check("SCardGetStatusChange", hresult)
+        pcsc.check("SCardGetStatusChange", hresult)
         resync = False
         for name, raw_state, atr in new_states:
             event_state = int(raw_state)
-            if name == PNP_READER:
-                resync = resync or bool(event_state & STATE_CHANGED)
-                self._pnp_state = event_state & ~STATE_CHANGED
+            if name == pcsc.PNP_READER:
+                resync = resync or bool(event_state & pcsc.STATE_CHANGED)
+                self._pnp_state = event_state & ~pcsc.STATE_CHANGED
                 continue
-            if event_state & (STATE_UNKNOWN | STATE_UNAVAILABLE):
+            if event_state & (pcsc.STATE_UNKNOWN | pcsc.STATE_UNAVAILABLE):
                 resync = True
             self._card_state(name, event_state, bytes(atr))
         if resync:
@@ -197,9 +183,11 @@ class PcscMonitor:
         state = self._readers.get(name)
         if state is None:
             return
-        present = bool(event_state & STATE_PRESENT) and not event_state & STATE_UNAVAILABLE
+        present = (
+            bool(event_state & pcsc.STATE_PRESENT) and not event_state & pcsc.STATE_UNAVAILABLE
+        )
         events = event_state >> 16
-        mute = bool(event_state & STATE_MUTE)
+        mute = bool(event_state & pcsc.STATE_MUTE)
         if present and state.present and (events - state.events) & 0xFFFF >= 2:
             # removed and inserted again between two waits: report both halves
             self._post(CardRemoved(name))
@@ -209,4 +197,4 @@ class PcscMonitor:
         elif state.present and not present:
             self._post(CardRemoved(name))
         state.present, state.events = present, events
-        state.current = event_state & ~STATE_CHANGED
+        state.current = event_state & ~pcsc.STATE_CHANGED
