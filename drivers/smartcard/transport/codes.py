@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.errors import StoregwError, StrEnum
+
 # pcsc-lite return codes (winscard.h / pcsclite.h); pyscard hands them out signed or unsigned.
 S_SUCCESS = 0x00000000
 E_CANCELLED = 0x80100002
@@ -64,35 +66,50 @@ def code_name(code: int) -> str:
     return _CODE_NAMES.get(code, f"0x{code:08X}")
 
 
-class PcscError(Exception):
-    """A winscard call failed; ``code`` is the unsigned 32-bit PC/SC return code."""
+class PcscProblem(StrEnum):
+    """What a failed winscard call means for the card or for the service."""
 
-    def __init__(self, call: str, code: int) -> None:
+    PCSC_UNAVAILABLE = "pcsc_unavailable"
+    UNPOWERED = "unpowered"
+    CARD_MUTE = "card_mute"
+    CARD_REMOVED = "card_removed"
+    READER_BUSY = "reader_busy"
+    TRANSMISSION = "transmission"
+
+
+class PcscError(StoregwError):
+    """A winscard call failed; ``status`` is the unsigned 32-bit PC/SC return code and
+    ``code`` its :class:`PcscProblem`."""
+
+    def __init__(self, call: str, status: int) -> None:
         self.call = call
-        self.code = normalize_code(code)
-        super().__init__(f"{call}: {code_name(self.code)} (0x{self.code:08X})")
+        self.status = normalize_code(status)
+        problem = (
+            PcscProblem.PCSC_UNAVAILABLE if self.service_lost else card_error_reason(self.status)
+        )
+        super().__init__(problem, f"{call}: {code_name(self.status)} (0x{self.status:08X})")
 
     @property
     def code_hex(self) -> str:
-        return f"0x{self.code:08X}"
+        return f"0x{self.status:08X}"
 
     @property
     def service_lost(self) -> bool:
-        return self.code in SERVICE_LOST
+        return self.status in SERVICE_LOST
 
 
-def card_error_reason(code: int) -> str:
+def card_error_reason(code: int) -> PcscProblem:
     """The error event reason for a failed card operation."""
     code = normalize_code(code)
     if code == W_UNPOWERED_CARD:
-        return "unpowered"
+        return PcscProblem.UNPOWERED
     if code in (W_UNRESPONSIVE_CARD, E_TIMEOUT):
-        return "card_mute"
+        return PcscProblem.CARD_MUTE
     if code in (W_REMOVED_CARD, E_NO_SMARTCARD, W_RESET_CARD):
-        return "card_removed"
+        return PcscProblem.CARD_REMOVED
     if code == E_SHARING_VIOLATION:
-        return "reader_busy"
-    return "transmission"
+        return PcscProblem.READER_BUSY
+    return PcscProblem.TRANSMISSION
 
 
 def check(call: str, hresult: int) -> None:
