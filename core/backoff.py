@@ -1,23 +1,47 @@
-"""Jittered exponential backoff ("full jitter"), so a chain's stores do not reconnect in step."""
+"""Jittered exponential backoff, so a chain's stores (or a shelf's labels) do not retry in step.
+
+``full`` jitter draws from the whole range above the minimum; ``equal`` jitter keeps the lower
+half of each step fixed, for retries that must not come back almost at once.
+"""
 
 from __future__ import annotations
 
 import random
+from typing import Literal
+
+Jitter = Literal["full", "equal"]
 
 
 class Backoff:
-    def __init__(self, minimum: float, maximum: float, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        minimum: float,
+        maximum: float,
+        *,
+        jitter: Jitter = "full",
+        rng: random.Random | None = None,
+    ) -> None:
         if minimum <= 0 or maximum < minimum:
             raise ValueError("need 0 < minimum <= maximum")
         self.minimum = minimum
         self.maximum = maximum
+        self.jitter = jitter
         self._attempt = 0
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def next(self) -> float:
-        """The next delay: uniform in [minimum, min(maximum, minimum * 2**attempt)]."""
-        ceiling = min(self.maximum, self.minimum * (2 ** min(self._attempt, 32)))
+        """The delay for the next attempt, counting from the last :meth:`reset`."""
+        delay = self.delay(self._attempt)
         self._attempt += 1
+        return delay
+
+    def delay(self, attempt: int) -> float:
+        """The delay after ``attempt`` earlier failures (0 for the first), for a caller that
+        keeps its own count: full, uniform in [minimum, ceiling]; equal, in [ceiling/2, ceiling];
+        ceiling = min(maximum, minimum * 2**attempt)."""
+        ceiling = min(self.maximum, self.minimum * 2.0 ** min(max(attempt, 0), 32))
+        if self.jitter == "equal":
+            return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         return self._rng.uniform(self.minimum, ceiling)
 
     def reset(self) -> None:

@@ -7,16 +7,18 @@ readings to ``emit`` until the device goes away or the task is cancelled.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.errors import StoregwError
 from core.events import Action, Emit, JsonObject, Priority, Reading
 from core.identifiers import ID_PATTERN
+
+_log = logging.getLogger(__name__)
 
 
 class DeviceConfig(BaseModel):
@@ -92,12 +94,7 @@ class Driver(ABC, Generic[ConfigT]):
         await self.open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def open(self) -> None:
@@ -121,6 +118,40 @@ class Driver(ABC, Generic[ConfigT]):
         return {}
 
 
+class Transport(Protocol):
+    async def close(self) -> None: ...
+
+
+TransportT = TypeVar("TransportT", bound=Transport)
+
+
+class TransportDriver(Driver[ConfigT], Generic[ConfigT, TransportT]):
+    """A driver that holds one transport from :meth:`open` until :meth:`close`.
+
+    Subclasses set :attr:`transport` in ``open``; ``run`` gets it from :meth:`opened`.
+    """
+
+    def __init__(self, config: ConfigT, *, data_dir: Path) -> None:
+        super().__init__(config, data_dir=data_dir)
+        self.transport: TransportT | None = None
+
+    def opened(self) -> TransportT:
+        if self.transport is None:
+            raise DeviceUnavailable(self.device_id, "not_open", "run() called before open()")
+        return self.transport
+
+    async def close(self) -> None:
+        transport, self.transport = self.transport, None
+        if transport is None:
+            return
+        try:
+            await transport.close()
+        except Exception as exc:  # close must not raise; the transport is gone either way
+            _log.debug(
+                "transport close failed", extra={"device_id": self.device_id, "error": str(exc)}
+            )
+
+
 def unavailable(device_id: str, exc: BaseException, reason: str = "transport") -> DeviceUnavailable:
     """Translate a library exception at the boundary, keeping only a safe message."""
     return DeviceUnavailable(device_id, reason, f"{type(exc).__name__}: {exc}")
@@ -133,6 +164,8 @@ __all__ = [
     "DeviceError",
     "DeviceUnavailable",
     "Driver",
+    "Transport",
+    "TransportDriver",
     "UnsupportedAction",
     "error_reading",
     "unavailable",

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import ClassVar
 
 from core.events import Emit, JsonObject
-from drivers.base import DeviceConfig, DeviceUnavailable, Driver
+from drivers.base import DeviceConfig, TransportDriver
 from drivers.hid_scanner import layouts
 from drivers.hid_scanner.codec import HidFramer
 from drivers.hid_scanner.config import HidScannerConfig
 from drivers.hid_scanner.transport import EventSource
 from drivers.scanner.codec import warm_up
-from drivers.scanner.driver import publish
+from drivers.scanner.driver import ScanTally
 
 log = logging.getLogger(__name__)
 
 
-class HidScannerDriver(Driver[HidScannerConfig]):
+class HidScannerDriver(TransportDriver[HidScannerConfig, EventSource]):
     """A scanner that types each code as key presses on a Linux input device."""
 
     kind: ClassVar[str] = "hid-scanner"
@@ -34,24 +34,15 @@ class HidScannerDriver(Driver[HidScannerConfig]):
 
     def __init__(self, config: HidScannerConfig, *, data_dir: Path) -> None:
         super().__init__(config, data_dir=data_dir)
-        self._source: EventSource | None = None
         self._framer: HidFramer | None = None
-        self._scans = 0
-        self._errors = 0
+        self.tally = ScanTally()
 
     async def open(self) -> None:
         await asyncio.to_thread(warm_up)  # biip's import would stall the event loop on scan 1
-        self._source = await EventSource.open(self.device_id, self.config)
-
-    async def close(self) -> None:
-        source, self._source = self._source, None
-        if source is not None:
-            await source.close()
+        self.transport = await EventSource.open(self.device_id, self.config)
 
     async def run(self, emit: Emit) -> None:
-        source = self._source
-        if source is None:
-            raise DeviceUnavailable(self.device_id, "not_open", "run() called before open()")
+        source = self.opened()
         cfg = self.config
         gap_s = cfg.gap_timeout_ms / 1000
         # A fresh framer per run: keys from before a replug never glue onto new ones.
@@ -73,16 +64,13 @@ class HidScannerDriver(Driver[HidScannerConfig]):
             else:
                 results = framer.feed(chunk)
             for result in results:
-                if await publish(self.device_id, result, emit):
-                    self._scans += 1
-                else:
-                    self._errors += 1
+                await self.tally.publish(self.device_id, result, emit)
 
     def health(self) -> JsonObject:
         out: JsonObject = {"device": self.config.device, "layout": self.config.layout}
-        if self._source is not None:
-            out.update(self._source.info)
-        out |= {"scans": self._scans, "errors": self._errors}
+        if self.transport is not None:
+            out.update(self.transport.info)
+        out |= self.tally.health()
         if self._framer is not None:
             out["gap_ended"] = self._framer.gap_ended
         return out

@@ -1,5 +1,6 @@
 """One small interface in front of the label backends, like bleak's backends: the driver talks to
-:class:`LabelBackend`; :func:`create_backend` picks the implementation from the configuration.
+:class:`LabelBackend`; :func:`drivers.label.factory.create_backend` picks the implementation
+from the configuration, so these base types import no backend.
 
 Backends raise only :mod:`drivers.base` errors: ``DeviceUnavailable`` when the AP or label cannot
 be reached (retry later), ``ActionFailed`` when it answered no, ``BadInput`` for garbage.
@@ -120,15 +121,4 @@ class LabelBackend(ABC):
         return None
 
 
-def create_backend(config: LabelConfig) -> LabelBackend:
-    """The backend the configuration asks for; imported lazily (bleak only for ble)."""
-    if config.backend == "oepl":
-        from drivers.label.oepl import OeplBackend
-
-        return OeplBackend(config)
-    from drivers.label.ble import BleBackend
-
-    return BleBackend(config)
-
-
-__all__ = ["FlashRequest", "LabelBackend", "LabelHealth", "PushReceipt", "create_backend"]
+__all__ = ["FlashRequest", "LabelBackend", "LabelHealth", "PushReceipt"]

@@ -38,7 +38,6 @@ from drivers.label.ble_protocol import (
     Response,
     TransferFailed,
     TransferStats,
-    VerifyFailed,
     led_color,
     pack_bwr,
     parse_response,
@@ -180,7 +179,6 @@ class EslSession:
         self.ack_timeout_s = ack_timeout_s
         self.window = window
         self.max_retries = max_retries
-        self.garbage = 0
 
     async def _send(self, out: list[Outgoing]) -> None:
         for item in out:
@@ -190,13 +188,12 @@ class EslSession:
                 await self.link.send_command(item.frame)
 
     async def _next_response(self) -> Response:
-        """Next decodable notification; garbage is counted and skipped (radio noise)."""
+        """Next decodable notification; garbage is skipped (radio noise)."""
         while True:
             frame = await self.link.receive(self.ack_timeout_s)
             try:
                 return parse_response(frame)
             except ProtocolError as exc:
-                self.garbage += 1
                 log.debug("ble garbage frame", extra={"frame": frame.hex(), "error": str(exc)})
 
     async def request(self, frame: bytes, expect: type[R]) -> R:
@@ -280,16 +277,14 @@ class BleBackend(LabelBackend):
         )
 
     def _translate(self, label: LabelSpec, exc: ProtocolError) -> DeviceError:
-        where = f"label {label.id}"
+        """A silent label may answer later; a refusal or a failed transfer is an answer; a
+        broken frame is garbage."""
+        where = f"label {label.id}: {exc.message}"
         if isinstance(exc, NoResponse):
-            return DeviceUnavailable(self.device_id, "no_response", f"{where}: {exc}")
-        if isinstance(exc, LabelRefused):
-            return ActionFailed(self.device_id, f"label_{exc.name}", f"{where}: {exc}")
-        if isinstance(exc, VerifyFailed):
-            return ActionFailed(self.device_id, "verify_failed", f"{where}: {exc}")
-        if isinstance(exc, TransferFailed):
-            return ActionFailed(self.device_id, "transfer_failed", f"{where}: {exc}")
-        return BadInput(self.device_id, "protocol", f"{where}: {exc}")
+            return DeviceUnavailable(self.device_id, exc.code, where)
+        if isinstance(exc, LabelRefused | TransferFailed):
+            return ActionFailed(self.device_id, exc.code, where)
+        return BadInput(self.device_id, exc.code, where)
 
     @staticmethod
     def _health(label: LabelSpec, state: BasicState) -> LabelHealth:

@@ -136,13 +136,13 @@ class OeplBackend(LabelBackend):
         except DeviceError as exc:  # the vendored table is a fine answer; try the AP next time
             log.info(
                 "AP tag type unavailable",
-                extra={"device": self.device_id, "hw_type": hw_type, "reason": exc.reason},
+                extra={"device_id": self.device_id, "hw_type": hw_type, "reason": exc.reason},
             )
             served = None
         try:
             tag_type = parse_upstream(hw_type, served, source="ap") if served is not None else None
         except UnsupportedTagType as exc:
-            raise BadInput(self.device_id, "unsupported_tag_type", str(exc)) from exc
+            raise BadInput(self.device_id, exc.code, exc.message) from exc
         tag_type = tag_type or lookup(hw_type)
         if tag_type is None:
             raise BadInput(

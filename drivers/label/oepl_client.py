@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from core import safejson
+from core.backoff import Backoff
 from drivers.base import ActionFailed, BadInput, DeviceUnavailable, unavailable
 from drivers.label.oepl_codec import DbPage, OeplTag, imgupload_body, parse_db_page
 from drivers.label.tagtypes import tagtype_path
@@ -95,17 +96,24 @@ class OeplClient:
         not_found_ok: bool = False,
     ) -> bytes | None:
         """One call; ``body`` builds a fresh request body for each try."""
+        # Equal jitter from 2 x backoff_s: the n-th pause is backoff_s * 2**n to twice that.
+        step = 2 * self.backoff_s
+        backoff = Backoff(step, step * 2**self.retries, jitter="equal", rng=self._rng)
         for attempt in range(self.retries + 1):
             payload = body() if body is not None else data
             status, answer = await self._send(method, path, params=params, data=payload)
             if status != 409 and status < 500:
                 break
             if attempt < self.retries:
-                delay = self.backoff_s * (2**attempt) * (1 + self._rng.random())
+                delay = backoff.next()
                 self._hold_until = max(self._hold_until, time.monotonic() + delay)
                 log.info(
                     "OEPL AP busy, backing off",
-                    extra={"device": self.device_id, "status": status, "delay_s": round(delay, 3)},
+                    extra={
+                        "device_id": self.device_id,
+                        "status": status,
+                        "delay_s": round(delay, 3),
+                    },
                 )
         if status == 404 and not_found_ok:
             return None

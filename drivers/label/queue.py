@@ -10,9 +10,7 @@ Times are Unix seconds (wall clock), because they must mean the same after a res
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from core.datafiles import prepare_database
+from core.ids import new_id
+from core.sqlite import close_database, open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -45,19 +44,6 @@ CREATE TABLE IF NOT EXISTS label_stats (
     last_error_at        REAL
 );
 """
-
-
-def backoff_delay(
-    failed_attempts: int, min_s: float, max_s: float, rng: random.Random | None = None
-) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random, capped at ``max_s``.
-
-    The jitter keeps a shelf's worth of labels that failed together (AP reboot) from retrying in
-    lock-step; the fixed half keeps a retry from coming back almost at once.
-    """
-    exponent = max(0, failed_attempts - 1)
-    ceiling = min(max_s, min_s * (2.0 ** min(exponent, 60)))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True)
@@ -124,22 +110,12 @@ class PushQueue:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
-        prepare_database(self.path)
-        db = await aiosqlite.connect(self.path)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")  # label.show's "queued" survives power loss
-            await db.executescript(_SCHEMA)
-            await db.commit()
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
+        # FULL: a push label.show answered "queued" for survives a power loss.
+        self._db = await open_database(self.path, synchronous="FULL", schema=_SCHEMA)
 
     async def close(self) -> None:
         db, self._db = self._db, None
-        if db is not None:
-            await db.close()
+        await close_database(db)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -151,7 +127,7 @@ class PushQueue:
         self, label_id: str, content: str, image_png: bytes, report: str, *, now: float
     ) -> Enqueued:
         """Queue (or replace) the push for ``label_id``; durable when this returns."""
-        push_id = uuid.uuid4().hex
+        push_id = new_id()
         async with self.db.execute(
             "SELECT push_id FROM pushes WHERE label_id = ?", (label_id,)
         ) as cur:
@@ -282,4 +258,4 @@ class PushQueue:
         )
 
 
-__all__ = ["Enqueued", "LabelStats", "PushQueue", "QueuedPush", "backoff_delay"]
+__all__ = ["Enqueued", "LabelStats", "PushQueue", "QueuedPush"]

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import StoregwError, StrEnum
+
 Palette = Literal["bw", "bwr", "bwy", "bwry"]
 _INKS = frozenset({"white", "black", "red", "yellow", "gray"})
 _DIAGONAL = re.compile(r'(\d+(?:[.,]\d+)?)\s*"')
@@ -63,8 +65,15 @@ class TagType(BaseModel):
         )
 
 
-class UnsupportedTagType(ValueError):
+class TagTypeProblem(StrEnum):
+    UNSUPPORTED = "unsupported_tag_type"
+
+
+class UnsupportedTagType(StoregwError, ValueError):
     """The tag type cannot be drawn by this renderer (segment display, 7-colour panel, ...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(TagTypeProblem.UNSUPPORTED, message)
 
 
 def tagtype_path(hw_type: int) -> str:

@@ -28,7 +28,7 @@ from drivers.base import (
     BadInput,
     DeviceConfig,
     DeviceUnavailable,
-    Driver,
+    TransportDriver,
     error_reading,
     unavailable,
 )
@@ -48,7 +48,7 @@ from drivers.nfc.transport import (
 log = logging.getLogger(__name__)
 
 
-class NfcDriver(Driver[NfcConfig]):
+class NfcDriver(TransportDriver[NfcConfig, ClfThread]):
     """Reads every tag presented to one nfcpy reader once, and reports when it leaves."""
 
     kind: ClassVar[str] = "nfc"
@@ -56,7 +56,6 @@ class NfcDriver(Driver[NfcConfig]):
 
     def __init__(self, config: NfcConfig, *, data_dir: Path) -> None:
         super().__init__(config, data_dir=data_dir)
-        self._clf: ClfThread | None = None
         self.tags_read = 0
         self.errors = 0
         self.last_uid: str | None = None
@@ -67,22 +66,14 @@ class NfcDriver(Driver[NfcConfig]):
             await clf.open()
         except (OSError, ValueError) as exc:  # ENODEV, EACCES, EBUSY, bad host, bad path
             raise unavailable(self.device_id, exc, reason="reader_unavailable") from None
-        self._clf = clf
+        self.transport = clf
         log.info(
             "nfc reader open",
             extra={"device_id": self.device_id, "reader": clf.description},
         )
 
-    async def close(self) -> None:
-        clf, self._clf = self._clf, None
-        if clf is not None:
-            with contextlib.suppress(Exception):
-                await clf.close()
-
     async def run(self, emit: Emit) -> None:
-        clf = self._clf
-        if clf is None:
-            raise DeviceUnavailable(self.device_id, "not_open", "driver is not open")
+        clf = self.opened()
         cfg = self.config
         options = ReaderOptions(
             targets=cfg.targets,
@@ -147,14 +138,14 @@ class NfcDriver(Driver[NfcConfig]):
                 "malformed NDEF message",
                 extra={"device_id": self.device_id, "uid": uid, "error": str(exc)},
             )
-            err = BadInput(self.device_id, "malformed_ndef", f"malformed NDEF message: {exc}")
+            err = BadInput(self.device_id, exc.code, f"malformed NDEF message: {exc}")
             return error_reading(err, uid=uid, type=kind)
         self.tags_read += 1
         return Reading(kind="nfc", data=data, priority=Priority.HIGH)
 
     def health(self) -> JsonObject:
         return {
-            "reader": self._clf.description if self._clf is not None else None,
+            "reader": self.transport.description if self.transport is not None else None,
             "device": self.config.device,
             "tags_read": self.tags_read,
             "errors": self.errors,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from core.events import Emit, JsonObject, Priority, Reading
-from drivers.base import BadInput, DeviceConfig, DeviceUnavailable, Driver, error_reading
+from drivers.base import BadInput, DeviceConfig, TransportDriver, error_reading
 from drivers.scanner.codec import BadFrame, LineFramer, Scan, decode, warm_up
 from drivers.scanner.config import ScannerConfig
 from drivers.scanner.transport import SerialLink
@@ -27,22 +28,33 @@ from drivers.scanner.transport import SerialLink
 log = logging.getLogger(__name__)
 
 
-async def publish(device_id: str, result: Scan | BadFrame, emit: Emit) -> bool:
-    """Emit a scan (True) or the error event for a rejected line (False); shared with the HID
-    scanner so both kinds publish the same events."""
-    if isinstance(result, Scan):
-        await emit(Reading(kind="scan", data=result.as_data(), priority=Priority.HIGH))
-        return True
-    log.warning(
-        "unreadable scan",
-        extra={"device_id": device_id, "reason": result.reason, "length": result.length},
-    )
-    err = BadInput(device_id, result.reason, result.message)
-    await emit(error_reading(err, length=result.length, preview_hex=result.preview_hex))
-    return False
+@dataclass
+class ScanTally:
+    """Publishes decoded lines and counts them; the serial and the HID scanner share it so
+    both kinds publish the same events."""
+
+    scans: int = 0
+    errors: int = 0
+
+    async def publish(self, device_id: str, result: Scan | BadFrame, emit: Emit) -> None:
+        """Emit a scan, or the error event for a rejected line."""
+        if isinstance(result, Scan):
+            self.scans += 1
+            await emit(Reading(kind="scan", data=result.as_data(), priority=Priority.HIGH))
+            return
+        self.errors += 1
+        log.warning(
+            "unreadable scan",
+            extra={"device_id": device_id, "reason": result.reason, "length": result.length},
+        )
+        err = BadInput(device_id, result.reason, result.message)
+        await emit(error_reading(err, length=result.length, preview_hex=result.preview_hex))
+
+    def health(self) -> JsonObject:
+        return {"scans": self.scans, "errors": self.errors}
 
 
-class ScannerDriver(Driver[ScannerConfig]):
+class ScannerDriver(TransportDriver[ScannerConfig, SerialLink]):
     """A scanner that sends each code as a line on a serial/USB-CDC port or a pyserial URL."""
 
     kind: ClassVar[str] = "scanner"
@@ -50,23 +62,16 @@ class ScannerDriver(Driver[ScannerConfig]):
 
     def __init__(self, config: ScannerConfig, *, data_dir: Path) -> None:
         super().__init__(config, data_dir=data_dir)
-        self._link: SerialLink | None = None
-        self._scans = 0
-        self._errors = 0
+        self.tally = ScanTally()
 
     async def open(self) -> None:
         await asyncio.to_thread(warm_up)  # biip's import would stall the event loop on scan 1
-        self._link = await SerialLink.open(self.device_id, self.config.port, self.config.baudrate)
-
-    async def close(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            await link.close()
+        self.transport = await SerialLink.open(
+            self.device_id, self.config.port, self.config.baudrate
+        )
 
     async def run(self, emit: Emit) -> None:
-        link = self._link
-        if link is None:
-            raise DeviceUnavailable(self.device_id, "not_open", "run() called before open()")
+        link = self.opened()
         # A fresh framer per run: bytes from before a reconnect never glue onto new ones.
         framer = LineFramer(self.config.terminator, self.config.max_line_bytes)
         while True:
@@ -79,10 +84,7 @@ class ScannerDriver(Driver[ScannerConfig]):
                 )
                 if result is None:
                     continue
-                if await publish(self.device_id, result, emit):
-                    self._scans += 1
-                else:
-                    self._errors += 1
+                await self.tally.publish(self.device_id, result, emit)
 
     def health(self) -> JsonObject:
-        return {"port": self.config.port, "scans": self._scans, "errors": self._errors}
+        return {"port": self.config.port, **self.tally.health()}

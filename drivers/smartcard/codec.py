@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from core.errors import StoregwError, StrEnum
+
 SW_OK = 0x9000
 SW_END_OF_FILE = 0x6282
 """Fewer bytes than Le were available; the data is still good (ISO 7816-4 warning)."""
@@ -34,13 +36,21 @@ _SW_NAMES: dict[int, str] = {
 }
 
 
-class CodecError(ValueError):
+class CardProblem(StrEnum):
+    BAD_HEX = "bad_hex"
+    BAD_APDU = "bad_apdu"
+    BAD_RESPONSE = "bad_response"
+    BAD_ATR = "bad_atr"
+    BAD_UID = "bad_uid"
+    MEMBER_NO = "member_no"
+
+
+class CodecError(StoregwError, ValueError):
     """Bytes that cannot be what they should be; ``reason`` becomes the error event's reason."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: CardProblem, message: str) -> None:
+        super().__init__(reason, message)
         self.reason = reason
-        self.message = message
 
 
 def hexstr(data: bytes) -> str:
@@ -53,7 +63,7 @@ def parse_hex(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
-        raise CodecError("bad_hex", f"not hex: {text!r}") from None
+        raise CodecError(CardProblem.BAD_HEX, f"not hex: {text!r}") from None
 
 
 # --- commands -------------------------------------------------------------------------
@@ -65,15 +75,17 @@ def build_apdu(
     """A short APDU (ISO 7816-4 cases 1-4); ``le`` 1..256, where 256 is sent as 00."""
     for name, value in (("cla", cla), ("ins", ins), ("p1", p1), ("p2", p2)):
         if not 0 <= value <= 0xFF:
-            raise CodecError("bad_apdu", f"{name} out of range: {value}")
+            raise CodecError(CardProblem.BAD_APDU, f"{name} out of range: {value}")
     if len(data) > 255:
-        raise CodecError("bad_apdu", f"command data too long for a short APDU: {len(data)}")
+        raise CodecError(
+            CardProblem.BAD_APDU, f"command data too long for a short APDU: {len(data)}"
+        )
     apdu = bytes([cla, ins, p1, p2])
     if data:
         apdu += bytes([len(data)]) + data
     if le is not None:
         if not 1 <= le <= 256:
-            raise CodecError("bad_apdu", f"le out of range: {le}")
+            raise CodecError(CardProblem.BAD_APDU, f"le out of range: {le}")
         apdu += bytes([le & 0xFF])
     return apdu
 
@@ -84,14 +96,14 @@ GET_UID = build_apdu(0xFF, 0xCA, 0x00, 0x00, le=256)
 
 def select_aid(aid: bytes) -> bytes:
     if not 5 <= len(aid) <= 16:
-        raise CodecError("bad_apdu", f"an AID has 5 to 16 bytes, not {len(aid)}")
+        raise CodecError(CardProblem.BAD_APDU, f"an AID has 5 to 16 bytes, not {len(aid)}")
     return build_apdu(0x00, 0xA4, 0x04, 0x00, data=aid)
 
 
 def read_binary(offset: int = 0, length: int | None = None) -> bytes:
     """READ BINARY of the selected EF; ``length`` None sends Le 00 (whatever the file holds)."""
     if not 0 <= offset <= 0x7FFF:
-        raise CodecError("bad_apdu", f"offset out of range: {offset}")
+        raise CodecError(CardProblem.BAD_APDU, f"offset out of range: {offset}")
     return build_apdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=256 if length is None else length)
 
 
@@ -102,7 +114,7 @@ def get_response(le: int) -> bytes:
 def with_le(command: bytes, le: int) -> bytes:
     """``command`` with its Le replaced (or added): how a 6Cxx answer is honoured."""
     if len(command) < 4:
-        raise CodecError("bad_apdu", "an APDU has at least 4 bytes")
+        raise CodecError(CardProblem.BAD_APDU, "an APDU has at least 4 bytes")
     body = command[:4]
     if len(command) > 5:  # case 3 or 4: header, Lc, data (and maybe Le)
         lc = command[4]
@@ -133,7 +145,9 @@ class Response(BaseModel):
 
 def parse_response(raw: bytes) -> Response:
     if len(raw) < 2:
-        raise CodecError("bad_response", f"response too short for a status word: {hexstr(raw)!r}")
+        raise CodecError(
+            CardProblem.BAD_RESPONSE, f"response too short for a status word: {hexstr(raw)!r}"
+        )
     return Response(data=bytes(raw[:-2]), sw=(raw[-2] << 8) | raw[-1])
 
 
@@ -157,7 +171,6 @@ class Exchange:
     """
 
     def __init__(self, command: bytes, max_rounds: int = MAX_ROUNDS) -> None:
-        self.original = command
         self.command = command
         self._data = b""
         self._rounds = 0
@@ -171,7 +184,7 @@ class Exchange:
         self._rounds += 1
         if self._rounds > self._max_rounds:
             raise CodecError(
-                "bad_response",
+                CardProblem.BAD_RESPONSE,
                 f"card still answers {response.sw_hex} after {self._max_rounds} rounds",
             )
         if sw1 == 0x61:
@@ -188,16 +201,16 @@ class Exchange:
 def format_atr(atr: bytes) -> str:
     """The ATR as hex; refuses what cannot be an ATR (ISO 7816-3: TS 3B/3F, at most 33 bytes)."""
     if not 2 <= len(atr) <= 33:
-        raise CodecError("bad_atr", f"an ATR has 2 to 33 bytes, not {len(atr)}")
+        raise CodecError(CardProblem.BAD_ATR, f"an ATR has 2 to 33 bytes, not {len(atr)}")
     if atr[0] not in (0x3B, 0x3F):
-        raise CodecError("bad_atr", f"ATR starts with {atr[0]:02X}, not 3B or 3F")
+        raise CodecError(CardProblem.BAD_ATR, f"ATR starts with {atr[0]:02X}, not 3B or 3F")
     return hexstr(atr)
 
 
 def format_uid(uid: bytes) -> str:
     """The UID as hex: 4, 7 or 10 bytes for ISO 14443 cards, up to 16 for others."""
     if not 1 <= len(uid) <= 16:
-        raise CodecError("bad_uid", f"a UID has 1 to 16 bytes, not {len(uid)}")
+        raise CodecError(CardProblem.BAD_UID, f"a UID has 1 to 16 bytes, not {len(uid)}")
     return hexstr(uid)
 
 
@@ -209,11 +222,15 @@ def decode_member_no(data: bytes) -> str:
     """ASCII digits, right-padded with 00, FF or spaces as fixed-size files usually are."""
     text = data.rstrip(_PADDING)
     if not text:
-        raise CodecError("member_no", "member file is empty")
+        raise CodecError(CardProblem.MEMBER_NO, "member file is empty")
     if len(text) > MAX_MEMBER_DIGITS:
-        raise CodecError("member_no", f"member number longer than {MAX_MEMBER_DIGITS} digits")
+        raise CodecError(
+            CardProblem.MEMBER_NO, f"member number longer than {MAX_MEMBER_DIGITS} digits"
+        )
     if not all(0x30 <= b <= 0x39 for b in text):
-        raise CodecError("member_no", f"member number is not ASCII digits: {hexstr(text)}")
+        raise CodecError(
+            CardProblem.MEMBER_NO, f"member number is not ASCII digits: {hexstr(text)}"
+        )
     return text.decode("ascii")
 
 
@@ -223,6 +240,7 @@ __all__ = [
     "SW_END_OF_FILE",
     "SW_NOT_FOUND",
     "SW_OK",
+    "CardProblem",
     "CodecError",
     "Exchange",
     "Response",

@@ -42,7 +42,6 @@ from drivers.smartcard.transport import (
     PcscMonitor,
     ReaderAdded,
     ReaderRemoved,
-    card_error_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -365,5 +364,5 @@ class SmartcardDriver(Driver[SmartcardConfig]):
                 self._service = "down"
                 raise unavailable(self.device_id, exc, "pcsc_unavailable") from exc
             raise self._fault(
-                card_error_reason(exc.code), f"{step}: {exc}", step=step, code=exc.code_hex, **known
+                exc.code, f"{step}: {exc}", step=step, code=exc.code_hex, **known
             ) from None

@@ -147,7 +147,7 @@ def ble_transfer(data: bytes) -> object:
         if transfer.done:
             break
         if frame:
-            transfer.on_frame(frame)
+            transfer.on_response(ble.parse_response(frame))
         else:
             transfer.on_timeout()
     return transfer.phase

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.label.queue import PushQueue, backoff_delay
+from core.backoff import Backoff
+from drivers.label.queue import PushQueue
 
 
 @pytest.fixture
@@ -131,10 +132,10 @@ async def test_closed_queue_refuses_work(tmp_path: Path) -> None:
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:
-    rng = random.Random(1)
+    backoff = Backoff(2.0, 60.0, jitter="equal", rng=random.Random(1))
     for attempt in range(1, 12):
         ceiling = min(60.0, 2.0 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, 2.0, 60.0, rng) for _ in range(200)]
+        delays = [backoff.delay(attempt - 1) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len({round(d, 6) for d in delays}) > 150  # jittered, not lock-step
-    assert backoff_delay(10_000, 2.0, 60.0, rng) <= 60.0
+    assert backoff.delay(10_000) <= 60.0

@@ -1,21 +1,6 @@
-"""Tap-sticker tooling: write a signed URL to an NTAG213/215/216, verify it, protect or lock it.
+"""The tag work, run on the nfc thread: wait for a tag, write and read back, protect or lock.
 
-A sticker at a placement (shelf, counter, table) carries
-``https://{base}/t/{store}/{placement}?s={sig}`` where ``sig`` is a truncated HMAC over store,
-placement and the tag's UID (see :mod:`drivers.nfc.codec`). Copying the URL onto another tag,
-or inventing one for another placement, fails :func:`verify_sticker_url`.
-
-:class:`StickerWriter` is the async API the provisioning CLI uses::
-
-    key = StickerKey.from_file(Path("/etc/storegw/sticker.key"))
-    async with StickerWriter("usb", key, base="t.example.com") as writer:
-        result = await writer.write("S001", "aisle-3", protect=True)
-
-Every write is read back page by page from the chip and compared. Optional protection sets
-the NTAG21x password (PWD/PACK derived per tag from the key, so it can be re-derived and is
-never stored); locking sets the lock bits and the read-only capability container for good,
-so it needs ``confirm=True``. The key and passwords are never logged: nfcpy's own debug
-logging of frames is muted on the nfc thread while a password is on the air.
+nfcpy's own debug logging of frames is muted on that thread while a password is on the air.
 """
 
 from __future__ import annotations
@@ -25,16 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Self
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from drivers.nfc.codec import (
     NTAG_SPECS,
-    CapacityError,
     NdefError,
     NtagModel,
-    StickerClaim,
     StickerKey,
     StickerSignatureError,
     StickerUrlError,
@@ -48,109 +29,16 @@ from drivers.nfc.codec import (
     uri_record,
     verify_sticker_url,
 )
-from drivers.nfc.transport import ClfThread
-
-log = logging.getLogger(__name__)
-
-__all__ = [
-    "LockNotConfirmed",
-    "NoTagError",
-    "ReaderUnavailable",
-    "StickerCapacityError",
-    "StickerClaim",
-    "StickerError",
-    "StickerKey",
-    "StickerRead",
-    "StickerResult",
-    "StickerSignatureError",
-    "StickerWriter",
-    "TagReadOnlyError",
-    "UnsupportedTagError",
-    "VerifyError",
-    "WriteError",
-    "verify_sticker_url",
-]
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class StickerError(Exception):
-    """Base of everything the sticker tool refuses or fails at."""
-
-
-class ReaderUnavailable(StickerError):
-    """The NFC reader could not be opened (not plugged in, no permission, busy)."""
-
-
-class NoTagError(StickerError, TimeoutError):
-    """No tag was presented before the timeout."""
-
-
-class UnsupportedTagError(StickerError):
-    """Stickers are NTAG213/215/216; this tag is something else."""
-
-
-class StickerCapacityError(StickerError, CapacityError):
-    """The URL's NDEF message does not fit; ``needed`` and ``available`` are bytes."""
-
-
-class TagReadOnlyError(StickerError):
-    """The tag is locked, or password protected with a password this key does not derive."""
-
-
-class WriteError(StickerError):
-    """A write, protect or lock command failed on the tag (moved away, NAK)."""
-
-
-class VerifyError(StickerError):
-    """What was read back from the chip is not what was written."""
-
-
-class LockNotConfirmed(StickerError, ValueError):
-    """Locking is permanent: the caller must pass ``confirm=True``."""
-
-
-# --- results ----------------------------------------------------------------------------------
-
-
-class StickerResult(BaseModel):
-    """A sticker written and read back; what provisioning records."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    uid: str
-    model: NtagModel
-    url: str
-    store: str
-    placement: str
-    signature_hex: str | None
-    """NXP originality signature (READ_SIG), 32 bytes; None if the tag returned none."""
-    ndef_bytes: int
-    capacity_bytes: int
-    protected: bool
-    locked: bool
-    key_id: str
-    """Which sticker key signed the URL (a hash prefix, not the key)."""
-
-
-class StickerRead(BaseModel):
-    """What a sticker holds and whether its URL verifies for its UID."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    uid: str
-    model: NtagModel | None
-    url: str | None
-    valid: bool
-    store: str | None = None
-    placement: str | None = None
-    problem: str | None = None
-    """Why ``valid`` is False (no URL, not a sticker URL, signature mismatch)."""
-    signature_hex: str | None = None
-    protected: bool = False
-    locked: bool = False
-
+from drivers.nfc.sticker.errors import (
+    NoTagError,
+    ReaderUnavailable,
+    StickerCapacityError,
+    TagReadOnlyError,
+    UnsupportedTagError,
+    VerifyError,
+    WriteError,
+)
+from drivers.nfc.sticker.results import StickerRead, StickerResult
 
 # --- keeping secrets out of nfcpy's debug log -------------------------------------------------
 
@@ -269,7 +157,7 @@ def _writable_ndef(tag: Any, password: bytes) -> Any:
     return ndef
 
 
-def _write_job(
+def write_job(
     base: str,
     key: StickerKey,
     *,
@@ -336,7 +224,7 @@ def _write_job(
     return job
 
 
-def _read_job(key: StickerKey, timeout: float) -> Any:
+def read_job(key: StickerKey, timeout: float) -> Any:
     def job(clf: Any, cancel: threading.Event) -> StickerRead:
         import nfc.clf
         import nfc.tag
@@ -377,103 +265,3 @@ def _read_job(key: StickerKey, timeout: float) -> Any:
         )
 
     return job
-
-
-# --- the async API ------------------------------------------------------------------------------
-
-
-class StickerWriter:
-    """Writes and checks tap stickers on one NFC reader (``usb``, ``udp:127.0.0.1:PORT``, ...)."""
-
-    def __init__(self, device: str, key: StickerKey, *, base: str) -> None:
-        build_sticker_url(base, "s", "p", b"\x04\0\0\0\0\0\0", key)  # refuse a bad base now
-        self.device = device
-        self.base = base
-        self._key = key
-        self._clf: ClfThread | None = None
-
-    def __repr__(self) -> str:
-        return f"StickerWriter(device={self.device!r}, base={self.base!r}, key={self._key!r})"
-
-    async def open(self) -> None:
-        clf = ClfThread(self.device, name="sticker")
-        try:
-            await clf.open()
-        except (OSError, ValueError) as exc:
-            raise ReaderUnavailable(f"cannot open NFC reader {self.device!r}: {exc}") from None
-        self._clf = clf
-
-    async def close(self) -> None:
-        clf, self._clf = self._clf, None
-        if clf is not None:
-            await clf.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def _thread(self) -> ClfThread:
-        if self._clf is None:
-            raise StickerError("StickerWriter is not open (use 'async with')")
-        return self._clf
-
-    async def write(
-        self,
-        store: str,
-        placement: str,
-        *,
-        protect: bool = False,
-        lock: bool = False,
-        confirm: bool = False,
-        timeout: float = 30.0,
-    ) -> StickerResult:
-        """Wait up to ``timeout`` s for an NTAG, write the signed URL, read it back.
-
-        ``protect`` sets a per-tag password for writes; ``lock`` makes the tag read-only for
-        good and is refused unless ``confirm`` is True. Nothing is written when refused.
-        """
-        if lock and not confirm:
-            raise LockNotConfirmed("locking a sticker is permanent: pass confirm=True to lock")
-        if lock and protect:
-            raise ValueError("choose protect (password) or lock (permanent), not both")
-        build_sticker_url(self.base, store, placement, b"\x04\0\0\0\0\0\0", self._key)
-        result: StickerResult = await self._thread().run(
-            _write_job(
-                self.base,
-                self._key,
-                store=store,
-                placement=placement,
-                protect=protect,
-                lock=lock,
-                timeout=timeout,
-            )
-        )
-        log.info(
-            "sticker written",
-            extra={
-                "uid": result.uid,
-                "model": result.model,
-                "store": store,
-                "placement": placement,
-                "protected": result.protected,
-                "locked": result.locked,
-                "key_id": result.key_id,
-            },
-        )
-        return result
-
-    async def read(self, *, timeout: float = 30.0) -> StickerRead:
-        """Wait for a tag and report its URL and whether it verifies for its UID."""
-        result: StickerRead = await self._thread().run(_read_job(self._key, timeout))
-        return result
-
-
-def smallest_model(message_len: int) -> NtagModel | None:
-    """The smallest NTAG21x whose factory layout holds an NDEF message of this size."""
-    for model, spec in NTAG_SPECS.items():
-        if message_len <= spec.ndef_capacity:
-            return model
-    return None

@@ -1,0 +1,93 @@
+"""Responses, label -> gateway, all notifications on the control point."""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal
+
+from drivers.label.ble_protocol.frame import U8, U16, U32, Frame, parse_frame
+from drivers.label.ble_protocol.spec import NO_IMAGE, BasicFlags, Rsp
+
+
+class ErrorResponse(Frame):
+    BODY = struct.Struct("<B")
+    FIELDS = ("code",)
+    op: Literal[Rsp.ERROR] = Rsp.ERROR
+    code: U8
+
+
+class LedState(Frame):
+    BODY = struct.Struct("<B")
+    FIELDS = ("led_index",)
+    op: Literal[Rsp.LED_STATE] = Rsp.LED_STATE
+    led_index: U8
+
+
+class BasicState(Frame):
+    BODY = struct.Struct("<HHB")
+    FIELDS = ("flags", "battery_mv", "image_index")
+    op: Literal[Rsp.BASIC_STATE] = Rsp.BASIC_STATE
+    flags: U16
+    battery_mv: U16
+    image_index: U8 = NO_IMAGE
+
+    @property
+    def has_led(self) -> bool:
+        return bool(self.flags & BasicFlags.HAS_LED)
+
+
+class DisplayState(Frame):
+    BODY = struct.Struct("<BB")
+    FIELDS = ("display_index", "image_index")
+    op: Literal[Rsp.DISPLAY_STATE] = Rsp.DISPLAY_STATE
+    display_index: U8
+    image_index: U8
+
+
+class ImageReady(Frame):
+    BODY = struct.Struct("<BH")
+    FIELDS = ("image_index", "chunk_count")
+    op: Literal[Rsp.IMAGE_READY] = Rsp.IMAGE_READY
+    image_index: U8
+    chunk_count: U16
+
+
+class ChunkAck(Frame):
+    BODY = struct.Struct("<HB")
+    FIELDS = ("seq", "status")
+    op: Literal[Rsp.CHUNK_ACK] = Rsp.CHUNK_ACK
+    seq: U16
+    status: U8
+
+
+class ImageVerify(Frame):
+    BODY = struct.Struct("<BBI")
+    FIELDS = ("image_index", "status", "crc32")
+    op: Literal[Rsp.IMAGE_VERIFY] = Rsp.IMAGE_VERIFY
+    image_index: U8
+    status: U8
+    crc32: U32
+
+
+Response = (
+    ErrorResponse | LedState | BasicState | DisplayState | ImageReady | ChunkAck | ImageVerify
+)
+
+_RESPONSES: dict[Rsp, type[Response]] = {
+    Rsp.ERROR: ErrorResponse,
+    Rsp.LED_STATE: LedState,
+    Rsp.BASIC_STATE: BasicState,
+    Rsp.DISPLAY_STATE: DisplayState,
+    Rsp.IMAGE_READY: ImageReady,
+    Rsp.CHUNK_ACK: ChunkAck,
+    Rsp.IMAGE_VERIFY: ImageVerify,
+}
+
+
+def _fits(model: type[Response], length: int) -> bool:
+    return length == model.BODY.size
+
+
+def parse_response(frame: bytes) -> Response:
+    """Decode one notification; :class:`ProtocolError` for anything malformed."""
+    return parse_frame(frame, Rsp, _RESPONSES, _fits, "response")
