@@ -1,7 +1,7 @@
 """``storegw provision sticker write|verify|lock``: NFC tap stickers with a signed URL.
 
 A sticker at a placement carries ``https://{base}/t/{store}/{placement}?s={sig}``, signed with
-the store's sticker key (drivers/nfc/sticker.py). The key lives in ``data_dir/sticker.key``
+the store's sticker key (drivers/nfc/sticker/). The key lives in ``data_dir/sticker.key``
 (hex, mode 0600, made on first use) and is never printed: only its key id is shown. These
 commands open the NFC reader themselves, so stop the daemon first if it uses the same reader.
 """

@@ -6,19 +6,14 @@ import asyncio
 
 from drivers.probe import Finding, Presence, ProbeResult, Scan, ScanOptions
 from drivers.smartcard.config import SmartcardConfig
-
-
-def _readers() -> list[str]:
-    from smartcard.System import readers
-
-    return [str(r) for r in readers()]
+from drivers.smartcard.readers import PcscdAbsent, list_readers
 
 
 async def presence(device: SmartcardConfig) -> Presence:
     try:
-        names = await asyncio.to_thread(_readers)
-    except Exception as exc:  # pyscard raises its own types for "no pcscd"
-        return False, f"pcscd does not answer: {exc}"
+        names = await asyncio.to_thread(list_readers)
+    except PcscdAbsent as exc:
+        return False, exc.message
     matching = [n for n in names if device.matches_reader(n)]
     if matching:
         return True, f"reader {matching[0]!r}"
@@ -26,15 +21,10 @@ async def presence(device: SmartcardConfig) -> Presence:
 
 
 def scan_pcsc() -> ProbeResult:
-    from smartcard.Exceptions import CardServiceNotFoundException
-    from smartcard.pcsc.PCSCExceptions import EstablishContextException
-
     try:
-        names = _readers()
-    except (EstablishContextException, CardServiceNotFoundException):
-        return ProbeResult("pcsc", "pcscd not running")
-    except Exception as exc:  # pyscard raises its own classes for every PC/SC failure
-        return ProbeResult("pcsc", f"unavailable ({exc})")
+        names = list_readers()
+    except PcscdAbsent as exc:
+        return ProbeResult("pcsc", "pcscd not running" if exc.service_lost else exc.message)
     found = [
         Finding(
             "smartcard", n, "PC/SC reader", f'devices add card-N --kind smartcard --reader "{n}"'

@@ -79,11 +79,11 @@ def pcsc_readers(root: Path = Path("/")) -> list[str] | None:
     """Reader names pcscd lists; None when it does not run (it is not started for this)."""
     if not (root / PCSCD_SOCKET).exists():
         return None
-    try:
-        from smartcard.System import readers
+    from drivers.smartcard.readers import PcscdAbsent, list_readers
 
-        return [str(r) for r in readers()]
-    except Exception:  # pyscard raises its own types when pcscd does not answer
+    try:
+        return list_readers()
+    except PcscdAbsent:
         return None
 
 

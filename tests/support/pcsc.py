@@ -43,19 +43,13 @@ _NO_READERS = 0x8010002E
 
 def list_readers() -> list[str] | None:
     """The reader names pcscd reports, or None when it does not answer."""
-    from smartcard import scard
+    from drivers.smartcard.readers import PcscdAbsent
+    from drivers.smartcard.readers import list_readers as listed
 
-    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hresult != 0:
-        return None
     try:
-        hresult, readers = scard.SCardListReaders(context, [])
-        code = hresult & 0xFFFFFFFF
-        if code == _NO_READERS:
-            return []
-        return list(readers) if code == 0 else None
-    finally:
-        scard.SCardReleaseContext(context)
+        return listed()
+    except PcscdAbsent:
+        return None
 
 
 def card_present(reader: str) -> bool:
@@ -143,7 +137,11 @@ class Pcscd:
             process.wait()
 
     def restart(self) -> None:
-        """Stop and start again (service-loss tests); only for a daemon the fixture owns."""
+        """Stop and start again (service-loss tests); only for a daemon the fixture owns.
+
+        Call it from the main thread: the new pcscd dies with the thread that starts it
+        (``simulators.spawn``), so one started from ``asyncio.to_thread`` is gone once that
+        worker ends, leaving every later test without a daemon."""
         if not self.owned:
             pytest.fail(
                 "pcscd was started outside the test run; the service-loss test needs to own it"

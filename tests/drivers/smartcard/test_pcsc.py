@@ -337,7 +337,8 @@ async def test_pcscd_going_away_is_device_unavailable(pcscd: Pcscd, tmp_path: Pa
         rec.task = asyncio.create_task(driver.run(rec.emit))
         await wait_for(lambda: driver.health()["reader_count"] == 2, TIMEOUT)
         started = time.monotonic()
-        await asyncio.to_thread(pcscd.restart)
+        # From this thread, not a worker: pcscd dies with the thread that started it.
+        pcscd.restart()
         with pytest.raises(DeviceUnavailable) as info:
             await asyncio.wait_for(rec.task, TIMEOUT)
         assert info.value.reason == "pcsc_unavailable"
