@@ -29,9 +29,3 @@ def rfc3339(ts: float | datetime, precision: Precision = "milliseconds") -> str:
     else:
         when = datetime.fromtimestamp(ts, UTC)
     return when.astimezone(UTC).isoformat(timespec=precision).replace("+00:00", "Z")
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """The inverse of :func:`rfc3339`; an offset other than ``Z`` is kept and honoured."""
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

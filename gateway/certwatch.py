@@ -32,6 +32,7 @@ from gateway.config import Config, MqttSection
 from gateway.feature import BaseFeature
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from gateway.wire.certs import (
+    IdentityCode,
     IdentityError,
     build_csr,
     cert_pem,
@@ -95,19 +96,26 @@ async def renew_certificate(
     this gateway must not use). The old certificate stays in place on any failure.
     """
     if mqtt.cert_file is None or mqtt.key_file is None:
-        raise IdentityError("no client certificate is configured ([mqtt] cert_file, key_file)")
+        raise IdentityError(
+            IdentityCode.NOT_CONFIGURED,
+            "no client certificate is configured ([mqtt] cert_file, key_file)",
+        )
     key = load_private_key(mqtt.key_file)
     data = await call(RENEW_METHOD, {"csr": csr_pem(build_csr(key, store_id, gateway_id))}, timeout)
     pem = data.get("certificate")
     if not isinstance(pem, str):
-        raise IdentityError("the cloud's cert.renew answer has no certificate")
+        raise IdentityError(
+            IdentityCode.NO_CERTIFICATE, "the cloud's cert.renew answer has no certificate"
+        )
     chain = load_certificates(pem)
     authorities: list[x509.Certificate] | None = None
     if mqtt.ca_file is not None:
         try:
             authorities = load_certificates(mqtt.ca_file.read_bytes()) + chain[1:]
         except OSError as exc:
-            raise IdentityError(f"cannot read the CA file {mqtt.ca_file}: {exc}") from None
+            raise IdentityError(
+                IdentityCode.UNREADABLE, f"cannot read the CA file {mqtt.ca_file}: {exc}"
+            ) from None
     check_issued_certificate(chain[0], key, store_id, gateway_id, authorities=authorities)
     write_atomic(mqtt.cert_file, "".join(cert_pem(c) for c in chain).encode())
     return chain[0]
@@ -201,9 +209,9 @@ class CertWatch(BaseFeature):
         try:
             status = cert_status(self.mqtt.cert_file, now)
         except IdentityError as exc:
-            if self.last_error != str(exc):
+            if self.last_error != exc.code:  # once per kind of problem, not every check
                 log.error("cannot read the client certificate: %s", exc)
-            self.last_error = str(exc)
+            self.last_error = exc.code
             return
         self.last_error = None
         self.on_status(status)

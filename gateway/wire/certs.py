@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,30 +29,43 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from core.datafiles import write_atomic
+from core.errors import StoregwError, StrEnum
+from core.identifiers import is_identifier
 
 ORGANIZATION = "storegw"
 KEY_MODE = 0o600
 DIR_MODE = 0o700
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class IdentityError(Exception):
-    """A key, CSR or certificate is missing, unreadable or does not belong to this gateway."""
+class IdentityCode(StrEnum):
+    BAD_ID = "bad_id"
+    NO_KEY = "no_key"
+    UNREADABLE = "unreadable"
+    NOT_PEM = "not_pem"
+    BAD_KEY = "bad_key"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_SUBJECT = "wrong_subject"
+    WRONG_KEY = "wrong_key"
+    NOT_VALID_NOW = "not_valid_now"
+    UNTRUSTED = "untrusted"
+    NOT_CONFIGURED = "not_configured"
+    NO_CERTIFICATE = "no_certificate"
+
+
+class IdentityError(StoregwError):
+    """A key, CSR or certificate is missing, unreadable or not this gateway's."""
+
+    def __init__(self, code: IdentityCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 def identity(store_id: str, gateway_id: str) -> str:
     """The certificate CN (and so the broker username) of one gateway."""
-    if not (_ID.match(store_id) and _ID.match(gateway_id)):
-        raise IdentityError(f"not a valid store/gateway id pair: {store_id!r}, {gateway_id!r}")
+    if not (is_identifier(store_id) and is_identifier(gateway_id)):
+        raise IdentityError(
+            IdentityCode.BAD_ID, f"not a valid store/gateway id pair: {store_id!r}, {gateway_id!r}"
+        )
     return f"{store_id}/{gateway_id}"
-
-
-def parse_identity(common_name: str) -> tuple[str, str] | None:
-    """``"S001/gw-1"`` -> ``("S001", "gw-1")``; None for anything else (e.g. the cloud's CN)."""
-    store_id, sep, gateway_id = common_name.partition("/")
-    if not sep or not _ID.match(store_id) or not _ID.match(gateway_id):
-        return None
-    return store_id, gateway_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +129,21 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise IdentityError(f"no private key at {path}; run `storegw provision init`") from None
+        raise IdentityError(
+            IdentityCode.NO_KEY, f"no private key at {path}; run `storegw provision init`"
+        ) from None
     except OSError as exc:
-        raise IdentityError(f"cannot read the private key {path}: {exc.strerror}") from None
+        raise IdentityError(
+            IdentityCode.UNREADABLE, f"cannot read the private key {path}: {exc.strerror}"
+        ) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise IdentityError(f"{path} is not an unencrypted PEM private key") from None
+        raise IdentityError(
+            IdentityCode.NOT_PEM, f"{path} is not an unencrypted PEM private key"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise IdentityError(f"{path} is not an EC private key")
+        raise IdentityError(IdentityCode.BAD_KEY, f"{path} is not an EC private key")
     return key
 
 
@@ -150,9 +168,9 @@ def load_csr(pem: str | bytes) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(data)
     except ValueError:
-        raise IdentityError("not a PEM certificate signing request") from None
+        raise IdentityError(IdentityCode.NOT_PEM, "not a PEM certificate signing request") from None
     if not csr.is_signature_valid:
-        raise IdentityError("the CSR's signature does not verify")
+        raise IdentityError(IdentityCode.BAD_SIGNATURE, "the CSR's signature does not verify")
     return csr
 
 
@@ -169,7 +187,7 @@ def load_certificates(data: str | bytes) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(raw)
     except ValueError:
-        raise IdentityError("not a PEM certificate (bundle)") from None
+        raise IdentityError(IdentityCode.NOT_PEM, "not a PEM certificate (bundle)") from None
     return certs
 
 
@@ -177,7 +195,9 @@ def load_certificate_file(path: Path) -> x509.Certificate:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise IdentityError(f"cannot read the certificate {path}: {exc.strerror}") from None
+        raise IdentityError(
+            IdentityCode.UNREADABLE, f"cannot read the certificate {path}: {exc.strerror}"
+        ) from None
     return load_certificates(data)[0]
 
 
@@ -225,14 +245,21 @@ def check_issued_certificate(
     want = identity(store_id, gateway_id)
     got = common_name(cert.subject)
     if got != want:
-        raise IdentityError(f"the certificate is for {got!r}, not {want!r}")
+        raise IdentityError(
+            IdentityCode.WRONG_SUBJECT, f"the certificate is for {got!r}, not {want!r}"
+        )
     if public_der(cert.public_key()) != public_der(key):
-        raise IdentityError("the certificate is not for this gateway's private key")
+        raise IdentityError(
+            IdentityCode.WRONG_KEY, "the certificate is not for this gateway's private key"
+        )
     moment = now or dt.datetime.now(dt.UTC)
     if not cert.not_valid_before_utc <= moment < cert.not_valid_after_utc:
         raise IdentityError(
+            IdentityCode.NOT_VALID_NOW,
             f"the certificate is not valid now ({cert.not_valid_before_utc.isoformat()} .. "
-            f"{cert.not_valid_after_utc.isoformat()})"
+            f"{cert.not_valid_after_utc.isoformat()})",
         )
     if authorities is not None and not issued_by(cert, authorities):
-        raise IdentityError("the certificate was not issued by the trusted CA")
+        raise IdentityError(
+            IdentityCode.UNTRUSTED, "the certificate was not issued by the trusted CA"
+        )
