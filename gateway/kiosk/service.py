@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from uuid6 import uuid7
 
 from core.events import JsonObject, Reading
+from core.ids import rfc3339
 from gateway.commands import CommandError, Dispatcher
 from gateway.counter.models import CounterError, Mode, cloud_error
-from gateway.counter.service import CounterService, rfc3339
+from gateway.counter.service import CounterService
 from gateway.kiosk.config import KioskConfig
 from gateway.kiosk.hub import KioskHub
 from gateway.kiosk.models import (
