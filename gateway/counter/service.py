@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
 from pydantic import JsonValue
@@ -116,13 +115,8 @@ class CounterService:
             log.warning("redemptions interrupted by a restart were voided", extra={"count": voided})
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.store.__aexit__(exc_type, exc, tb)
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.store.__aexit__(*exc_info)
 
     async def run(self) -> None:
         """The reconciler and the till workers; runs until cancelled."""

@@ -15,7 +15,6 @@ import time
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
 import aiosqlite
@@ -93,12 +92,7 @@ class CounterStore(OperationTable):
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         db, self._db = self._db, None
         await close_database(db)
 

@@ -8,7 +8,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Self
 
 from core.events import Priority, Reading
@@ -66,12 +65,7 @@ class Outbox(Writer, Reader, Housekeeping):
         )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:
