@@ -12,18 +12,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
+from gateway.wire.tokens import jws
 from gateway.wire.tokens.errors import TokenError
-from gateway.wire.tokens.jws import (
-    MEMBER_PREFIX,
-    check_times,
-    decode,
-    encode,
-    epoch,
-    str_claim,
-    time_claim,
-    token_body,
-    utc,
-)
+from gateway.wire.tokens.jws import MEMBER_PREFIX
 from gateway.wire.tokens.keys import (
     KeySet,
     SigningKey,
@@ -60,12 +51,12 @@ def issue_member_credential(
         "typ": "member",
         "sub": member_id,
         "jti": credential_id or str(uuid.uuid4()),
-        "exp": epoch(expires),
+        "exp": jws.epoch(expires),
         "cnf": {"jwk": okp_jwk(phone_public)},
     }
     if issued_at is not None:
-        claims["iat"] = epoch(issued_at)
-    return encode(claims, key)
+        claims["iat"] = jws.epoch(issued_at)
+    return jws.encode(claims, key)
 
 
 def _member_message(credential: str, seconds: int) -> bytes:
@@ -74,7 +65,7 @@ def _member_message(credential: str, seconds: int) -> bytes:
 
 def make_member_qr(credential: str, phone_key: Ed25519PrivateKey, *, at: datetime) -> str:
     """The phone's dynamic code for time ``at``: ``SGM1:<cred>~<seconds>~<sig>``."""
-    seconds = epoch(at)
+    seconds = jws.epoch(at)
     signature = phone_key.sign(_member_message(credential, seconds))
     return f"{MEMBER_PREFIX}{credential}~{seconds}~{b64url_encode(signature)}"
 
@@ -84,7 +75,7 @@ def verify_member_qr(text: str, keys: KeySet, *, now: datetime, window_s: float 
 
     No replay state here; the gateway keeps a cache of (member, seconds) for the window.
     """
-    body = token_body(text, MEMBER_PREFIX)
+    body = jws.token_body(text, MEMBER_PREFIX)
     parts = body.split("~")
     if len(parts) != 3:
         raise TokenError("malformed", "member code has not three parts")
@@ -98,13 +89,13 @@ def verify_member_qr(text: str, keys: KeySet, *, now: datetime, window_s: float 
         raise TokenError("malformed", "member code signature is not base64url") from None
     if len(signature) != 64:
         raise TokenError("malformed", "member code signature is not 64 bytes")
-    claims = decode(credential, keys)
+    claims = jws.decode(credential, keys)
     if claims.get("typ") != "member":
         raise TokenError("wrong_type", "token is not a member credential")
-    member_id = str_claim(claims, "sub")
-    credential_id = str_claim(claims, "jti")
-    exp = time_claim(claims, "exp")
-    nbf = time_claim(claims, "nbf", required=False)
+    member_id = jws.str_claim(claims, "sub")
+    credential_id = jws.str_claim(claims, "jti")
+    exp = jws.time_claim(claims, "exp")
+    nbf = jws.time_claim(claims, "nbf", required=False)
     cnf = claims.get("cnf")
     jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
     if not isinstance(jwk, dict):
@@ -113,11 +104,11 @@ def verify_member_qr(text: str, keys: KeySet, *, now: datetime, window_s: float 
     assert exp is not None
     assert member_id is not None
     assert credential_id is not None
-    check_times(exp, nbf, now)
+    jws.check_times(exp, nbf, now)
     try:
         phone.verify(signature, _member_message(credential, seconds))
     except InvalidSignature:
         raise TokenError("bad_signature", "member code not signed by the member's phone") from None
-    if abs(utc(now).timestamp() - seconds) > window_s:
+    if abs(jws.utc(now).timestamp() - seconds) > window_s:
         raise TokenError("clock_window", "member code is outside the clock window")
     return MemberCode(member_id=member_id, seconds=seconds, credential_id=credential_id)
