@@ -1,7 +1,11 @@
 """The one dispatcher through which every command reaches the gateway and its devices.
 
-A command arrives as JSON bytes; whatever happens (bad JSON, unknown name, invalid args, a
-handler crash) the answer is a result object, never an exception out of the dispatcher.
+Each command is registered once as a :class:`Command`: its argument model, its result model
+and a handler that takes the validated arguments and returns the result. The arguments are
+validated here and nowhere else. MQTT hands the dispatcher the payload bytes
+(:meth:`Dispatcher.dispatch`), the control socket the envelope it already parsed
+(:meth:`Dispatcher.call`); both run the same path. Whatever happens (bad JSON, unknown name,
+invalid args, a handler crash) the answer is a result object, never an exception.
 """
 
 from __future__ import annotations
@@ -9,16 +13,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
 
 from core import safejson
+from core.errors import StoregwError, StrEnum
 from core.events import JsonObject
 from drivers.base import DeviceError
 
 log = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 256 * 1024
+
+
+class CommandCode(StrEnum):
+    """The gateway's own error codes in a command result (a driver adds its stable reasons)."""
+
+    BAD_JSON = "bad_json"
+    BAD_REQUEST = "bad_request"
+    BAD_ARGS = "bad_args"
+    UNKNOWN_COMMAND = "unknown_command"
+    BAD_RESPONSE_TOPIC = "bad_response_topic"
+    TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+class CommandError(StoregwError):
+    """A command failed in a way the caller should be told about; ``details`` go along."""
+
+    def __init__(self, code: CommandCode, message: str, details: JsonValue = None) -> None:
+        super().__init__(code, message)
+        self.details = details
 
 
 class CommandRequest(BaseModel):
@@ -28,25 +55,44 @@ class CommandRequest(BaseModel):
     args: JsonObject = Field(default_factory=dict)
 
 
-class CommandError(Exception):
-    """A command failed in a way the caller should be told about, with a stable code."""
+class NoArgs(BaseModel):
+    """For commands that take no arguments: any given is refused (``bad_args``)."""
 
-    def __init__(self, code: str, message: str, details: JsonValue = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+    model_config = ConfigDict(extra="forbid")
 
 
-Handler = Callable[[JsonObject], Awaitable[JsonObject]]
+class JsonResult(RootModel[JsonObject]):
+    """A result whose shape is another component's document (a report, the redacted config)."""
+
+
+A = TypeVar("A", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+Undo = Callable[[], None]
+"""Takes back a registration (a feature that stops)."""
 Fallback = Callable[[str, JsonObject], Awaitable[JsonObject] | None]
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    handler: Handler
-    args_model: type[BaseModel] | None
-    help: str
+class Command(Generic[A, R]):
+    """One command. The result is dumped with ``exclude_unset``: an optional key the handler
+    does not set stays out of the answer (absent and ``null`` say different things)."""
+
+    name: str
+    handler: Callable[[A], Awaitable[R]]
+    args: type[A]
+    result: type[R]
+    help: str = ""
+
+    async def run(self, args: JsonObject) -> JsonObject:
+        """Validate ``args`` (raising ValidationError), run the handler, dump its result."""
+        answer = await self.handler(self.args.model_validate(args))
+        if not isinstance(answer, self.result):
+            raise TypeError(f"{self.name} answered {type(answer).__name__}, not its result model")
+        dumped = answer.model_dump(mode="json", exclude_unset=True)
+        if not isinstance(dumped, dict):
+            raise TypeError(f"{self.name}: a result must be a JSON object")
+        return dumped
 
 
 def ok(data: JsonObject, request_id: str | None, name: str) -> JsonObject:
@@ -59,7 +105,7 @@ def ok(data: JsonObject, request_id: str | None, name: str) -> JsonObject:
 def failed(
     code: str, message: str, request_id: str | None, name: str, details: JsonValue = None
 ) -> JsonObject:
-    error: JsonObject = {"code": code, "message": message}
+    error: JsonObject = {"code": str(code), "message": message}
     if details is not None:
         error["details"] = details
     out: JsonObject = {"ok": False, "command": name, "error": error}
@@ -70,21 +116,24 @@ def failed(
 
 class Dispatcher:
     def __init__(self) -> None:
-        self._handlers: dict[str, _Entry] = {}
+        self._commands: dict[str, Command[Any, Any]] = {}
         self._fallback: Fallback | None = None
         self._fallback_names: Callable[[], Collection[str]] = frozenset
 
-    def register(
-        self,
-        name: str,
-        handler: Handler,
-        *,
-        args_model: type[BaseModel] | None = None,
-        help: str = "",
-    ) -> None:
-        if name in self._handlers:
-            raise ValueError(f"command {name!r} registered twice")
-        self._handlers[name] = _Entry(handler, args_model, help)
+    def register(self, *commands: Command[Any, Any]) -> Undo:
+        """Add commands; the returned callable removes exactly these again."""
+        for command in commands:
+            if command.name in self._commands:
+                raise ValueError(f"command {command.name!r} registered twice")
+        for command in commands:
+            self._commands[command.name] = command
+
+        def undo() -> None:
+            for command in commands:
+                if self._commands.get(command.name) is command:
+                    del self._commands[command.name]
+
+        return undo
 
     def set_fallback(
         self, fallback: Fallback, names: Callable[[], Collection[str]] = frozenset
@@ -97,27 +146,39 @@ class Dispatcher:
     def knows(self, name: str) -> bool:
         """A registered command or one the fallback handles: a bounded set, so metrics may
         label by it (anything else a cloud sends counts as ``unknown``)."""
-        return name in self._handlers or name in self._fallback_names()
+        return name in self._commands or name in self._fallback_names()
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._handlers)
+        return sorted(self._commands)
+
+    @property
+    def commands(self) -> dict[str, Command[Any, Any]]:
+        """The registered commands by name (what the AsyncAPI document must list)."""
+        return dict(self._commands)
 
     async def dispatch(self, name: str, raw: bytes) -> JsonObject:
+        """A command as it arrives on MQTT: the payload bytes, parsed here once."""
         if len(raw) > MAX_COMMAND_BYTES:
-            return failed("too_large", f"command over {MAX_COMMAND_BYTES} bytes", None, name)
+            return failed(
+                CommandCode.TOO_LARGE, f"command over {MAX_COMMAND_BYTES} bytes", None, name
+            )
         try:
             doc = safejson.loads(raw, max_bytes=MAX_COMMAND_BYTES) if raw.strip() else {}
         except safejson.BadJson as exc:
             return failed(exc.code, f"command is not valid JSON: {exc.message}", None, name)
+        return await self.call(name, doc)
+
+    async def call(self, name: str, doc: JsonValue) -> JsonObject:
+        """A command whose envelope (``{"id"?, "args"?}``) a caller has already parsed."""
         if not isinstance(doc, dict):
-            return failed("bad_request", "command must be a JSON object", None, name)
+            return failed(CommandCode.BAD_REQUEST, "command must be a JSON object", None, name)
         try:
             req = CommandRequest.model_validate(doc)
         except ValidationError as exc:
             rid = doc.get("id")
             return failed(
-                "bad_request",
+                CommandCode.BAD_REQUEST,
                 "invalid command envelope",
                 rid if isinstance(rid, str) else None,
                 name,
@@ -126,18 +187,15 @@ class Dispatcher:
         return await self._run(name, req)
 
     async def _run(self, name: str, req: CommandRequest) -> JsonObject:
-        entry = self._handlers.get(name)
+        command = self._commands.get(name)
         try:
-            if entry is not None:
-                args = req.args
-                if entry.args_model is not None:
-                    args = entry.args_model.model_validate(req.args).model_dump(mode="json")
-                data = await entry.handler(args)
+            if command is not None:
+                data = await command.run(req.args)
             else:
                 pending = self._fallback(name, req.args) if self._fallback else None
                 if pending is None:
                     return failed(
-                        "unknown_command",
+                        CommandCode.UNKNOWN_COMMAND,
                         f"unknown command {name!r}",
                         req.id,
                         name,
@@ -146,7 +204,11 @@ class Dispatcher:
                 data = await pending
         except ValidationError as exc:
             return failed(
-                "bad_args", "invalid arguments", req.id, name, details=_validation_details(exc)
+                CommandCode.BAD_ARGS,
+                "invalid arguments",
+                req.id,
+                name,
+                details=_validation_details(exc),
             )
         except CommandError as exc:
             return failed(exc.code, exc.message, req.id, name, details=exc.details)
@@ -156,7 +218,9 @@ class Dispatcher:
             )
         except Exception:
             log.exception("command handler crashed", extra={"command": name})
-            return failed("internal", "the command failed inside the gateway", req.id, name)
+            return failed(
+                CommandCode.INTERNAL, "the command failed inside the gateway", req.id, name
+            )
         return ok(data, req.id, name)
 
 

@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core import safejson
 from core.events import JsonObject, Reading
-from gateway.commands import MAX_COMMAND_BYTES, CommandError, Dispatcher, failed
+from gateway.commands import (
+    MAX_COMMAND_BYTES,
+    Command,
+    CommandCode,
+    CommandError,
+    Dispatcher,
+    Undo,
+    failed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +115,9 @@ class ControlServer:
                 try:
                     line = await reader.readline()
                 except ValueError:  # over the limit: the rest of the line is unusable
-                    await _send(writer, failed("too_large", "request line too long", None, ""))
+                    await _send(
+                        writer, failed(CommandCode.TOO_LARGE, "request line too long", None, "")
+                    )
                     return
                 if not line:
                     return
@@ -130,10 +140,13 @@ class ControlServer:
         name = doc.get("command") if isinstance(doc, dict) else None
         if not isinstance(doc, dict) or not isinstance(name, str):
             return failed(
-                "bad_request", 'send {"command": NAME, "args": {...}} on one line', None, ""
+                CommandCode.BAD_REQUEST,
+                'send {"command": NAME, "args": {...}} on one line',
+                None,
+                "",
             )
         envelope = {k: v for k, v in doc.items() if k != "command"}
-        return await self.dispatcher.dispatch(name, json.dumps(envelope).encode())
+        return await self.dispatcher.call(name, envelope)
 
 
 async def _send(writer: asyncio.StreamWriter, result: JsonObject) -> None:
@@ -150,30 +163,42 @@ class DeviceTestArgs(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=DEVICE_TEST_MAX_S)
 
 
-class DeviceTests:
-    """Who is waiting in ``device.test`` right now (device id -> callers), for status and tests."""
+class DeviceTestResult(BaseModel):
+    device: str
+    kind: str
+    data: JsonObject
+    ts: str
 
-    def __init__(self) -> None:
+
+class DeviceTests:
+    """``device.test``: wait for the next reading a device delivers (once it is durable).
+    Also who is waiting right now (device id -> callers), for status and tests."""
+
+    def __init__(self, devices: Mapping[str, object], listeners: list[ReadingListener]) -> None:
+        self._devices = devices
+        self._listeners = listeners
         self.waiting: Counter[str] = Counter()
         self.started: Counter[str] = Counter()
         """Every ``device.test`` ever begun, by device (waiting only says "now")."""
 
+    def register(self, dispatcher: Dispatcher) -> Undo:
+        return dispatcher.register(
+            Command(
+                "device.test",
+                self._run,
+                DeviceTestArgs,
+                DeviceTestResult,
+                help="wait for the next reading from a device (technician check)",
+            )
+        )
 
-def register_device_test(
-    dispatcher: Dispatcher, devices: Mapping[str, object], listeners: list[ReadingListener]
-) -> DeviceTests:
-    """``device.test``: wait for the next reading a device delivers (once it is durable)."""
-    tests = DeviceTests()
-
-    async def device_test(args: JsonObject) -> JsonObject:
-        device = str(args["device"])
-        timeout = args["timeout_s"]
-        assert isinstance(timeout, float | int)  # DeviceTestArgs made it so
-        if device not in devices:
+    async def _run(self, args: DeviceTestArgs) -> DeviceTestResult:
+        device = args.device
+        if device not in self._devices:
             raise CommandError(
-                "bad_args",
+                CommandCode.BAD_ARGS,
                 f"no configured device {device!r}",
-                details={"devices": list[JsonValue](sorted(devices))},
+                details={"devices": list[JsonValue](sorted(self._devices))},
             )
         got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
 
@@ -181,30 +206,19 @@ def register_device_test(
             if device_id == device and reading.kind not in SUPERVISOR_KINDS and not got.done():
                 got.set_result(reading)
 
-        listeners.append(listener)
-        tests.waiting[device] += 1
-        tests.started[device] += 1
+        self._listeners.append(listener)
+        self.waiting[device] += 1
+        self.started[device] += 1
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(args.timeout_s):
                 reading = await got
         except TimeoutError:
             raise CommandError(
-                "timeout", f"no reading from {device!r} within {timeout:g}s"
+                CommandCode.TIMEOUT, f"no reading from {device!r} within {args.timeout_s:g}s"
             ) from None
         finally:
-            listeners.remove(listener)
-            tests.waiting[device] -= 1
-        return {
-            "device": device,
-            "kind": reading.kind,
-            "data": reading.data,
-            "ts": reading.ts.isoformat(),
-        }
-
-    dispatcher.register(
-        "device.test",
-        device_test,
-        args_model=DeviceTestArgs,
-        help="wait for the next reading from a device (technician check)",
-    )
-    return tests
+            self._listeners.remove(listener)
+            self.waiting[device] -= 1
+        return DeviceTestResult(
+            device=device, kind=reading.kind, data=reading.data, ts=reading.ts.isoformat()
+        )

@@ -22,9 +22,16 @@ from core.events import Action, JsonObject, Priority, Reading
 from gateway import __version__, systemd
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
-from gateway.commands import CommandError, Dispatcher
+from gateway.commands import (
+    Command,
+    CommandCode,
+    CommandError,
+    Dispatcher,
+    JsonResult,
+    NoArgs,
+)
 from gateway.config import Config
-from gateway.control import SOCKET_NAME, ControlServer, register_device_test
+from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
 from gateway.counter.service import CounterService
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
@@ -41,13 +48,16 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 4.0
 
 
-class _NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _PingArgs(BaseModel):
+class PingArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     echo: str | None = Field(default=None, max_length=256)
+
+
+class PingResult(BaseModel):
+    pong: bool
+    ts: float
+    echo: str | None = None
+    """Only when the ping carried one."""
 
 
 class Gateway:
@@ -143,9 +153,8 @@ class Gateway:
         self.started = time.time()
         self.ready = asyncio.Event()
         self._register_commands()
-        self.device_tests = register_device_test(
-            self.dispatcher, self.devices, self.reading_listeners
-        )
+        self.device_tests = DeviceTests(self.devices, self.reading_listeners)
+        self.device_tests.register(self.dispatcher)
         self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
         """The local control socket: technicians reach the dispatcher without the cloud."""
 
@@ -183,23 +192,24 @@ class Gateway:
     # --- commands -------------------------------------------------------------------------
 
     def _register_commands(self) -> None:
-        d = self.dispatcher
-        d.register("ping", self._ping, args_model=_PingArgs, help="liveness check")
-        d.register("status", self._status_cmd, args_model=_NoArgs, help="health of everything")
-        d.register("config.get", self._config_get, args_model=_NoArgs, help="config, no secrets")
-        d.set_fallback(self._device_action, self._device_actions)
+        self.dispatcher.register(
+            Command("ping", self._ping, PingArgs, PingResult, help="liveness check"),
+            Command("status", self._status_cmd, NoArgs, JsonResult, help="health of everything"),
+            Command("config.get", self._config_get, NoArgs, JsonResult, help="config, no secrets"),
+        )
+        self.dispatcher.set_fallback(self._device_action, self._device_actions)
 
-    async def _ping(self, args: JsonObject) -> JsonObject:
-        out: JsonObject = {"pong": True, "ts": time.time()}
-        if args.get("echo") is not None:
-            out["echo"] = args["echo"]
+    async def _ping(self, args: PingArgs) -> PingResult:
+        out = PingResult(pong=True, ts=time.time())
+        if args.echo is not None:
+            out.echo = args.echo
         return out
 
-    async def _status_cmd(self, _args: JsonObject) -> JsonObject:
-        return await self.status()
+    async def _status_cmd(self, _args: NoArgs) -> JsonResult:
+        return JsonResult(await self.status())
 
-    async def _config_get(self, _args: JsonObject) -> JsonObject:
-        return self.config.redacted()
+    async def _config_get(self, _args: NoArgs) -> JsonResult:
+        return JsonResult(self.config.redacted())
 
     def _device_actions(self) -> frozenset[str]:
         return frozenset(a for sup in self.devices.values() for a in sup.actions())
@@ -210,7 +220,7 @@ class Gateway:
         device_id = args.get("device")
         if not isinstance(device_id, str) or device_id not in self.devices:
             raise CommandError(
-                "bad_args",
+                CommandCode.BAD_ARGS,
                 "args.device must name a configured device",
                 details={"devices": list[JsonValue](sorted(self.devices))},
             )

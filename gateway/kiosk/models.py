@@ -136,6 +136,14 @@ class KioskMessageArgs(_Request):
     ttl_s: float = Field(default=300.0, ge=0, le=86400)
 
 
+class KioskMessageResult(_Answer):
+    kiosk: str
+    message_id: str
+    delivered: int
+    """Pages open now that were sent it."""
+    expires_at: str | None
+
+
 # --- WebSocket pushes -------------------------------------------------------------------------
 
 Push = JsonObject

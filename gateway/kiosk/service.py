@@ -20,7 +20,7 @@ from uuid6 import uuid7
 
 from core.events import JsonObject, Reading
 from core.ids import rfc3339
-from gateway.commands import CommandError, Dispatcher
+from gateway.commands import Command, CommandCode, CommandError, Dispatcher, Undo
 from gateway.counter.models import CounterError, Mode, cloud_error
 from gateway.counter.service import CounterService
 from gateway.kiosk.config import KioskConfig
@@ -35,6 +35,7 @@ from gateway.kiosk.models import (
     KioskInfo,
     KioskMessage,
     KioskMessageArgs,
+    KioskMessageResult,
     push,
 )
 from gateway.rpc import RpcError, RpcRefused
@@ -138,19 +139,21 @@ class KioskService:
 
     # --- the cloud -> pages ---------------------------------------------------------------
 
-    def register(self, dispatcher: Dispatcher) -> None:
-        dispatcher.register(
-            "kiosk.message",
-            self._message_command,
-            args_model=KioskMessageArgs,
-            help="show a text (zh + en) on a kiosk's page",
+    def register(self, dispatcher: Dispatcher) -> Undo:
+        return dispatcher.register(
+            Command(
+                "kiosk.message",
+                self._message_command,
+                KioskMessageArgs,
+                KioskMessageResult,
+                help="show a text (zh + en) on a kiosk's page",
+            )
         )
 
-    async def _message_command(self, args: JsonObject) -> JsonObject:
-        req = KioskMessageArgs.model_validate(args)
+    async def _message_command(self, req: KioskMessageArgs) -> KioskMessageResult:
         if req.kiosk not in self.kiosks:
             raise CommandError(
-                "bad_args",
+                CommandCode.BAD_ARGS,
                 f"no kiosk named {req.kiosk!r}",
                 details={"kiosks": list(self.kiosks)},
             )
@@ -169,12 +172,12 @@ class KioskService:
             "kiosk message",
             extra={"kiosk": req.kiosk, "message_id": message.message_id, "delivered": delivered},
         )
-        return {
-            "kiosk": req.kiosk,
-            "message_id": message.message_id,
-            "delivered": delivered,
-            "expires_at": message.expires_at,
-        }
+        return KioskMessageResult(
+            kiosk=req.kiosk,
+            message_id=message.message_id,
+            delivered=delivered,
+            expires_at=message.expires_at,
+        )
 
     # --- what the kiosk routes answer -----------------------------------------------------
 

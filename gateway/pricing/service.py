@@ -33,7 +33,7 @@ from core.events import Action, JsonObject, Priority, Reading
 from drivers.base import ActionFailed, DeviceConfig, DeviceError, DeviceUnavailable
 from drivers.label.config import LabelConfig
 from drivers.label.content import ProductContent
-from gateway.commands import CommandError, Dispatcher
+from gateway.commands import Command, CommandCode, CommandError, Dispatcher, Undo
 from gateway.pricing.book import Sale, content_for, content_key, crossed, next_boundary
 from gateway.pricing.models import (
     BindArgs,
@@ -44,6 +44,14 @@ from gateway.pricing.models import (
     UnbindArgs,
 )
 from gateway.pricing.report import LabelOutcome, State, Sync
+from gateway.pricing.results import (
+    BindResult,
+    CancelSaleResult,
+    FlashSaleResult,
+    LabelsListResult,
+    SyncResult,
+    UnbindResult,
+)
 from gateway.pricing.store import Binding, PricingStore, PushStatus, Shown
 
 log = logging.getLogger(__name__)
@@ -176,42 +184,49 @@ class PricingService:
 
     # --- commands -------------------------------------------------------------------------
 
-    def register(self, dispatcher: Dispatcher) -> None:
-        d = dispatcher
-        d.register(
-            "prices.update",
-            self._prices_update,
-            args_model=PricesUpdateArgs,
-            help="store a price list and push it to the bound labels",
-        )
-        d.register(
-            "prices.flash_sale",
-            self._flash_sale,
-            args_model=FlashSaleArgs,
-            help="store a flash sale; labels change at its start and revert at its end",
-        )
-        d.register(
-            "prices.flash_sale.cancel",
-            self._cancel_sale,
-            args_model=CancelSaleArgs,
-            help="forget a flash sale; labels revert now if it was on",
-        )
-        d.register(
-            "labels.bind",
-            self._bind,
-            args_model=BindArgs,
-            help="show a product on a label (now, if its price is known)",
-        )
-        d.register("labels.unbind", self._unbind, args_model=UnbindArgs, help="release a label")
-        d.register(
-            "labels.list",
-            self._list,
-            args_model=ListArgs,
-            help="bound labels and what they were last given",
+    def register(self, dispatcher: Dispatcher) -> Undo:
+        return dispatcher.register(
+            Command(
+                "prices.update",
+                self._prices_update,
+                PricesUpdateArgs,
+                SyncResult,
+                help="store a price list and push it to the bound labels",
+            ),
+            Command(
+                "prices.flash_sale",
+                self._flash_sale,
+                FlashSaleArgs,
+                FlashSaleResult,
+                help="store a flash sale; labels change at its start and revert at its end",
+            ),
+            Command(
+                "prices.flash_sale.cancel",
+                self._cancel_sale,
+                CancelSaleArgs,
+                CancelSaleResult,
+                help="forget a flash sale; labels revert now if it was on",
+            ),
+            Command(
+                "labels.bind",
+                self._bind,
+                BindArgs,
+                BindResult,
+                help="show a product on a label (now, if its price is known)",
+            ),
+            Command(
+                "labels.unbind", self._unbind, UnbindArgs, UnbindResult, help="release a label"
+            ),
+            Command(
+                "labels.list",
+                self._list,
+                ListArgs,
+                LabelsListResult,
+                help="bound labels and what they were last given",
+            ),
         )
 
-    async def _prices_update(self, raw: JsonObject) -> JsonObject:
-        args = PricesUpdateArgs.model_validate(raw)
+    async def _prices_update(self, args: PricesUpdateArgs) -> SyncResult:
         await self.store.put_prices(args.items, now=self._clock())
         skus = {item.sku for item in args.items}
         sync = await self.reconcile("prices.update", skus=skus, force=args.force)
@@ -221,19 +236,23 @@ class PricingService:
             extra={"items": len(args.items), "bound_skus": len(bound), "sync_id": sync.sync_id},
         )
         unbound = sorted(skus - bound)
-        return await self._answer(
+        report = await self._answer(
             sync,
             args.wait_s,
             stored=len(args.items),
             unbound_skus=len(unbound),
             unbound_sample=list[JsonValue](unbound[:100]),
         )
+        return SyncResult(report)
 
-    async def _flash_sale(self, raw: JsonObject) -> JsonObject:
-        args = FlashSaleArgs.model_validate(raw)
+    async def _flash_sale(self, args: FlashSaleArgs) -> FlashSaleResult:
         now = self._clock()
         if args.end_ts <= now:
-            raise CommandError("bad_args", "the sale has already ended", {"end": raw["end"]})
+            raise CommandError(
+                CommandCode.BAD_ARGS,
+                "the sale has already ended",
+                {"end": args.model_dump(mode="json", include={"end"})["end"]},
+            )
         sale = Sale(
             sale_id=args.sale_id or f"sale-{uuid.uuid4().hex[:12]}",
             starts_at=args.start_ts,
@@ -255,47 +274,44 @@ class PricingService:
             },
         )
         skus = set(sale.prices)
-        out: JsonObject = {
-            "sale_id": sale.sale_id,
-            "start": _iso(sale.starts_at),
-            "end": _iso(sale.ends_at),
-            "skus": list[JsonValue](sorted(skus)),
-            "replaced": replaced,
-            "active": sale.active(now),
-            "labels": len(await self.store.bindings(skus=skus)),
-        }
+        out = FlashSaleResult(
+            sale_id=sale.sale_id,
+            start=_iso(sale.starts_at),
+            end=_iso(sale.ends_at),
+            skus=sorted(skus),
+            replaced=replaced,
+            active=sale.active(now),
+            labels=len(await self.store.bindings(skus=skus)),
+        )
         if sale.active(now) or replaced:
             # On now (or a changed sale that may have been on): the labels change right away.
             reason = "flash_sale.update" if replaced else "flash_sale.start"
             sync = await self.reconcile(reason, skus=skus, sale_id=sale.sale_id)
-            out["sync"] = await self._answer(sync, args.wait_s)
+            out.sync = await self._answer(sync, args.wait_s)
         self._wake.set()  # the scheduler recomputes its next boundary
         return out
 
-    async def _cancel_sale(self, raw: JsonObject) -> JsonObject:
-        args = CancelSaleArgs.model_validate(raw)
+    async def _cancel_sale(self, args: CancelSaleArgs) -> CancelSaleResult:
         sales = {s.sale_id: s for s in await self.store.sales()}
         sale = sales.get(args.sale_id)
         if sale is None:
-            raise CommandError("bad_args", f"no sale {args.sale_id!r}")
+            raise CommandError(CommandCode.BAD_ARGS, f"no sale {args.sale_id!r}")
         await self.store.delete_sale(args.sale_id)
         sync = await self.reconcile(
             "flash_sale.cancel", skus=set(sale.prices), sale_id=sale.sale_id
         )
         self._wake.set()
         log.info("flash sale cancelled", extra={"sale_id": sale.sale_id})
-        return {
-            "sale_id": sale.sale_id,
-            "cancelled": True,
-            "sync": await self._answer(sync, args.wait_s),
-        }
+        return CancelSaleResult(
+            sale_id=sale.sale_id, cancelled=True, sync=await self._answer(sync, args.wait_s)
+        )
 
     def _resolve_label(self, device: str | None, label: str) -> tuple[str, str]:
         devices = self.label_devices()
         if device is None:
             if len(devices) != 1:
                 raise CommandError(
-                    "bad_args",
+                    CommandCode.BAD_ARGS,
                     f"args.device is needed: the gateway has {len(devices)} label devices",
                     {"devices": list[JsonValue](sorted(devices))},
                 )
@@ -303,51 +319,47 @@ class PricingService:
         config = devices.get(device)
         if config is None:
             raise CommandError(
-                "bad_args",
+                CommandCode.BAD_ARGS,
                 "args.device must name a configured label device",
                 {"devices": list[JsonValue](sorted(devices))},
             )
         spec = config.label(label)
         if spec is None:
             raise CommandError(
-                "bad_args",
+                CommandCode.BAD_ARGS,
                 f"device {device} has no label {label!r}",
                 {"labels": list[JsonValue]([lab.id for lab in config.labels])},
             )
         return device, spec.id
 
-    async def _bind(self, raw: JsonObject) -> JsonObject:
-        args = BindArgs.model_validate(raw)
+    async def _bind(self, args: BindArgs) -> BindResult:
         device, label = self._resolve_label(args.device, args.label)
         previous = await self.store.bind(device, label, args.sku, now=self._clock())
         log.info(
             "label bound",
             extra={"device": device, "label": label, "sku": args.sku, "previous": previous},
         )
-        out: JsonObject = {"device": device, "label": label, "sku": args.sku, "previous": previous}
+        out = BindResult(device=device, label=label, sku=args.sku, previous=previous, shown=False)
         if args.sku not in await self.store.prices({args.sku}):
-            out["shown"] = False
-            out["reason"] = "no_price"
+            out.reason = "no_price"
             return out
         sync = await self.reconcile("labels.bind", labels={(device, label)}, force=True)
-        out["shown"] = True
-        out["sync"] = await self._answer(sync, args.wait_s)
+        out.shown = True
+        out.sync = await self._answer(sync, args.wait_s)
         return out
 
-    async def _unbind(self, raw: JsonObject) -> JsonObject:
-        args = UnbindArgs.model_validate(raw)
+    async def _unbind(self, args: UnbindArgs) -> UnbindResult:
         device, label = self._resolve_label(args.device, args.label)
         async with self._lock:  # not in the middle of a pass that is pushing this label
             sku = await self.store.unbind(device, label)
         log.info("label unbound", extra={"device": device, "label": label, "sku": sku})
-        return {"device": device, "label": label, "unbound": sku is not None, "sku": sku}
+        return UnbindResult(device=device, label=label, unbound=sku is not None, sku=sku)
 
-    async def _list(self, raw: JsonObject) -> JsonObject:
-        args = ListArgs.model_validate(raw)
+    async def _list(self, args: ListArgs) -> LabelsListResult:
         skus = None if args.sku is None else {args.sku}
         shown = await self.store.shown()
         configs = self.label_devices()
-        labels: list[JsonValue] = []
+        labels: list[JsonObject] = []
         for b in await self.store.bindings(device_id=args.device, skus=skus):
             entry: JsonObject = {
                 "device": b.device_id,
@@ -371,7 +383,7 @@ class PricingService:
                 if row.error is not None:
                     entry["error"] = row.error
             labels.append(entry)
-        return {"labels": labels}
+        return LabelsListResult(labels=labels)
 
     async def _answer(self, sync: Sync, wait_s: float, **extra: JsonValue) -> JsonObject:
         if wait_s > 0 and sync.labels:
