@@ -21,23 +21,8 @@ from typing import Self
 
 from core.events import Reading
 from gateway.commands import Command, Dispatcher, Undo
+from gateway.pricing import models, results
 from gateway.pricing.commands import PricingCommands
-from gateway.pricing.models import (
-    BindArgs,
-    CancelSaleArgs,
-    FlashSaleArgs,
-    ListArgs,
-    PricesUpdateArgs,
-    UnbindArgs,
-)
-from gateway.pricing.results import (
-    BindResult,
-    CancelSaleResult,
-    FlashSaleResult,
-    LabelsListResult,
-    SyncResult,
-    UnbindResult,
-)
 from gateway.pricing.scheduler import Scheduler
 from gateway.pricing.state import EVENT_KIND, LabelDevice
 
@@ -70,39 +55,43 @@ class PricingService(PricingCommands, Scheduler):
             Command(
                 "prices.update",
                 self._prices_update,
-                PricesUpdateArgs,
-                SyncResult,
+                models.PricesUpdateArgs,
+                results.SyncResult,
                 help="store a price list and push it to the bound labels",
             ),
             Command(
                 "prices.flash_sale",
                 self._flash_sale,
-                FlashSaleArgs,
-                FlashSaleResult,
+                models.FlashSaleArgs,
+                results.FlashSaleResult,
                 help="store a flash sale; labels change at its start and revert at its end",
             ),
             Command(
                 "prices.flash_sale.cancel",
                 self._cancel_sale,
-                CancelSaleArgs,
-                CancelSaleResult,
+                models.CancelSaleArgs,
+                results.CancelSaleResult,
                 help="forget a flash sale; labels revert now if it was on",
             ),
             Command(
                 "labels.bind",
                 self._bind,
-                BindArgs,
-                BindResult,
+                models.BindArgs,
+                results.BindResult,
                 help="show a product on a label (now, if its price is known)",
             ),
             Command(
-                "labels.unbind", self._unbind, UnbindArgs, UnbindResult, help="release a label"
+                "labels.unbind",
+                self._unbind,
+                models.UnbindArgs,
+                results.UnbindResult,
+                help="release a label",
             ),
             Command(
                 "labels.list",
                 self._list,
-                ListArgs,
-                LabelsListResult,
+                models.ListArgs,
+                results.LabelsListResult,
                 help="bound labels and what they were last given",
             ),
         )
