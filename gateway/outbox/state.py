@@ -32,9 +32,6 @@ class Pending:
 class Counters:
     refused: int = 0
     expired: int = 0
-    committed: int = 0
-    acked: int = 0
-    commits: int = 0
     last_refusal_log: float = field(default=0.0)
 
 

@@ -107,9 +107,6 @@ class Writer(OutboxState):
         self._last_seq = last
         self._depth += len(rows) - deleted
         self._bytes += sum(len(r[4]) for r in rows) - freed
-        self._counters.committed += len(rows)
-        self._counters.acked += deleted
-        self._counters.commits += 1
         for it, row in zip(batch, rows, strict=True):
             if not it.future.done():
                 it.future.set_result(StoredEvent(row[0], row[1], row[4], now))

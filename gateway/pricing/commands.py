@@ -158,7 +158,7 @@ class PricingCommands(LabelSync):
         previous = await self.store.bind(device, label, args.sku, now=self._clock())
         log.info(
             "label bound",
-            extra={"device": device, "label": label, "sku": args.sku, "previous": previous},
+            extra={"device_id": device, "label": label, "sku": args.sku, "previous": previous},
         )
         out = BindResult(device=device, label=label, sku=args.sku, previous=previous, shown=False)
         if args.sku not in await self.store.prices({args.sku}):
@@ -173,7 +173,7 @@ class PricingCommands(LabelSync):
         device, label = self._resolve_label(args.device, args.label)
         async with self._lock:  # not in the middle of a pass that is pushing this label
             sku = await self.store.unbind(device, label)
-        log.info("label unbound", extra={"device": device, "label": label, "sku": sku})
+        log.info("label unbound", extra={"device_id": device, "label": label, "sku": sku})
         return UnbindResult(device=device, label=label, unbound=sku is not None, sku=sku)
 
     async def _list(self, args: ListArgs) -> LabelsListResult:

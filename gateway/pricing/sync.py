@@ -114,7 +114,7 @@ class LabelSync(PricingState):
                 error = {"reason": exc.reason, "message": exc.message}
                 status = "unavailable" if isinstance(exc, DeviceUnavailable) else "refused"
             except Exception as exc:
-                log.exception("label.show failed", extra={"device": device, "label": label})
+                log.exception("label.show failed", extra={"device_id": device, "label": label})
                 error = {"reason": "internal", "message": f"{type(exc).__name__}: {exc}"}
                 status = "refused"
         outcome.push_id = push_id
@@ -123,7 +123,7 @@ class LabelSync(PricingState):
             sync.update((device, label), "failed", error, None)
             log.info(
                 "label push refused",
-                extra={"device": device, "label": label, "reason": error["reason"]},
+                extra={"device_id": device, "label": label, "reason": error["reason"]},
             )
         async with self._outcomes:
             await self.store.record_push(
@@ -213,7 +213,7 @@ class LabelSync(PricingState):
                 async with self._outcomes:
                     await self._apply(device_id, reading.data)
             except Exception:  # a bad event must not stop the reports
-                log.exception("push outcome not applied", extra={"device": device_id})
+                log.exception("push outcome not applied", extra={"device_id": device_id})
 
     async def _apply(self, device_id: str, data: JsonObject) -> None:
         """Apply one ``esl`` push outcome; the caller holds ``self._outcomes``."""
