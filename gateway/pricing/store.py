@@ -109,6 +109,12 @@ class PricingStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise sqlite3.ProgrammingError("pricing store is not open")
+        return self._db
+
     async def __aenter__(self) -> Self:
         self._db = await open_database(self.path, schema=_SCHEMA)
         return self
@@ -116,12 +122,6 @@ class PricingStore:
     async def __aexit__(self, *exc_info: object) -> None:
         db, self._db = self._db, None
         await close_database(db)
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise sqlite3.ProgrammingError("pricing store is not open")
-        return self._db
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         async with self.db.execute(sql, params) as cur:
