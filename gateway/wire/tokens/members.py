@@ -4,7 +4,6 @@ signs a fresh ``SGM1:`` code every second, so a gateway verifies a member QR off
 from __future__ import annotations
 
 import binascii
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
+from core.ids import new_id
 from gateway.wire.tokens import jws
 from gateway.wire.tokens.errors import TokenError
 from gateway.wire.tokens.jws import MEMBER_PREFIX
@@ -50,7 +50,7 @@ def issue_member_credential(
     claims: dict[str, Any] = {
         "typ": "member",
         "sub": member_id,
-        "jti": credential_id or str(uuid.uuid4()),
+        "jti": credential_id or new_id(),
         "exp": jws.epoch(expires),
         "cnf": {"jwk": okp_jwk(phone_public)},
     }
