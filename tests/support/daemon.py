@@ -1,6 +1,6 @@
 """Real processes for durability tests: the daemon as systemd runs it, and a hammering appender.
 
-The appender is this module run as a script (``python -m tests.helpers_daemon append DB MODE``):
+The appender is this module run as a script (``python -m tests.support.daemon append DB MODE``):
 it prints one line per acknowledged event, so whatever the parent reads back was promised.
 """
 
@@ -146,7 +146,7 @@ def start_appender(db: Path, durability: str, seed: int, out: Path) -> subproces
     """Stdout goes to a file, not a pipe: a full pipe would stall the child, not the disk."""
     with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
         return subprocess.Popen(
-            [PYTHON, "-m", "tests.helpers_daemon", "append", str(db), durability, str(seed)],
+            [PYTHON, "-m", "tests.support.daemon", "append", str(db), durability, str(seed)],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
@@ -194,7 +194,7 @@ async def _append_forever(db: Path, durability: str, seed: int, workers: int = 3
 
 def main(argv: list[str]) -> None:
     if argv[:1] != ["append"] or len(argv) != 4:
-        raise SystemExit("usage: python -m tests.helpers_daemon append DB DURABILITY SEED")
+        raise SystemExit("usage: python -m tests.support.daemon append DB DURABILITY SEED")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_append_forever(Path(argv[1]), argv[2], int(argv[3])))
