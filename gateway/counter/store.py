@@ -22,7 +22,7 @@ import aiosqlite
 from core.errors import StoregwError
 from core.events import JsonObject
 from core.sqlite import close_database, open_database, synchronous_for
-from gateway.counter.optable import OperationTable
+from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
     SCHEMA,
     Redemption,
