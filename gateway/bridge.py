@@ -11,14 +11,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 
 from core.backoff import Backoff
 from core.events import JsonObject
+from core.ids import rfc3339
 from gateway import __version__
-from gateway.commands import Dispatcher, failed
+from gateway.commands import CommandCode, Dispatcher, Undo, failed
 from gateway.config import MqttSection
+from gateway.feature import InboundHandler
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
@@ -29,10 +30,6 @@ from gateway.wire.topics import Topics
 log = logging.getLogger(__name__)
 
 UplinkFactory = Callable[[MqttSection, str, LastWill], Uplink]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json(doc: JsonObject) -> bytes:
@@ -61,8 +58,8 @@ class Bridge:
         )
         self._factory = uplink_factory or (lambda c, cid, will: Uplink(c, client_id=cid, will=will))
         self.rpc = RpcClient(topics.rpc, topics.rpc_replies)
-        self.on_connected: list[Callable[[], None]] = []
-        self.handlers: dict[str, Callable[[bytes], None]] = {}
+        self._watchers: list[tuple[Callable[[], None], Callable[[], None]]] = []
+        self._handlers: dict[str, InboundHandler] = {}
         """Exact topics outside the command space (e.g. the cloud's keys) and their handlers;
         subscribed in every session, called from the one inbound loop with the payload."""
         self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
@@ -71,13 +68,40 @@ class Bridge:
         self.sessions_started = 0
         self.last_error: str | None = None
         self.connected_since: float | None = None
-        self._uplink: Uplink | None = None
+
+    def subscribe(self, topics: Mapping[str, InboundHandler]) -> Undo:
+        """Handle these exact topics from the next session on; returns how to stop."""
+        taken = sorted(set(topics) & set(self._handlers))
+        if taken:
+            raise ValueError(f"topics already handled: {taken}")
+        self._handlers.update(topics)
+
+        def undo() -> None:
+            for topic, handler in topics.items():
+                if self._handlers.get(topic) is handler:
+                    del self._handlers[topic]
+
+        return undo
+
+    def watch(self, connected: Callable[[], None], disconnected: Callable[[], None]) -> Undo:
+        """``connected`` once each session is up (RPC usable), ``disconnected`` once it is
+        gone (RPC unavailable again); returns how to stop."""
+        pair = (connected, disconnected)
+        self._watchers.append(pair)
+        return lambda: self._watchers.remove(pair) if pair in self._watchers else None
+
+    def _tell(self, up: bool) -> None:
+        for connected, disconnected in list(self._watchers):
+            try:
+                (connected if up else disconnected)()
+            except Exception:  # one feature's bug must not keep the others uninformed
+                log.exception("connection watcher failed")
 
     def _status(self, state: str, reason: str | None = None) -> bytes:
         doc: JsonObject = {
             "state": state,
             "session": self.session,
-            "ts": _now(),
+            "ts": rfc3339(time.time()),
             "store_id": self._topics.store_id,
             "gateway_id": self._topics.gateway_id,
             "version": __version__,
@@ -118,11 +142,10 @@ class Bridge:
         uplink = self._factory(self._cfg, self._client_id, will)
         async with uplink:
             await uplink.subscribe(
-                self._topics.commands, self._topics.rpc_replies, *sorted(self.handlers)
+                self._topics.commands, self._topics.rpc_replies, *sorted(self._handlers)
             )
             backlog_end = self._outbox.last_seq
             await uplink.publish(self._topics.status, self._status("online"), retain=True)
-            self._uplink = uplink
             self.backoff.reset()
             self.sessions_started += 1
             self.connected_since = time.time()
@@ -143,8 +166,7 @@ class Bridge:
                 await uplink.publish(topic, payload, response_topic=reply, correlation_data=corr)
 
             self.rpc.attach(send_request)
-            for callback in self.on_connected:
-                callback()
+            self._tell(up=True)
             pump = Pump(
                 self._outbox,
                 self._topics,
@@ -160,8 +182,8 @@ class Bridge:
                 await self._say_goodbye(uplink)  # a shutdown, not a broken link
                 raise
             finally:
-                self._uplink = None
                 self.rpc.attach(None)
+                self._tell(up=False)
 
     async def _serve(self, uplink: Uplink, pump: Pump, backlog_end: int) -> None:
         try:
@@ -182,7 +204,7 @@ class Bridge:
 
     async def _commands(self, uplink: Uplink, tg: asyncio.TaskGroup) -> None:
         async for msg in uplink.messages():
-            handler = self.handlers.get(msg.topic)
+            handler = self._handlers.get(msg.topic)
             if msg.topic == self._topics.rpc_replies:
                 handler = self._rpc_reply(msg.correlation_data)
             if handler is not None:
@@ -210,7 +232,7 @@ class Bridge:
         topic = self._topics.command_result(name)
         if msg.response_topic and not self._topics.may_answer_to(msg.response_topic):
             result = failed(
-                "bad_response_topic",
+                CommandCode.BAD_RESPONSE_TOPIC,
                 "the response topic is outside this gateway's reply space",
                 None,
                 name,
@@ -227,7 +249,9 @@ class Bridge:
                 result = await self._dispatcher.dispatch(name, msg.payload)
             except Exception:  # the dispatcher answers every failure; this is a bug in it
                 log.exception("command dispatch failed", extra={"command": name[:64]})
-                result = failed("internal", "the command failed inside the gateway", None, name)
+                result = failed(
+                    CommandCode.INTERNAL, "the command failed inside the gateway", None, name
+                )
             topic = msg.response_topic or topic
         error = result.get("error")
         self._metrics.command_handled(name, bool(result["ok"]), self._dispatcher.knows)

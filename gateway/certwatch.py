@@ -20,14 +20,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 
 from core.datafiles import FILE_MODE, write_atomic
 from core.events import JsonObject, Priority, Reading
+from core.ids import rfc3339, utcnow
 from gateway.config import Config, MqttSection
+from gateway.feature import BaseFeature
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from gateway.wire.certs import (
     IdentityError,
@@ -48,10 +50,6 @@ RpcCall = Callable[[str, JsonObject, float], Awaitable[JsonObject]]
 Emit = Callable[[Reading], Awaitable[object]]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class CertStatus:
     subject: str
@@ -67,14 +65,14 @@ class CertStatus:
         return {
             "subject": self.subject,
             "serial": format(self.serial, "x"),
-            "not_after": self.not_after.isoformat().replace("+00:00", "Z"),
+            "not_after": rfc3339(self.not_after, "seconds"),
             "days_left": round(self.days_left, 3),
         }
 
 
 def cert_status(path: Path, now: datetime | None = None) -> CertStatus:
     cert = load_certificate_file(path)
-    moment = now or _utcnow()
+    moment = now or utcnow()
     return CertStatus(
         subject=common_name(cert.subject) or cert.subject.rfc4514_string(),
         serial=cert.serial_number,
@@ -115,8 +113,10 @@ async def renew_certificate(
     return chain[0]
 
 
-class CertWatch:
-    """One background loop per daemon (task ``certwatch``); :meth:`trigger` on each connect."""
+class CertWatch(BaseFeature):
+    """A feature of the daemon: one background loop, checking again on each connect."""
+
+    name = "certwatch"
 
     def __init__(
         self,
@@ -131,7 +131,7 @@ class CertWatch:
         renew_days: float = 14,
         interval_s: float = 3600.0,
         rpc_timeout_s: float = 30.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_status: Callable[[CertStatus], None] = lambda _status: None,
     ) -> None:
         self.mqtt = mqtt
@@ -149,7 +149,6 @@ class CertWatch:
         """Told every certificate read or installed (the daemon's expiry gauge)."""
         self.checks = 0
         self.renewals = 0
-        self.last_status: CertStatus | None = None
         self.last_error: str | None = None
         self._renew_not_before: datetime | None = None
         self._wake = asyncio.Event()
@@ -159,14 +158,13 @@ class CertWatch:
         cls,
         config: Config,
         rpc: RpcClient,
-        on_connected: list[Callable[[], None]],
         emit: Emit,
         on_status: Callable[[CertStatus], None] = lambda _status: None,
     ) -> CertWatch | None:
         """The daemon's watch, or None without a client certificate (nothing to watch)."""
         if config.mqtt.cert_file is None:
             return None
-        watch = cls(
+        return cls(
             config.mqtt,
             store_id=config.gateway.store_id,
             gateway_id=config.gateway.gateway_id,
@@ -177,12 +175,13 @@ class CertWatch:
             renew_days=config.mqtt.cert_renew_days,
             on_status=on_status,
         )
-        on_connected.append(watch.trigger)
-        return watch
 
     def trigger(self) -> None:
-        """Check now (a new session is the moment renewal can work)."""
+        """Check now."""
         self._wake.set()
+
+    def on_connected(self) -> None:
+        self.trigger()  # a new session is the moment renewal can work
 
     async def run(self) -> None:
         while True:
@@ -207,7 +206,6 @@ class CertWatch:
             self.last_error = str(exc)
             return
         self.last_error = None
-        self.last_status = status
         self.on_status(status)
         if status.days_left <= self.warn_days:
             await self._warn(status, now)
@@ -282,7 +280,6 @@ class CertWatch:
             not_after=cert.not_valid_after_utc,
             seconds_left=(cert.not_valid_after_utc - self.clock()).total_seconds(),
         )
-        self.last_status = status
         self.on_status(status)
         log.info(
             "client certificate renewed; used from the next connection",

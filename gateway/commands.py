@@ -82,7 +82,6 @@ class Command(Generic[A, R]):
     handler: Callable[[A], Awaitable[R]]
     args: type[A]
     result: type[R]
-    help: str = ""
 
     async def run(self, args: JsonObject) -> JsonObject:
         """Validate ``args`` (raising ValidationError), run the handler, dump its result."""
@@ -166,7 +165,9 @@ class Dispatcher:
         try:
             doc = safejson.loads(raw, max_bytes=MAX_COMMAND_BYTES) if raw.strip() else {}
         except safejson.BadJson as exc:
-            return failed(exc.code, f"command is not valid JSON: {exc.message}", None, name)
+            return failed(
+                CommandCode.BAD_JSON, f"command is not valid JSON: {exc.message}", None, name
+            )
         return await self.call(name, doc)
 
     async def call(self, name: str, doc: JsonValue) -> JsonObject:

@@ -17,8 +17,9 @@ import os
 import socket
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -30,9 +31,9 @@ from gateway.commands import (
     CommandCode,
     CommandError,
     Dispatcher,
-    Undo,
     failed,
 )
+from gateway.feature import BaseFeature
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ DEVICE_TEST_MAX_S = 60.0
 SUPERVISOR_KINDS = frozenset({"device.status"})
 """Readings the gateway makes about a device (up/down), not readings from it."""
 
-ReadingListener = Callable[[str, Reading], None]
 _SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes; keep a margin
 
 
@@ -136,7 +136,9 @@ class ControlServer:
         try:
             doc = safejson.loads(line, max_bytes=MAX_LINE_BYTES)
         except safejson.BadJson as exc:
-            return failed(exc.code, f"request is not valid JSON: {exc.message}", None, "")
+            return failed(
+                CommandCode.BAD_JSON, f"request is not valid JSON: {exc.message}", None, ""
+            )
         name = doc.get("command") if isinstance(doc, dict) else None
         if not isinstance(doc, dict) or not isinstance(name, str):
             return failed(
@@ -170,27 +172,28 @@ class DeviceTestResult(BaseModel):
     ts: str
 
 
-class DeviceTests:
+class DeviceTests(BaseFeature):
     """``device.test``: wait for the next reading a device delivers (once it is durable).
     Also who is waiting right now (device id -> callers), for status and tests."""
 
-    def __init__(self, devices: Mapping[str, object], listeners: list[ReadingListener]) -> None:
+    name = "device-tests"
+
+    def __init__(self, devices: Mapping[str, object]) -> None:
         self._devices = devices
-        self._listeners = listeners
+        self._waiters: dict[str, set[asyncio.Future[Reading]]] = {}
         self.waiting: Counter[str] = Counter()
         self.started: Counter[str] = Counter()
         """Every ``device.test`` ever begun, by device (waiting only says "now")."""
 
-    def register(self, dispatcher: Dispatcher) -> Undo:
-        return dispatcher.register(
-            Command(
-                "device.test",
-                self._run,
-                DeviceTestArgs,
-                DeviceTestResult,
-                help="wait for the next reading from a device (technician check)",
-            )
-        )
+    def commands(self) -> Sequence[Command[Any, Any]]:
+        return (Command("device.test", self._run, DeviceTestArgs, DeviceTestResult),)
+
+    def on_reading(self, device_id: str, reading: Reading) -> None:
+        if reading.kind in SUPERVISOR_KINDS:
+            return
+        for got in self._waiters.get(device_id, ()):
+            if not got.done():
+                got.set_result(reading)
 
     async def _run(self, args: DeviceTestArgs) -> DeviceTestResult:
         device = args.device
@@ -201,12 +204,8 @@ class DeviceTests:
                 details={"devices": list[JsonValue](sorted(self._devices))},
             )
         got: asyncio.Future[Reading] = asyncio.get_running_loop().create_future()
-
-        def listener(device_id: str, reading: Reading) -> None:
-            if device_id == device and reading.kind not in SUPERVISOR_KINDS and not got.done():
-                got.set_result(reading)
-
-        self._listeners.append(listener)
+        waiters = self._waiters.setdefault(device, set())
+        waiters.add(got)
         self.waiting[device] += 1
         self.started[device] += 1
         try:
@@ -217,7 +216,7 @@ class DeviceTests:
                 CommandCode.TIMEOUT, f"no reading from {device!r} within {args.timeout_s:g}s"
             ) from None
         finally:
-            self._listeners.remove(listener)
+            waiters.discard(got)
             self.waiting[device] -= 1
         return DeviceTestResult(
             device=device, kind=reading.kind, data=reading.data, ts=reading.ts.isoformat()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import JsonValue
 
 from core.datafiles import make_private_dir
 from core.events import Action, JsonObject, Priority, Reading
@@ -32,10 +32,14 @@ from gateway.commands import (
 )
 from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
+from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
+from gateway.feature import Feature, ReadingListener, attach
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
+from gateway.pricing.features import Labels, Prices
+from gateway.status import PingArgs, PingResult, StatusResult
 from gateway.supervisor import DeviceSupervisor
 from gateway.wire.topics import Topics
 
@@ -46,18 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 4.0
-
-
-class PingArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    echo: str | None = Field(default=None, max_length=256)
-
-
-class PingResult(BaseModel):
-    pong: bool
-    ts: float
-    echo: str | None = None
-    """Only when the ping carried one."""
 
 
 class Gateway:
@@ -96,7 +88,6 @@ class Gateway:
         self.certwatch = CertWatch.for_gateway(
             config,
             self.bridge.rpc,
-            self.bridge.on_connected,
             lambda r: self.accept("gateway", r),
             on_status=lambda status: self.metrics.cert_expires(status.not_after),
         )
@@ -111,12 +102,27 @@ class Gateway:
             )
             for d in config.devices
         }
-        self.tills = {d.id: d.till for d in config.devices if d.till is not None}
-        """Devices that serve a till: their scans, cards and taps drive till sessions."""
         self.counter: CounterService | None = None
         self.api: ApiServer | None = None
         self.kiosks: KioskService | None = None
         """Self-service kiosks (their pages, sockets, ``kiosk.message``); with the API only."""
+        self.pricing = PricingService(data_dir=g.data_dir, devices=self.devices, submit=self.accept)
+        self.device_tests = DeviceTests(self.devices)
+        self.features: list[Feature] = [*self._features(), self.device_tests]
+        """Started in this order, inside the TaskGroup, after the control socket and bridge."""
+        self.reading_listeners: list[ReadingListener] = []
+        """Called with each device reading once it is durable; must not block."""
+        for feature in self.features:
+            attach(feature, self.dispatcher, self.bridge, self.reading_listeners)
+        self.started = time.time()
+        self.ready = asyncio.Event()
+        self._register_commands()
+        self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
+        """The local control socket: technicians reach the dispatcher without the cloud."""
+
+    def _features(self) -> list[Feature]:
+        config, g = self.config, self.config.gateway
+        features: list[Feature] = [Prices(self.pricing), Labels(self.pricing)]
         if config.counter.enabled:
             self.counter = CounterService(
                 config.counter,
@@ -126,37 +132,32 @@ class Gateway:
                 submit=self.submit,
                 durability=config.outbox.durability,
             )
-            self.bridge.handlers[self.topics.cloud_keys] = self.counter.keys.on_message
-            self.bridge.on_connected.append(self.counter.reconciler.trigger)
+            tills = {d.id: d.till for d in config.devices if d.till is not None}
+            features.append(Counter(self.counter, keys_topic=self.topics.cloud_keys, tills=tills))
             if config.api.listen is not None:
-                from gateway.api.app import ApiServer  # aiohttp only where the API is on
-                from gateway.api.auth import TokenStore
-                from gateway.kiosk.service import KioskService
+                features.append(self._kiosks(self.counter))
+        if self.certwatch is not None:
+            features.append(self.certwatch)
+        return features
 
-                tokens = TokenStore(g.data_dir / "api-tokens.db")
-                self.kiosks = KioskService(
-                    config.kiosks,
-                    store_id=g.store_id,
-                    counter=self.counter,
-                    devices=self.devices,
-                    tokens=tokens,
-                )
-                self.kiosks.register(self.dispatcher)
-                self.api = ApiServer(config.api, self.counter, tokens, [self.kiosks.extension()])
-        self.reading_listeners: list[Callable[[str, Reading], None]] = []
-        """Called with each device reading once it is durable; must not block."""
-        if self.kiosks is not None:
-            self.reading_listeners.append(self.kiosks.on_reading)
-        self.pricing = PricingService(data_dir=g.data_dir, devices=self.devices, submit=self.accept)
-        self.pricing.register(self.dispatcher)
-        self.reading_listeners.append(self.pricing.on_reading)
-        self.started = time.time()
-        self.ready = asyncio.Event()
-        self._register_commands()
-        self.device_tests = DeviceTests(self.devices, self.reading_listeners)
-        self.device_tests.register(self.dispatcher)
-        self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
-        """The local control socket: technicians reach the dispatcher without the cloud."""
+    def _kiosks(self, counter: CounterService) -> KioskService:
+        """The local API (served beside the features) and its kiosks; aiohttp only here."""
+        from gateway.api.app import ApiServer
+        from gateway.api.auth import TokenStore
+        from gateway.api.kiosk.handlers import build_extension
+        from gateway.kiosk.service import KioskService
+
+        g = self.config.gateway
+        tokens = TokenStore(g.data_dir / "api-tokens.db")
+        self.kiosks = KioskService(
+            self.config.kiosks,
+            store_id=g.store_id,
+            counter=counter,
+            devices=self.devices,
+            tokens=tokens,
+        )
+        self.api = ApiServer(self.config.api, counter, tokens, [build_extension(self.kiosks)])
+        return self.kiosks
 
     # --- the one way in for events --------------------------------------------------------
 
@@ -175,10 +176,6 @@ class Gateway:
                 listener(device_id, reading)
             except Exception:  # a listener bug must not reach the driver
                 log.exception("reading listener failed", extra={"device_id": device_id})
-        till = self.tills.get(device_id)
-        if stored is not None and till is not None and self.counter is not None:
-            # Only once the raw reading is durable: the counter works on it in the background.
-            self.counter.on_device_reading(device_id, till, reading)
 
     async def submit(self, device_id: str, reading: Reading) -> StoredEvent:
         try:
@@ -193,9 +190,9 @@ class Gateway:
 
     def _register_commands(self) -> None:
         self.dispatcher.register(
-            Command("ping", self._ping, PingArgs, PingResult, help="liveness check"),
-            Command("status", self._status_cmd, NoArgs, JsonResult, help="health of everything"),
-            Command("config.get", self._config_get, NoArgs, JsonResult, help="config, no secrets"),
+            Command("ping", self._ping, PingArgs, PingResult),
+            Command("status", self._status_cmd, NoArgs, StatusResult),
+            Command("config.get", self._config_get, NoArgs, JsonResult),
         )
         self.dispatcher.set_fallback(self._device_action, self._device_actions)
 
@@ -205,8 +202,8 @@ class Gateway:
             out.echo = args.echo
         return out
 
-    async def _status_cmd(self, _args: NoArgs) -> JsonResult:
-        return JsonResult(await self.status())
+    async def _status_cmd(self, _args: NoArgs) -> StatusResult:
+        return StatusResult.model_validate(await self.status())
 
     async def _config_get(self, _args: NoArgs) -> JsonResult:
         return JsonResult(self.config.redacted())
@@ -259,26 +256,22 @@ class Gateway:
     async def run(self) -> None:
         make_private_dir(self.config.gateway.data_dir)  # 0750: member data lives here
         async with self.outbox, contextlib.AsyncExitStack() as stack:
-            if self.counter is not None:
-                await stack.enter_async_context(self.counter)
-            await stack.enter_async_context(self.pricing)
+            for feature in self.features:
+                await stack.enter_async_context(feature.lifespan())
             try:
                 async with asyncio.TaskGroup() as tg:
                     # First: a second daemon on this data_dir is refused before it does anything.
                     tg.create_task(self.control.serve(), name="control")
                     await self.control.started.wait()
                     tg.create_task(self.bridge.run(), name="bridge")
-                    tg.create_task(self.pricing.run(), name="pricing")
-                    if self.counter is not None:
-                        tg.create_task(self.counter.run(), name="counter")
+                    for feature in self.features:
+                        tg.create_task(feature.run(), name=feature.name)
                     if self.api is not None:
                         tg.create_task(self.api.serve(), name="api")
                         await self.api.started.wait()  # tills may call as soon as we are ready
                     for dev_id, sup in self.devices.items():
                         tg.create_task(sup.run(), name=f"device:{dev_id}")
                     tg.create_task(self._housekeeping(), name="housekeeping")
-                    if self.certwatch is not None:
-                        tg.create_task(self.certwatch.run(), name="certwatch")
                     if self.config.metrics.listen:
                         tg.create_task(
                             serve_metrics(self.metrics, self.config.metrics.listen), name="metrics"

@@ -10,12 +10,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-
-from uuid6 import uuid7
 
 from core import safejson
+from core.errors import StoregwError, StrEnum
 from core.events import JsonObject
+from core.ids import new_id, rfc3339, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +25,46 @@ Sender = Callable[[str, bytes, str, bytes], Awaitable[None]]
 """publish(topic, payload, response_topic, correlation_data), returning on PUBACK."""
 
 
-class RpcError(Exception):
+class RpcCode(StrEnum):
+    """Why the cloud gave no answer."""
+
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    MALFORMED_REPLY = "malformed_reply"
+
+
+class RpcError(StoregwError):
     """The cloud could not give an answer (not: the cloud said no)."""
+
+    def __init__(self, code: RpcCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 class RpcUnavailable(RpcError):
-    """Not connected to the broker."""
+    """Not connected to the broker, or the link failed while sending."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(RpcCode.UNAVAILABLE, message)
 
 
 class RpcTimeout(RpcError):
     """No reply within the timeout."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(RpcCode.TIMEOUT, message)
 
-class RpcRefused(Exception):
-    """The cloud answered ``ok: false``; ``code`` is its stable error code."""
+
+class RpcRefused(StoregwError):
+    """The cloud answered ``ok: false``. ``code`` is the cloud's own stable error code (an
+    open set: the cloud may add codes), ``method`` the call it refused."""
 
     def __init__(self, method: str, code: str, message: str, details: object = None) -> None:
-        super().__init__(f"{method}: {code}: {message}")
+        super().__init__(code, message)
         self.method = method
-        self.code = code
-        self.message = message
         self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.code}: {self.message}"
 
 
 class RpcClient:
@@ -74,10 +92,10 @@ class RpcClient:
         sender = self._sender
         if sender is None:
             raise RpcUnavailable("not connected to the cloud")
-        request_id = str(uuid7())
+        request_id = new_id()
         doc: JsonObject = {
             "id": request_id,
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": rfc3339(utcnow()),
             "args": args,
         }
         fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
@@ -119,9 +137,13 @@ class RpcClient:
             doc = safejson.loads(payload, max_bytes=MAX_REPLY_BYTES)
         except safejson.BadJson as exc:
             log.warning("malformed rpc reply", extra={"error": exc.message})
-            fut.set_exception(RpcError(f"malformed reply from the cloud: {exc.message}"))
+            fut.set_exception(
+                RpcError(RpcCode.MALFORMED_REPLY, f"malformed reply from the cloud: {exc.message}")
+            )
             return
         if not isinstance(doc, dict):
-            fut.set_exception(RpcError("malformed reply from the cloud: not an object"))
+            fut.set_exception(
+                RpcError(RpcCode.MALFORMED_REPLY, "malformed reply from the cloud: not an object")
+            )
             return
         fut.set_result(doc)

@@ -4,7 +4,7 @@ Only the SHA-256 of a token is stored: a copy of the database does not let anyon
 API. A token is shown once, when ``storegw api token create NAME`` makes it. The CLI writes
 and the daemon reads the same SQLite file (WAL), so a revocation takes effect with the next
 request, without a restart. A token may be bound to a kiosk (``--kiosk NAME``): it then acts
-only as that kiosk (gateway/kiosk/api.py enforces what that allows).
+only as that kiosk (gateway/api/kiosk/policy.py enforces what that allows).
 """
 
 from __future__ import annotations

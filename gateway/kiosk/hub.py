@@ -95,9 +95,6 @@ class KioskHub:
                 log.warning("kiosk page too slow, disconnecting it", extra={"kiosk": kiosk})
         return delivered
 
-    def broadcast(self, message: Push) -> int:
-        return sum(self.publish(kiosk, message) for kiosk in list(self._subscribers))
-
     def sync_mode(self, mode: str) -> int:
         """Tell every page whose last known mode differs; returns how many were told."""
         told = 0

@@ -9,20 +9,18 @@ decides what to do with it through the API, with the kiosk's own token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from uuid6 import uuid7
 
 from core.events import JsonObject, Reading
-from core.ids import rfc3339
-from gateway.commands import Command, CommandCode, CommandError, Dispatcher, Undo
+from core.ids import new_id, rfc3339, utcnow
+from gateway.commands import Command, CommandCode, CommandError
 from gateway.counter.models import CounterError, Mode, cloud_error
-from gateway.counter.service import CounterService
+from gateway.feature import BaseFeature
 from gateway.kiosk.config import KioskConfig
 from gateway.kiosk.hub import KioskHub
 from gateway.kiosk.models import (
@@ -43,8 +41,8 @@ from gateway.rpc import RpcError, RpcRefused
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gateway.api.app import ApiExtension
     from gateway.api.auth import TokenStore
+    from gateway.counter.service import CounterService
     from gateway.supervisor import DeviceSupervisor
 
 log = logging.getLogger(__name__)
@@ -52,18 +50,19 @@ log = logging.getLogger(__name__)
 TOKEN_CHECK_S = 2.0
 """How often the tokens of open sockets are checked: a revocation closes them this soon."""
 MODE_POLL_S = 0.25
-"""How often the link is looked at, to tell open pages when the gateway goes offline (a
-flip shorter than this may go unreported: the answers of the API carry the mode anyway)."""
+"""How often, while the cloud is reachable, open pages are compared with the link's mode (a
+page told a stale mode in its hello is corrected this soon). Offline there is nothing to
+poll for: the bridge says when the link comes back."""
 _CLAIM_CODES = {"offer_ended": "expired", "bad_args": "bad_request"}
 """Cloud codes of ``coupon.claim`` that map to another documented API code (``bad_args``:
 the client reused its ``claim_id`` for another claim)."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+class KioskService(BaseFeature):
+    """A feature of the daemon (with the API only): its command, readings and watchers."""
 
+    name = "kiosk"
 
-class KioskService:
     def __init__(
         self,
         kiosks: list[KioskConfig],
@@ -72,7 +71,7 @@ class KioskService:
         counter: CounterService,
         devices: Mapping[str, DeviceSupervisor],
         tokens: TokenStore,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.kiosks = {k.name: k for k in kiosks}
         self.store_id = store_id
@@ -82,6 +81,8 @@ class KioskService:
         self.clock = clock
         self.hub = KioskHub()
         self._device_kiosk = {d: k.name for k in kiosks for d in k.devices}
+        self._online = asyncio.Event()
+        """Set while a session to the cloud is up: the mode watcher polls only then."""
 
     # --- devices -> pages -----------------------------------------------------------------
 
@@ -110,12 +111,22 @@ class KioskService:
     def mode(self) -> Mode:
         return self.counter.mode_now()
 
+    def on_connected(self) -> None:
+        self._online.set()
+        self.hub.sync_mode(self.mode())
+
+    def on_disconnected(self) -> None:
+        self._online.clear()
+        self.hub.sync_mode(self.mode())
+
     async def watch_mode(self) -> None:
-        """Tell open pages when the link to the cloud goes down or comes back: each page is
-        compared with what it was last told, so none keeps a stale mode from its hello."""
+        """While online, compare each open page with what it was last told, so none keeps a
+        stale mode from its hello; offline, wait for :meth:`on_connected`."""
         while True:
+            await self._online.wait()
             await asyncio.sleep(MODE_POLL_S)
-            self.hub.sync_mode(self.mode())
+            if self._online.is_set():  # on_disconnected has told the pages already
+                self.hub.sync_mode(self.mode())
 
     async def watch_tokens(self) -> None:
         """Close the sockets of revoked tokens: a socket has no next request to refuse."""
@@ -139,15 +150,9 @@ class KioskService:
 
     # --- the cloud -> pages ---------------------------------------------------------------
 
-    def register(self, dispatcher: Dispatcher) -> Undo:
-        return dispatcher.register(
-            Command(
-                "kiosk.message",
-                self._message_command,
-                KioskMessageArgs,
-                KioskMessageResult,
-                help="show a text (zh + en) on a kiosk's page",
-            )
+    def commands(self) -> Sequence[Command[Any, Any]]:
+        return (
+            Command("kiosk.message", self._message_command, KioskMessageArgs, KioskMessageResult),
         )
 
     async def _message_command(self, req: KioskMessageArgs) -> KioskMessageResult:
@@ -159,7 +164,7 @@ class KioskService:
             )
         now = self.clock()
         message = KioskMessage(
-            message_id=req.message_id or str(uuid7()),
+            message_id=req.message_id or new_id(),
             text=req.text,
             sent_at=rfc3339(now),
             expires_at=rfc3339(now + timedelta(seconds=req.ttl_s)) if req.ttl_s > 0 else None,
@@ -209,7 +214,7 @@ class KioskService:
     async def claim(self, req: ClaimRequest) -> ClaimAnswer:
         """Ask the cloud for the offered coupon; there is no offline claim (only the cloud
         can sign a coupon), so an unreachable cloud is ``unavailable``."""
-        claim_id = req.claim_id or str(uuid7())
+        claim_id = req.claim_id or new_id()
         args: JsonObject = {
             "claim_id": claim_id,
             "member_id": req.member_id,
@@ -277,32 +282,13 @@ class KioskService:
                     found[appointment] = status == "pending"
         return found
 
-    # --- wiring ---------------------------------------------------------------------------
+    # --- running ------------------------------------------------------------------------
 
-    def extension(self) -> ApiExtension:
-        from gateway.kiosk.api import build_extension
-
-        return build_extension(self)
-
-    @contextlib.asynccontextmanager
-    async def _running(self) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(self.watch_mode(), name="kiosk-mode"),
-            asyncio.create_task(self.watch_tokens(), name="kiosk-tokens"),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def background(self, _app: web.Application) -> AsyncIterator[None]:
-        """aiohttp cleanup context: the mode watcher runs while the API serves."""
-        async with self._running():
-            yield
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.watch_mode(), name="kiosk-mode")
+            tg.create_task(self.watch_tokens(), name="kiosk-tokens")
 
     async def shutdown(self, _app: web.Application) -> None:
+        """aiohttp on_shutdown: end the sockets before the server waits for them."""
         self.hub.close_all()

@@ -17,10 +17,11 @@ they become ``price.sync`` reports (:mod:`gateway.pricing.report`).
 from __future__ import annotations
 
 import asyncio
-from typing import Self
+from collections.abc import Sequence
+from typing import Any, Self
 
 from core.events import Reading
-from gateway.commands import Command, Dispatcher, Undo
+from gateway.commands import Command
 from gateway.pricing import models, results
 from gateway.pricing.commands import PricingCommands
 from gateway.pricing.scheduler import Scheduler
@@ -30,7 +31,8 @@ SHUTDOWN_FLUSH_S = 1.0
 
 
 class PricingService(PricingCommands, Scheduler):
-    """``async with PricingService(...)`` opens the database; ``run()`` is the scheduler."""
+    """``async with PricingService(...)`` opens the database; the daemon runs it as two
+    features, prices and labels (:mod:`gateway.pricing.features`)."""
 
     async def __aenter__(self) -> Self:
         await self.store.__aenter__()
@@ -44,56 +46,39 @@ class PricingService(PricingCommands, Scheduler):
             await asyncio.gather(*late, return_exceptions=True)
         await self.store.__aexit__(*exc_info)
 
-    async def run(self) -> None:
-        """The scheduler and the outcome consumer; runs until cancelled."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._consume(), name="pricing-outcomes")
-            tg.create_task(self._schedule(), name="pricing-scheduler")
+    async def run_scheduler(self) -> None:
+        """Labels change at flash-sale boundaries and failed pushes are retried; until
+        cancelled."""
+        await self._schedule()
 
-    def register(self, dispatcher: Dispatcher) -> Undo:
-        return dispatcher.register(
+    async def run_outcomes(self) -> None:
+        """The label devices' push outcomes, applied to the syncs; until cancelled."""
+        await self._consume()
+
+    def price_commands(self) -> Sequence[Command[Any, Any]]:
+        return (
             Command(
-                "prices.update",
-                self._prices_update,
-                models.PricesUpdateArgs,
-                results.SyncResult,
-                help="store a price list and push it to the bound labels",
+                "prices.update", self._prices_update, models.PricesUpdateArgs, results.SyncResult
             ),
             Command(
                 "prices.flash_sale",
                 self._flash_sale,
                 models.FlashSaleArgs,
                 results.FlashSaleResult,
-                help="store a flash sale; labels change at its start and revert at its end",
             ),
             Command(
                 "prices.flash_sale.cancel",
                 self._cancel_sale,
                 models.CancelSaleArgs,
                 results.CancelSaleResult,
-                help="forget a flash sale; labels revert now if it was on",
             ),
-            Command(
-                "labels.bind",
-                self._bind,
-                models.BindArgs,
-                results.BindResult,
-                help="show a product on a label (now, if its price is known)",
-            ),
-            Command(
-                "labels.unbind",
-                self._unbind,
-                models.UnbindArgs,
-                results.UnbindResult,
-                help="release a label",
-            ),
-            Command(
-                "labels.list",
-                self._list,
-                models.ListArgs,
-                results.LabelsListResult,
-                help="bound labels and what they were last given",
-            ),
+        )
+
+    def label_commands(self) -> Sequence[Command[Any, Any]]:
+        return (
+            Command("labels.bind", self._bind, models.BindArgs, results.BindResult),
+            Command("labels.unbind", self._unbind, models.UnbindArgs, results.UnbindResult),
+            Command("labels.list", self._list, models.ListArgs, results.LabelsListResult),
         )
 
     def on_reading(self, device_id: str, reading: Reading) -> None:

@@ -52,7 +52,7 @@ def _echo_dispatcher(seen: list[object]) -> Dispatcher:
         return out
 
     d = Dispatcher()
-    d.register(Command("echo", echo, EchoArgs, EchoResult, help="say it again"))
+    d.register(Command("echo", echo, EchoArgs, EchoResult))
     return d
 
 

@@ -1,1 +1,1 @@
-"""Package data: the kiosk page (HTML, JS, CSS) served by gateway/kiosk/api.py."""
+"""Package data: the kiosk page (HTML, JS, CSS) served by gateway/api/kiosk/handlers.py."""

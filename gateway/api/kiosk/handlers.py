@@ -1,4 +1,6 @@
-"""The kiosk's part of the local API: routes, the token policy, the WebSocket, the page.
+"""The kiosk's part of the local API: its handlers, the WebSocket, the page; the routes are
+documented in :mod:`gateway.api.kiosk.routes`, the token policy is
+:mod:`gateway.api.kiosk.policy`.
 
 * A token bound to a kiosk (``storegw api token create NAME --kiosk KIOSK``) may call only
   what a self-service kiosk needs (identify, member, redeem, check in, claim, appointments,
@@ -20,13 +22,11 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from core import safejson
 from gateway.api.app import (
     CLIENT,
     KIOSK,
@@ -38,15 +38,21 @@ from gateway.api.app import (
     _body,
     _json,
 )
-from gateway.api.openapi import ROUTES, Route
+from gateway.api.kiosk.policy import kiosk_policy
+from gateway.api.kiosk.routes import (
+    KIOSK_ROUTES,
+    MAX_QUERY_CREDENTIAL,
+    PAGE_FILES,
+    PAGE_HEADERS,
+    TICKET_SCHEME,
+    TOKEN_SCHEME,
+)
+from gateway.api.openapi import ROUTES
 from gateway.counter.models import ID
 from gateway.kiosk.config import normal_origin
 from gateway.kiosk.hub import Subscriber
 from gateway.kiosk.models import (
-    AppointmentsAnswer,
-    ClaimAnswer,
     ClaimRequest,
-    KioskInfo,
     WsTicket,
     push,
 )
@@ -59,211 +65,13 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
 """WebSocket pings: a page whose network died is noticed within about twice this."""
 MAX_CLIENT_FRAME = 4096
-MAX_QUERY_CREDENTIAL = 256
-"""Longest ``ticket`` or ``token`` query value; a longer one is refused (400), not ignored."""
 REVOKED = 4401
 """Close code for a socket whose token was revoked (the page shows the token-refused screen)."""
-
-_BODY_ERRORS = ("bad_json", "bad_request", "too_large")
-_TICKET_SCHEME = {"type": "apiKey", "in": "query", "name": "ticket"}
-_TOKEN_SCHEME = {"type": "apiKey", "in": "query", "name": "token"}
-
-PAGE_FILES: dict[str, tuple[str, str]] = {
-    "/kiosk/": ("index.html", "text/html"),
-    "/kiosk": ("index.html", "text/html"),
-    "/kiosk/kiosk.js": ("kiosk.js", "text/javascript"),
-    "/kiosk/i18n.js": ("i18n.js", "text/javascript"),
-    "/kiosk/kiosk.css": ("kiosk.css", "text/css"),
-}
-"""Path -> (file in gateway/kiosk/static, content type). Fixed: nothing else is served."""
-
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-KIOSK_OPERATIONS = frozenset(
-    {
-        "identify",
-        "get_member",
-        "redeem_coupon",
-        "checkin_appointment",
-        "openapi",
-        "claim_coupon",
-        "member_appointments",
-        "kiosk_info",
-        "kiosk_ws_ticket",
-        "kiosk_ws",
-    }
-)
-"""What a kiosk token may call (the page's own files are public anyway)."""
-KIOSK_ONLY = frozenset({"kiosk_info", "kiosk_ws_ticket", "kiosk_ws"})
-MEMBER_SCOPED = frozenset(
-    {"get_member", "member_appointments", "claim_coupon", "checkin_appointment", "redeem_coupon"}
-)
-"""Operations a kiosk token may do only for the member identified at the kiosk."""
-
-
-def _page_route(path: str, operation_id: str, kind: str) -> Route:
-    return Route(
-        "GET",
-        path,
-        operation_id,
-        f"The kiosk page's {kind} (no token; see docs/member-services.md, Kiosks).",
-        None,
-        None,
-        ("not_found",),
-        auth=False,
-        ok_response={
-            "description": kind,
-            "content": {PAGE_FILES[path][1]: {"schema": {"type": "string"}}},
-        },
-    )
-
-
-KIOSK_ROUTES: tuple[Route, ...] = (
-    Route(
-        "POST",
-        "/v1/coupons/claim",
-        "claim_coupon",
-        "Claim a coupon the cloud offers the member (an entry of the member's offers); "
-        "online only.",
-        ClaimRequest,
-        ClaimAnswer,
-        (
-            *_BODY_ERRORS,
-            "forbidden",
-            "unknown_member",
-            "unknown_offer",
-            "expired",
-            "already_claimed",
-            "refused",
-            "unavailable",
-        ),
-    ),
-    Route(
-        "GET",
-        "/v1/members/{member_id}/appointments",
-        "member_appointments",
-        "A member's current appointments: from the cloud, or from the cache when offline "
-        "(with check-ins made here meanwhile).",
-        None,
-        AppointmentsAnswer,
-        ("bad_request", "forbidden", "not_found", "unknown_offline", "refused", "unavailable"),
-    ),
-    Route(
-        "GET",
-        "/v1/kiosk",
-        "kiosk_info",
-        "The kiosk this token is bound to: language, idle reset, devices, mode, message.",
-        None,
-        KioskInfo,
-        ("forbidden",),
-    ),
-    Route(
-        "POST",
-        "/v1/kiosk/ws-ticket",
-        "kiosk_ws_ticket",
-        "A one-time ticket that opens the kiosk's WebSocket within 30 s, so the page's token "
-        "never appears in a URL.",
-        None,
-        WsTicket,
-        ("forbidden",),
-    ),
-    Route(
-        "GET",
-        "/v1/kiosk/ws",
-        "kiosk_ws",
-        "The kiosk's WebSocket (JSON text frames: hello, scan, tap, device, mode, message). "
-        "Authenticate with the bearer header, ?ticket= or ?token=. Without an Upgrade header "
-        "it answers GET /v1/kiosk's body.",
-        None,
-        KioskInfo,
-        ("bad_request", "unauthorized", "forbidden"),
-        auth=False,
-        security=({"bearer": []}, {"kioskTicket": []}, {"kioskToken": []}),
-        parameters=(
-            {
-                "name": "ticket",
-                "in": "query",
-                "required": False,
-                "description": "From POST /v1/kiosk/ws-ticket; valid once, for 30 s.",
-                "schema": {"type": "string", "maxLength": MAX_QUERY_CREDENTIAL},
-            },
-            {
-                "name": "token",
-                "in": "query",
-                "required": False,
-                "description": "The kiosk's bearer token, for clients that cannot send "
-                "headers or get a ticket (URLs may end up in proxy logs: prefer a ticket).",
-                "schema": {"type": "string", "maxLength": MAX_QUERY_CREDENTIAL},
-            },
-        ),
-        extra_responses={"101": {"description": "switched to the WebSocket protocol"}},
-    ),
-    _page_route("/kiosk/", "kiosk_page", "page"),
-    _page_route("/kiosk", "kiosk_page_bare", "page"),
-    _page_route("/kiosk/kiosk.js", "kiosk_script", "script"),
-    _page_route("/kiosk/i18n.js", "kiosk_texts", "texts"),
-    _page_route("/kiosk/kiosk.css", "kiosk_style", "style sheet"),
-)
 
 
 def _load_page() -> dict[str, bytes]:
     static = resources.files("gateway.kiosk.static")
     return {path: static.joinpath(name).read_bytes() for path, (name, _) in PAGE_FILES.items()}
-
-
-def _policy(
-    operations: Mapping[tuple[str, str], str], member_at: Callable[[str], str | None]
-) -> Any:
-    """``member_at(kiosk)``: the member identified at the kiosk now, if any."""
-
-    def check_member(kiosk: str, member_id: object) -> None:
-        if member_id is not None and member_id != member_at(kiosk):
-            raise ApiError(
-                "forbidden",
-                "a kiosk acts only for the member identified at it; scan or tap first",
-            )
-
-    @web.middleware
-    async def policy(request: web.Request, handler: Handler) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        op = None if resource is None else operations.get((request.method, resource.canonical))
-        kiosk: str | None = request.get(KIOSK)
-        if op is None:
-            return await handler(request)
-        if kiosk is None:
-            if op in KIOSK_ONLY and op != "kiosk_ws":  # the socket checks its own token
-                raise ApiError("forbidden", "this needs a token bound to a kiosk")
-            return await handler(request)
-        if op not in KIOSK_OPERATIONS:
-            raise ApiError("forbidden", f"a kiosk token may not call {op}")
-        if "member_id" in request.match_info:
-            check_member(kiosk, request.match_info["member_id"])
-        if request.method == "POST" and request.body_exists:
-            raw = await request.read()  # cached: the handler reads it again
-            with contextlib.suppress(safejson.BadJson):  # the handler answers bad_json
-                doc = safejson.loads(raw)
-                if isinstance(doc, dict):
-                    _kiosk_body(kiosk, op, doc)
-                    if op in MEMBER_SCOPED:
-                        check_member(kiosk, doc.get("member_id"))
-        return await handler(request)
-
-    return policy
-
-
-def _kiosk_body(kiosk: str, op: str, doc: dict[str, Any]) -> None:
-    if "till" in doc and doc["till"] != kiosk:
-        raise ApiError("forbidden", f"a kiosk token acts only as its own till ({kiosk!r})")
-    if op == "identify" and doc.get("by") == "member_id":
-        raise ApiError("forbidden", "a kiosk identifies by member code, card or tap only")
 
 
 class KioskRoutes:
@@ -347,6 +155,8 @@ class KioskRoutes:
         try:
             sub.mode = info.mode
             await ws.send_json(push("hello", **info.model_dump(mode="json")))
+            # The link may have changed since ``info``: nothing polls while offline.
+            self.hub.sync_mode(self.kiosks.mode())
             await self._pump(ws, sub, receiver)
         except ConnectionError:
             pass  # the page went away while we were sending
@@ -421,9 +231,8 @@ def build_extension(kiosks: KioskService) -> ApiExtension:
     return ApiExtension(
         routes=KIOSK_ROUTES,
         handlers=KioskRoutes(kiosks).handlers(),
-        middlewares=(_policy(operations, kiosks.counter.tills.member),),
-        security_schemes={"kioskTicket": _TICKET_SCHEME, "kioskToken": _TOKEN_SCHEME},
-        cleanup_ctx=(kiosks.background,),
+        middlewares=(kiosk_policy(operations, kiosks.counter.tills.member),),
+        security_schemes={"kioskTicket": TICKET_SCHEME, "kioskToken": TOKEN_SCHEME},
         on_shutdown=(kiosks.shutdown,),
         # The policy refuses a kiosk token on any other route, and for another till or member.
         errors={r.operation_id: ("forbidden",) for r in ROUTES if r.auth},
