@@ -2,9 +2,9 @@
 
 ``data_dir/control.sock`` (mode 0600, so only the gateway's own user and root may use it)
 speaks one JSON object per line: ``{"command": NAME, "args": {...}}`` in, one line with the
-dispatcher's result out. Several requests may share a connection. ``device.test`` (registered
-here, served through the same dispatcher) waits for a device's next reading: a technician
-scans something and sees that the gateway got it.
+dispatcher's result out. Several requests may share a connection. ``device.test`` (a feature
+defined here, served through the same dispatcher) waits for a device's next reading: a
+technician scans something and sees that the gateway got it.
 """
 
 from __future__ import annotations

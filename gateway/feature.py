@@ -17,7 +17,6 @@ into, and the daemon wires every feature the same way:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Generic, Protocol, TypeVar
@@ -45,7 +44,7 @@ class Feature(Protocol):
     def on_reading(self, device_id: str, reading: Reading) -> None: ...
 
     async def run(self) -> None:
-        """Until cancelled."""
+        """Its background work until cancelled; returns at once if it has none."""
         ...
 
     def on_connected(self) -> None: ...
@@ -79,7 +78,7 @@ class BaseFeature:
         return None
 
     async def run(self) -> None:
-        await asyncio.Event().wait()  # nothing in the background: wait to be cancelled
+        return None
 
     def on_connected(self) -> None:
         return None
@@ -107,13 +106,9 @@ def attach(
     links: Links,
     listeners: list[ReadingListener],
 ) -> Undo:
-    """Register what ``feature`` declares; the returned callable takes all of it back."""
-    undo = [
-        dispatcher.register(*feature.commands()),
-        links.subscribe(feature.subscriptions()),
-        links.watch(feature.on_connected, feature.on_disconnected),
-    ]
-    listeners.append(feature.on_reading)
+    """Register what ``feature`` declares; the returned callable takes all of it back. A
+    refused registration (a command name or topic already taken) leaves nothing behind."""
+    undo: list[Undo] = []
 
     def detach() -> None:
         if feature.on_reading in listeners:
@@ -121,4 +116,12 @@ def attach(
         for step in reversed(undo):
             step()
 
+    try:
+        undo.append(dispatcher.register(*feature.commands()))
+        undo.append(links.subscribe(feature.subscriptions()))
+        undo.append(links.watch(feature.on_connected, feature.on_disconnected))
+    except BaseException:
+        detach()
+        raise
+    listeners.append(feature.on_reading)
     return detach

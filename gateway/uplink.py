@@ -21,20 +21,34 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.errors import StoregwError, StrEnum
 from gateway.config import MqttSection
 
 log = logging.getLogger(__name__)
 
 
-class UplinkError(Exception):
+class UplinkCode(StrEnum):
+    CONNECT_FAILED = "connect_failed"
+    NOT_CONNECTED = "not_connected"
+    CONNECTION_LOST = "connection_lost"
+    PUBLISH_FAILED = "publish_failed"
+    SUBSCRIBE_FAILED = "subscribe_failed"
+    PUBLISH_REFUSED = "publish_refused"
+
+
+class UplinkError(StoregwError):
     """The broker connection failed or broke; the bridge reconnects with backoff."""
+
+    def __init__(self, code: UplinkCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 class PublishRefused(UplinkError):
-    """The broker answered a QoS 1 publish with a failure reason code (e.g. not authorized)."""
+    """The broker answered a QoS 1 publish with a failure reason code (e.g. not authorized):
+    ``reason`` is the broker's reason code name."""
 
     def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(f"broker refused publish to {topic}: {reason}")
+        super().__init__(UplinkCode.PUBLISH_REFUSED, f"broker refused publish to {topic}: {reason}")
         self.topic = topic
         self.reason = reason
 
@@ -222,7 +236,9 @@ class Uplink:
             before = _cancelling()
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
-            raise UplinkError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+            raise UplinkError(
+                UplinkCode.CONNECT_FAILED, f"cannot connect to {cfg.host}:{cfg.port}: {exc}"
+            ) from exc
         if _cancel_was_swallowed(before):
             with contextlib.suppress(aiomqtt.MqttError, OSError):
                 await client.__aexit__(None, None, None)
@@ -244,7 +260,7 @@ class Uplink:
 
     def _require(self) -> _Client:
         if self._client is None:
-            raise UplinkError("not connected")
+            raise UplinkError(UplinkCode.NOT_CONNECTED, "not connected")
         return self._client
 
     async def publish(
@@ -276,14 +292,16 @@ class Uplink:
                 ack_timeout_s=self._publish_timeout,
             )
         except aiomqtt.MqttError as exc:
-            raise UplinkError(f"publish to {topic} failed: {exc}") from exc
+            raise UplinkError(
+                UplinkCode.PUBLISH_FAILED, f"publish to {topic} failed: {exc}"
+            ) from exc
 
     async def subscribe(self, *filters: str, qos: int = 1) -> None:
         before = _cancelling()
         try:
             await self._require().subscribe([(f, qos) for f in filters])
         except aiomqtt.MqttError as exc:
-            raise UplinkError(f"subscribe failed: {exc}") from exc
+            raise UplinkError(UplinkCode.SUBSCRIBE_FAILED, f"subscribe failed: {exc}") from exc
         if _cancel_was_swallowed(before):
             raise asyncio.CancelledError
 
@@ -301,4 +319,4 @@ class Uplink:
                     payload = b"" if payload is None else str(payload).encode()
                 yield Inbound(str(msg.topic), bytes(payload), response_topic, correlation)
         except aiomqtt.MqttError as exc:
-            raise UplinkError(f"connection lost: {exc}") from exc
+            raise UplinkError(UplinkCode.CONNECTION_LOST, f"connection lost: {exc}") from exc
