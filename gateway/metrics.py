@@ -53,7 +53,7 @@ EVENT_KINDS = frozenset(
 """The event kinds docs/asyncapi.yaml has a channel for; tests/gateway/wire/test_asyncapi.py
 checks the two agree."""
 REFUSAL_REASONS = frozenset({"outbox_full", "open_failed", "disk_full", "write_failed", "bad_data"})
-"""``OutboxError.reason`` values (gateway/outbox.py)."""
+"""``OutboxError.reason`` values (gateway/outbox/errors.py)."""
 
 
 def bounded(value: str, allowed: Collection[str]) -> str:

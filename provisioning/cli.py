@@ -230,13 +230,14 @@ def enroll(
     Example (asks for the token, hidden):
       storegw provision enroll -c /etc/storegw/storegw.toml
     """
-    from gateway.wire.enrolment import ClaimToken, TokenError
+    from gateway.wire.enrolment import ClaimToken
+    from gateway.wire.tokens import ClaimTokenError
     from provisioning.enroll import enroll as run_enroll
 
     text = claim if claim is not None else typer.prompt("Claim token", hide_input=True)
     try:
         token = ClaimToken.parse(text)
-    except TokenError as exc:
+    except ClaimTokenError as exc:
         raise _fail(str(exc), code=2) from None
     with _user_errors():
         result = asyncio.run(

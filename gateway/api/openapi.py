@@ -22,6 +22,7 @@ from gateway.counter.models import (
     CheckinAnswer,
     CheckinRequest,
     ConflictsAnswer,
+    CounterCode,
     IdentifyAnswer,
     IdentifyRequest,
     MemberAnswer,
@@ -189,7 +190,7 @@ def _responses(route: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> 
     codes = (*_AUTH_ERRORS, *route.errors) if route.auth else route.errors
     by_status: dict[int, list[str]] = {}
     for code in (*codes, "internal"):
-        by_status.setdefault(HTTP_STATUS[code], []).append(code)
+        by_status.setdefault(HTTP_STATUS[CounterCode(code)], []).append(code)
     for status, names in sorted(by_status.items()):
         out[str(status)] = {
             "description": "error: " + ", ".join(names),

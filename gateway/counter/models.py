@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.errors import StoregwError
 from core.events import JsonObject
 
 Mode = Literal["online", "offline"]
@@ -211,37 +213,71 @@ class ConflictsAnswer(BaseModel):
 
 # --- errors and origins -------------------------------------------------------------------
 
-HTTP_STATUS: dict[str, int] = {
-    "bad_json": 400,
-    "bad_request": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "unknown_offer": 404,
-    "unknown_coupon": 404,
-    "unknown_member": 404,
-    "unknown_card": 404,
-    "method_not_allowed": 405,
-    "already_used": 409,
-    "replayed": 409,
-    "cancelled": 409,
-    "already_claimed": 409,
-    "too_large": 413,
-    "invalid_coupon": 422,
-    "invalid_code": 422,
-    "expired": 422,
-    "not_yet_valid": 422,
-    "wrong_store": 422,
-    "clock_window": 422,
-    "over_offline_limit": 422,
-    "no_member": 422,
-    "too_early": 422,
-    "refused": 422,
-    "unavailable": 503,
-    "unknown_offline": 503,
-    "internal": 500,
+
+class CounterCode(StrEnum):
+    """Every error code the local API answers with (see the OpenAPI doc)."""
+
+    BAD_JSON = "bad_json"
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    UNKNOWN_OFFER = "unknown_offer"
+    UNKNOWN_COUPON = "unknown_coupon"
+    UNKNOWN_MEMBER = "unknown_member"
+    UNKNOWN_CARD = "unknown_card"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    ALREADY_USED = "already_used"
+    REPLAYED = "replayed"
+    CANCELLED = "cancelled"
+    ALREADY_CLAIMED = "already_claimed"
+    TOO_LARGE = "too_large"
+    INVALID_COUPON = "invalid_coupon"
+    INVALID_CODE = "invalid_code"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_STORE = "wrong_store"
+    CLOCK_WINDOW = "clock_window"
+    OVER_OFFLINE_LIMIT = "over_offline_limit"
+    NO_MEMBER = "no_member"
+    TOO_EARLY = "too_early"
+    REFUSED = "refused"
+    UNAVAILABLE = "unavailable"
+    UNKNOWN_OFFLINE = "unknown_offline"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS: dict[CounterCode, int] = {
+    CounterCode.BAD_JSON: 400,
+    CounterCode.BAD_REQUEST: 400,
+    CounterCode.UNAUTHORIZED: 401,
+    CounterCode.FORBIDDEN: 403,
+    CounterCode.NOT_FOUND: 404,
+    CounterCode.UNKNOWN_OFFER: 404,
+    CounterCode.UNKNOWN_COUPON: 404,
+    CounterCode.UNKNOWN_MEMBER: 404,
+    CounterCode.UNKNOWN_CARD: 404,
+    CounterCode.METHOD_NOT_ALLOWED: 405,
+    CounterCode.ALREADY_USED: 409,
+    CounterCode.REPLAYED: 409,
+    CounterCode.CANCELLED: 409,
+    CounterCode.ALREADY_CLAIMED: 409,
+    CounterCode.TOO_LARGE: 413,
+    CounterCode.INVALID_COUPON: 422,
+    CounterCode.INVALID_CODE: 422,
+    CounterCode.EXPIRED: 422,
+    CounterCode.NOT_YET_VALID: 422,
+    CounterCode.WRONG_STORE: 422,
+    CounterCode.CLOCK_WINDOW: 422,
+    CounterCode.OVER_OFFLINE_LIMIT: 422,
+    CounterCode.NO_MEMBER: 422,
+    CounterCode.TOO_EARLY: 422,
+    CounterCode.REFUSED: 422,
+    CounterCode.UNAVAILABLE: 503,
+    CounterCode.UNKNOWN_OFFLINE: 503,
+    CounterCode.INTERNAL: 500,
 }
-"""Every error code the local API answers with, and its HTTP status (see the OpenAPI doc)."""
+"""The HTTP status of each error code."""
 
 
 def cloud_error(
@@ -260,17 +296,26 @@ def cloud_error(
     )
 
 
-class CounterError(Exception):
+class CounterError(StoregwError):
     """A counter operation was refused; ``code`` is stable, ``mode`` says who decided."""
 
+    code: CounterCode
+
     def __init__(
-        self, code: str, message: str, *, mode: Mode | None = None, details: JsonValue = None
+        self,
+        code: CounterCode | str,
+        message: str,
+        *,
+        mode: Mode | None = None,
+        details: JsonValue = None,
     ) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.code = CounterCode(code)
         self.mode = mode
         self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
     @property
     def http_status(self) -> int:

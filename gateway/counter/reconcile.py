@@ -15,22 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from core.events import JsonObject
+from gateway.counter.ledger import Ledger, refusal
 from gateway.counter.store import StoreError
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused
-
-if TYPE_CHECKING:
-    from gateway.counter.service import CounterService
 
 log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, service: CounterService, interval_s: float) -> None:
-        self._service = service
+    def __init__(self, ledger: Ledger, interval_s: float) -> None:
+        self._ledger = ledger
         self.interval_s = interval_s
         self._wake = asyncio.Event()
         self.rounds = 0
@@ -72,36 +69,36 @@ class Reconciler:
 
     async def round(self) -> None:
         await self.repair()
-        if self._service.rpc.available:
+        if self._ledger.rpc.available:
             await self.reconcile()
         self.rounds += 1
         self.last_round = time.time()
 
     async def repair(self) -> None:
         """Emit the events of ledger rows that have none yet (a crash between two commits)."""
-        svc = self._service
-        for row in await svc.store.redemptions_without_event():
-            if row.redemption_id in svc.inflight:
+        ledger = self._ledger
+        for row in await ledger.store.redemptions_without_event():
+            if row.redemption_id in ledger.inflight:
                 continue
             if row.event_seq is None:
-                await svc.emit_redeemed(row)
+                await ledger.emit_redeemed(row)
             if row.status == "conflict" and row.conflict_seq is None:
-                await svc.emit_conflict(row)
+                await ledger.emit_conflict(row)
             log.info("redemption event repaired", extra={"redemption_id": row.redemption_id})
-        for op in await svc.store.operations_without_event():
-            if op.op_id in svc.inflight:
+        for op in await ledger.store.operations_without_event():
+            if op.op_id in ledger.inflight:
                 continue
             if op.event_seq is None:
-                await svc.emit_operation(op)
+                await ledger.emit_operation(op)
             if op.status == "rejected" and op.outcome_seq is None:
-                await svc.emit_operation_refused(op)
+                await ledger.emit_operation_refused(op)
             log.info("operation event repaired", extra={"op_id": op.op_id})
 
     async def reconcile(self) -> None:
         """One pass over everything pending; stops at the first sign the cloud is gone."""
-        svc = self._service
-        for row in await svc.store.redemptions("pending"):
-            if row.redemption_id in svc.inflight:
+        ledger = self._ledger
+        for row in await ledger.store.redemptions("pending"):
+            if row.redemption_id in ledger.inflight:
                 continue
             args: JsonObject = {
                 "coupon": row.token,
@@ -113,13 +110,10 @@ class Reconciler:
             if row.offline_at is not None:
                 args["offline_at"] = row.offline_at
             try:
-                data = await svc.call("coupon.redeem", args)
+                data = await ledger.call("coupon.redeem", args)
             except RpcRefused as exc:
-                cloud: JsonObject = {"code": exc.code, "message": exc.message}
-                if exc.details is not None:
-                    cloud["details"] = exc.details  # type: ignore[assignment]
-                await svc.store.set_redemption(
-                    row.redemption_id, "conflict", cloud=cloud, attempt=True
+                await ledger.store.set_redemption(
+                    row.redemption_id, "conflict", cloud=refusal(exc), attempt=True
                 )
                 self.conflicts += 1
                 log.warning(
@@ -130,20 +124,22 @@ class Reconciler:
                         "code": exc.code,
                     },
                 )
-                conflicted = await svc.store.redemption(row.redemption_id)
+                conflicted = await ledger.store.redemption(row.redemption_id)
                 assert conflicted is not None
-                await svc.emit_conflict(conflicted)
+                await ledger.emit_conflict(conflicted)
                 continue
             except RpcError as exc:
-                await svc.store.count_attempt(row.redemption_id)
+                await ledger.store.count_attempt(row.redemption_id)
                 self.last_error = str(exc)
                 return
-            await svc.store.set_redemption(row.redemption_id, "accepted", cloud=data, attempt=True)
+            await ledger.store.set_redemption(
+                row.redemption_id, "accepted", cloud=data, attempt=True
+            )
             self.confirmed += 1
-        for op in await svc.store.operations("pending"):
-            if op.op_id in svc.inflight:
+        for op in await ledger.store.operations("pending"):
+            if op.op_id in ledger.inflight:
                 continue
-            if not await svc.confirm(op):
+            if not await ledger.confirm(op):
                 self.last_error = "cloud unreachable"
                 return
             self.confirmed += 1

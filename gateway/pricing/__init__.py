@@ -1,4 +1,4 @@
-"""Shelf prices that follow the cloud: price lists, flash sales and label bindings (issue 5).
+"""Shelf prices that follow the cloud: price lists, flash sales and label bindings.
 
 See docs/pricing.md; :class:`PricingService` is what the daemon runs.
 """

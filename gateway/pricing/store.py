@@ -19,13 +19,12 @@ import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import aiosqlite
 
-from core.datafiles import prepare_database
 from core.events import JsonObject
+from core.sqlite import close_database, open_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 
@@ -110,35 +109,19 @@ class PricingStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
-    async def __aenter__(self) -> Self:
-        prepare_database(self.path)
-        db = await aiosqlite.connect(self.path)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")
-            await db.executescript(_SCHEMA)
-            await db.commit()
-        except BaseException:
-            await db.close()
-            raise
-        self._db = db
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await db.close()
-
     @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise sqlite3.ProgrammingError("pricing store is not open")
         return self._db
+
+    async def __aenter__(self) -> Self:
+        self._db = await open_database(self.path, schema=_SCHEMA)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        db, self._db = self._db, None
+        await close_database(db)
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         async with self.db.execute(sql, params) as cur:

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from core import safejson
+from gateway.wire.tokens.errors import ClaimTokenError
 
 PROVISION_PREFIX = "storegw/provision"
 PROVISION_PORT = 8884
@@ -49,10 +50,6 @@ ErrorCode = Literal[
 ]
 
 
-class TokenError(ValueError):
-    """The text is not a claim token (said without repeating the text: it may be a secret)."""
-
-
 @dataclass(frozen=True, slots=True)
 class ClaimToken:
     claim_id: str
@@ -66,7 +63,8 @@ class ClaimToken:
     def parse(cls, text: str) -> ClaimToken:
         match = _TOKEN.match(text.strip())
         if match is None:
-            raise TokenError(f"not a claim token (expected {TOKEN_PREFIX}.<claim id>.<secret>)")
+            expected = f"{TOKEN_PREFIX}.<claim id>.<secret>"
+            raise ClaimTokenError(f"not a claim token (expected {expected})")
         return cls(match.group(1), match.group(2))
 
     def __str__(self) -> str:

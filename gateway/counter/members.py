@@ -1,0 +1,151 @@
+"""Members at the counter: identify (member QR, card, NFC, id) and the profile read.
+
+A member QR is verified locally first, so a forged or replayed code never needs the cloud; the
+cloud's answer is cached so a card can be identified while it is unreachable.
+"""
+
+from __future__ import annotations
+
+from core.events import JsonObject
+from gateway.counter.keys import CloudKeys
+from gateway.counter.ledger import Ledger
+from gateway.counter.models import (
+    CounterError,
+    IdentifyAnswer,
+    IdentifyRequest,
+    MemberAnswer,
+    Mode,
+    Origin,
+    cloud_error,
+    normalise_uid,
+)
+from gateway.counter.replay import ReplayCache
+from gateway.counter.tills import TillSessions
+from gateway.rpc import RpcError, RpcRefused
+from gateway.wire.tokens import MemberCode, TokenError, verify_member_qr
+
+_MEMBER_TOKEN_CODES = {
+    "expired": "expired",
+    "not_yet_valid": "not_yet_valid",
+    "clock_window": "clock_window",
+}
+
+
+class Members:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        keys: CloudKeys,
+        tills: TillSessions,
+        replay: ReplayCache,
+        qr_window_s: float,
+    ) -> None:
+        self._ledger = ledger
+        self._keys = keys
+        self._tills = tills
+        self._replay = replay
+        self._qr_window_s = qr_window_s
+
+    def _verify_member_qr(self, text: str) -> MemberCode:
+        try:
+            return verify_member_qr(
+                text, self._keys.keyset, now=self._ledger.clock(), window_s=self._qr_window_s
+            )
+        except TokenError as exc:
+            code = _MEMBER_TOKEN_CODES.get(exc.code, "invalid_code")
+            raise CounterError(
+                code, exc.message, mode=self._ledger.mode_now(), details={"token_error": exc.code}
+            ) from None
+
+    async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
+        ledger, store = self._ledger, self._ledger.store
+        uid: str | None = None
+        member_id: str | None = None
+        if req.by == "qr":
+            assert req.code is not None
+            code = self._verify_member_qr(req.code.strip())
+            if not await self._replay.first_use(code):
+                raise CounterError(
+                    "replayed",
+                    "this member code was used already; ask for a fresh one",
+                    mode=ledger.mode_now(),
+                )
+            member_id = code.member_id
+            args: JsonObject = {"by": "qr", "member_id": member_id}
+        elif req.by in ("card", "nfc"):
+            assert req.uid is not None
+            uid = normalise_uid(req.uid)
+            args = {"by": req.by, "uid": uid}
+        else:
+            member_id = req.member_id
+            args = {"by": "member_id", "member_id": member_id}
+        mode: Mode
+        try:
+            data = await ledger.call("member.identify", args)
+        except RpcRefused as exc:
+            raise cloud_error(exc.code, exc.message, exc.details) from None
+        except RpcError:
+            mode, cached = "offline", True
+            if uid is not None:
+                found = await store.member_by_uid(uid)
+                if found is None:
+                    raise CounterError(
+                        "unknown_offline",
+                        "this card is not known locally and the cloud is unreachable",
+                        mode="offline",
+                    ) from None
+                profile = found
+            else:
+                assert member_id is not None
+                profile = await store.cached_member(member_id) or {"member_id": member_id}
+        else:
+            mode, cached = "online", False
+            profile = _member_of(data)
+            await store.cache_member(profile, uid)
+        found_id = str(profile["member_id"])
+        event: JsonObject = {
+            "till": req.till,
+            "by": req.by,
+            "member_id": found_id,
+            "mode": mode,
+            "cached": cached,
+            **origin.event_fields(),
+        }
+        if uid is not None:
+            event["uid"] = uid
+        await ledger.emit_or_fail(origin.device_id, "member.identified", event, mode)
+        self._tills.start(req.till, found_id)
+        return IdentifyAnswer(mode=mode, till=req.till, by=req.by, cached=cached, member=profile)
+
+    async def member(self, member_id: str) -> MemberAnswer:
+        """A read: the profile from the cloud (and cached), or from the cache when offline."""
+        store = self._ledger.store
+        try:
+            data = await self._ledger.call(
+                "member.identify", {"by": "member_id", "member_id": member_id}
+            )
+        except RpcRefused as exc:
+            raise cloud_error(
+                exc.code, exc.message, exc.details, {"unknown_member": "not_found"}
+            ) from None
+        except RpcError:
+            cached = await store.cached_member(member_id)
+            if cached is None:
+                raise CounterError(
+                    "unknown_offline",
+                    "this member is not cached and the cloud is unreachable",
+                    mode="offline",
+                ) from None
+            return MemberAnswer(mode="offline", cached=True, member=cached)
+        member = _member_of(data)
+        await store.cache_member(member)
+        return MemberAnswer(mode="online", cached=False, member=member)
+
+
+def _member_of(data: JsonObject) -> JsonObject:
+    """The cloud's member profile from its answer; an answer without one is a cloud fault."""
+    member = data.get("member")
+    if not isinstance(member, dict) or not isinstance(member.get("member_id"), str):
+        raise CounterError("unavailable", "the cloud sent no member", mode="online")
+    return member

@@ -1,0 +1,167 @@
+"""The counter ledger's tables and the rows read from them.
+
+* ``members`` / ``uids`` — the bounded member cache (LRU by last use) with card/NFC uid -> member.
+* ``redemptions`` — the coupon ledger. A partial unique index allows one *live* row per coupon
+  (reserved, accepted, pending, conflict), which is what makes a coupon single-use in this
+  store even offline; refused and void rows stay for the audit trail without blocking.
+* ``operations`` — accruals and check-ins, pending until the cloud confirms them.
+* ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from core.events import JsonObject
+
+RedemptionStatus = Literal["reserved", "accepted", "pending", "conflict", "rejected", "void"]
+OpKind = Literal["accrual", "checkin"]
+OpStatus = Literal["pending", "confirmed", "rejected"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    profile   TEXT NOT NULL,
+    used      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS members_used ON members(used);
+CREATE TABLE IF NOT EXISTS uids (
+    uid       TEXT PRIMARY KEY,
+    member_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uids_member ON uids(member_id);
+CREATE TABLE IF NOT EXISTS redemptions (
+    redemption_id TEXT PRIMARY KEY,
+    coupon_id     TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    till          TEXT,
+    member_id     TEXT,
+    value         TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    title         TEXT,
+    device_id     TEXT NOT NULL,
+    origin        TEXT NOT NULL DEFAULT '{}',
+    status        TEXT NOT NULL,
+    created       REAL NOT NULL,
+    updated       REAL NOT NULL,
+    offline_at    TEXT,
+    event_seq     INTEGER,
+    conflict_seq  INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    cloud         TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
+    WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
+CREATE INDEX IF NOT EXISTS redemptions_status ON redemptions(status);
+CREATE TABLE IF NOT EXISTS operations (
+    op_id     TEXT PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    args      TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    origin    TEXT NOT NULL DEFAULT '{}',
+    status    TEXT NOT NULL,
+    created   REAL NOT NULL,
+    updated   REAL NOT NULL,
+    event_seq INTEGER,
+    outcome_seq INTEGER,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    result    TEXT
+);
+CREATE INDEX IF NOT EXISTS operations_status ON operations(status);
+CREATE TABLE IF NOT EXISTS qr_seen (
+    member_id TEXT NOT NULL,
+    seconds   INTEGER NOT NULL,
+    seen      REAL NOT NULL,
+    PRIMARY KEY (member_id, seconds)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    redemption_id: str
+    coupon_id: str
+    token: str
+    till: str | None
+    member_id: str | None
+    value: Decimal
+    currency: str
+    title: str | None
+    device_id: str
+    origin: JsonObject
+    status: RedemptionStatus
+    created: float
+    updated: float
+    offline_at: str | None
+    event_seq: int | None
+    conflict_seq: int | None
+    attempts: int
+    cloud: JsonObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    op_id: str
+    kind: OpKind
+    args: JsonObject
+    device_id: str
+    origin: JsonObject
+    status: OpStatus
+    created: float
+    updated: float
+    event_seq: int | None
+    outcome_seq: int | None
+    attempts: int
+    result: JsonObject | None
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def dumps(doc: object) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def redemption_from(row: sqlite3.Row) -> Redemption:
+    return Redemption(
+        redemption_id=row["redemption_id"],
+        coupon_id=row["coupon_id"],
+        token=row["token"],
+        till=row["till"],
+        member_id=row["member_id"],
+        value=Decimal(row["value"]),
+        currency=row["currency"],
+        title=row["title"],
+        device_id=row["device_id"],
+        origin=json.loads(row["origin"]),
+        status=row["status"],
+        created=row["created"],
+        updated=row["updated"],
+        offline_at=row["offline_at"],
+        event_seq=row["event_seq"],
+        conflict_seq=row["conflict_seq"],
+        attempts=row["attempts"],
+        cloud=_loads(row["cloud"]),
+    )
+
+
+def operation_from(row: sqlite3.Row) -> Operation:
+    return Operation(
+        op_id=row["op_id"],
+        kind=row["kind"],
+        args=json.loads(row["args"]),
+        device_id=row["device_id"],
+        origin=json.loads(row["origin"]),
+        status=row["status"],
+        created=row["created"],
+        updated=row["updated"],
+        event_seq=row["event_seq"],
+        outcome_seq=row["outcome_seq"],
+        attempts=row["attempts"],
+        result=_loads(row["result"]),
+    )

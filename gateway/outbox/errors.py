@@ -1,0 +1,67 @@
+"""What the outbox hands out: its errors, the committed events and its figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from core.errors import StoregwError
+
+Durability = Literal["power-loss", "crash"]
+
+
+class OutboxErrorCode(StrEnum):
+    CLOSED = "closed"
+    BAD_DATA = "bad_data"
+    OUTBOX_FULL = "outbox_full"
+    OPEN_FAILED = "open_failed"
+    DISK_FULL = "disk_full"
+    WRITE_FAILED = "write_failed"
+
+
+class OutboxError(StoregwError):
+    """An event could not be accepted; the caller must treat it as not done.
+
+    ``reason`` is the ``code``, under the name every other refusal on the event path uses.
+    """
+
+    def __init__(self, reason: OutboxErrorCode, message: str) -> None:
+        super().__init__(reason, message)
+        self.reason = self.code
+
+
+class OutboxFull(OutboxError):
+    """The configured size limit is reached for this event's priority."""
+
+
+class OutboxWriteError(OutboxError):
+    """The database refused the write (disk full, I/O error); nothing of that batch was kept."""
+
+
+class OutboxClosed(OutboxError):
+    """The outbox is shutting down and accepts nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A committed event as the uplink sends it."""
+
+    seq: int
+    kind: str
+    payload: bytes
+    created: float
+
+    def replayed_payload(self) -> bytes:
+        """The payload with ``"replayed": true``: every stored payload is a compact JSON object."""
+        return self.payload[:-1] + b',"replayed":true}'
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    oldest_age_s: float | None
+    last_seq: int
+    refused_total: int
+    expired_total: int

@@ -1,0 +1,75 @@
+"""The state the outbox's parts share: limits, the two connections, the queue and the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosqlite
+
+from core.events import Reading
+from gateway.outbox.errors import Durability, StoredEvent
+
+# Built once: json.dumps() with any non-default option constructs a new encoder per call.
+# The writer's envelope must be exactly json.dumps(doc, separators=(",", ":"), ensure_ascii=False).
+JSON_DATA = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+JSON_STR = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@dataclass(slots=True)
+class Pending:
+    event_id: str
+    device_id: str
+    reading: Reading
+    future: asyncio.Future[StoredEvent]
+    size_hint: int = 0
+    data_json: str = "{}"  # reading.data, encoded once in append() and reused by the writer
+
+
+@dataclass
+class Counters:
+    refused: int = 0
+    expired: int = 0
+    last_refusal_log: float = field(default=0.0)
+
+
+class OutboxState:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        store_id: str,
+        gateway_id: str,
+        durability: Durability = "power-loss",
+        max_bytes: int = 512 * 1024 * 1024,
+        high_priority_reserve: float = 0.1,
+        max_age_s: float = 14 * 24 * 3600,
+        commit_interval_ms: float = 0.0,
+        max_batch: int = 2000,
+    ) -> None:
+        self.path = path
+        self._envelope_bytes = 200 + len(store_id) + len(gateway_id)  # keys, id, seq, ts
+        self._env_json = f'"store_id":{JSON_STR(store_id)},"gateway_id":{JSON_STR(gateway_id)},'
+        self._durability = durability
+        self._max_bytes = max_bytes
+        self._hard_max_bytes = int(max_bytes * (1 + high_priority_reserve))
+        self._max_age_s = max_age_s
+        self._commit_interval = commit_interval_ms / 1000
+        self._max_batch = max_batch
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[Pending] = []
+        self._acks: list[int] = []
+        self._wake = asyncio.Event()
+        self._committed = asyncio.Condition()
+        self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
+        self._writer_task: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._last_seq = 0
+        self._bytes = 0
+        self._depth = 0
+        self._pending_bytes = 0
+        self._counters = Counters()

@@ -1,0 +1,151 @@
+"""Signed coupons: ``SGC1:<jwt>``, verified at the till even when the cloud is unreachable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from gateway.wire.tokens.errors import TokenError
+from gateway.wire.tokens.jws import (
+    COUPON_PREFIX,
+    check_times,
+    decode,
+    encode,
+    epoch,
+    str_claim,
+    time_claim,
+    token_body,
+    whole_seconds,
+)
+from gateway.wire.tokens.keys import KeySet, SigningKey
+
+
+class Coupon(BaseModel):
+    """A coupon's claims. Times are UTC, whole seconds (a JWT carries NumericDate seconds)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    coupon_id: str
+    value: Decimal
+    currency: str
+    expires: datetime
+    not_before: datetime | None = None
+    stores: tuple[str, ...]
+    member_id: str | None = None
+    title: str = ""
+
+    @field_validator("coupon_id", "currency")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _amount(cls, v: Decimal) -> Decimal:
+        if not v.is_finite() or v < 0:
+            raise ValueError("value must be a finite, non-negative amount")
+        return v
+
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, v: datetime) -> datetime:
+        return whole_seconds(v)
+
+    @field_validator("not_before")
+    @classmethod
+    def _not_before(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else whole_seconds(v)
+
+    @field_validator("stores")
+    @classmethod
+    def _stores(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or not all(isinstance(s, str) and s for s in v):
+            raise ValueError("stores lists at least one store id (or '*')")
+        return v
+
+    def valid_in(self, store_id: str) -> bool:
+        return "*" in self.stores or store_id in self.stores
+
+
+def sign_coupon(coupon: Coupon, key: SigningKey) -> str:
+    """The scannable text ``SGC1:<jwt>`` for a coupon."""
+    claims: dict[str, Any] = {
+        "typ": "coupon",
+        "jti": coupon.coupon_id,
+        "val": str(coupon.value),
+        "cur": coupon.currency,
+        "exp": epoch(coupon.expires),
+        "stores": list(coupon.stores),
+        "title": coupon.title,
+    }
+    if coupon.not_before is not None:
+        claims["nbf"] = epoch(coupon.not_before)
+    if coupon.member_id is not None:
+        claims["sub"] = coupon.member_id
+    return COUPON_PREFIX + encode(claims, key)
+
+
+def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
+    coupon_id = str_claim(claims, "jti")
+    currency = str_claim(claims, "cur")
+    member_id = str_claim(claims, "sub", required=False)
+    raw_value = claims.get("val")
+    if not isinstance(raw_value, str) or len(raw_value) > 32:
+        raise TokenError("malformed", "claim 'val' must be a decimal string")
+    try:
+        value = Decimal(raw_value)
+    except InvalidOperation:
+        raise TokenError("malformed", "claim 'val' must be a decimal string") from None
+    if not value.is_finite() or value < 0:
+        raise TokenError("malformed", "claim 'val' must be a non-negative amount")
+    stores = claims.get("stores")
+    if (
+        not isinstance(stores, list)
+        or not stores
+        or not all(isinstance(s, str) and s for s in stores)
+    ):
+        raise TokenError("malformed", "claim 'stores' must be a non-empty list of store ids")
+    title = claims.get("title", "")
+    if not isinstance(title, str):
+        raise TokenError("malformed", "claim 'title' must be a string")
+    exp = time_claim(claims, "exp")
+    nbf = time_claim(claims, "nbf", required=False)
+    assert exp is not None
+    assert coupon_id is not None
+    assert currency is not None
+    return Coupon(
+        coupon_id=coupon_id,
+        value=value,
+        currency=currency,
+        expires=datetime.fromtimestamp(exp, UTC),
+        not_before=None if nbf is None else datetime.fromtimestamp(nbf, UTC),
+        stores=tuple(stores),
+        member_id=member_id,
+        title=title,
+    )
+
+
+def verify_coupon(text: str, keys: KeySet, *, store_id: str, now: datetime) -> Coupon:
+    """Check a scanned ``SGC1:`` coupon: signature, type, time window and store scope.
+
+    Single use is not decided here: that takes the cloud (online) or the gateway's ledger.
+    """
+    token = token_body(text, COUPON_PREFIX)
+    claims = decode(token, keys)
+    if claims.get("typ") != "coupon":
+        raise TokenError("wrong_type", "token is not a coupon")
+    coupon = _coupon_from_claims(claims)
+    check_times(
+        epoch(coupon.expires),
+        None if coupon.not_before is None else epoch(coupon.not_before),
+        now,
+    )
+    if not coupon.valid_in(store_id):
+        raise TokenError("wrong_store", "coupon is not valid in this store")
+    return coupon
