@@ -8,6 +8,7 @@ ever decides by an exception's message text.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 
 class StoregwError(Exception):
@@ -21,4 +22,21 @@ class StoregwError(Exception):
         self.message = message
 
 
-__all__ = ["StoregwError", "StrEnum"]
+class CodedError(StoregwError):
+    """An error family where each subclass stands for one code, named as a class keyword.
+
+    ``class Busy(MyError, problem=MyProblem.BUSY)``: raising needs only the message.
+    """
+
+    problem: ClassVar[str]
+
+    def __init_subclass__(cls, problem: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if problem is not None:
+            cls.problem = problem
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.problem, message)
+
+
+__all__ = ["CodedError", "StoregwError", "StrEnum"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Generic, Protocol, Self, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.errors import StoregwError
 from core.events import Action, Emit, JsonObject, Priority, Reading
 from core.identifiers import ID_PATTERN
+from core.lifecycle import AsyncResource
 
 _log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class UnsupportedAction(ActionFailed):
 # --- the driver ---------------------------------------------------------------------------
 
 
-class Driver(ABC, Generic[ConfigT]):
+class Driver(AsyncResource, ABC, Generic[ConfigT]):
     """Base class for device adapters.
 
     Subclasses set ``kind`` and ``config_model`` and implement :meth:`run`; those that take
@@ -89,13 +90,6 @@ class Driver(ABC, Generic[ConfigT]):
     @property
     def device_id(self) -> str:
         return self.config.id
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def open(self) -> None:
         """Open the transport; raise :class:`DeviceUnavailable` if the device is not there."""

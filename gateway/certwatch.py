@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -121,45 +121,31 @@ async def renew_certificate(
     return chain[0]
 
 
+@dataclass(eq=False)
 class CertWatch(BaseFeature):
     """A feature of the daemon: one background loop, checking again on each connect."""
 
     name = "certwatch"
 
-    def __init__(
-        self,
-        mqtt: MqttSection,
-        *,
-        store_id: str,
-        gateway_id: str,
-        state_file: Path,
-        rpc: RpcClient,
-        emit: Emit,
-        warn_days: float = 30,
-        renew_days: float = 14,
-        interval_s: float = 3600.0,
-        rpc_timeout_s: float = 30.0,
-        clock: Callable[[], datetime] = utcnow,
-        on_status: Callable[[CertStatus], None] = lambda _status: None,
-    ) -> None:
-        self.mqtt = mqtt
-        self.store_id = store_id
-        self.gateway_id = gateway_id
-        self.state_file = state_file
-        self.rpc = rpc
-        self.emit = emit
-        self.warn_days = warn_days
-        self.renew_days = renew_days
-        self.interval_s = interval_s
-        self.rpc_timeout_s = rpc_timeout_s
-        self.clock = clock
-        self.on_status = on_status
-        """Told every certificate read or installed (the daemon's expiry gauge)."""
-        self.checks = 0
-        self.renewals = 0
-        self.last_error: str | None = None
-        self._renew_not_before: datetime | None = None
-        self._wake = asyncio.Event()
+    mqtt: MqttSection
+    _: KW_ONLY
+    store_id: str
+    gateway_id: str
+    state_file: Path
+    rpc: RpcClient
+    emit: Emit
+    warn_days: float = 30
+    renew_days: float = 14
+    interval_s: float = 3600.0
+    rpc_timeout_s: float = 30.0
+    clock: Callable[[], datetime] = utcnow
+    on_status: Callable[[CertStatus], None] = lambda _status: None
+    """Told every certificate read or installed (the daemon's expiry gauge)."""
+    checks: int = field(default=0, init=False)
+    renewals: int = field(default=0, init=False)
+    last_error: str | None = field(default=None, init=False)
+    _renew_not_before: datetime | None = field(default=None, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     @classmethod
     def for_gateway(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -162,23 +163,16 @@ class BleakLink:
         return await asyncio.wait_for(self._notifications.get(), timeout)
 
 
+@dataclass(slots=True, eq=False)
 class EslSession:
     """Runs protocol exchanges with one label over a connected link."""
 
-    def __init__(
-        self,
-        link: LabelLink,
-        esl_id: int,
-        *,
-        ack_timeout_s: float = 2.0,
-        window: int = 4,
-        max_retries: int = 5,
-    ) -> None:
-        self.link = link
-        self.esl_id = esl_id
-        self.ack_timeout_s = ack_timeout_s
-        self.window = window
-        self.max_retries = max_retries
+    link: LabelLink
+    esl_id: int
+    _: KW_ONLY
+    ack_timeout_s: float = 2.0
+    window: int = 4
+    max_retries: int = 5
 
     async def _send(self, out: list[Outgoing]) -> None:
         for item in out:

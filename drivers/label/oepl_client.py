@@ -31,6 +31,7 @@ import aiohttp
 
 from core import safejson
 from core.backoff import Backoff
+from core.lifecycle import AsyncResource
 from drivers.base import ActionFailed, BadInput, DeviceUnavailable, unavailable
 from drivers.label.oepl_codec import DbPage, OeplTag, imgupload_body, parse_db_page
 from drivers.label.tagtypes import tagtype_path
@@ -42,7 +43,7 @@ UINT8_POS_MAX = 0xFF
 TAG_COMMANDS = frozenset({"refresh", "clear", "reboot", "scan", "reset", "deepsleep", "del"})
 
 
-class OeplClient:
+class OeplClient(AsyncResource):
     """Translates aiohttp failures into drivers.base errors at the boundary. No I/O until open."""
 
     def __init__(
@@ -77,13 +78,6 @@ class OeplClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-    async def __aenter__(self) -> OeplClient:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _request(
         self,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
 
-from core.errors import StoregwError, StrEnum
+from core.errors import CodedError, StrEnum
 
 SERVICE_UUID = "5354c0e0-4757-4553-4c00-000000000001"
 CONTROL_POINT_UUID = "5354c0e0-4757-4553-4c00-000000000002"
@@ -90,18 +89,8 @@ class BleProblem(StrEnum):
     VERIFY_FAILED = "verify_failed"
 
 
-class ProtocolError(StoregwError):
+class ProtocolError(CodedError, problem=BleProblem.PROTOCOL):
     """A frame could not be decoded, or the exchange broke the protocol."""
-
-    problem: ClassVar[str] = BleProblem.PROTOCOL
-
-    def __init_subclass__(cls, problem: BleProblem | None = None, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if problem is not None:
-            cls.problem = problem
-
-    def __init__(self, message: str) -> None:
-        super().__init__(self.problem, message)
 
 
 class LabelRefused(ProtocolError):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from core.errors import StoregwError, StrEnum
+from core.errors import CodedError, StrEnum
 from drivers.nfc.codec import CapacityError
 
 
@@ -20,18 +18,8 @@ class StickerProblem(StrEnum):
     LOCK_NOT_CONFIRMED = "lock_not_confirmed"
 
 
-class StickerError(StoregwError):
+class StickerError(CodedError, problem=StickerProblem.NOT_OPEN):
     """Base of everything the sticker tool refuses or fails at; ``code`` is a StickerProblem."""
-
-    problem: ClassVar[StickerProblem] = StickerProblem.NOT_OPEN
-
-    def __init_subclass__(cls, problem: StickerProblem | None = None, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if problem is not None:
-            cls.problem = problem
-
-    def __init__(self, message: str) -> None:
-        super().__init__(self.problem, message)
 
 
 class ReaderUnavailable(StickerError, problem=StickerProblem.READER_UNAVAILABLE):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Self
 
+from core.lifecycle import AsyncResource
 from drivers.nfc.codec import (
     NTAG_SPECS,
     NtagModel,
@@ -19,7 +19,7 @@ from drivers.nfc.transport import ClfThread
 log = logging.getLogger(__name__)
 
 
-class StickerWriter:
+class StickerWriter(AsyncResource):
     """Writes and checks tap stickers on one NFC reader (``usb``, ``udp:127.0.0.1:PORT``, ...)."""
 
     def __init__(self, device: str, key: StickerKey, *, base: str) -> None:
@@ -44,13 +44,6 @@ class StickerWriter:
         clf, self._clf = self._clf, None
         if clf is not None:
             await clf.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _thread(self) -> ClfThread:
         if self._clf is None:
