@@ -135,8 +135,11 @@ class CertWatch(BaseFeature):
     rpc: RpcClient
     emit: Emit
     warn_days: float = 30
+    """Within this many days of expiry: a warning and a ``cert.expiring`` event, once a day."""
     renew_days: float = 14
+    """Within this many days of expiry: ask the cloud for a new certificate."""
     interval_s: float = 3600.0
+    """How long to sleep between checks when no connect wakes the loop earlier."""
     rpc_timeout_s: float = 30.0
     clock: Callable[[], datetime] = utcnow
     on_status: Callable[[CertStatus], None] = lambda _status: None

@@ -171,6 +171,7 @@ class EslSession:
     esl_id: int
     _: KW_ONLY
     ack_timeout_s: float = 2.0
+    """How long to wait for a response before repeating what is outstanding."""
     window: int = 4
     max_retries: int = 5
 
