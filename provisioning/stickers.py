@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 KEY_FILE = "sticker.key"
 SAME_TAG_PAUSE_S = 0.3
 """Between looks at the reader while the sticker just written still lies on it."""
+T = TypeVar("T")
 
 ReaderOpt = Annotated[
     str,
@@ -247,6 +249,17 @@ def write(
         raise typer.Exit(1)
 
 
+def _at_reader(timeout: float, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Ask for the sticker and run ``job``; what the sticker tool raises becomes a CLI failure."""
+    from drivers.nfc.sticker import ReaderUnavailable, StickerError
+
+    _ui.say(f"place the sticker on the reader ({timeout:g}s)...", "cyan")
+    try:
+        return asyncio.run(job())
+    except (ReaderUnavailable, StickerError) as exc:
+        raise _ui.fail(str(exc) or type(exc).__name__) from None
+
+
 @app.command()
 def verify(
     config: ConfigOpt = DEFAULT_CONFIG,
@@ -260,19 +273,13 @@ def verify(
 
     Example: storegw provision sticker verify --device usb --base t.example.com
     """
-    from drivers.nfc.sticker import ReaderUnavailable, StickerError
-
     _, writer = _writer(config, device, base)
 
     async def run() -> Any:
         async with writer:
             return await writer.read(timeout=timeout)
 
-    _ui.say(f"place the sticker on the reader ({timeout:g}s)...", "cyan")
-    try:
-        read = asyncio.run(run())
-    except (ReaderUnavailable, StickerError) as exc:
-        raise _ui.fail(str(exc) or type(exc).__name__) from None
+    read = _at_reader(timeout, run)
     if as_json:
         _ui.print_json(read.model_dump(mode="json"))
     else:
@@ -304,8 +311,6 @@ def lock(
 
     Example: storegw provision sticker lock --device usb --base t.example.com --yes
     """
-    from drivers.nfc.sticker import ReaderUnavailable, StickerError
-
     _confirm_lock(yes, "the sticker on the reader")
     store, writer = _writer(config, device, base)
 
@@ -320,9 +325,5 @@ def lock(
                 store, read.placement, lock=True, confirm=True, timeout=timeout
             )
 
-    _ui.say(f"place the sticker on the reader ({timeout:g}s)...", "cyan")
-    try:
-        result = asyncio.run(run())
-    except (ReaderUnavailable, StickerError) as exc:
-        raise _ui.fail(str(exc) or type(exc).__name__) from None
+    result = _at_reader(timeout, run)
     _ui.say(f"sticker {result.uid} ({result.placement}) locked", "green")
