@@ -12,7 +12,6 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 import aiomqtt
@@ -246,17 +245,12 @@ class Uplink:
         self._client = client
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.stop_sweeping()
             with contextlib.suppress(aiomqtt.MqttError, OSError):
-                await client.__aexit__(exc_type, exc, tb)
+                await client.__aexit__(None, None, None)  # aiomqtt disconnects whatever the exit
 
     def _require(self) -> _Client:
         if self._client is None:

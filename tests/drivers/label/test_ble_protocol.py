@@ -17,15 +17,12 @@ from core.events import Action
 from drivers.base import ActionFailed, DeviceUnavailable
 from drivers.label.ble import BleakLink, BleBackend, EslSession
 from drivers.label.ble_protocol import (
-    CHUNK_HEADER,
-    AckStatus,
     BasicState,
     Channel,
     ChunkAck,
     DisplayImage,
     DisplayState,
     ErrorResponse,
-    EslError,
     ImageBegin,
     ImageChunk,
     ImageEnd,
@@ -41,7 +38,6 @@ from drivers.label.ble_protocol import (
     ProtocolError,
     TransferFailed,
     VerifyFailed,
-    VerifyStatus,
     chunk,
     crc16,
     crc32,
@@ -52,6 +48,7 @@ from drivers.label.ble_protocol import (
     plane_size,
     unpack_bwr,
 )
+from drivers.label.ble_protocol.spec import CHUNK_HEADER, AckStatus, EslError, VerifyStatus
 from drivers.label.config import LabelConfig
 from drivers.label.content import ProductContent
 from drivers.label.driver import LabelDriver

@@ -20,13 +20,6 @@ from pydantic import ValidationError
 from drivers.label.content import PriceFormat, ProductContent, UnitPrice, format_money
 from drivers.label.fonts import DEJAVU_DIR
 from drivers.label.render import (
-    BLACK,
-    ELLIPSIS,
-    LAYOUTS,
-    PALETTE_RGB,
-    PANELS,
-    RED,
-    WHITE,
     Box,
     FieldRender,
     FontSet,
@@ -38,6 +31,7 @@ from drivers.label.render import (
     render_label,
     to_jpeg,
 )
+from drivers.label.render.layout import BLACK, ELLIPSIS, LAYOUTS, PALETTE_RGB, PANELS, RED, WHITE
 
 PANEL_NAMES = ["2.13", "2.9", "4.2"]
 EXPECTED_SIZES = {"2.13": (250, 122), "2.9": (296, 128), "4.2": (400, 300)}
