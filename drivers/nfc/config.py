@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from core.validation import distinct
 from drivers.base import DeviceConfig
 
 Target = Literal["106A", "106B", "212F", "424F"]
@@ -58,6 +59,4 @@ class NfcConfig(DeviceConfig):
     @field_validator("targets")
     @classmethod
     def _unique(cls, value: tuple[Target, ...]) -> tuple[Target, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("targets lists a technology twice")
-        return value
+        return distinct(value, "targets lists a technology twice")

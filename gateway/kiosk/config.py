@@ -26,8 +26,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
-KIOSK_NAME = r"^[A-Za-z0-9_-]{1,64}$"
-"""Same alphabet as a device's ``till`` (a kiosk's name is its till in counter requests)."""
+from core.identifiers import ID_PATTERN
+from core.validation import distinct
 
 
 def normal_origin(text: str) -> str | None:
@@ -47,7 +47,8 @@ def normal_origin(text: str) -> str | None:
 class KioskConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=KIOSK_NAME)
+    name: str = Field(pattern=ID_PATTERN)
+    """A device's ``till`` rule: a kiosk's name is its till in counter requests."""
     devices: tuple[str, ...] = Field(default=(), max_length=16)
     """Ids of the ``[[devices]]`` whose scans and taps this kiosk's page receives."""
     language: Literal["zh", "en"] = "zh"
@@ -70,9 +71,7 @@ class KioskConfig(BaseModel):
     @field_validator("devices")
     @classmethod
     def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("devices lists a device twice")
-        return value
+        return distinct(value, "devices lists a device twice")
 
 
 def kiosk_problems(

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.events import JsonObject
+from core.identifiers import ID_PATTERN
 from gateway.counter.models import ID, Mode
 
 
@@ -130,7 +131,7 @@ class KioskMessageArgs(_Request):
     """``kiosk.message``: show a text on a kiosk's page (and on pages that connect within
     ``ttl_s``)."""
 
-    kiosk: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    kiosk: str = Field(pattern=ID_PATTERN)
     text: Texts
     message_id: str | None = Field(default=None, pattern=ID)
     ttl_s: float = Field(default=300.0, ge=0, le=86400)

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from core import safejson
+from core.identifiers import ID_PATTERN
 from gateway.wire.tokens.errors import ClaimTokenError
 
 PROVISION_PREFIX = "storegw/provision"
@@ -36,7 +37,6 @@ TOKEN_PREFIX = "sgc1"  # noqa: S105 - a format tag, not a secret
 _CLAIM_ID = r"[0-9a-f]{16}"
 _KEY_CHARS = r"[A-Za-z0-9_-]{32,128}"
 _TOKEN = re.compile(rf"^{TOKEN_PREFIX}\.({_CLAIM_ID})\.({_KEY_CHARS})$")
-_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 ErrorCode = Literal[
     "bad_request",  # not a request this cloud understands
@@ -88,8 +88,8 @@ class EnrollRequest(BaseModel):
     v: Literal[1] = 1
     claim_id: str = Field(pattern=rf"^{_CLAIM_ID}$")
     secret: SecretStr = Field(min_length=32, max_length=128)
-    store_id: str = Field(pattern=_ID)
-    gateway_id: str = Field(pattern=_ID)
+    store_id: str = Field(pattern=ID_PATTERN)
+    gateway_id: str = Field(pattern=ID_PATTERN)
     csr: str = Field(min_length=64, max_length=16384)
     """PEM; its CN must be ``<store_id>/<gateway_id>``."""
     nonce: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")

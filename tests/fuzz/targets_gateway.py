@@ -88,14 +88,26 @@ RPC_DOCS: list[Any] = [
     },
     {"ok": True},
 ]
-RPC = Target(
-    name="gateway.rpc_reply",
-    parse=rpc_reply,
-    allowed=(RpcRefused, RpcError),
-    seeds=(*(json.dumps(d).encode() for d in RPC_DOCS), DEEP_JSON),
-    structured=json_variants(RPC_DOCS) | NESTED_JSON,
-    max_len=270_000,
-)
+
+
+def json_answer(
+    name: str,
+    parse: Callable[[bytes], object],
+    allowed: tuple[type[BaseException], ...],
+    docs: list[Any],
+) -> Target:
+    """A cloud answer: its real documents, each varied, and nesting deeper than parsers take."""
+    return Target(
+        name=name,
+        parse=parse,
+        allowed=allowed,
+        seeds=(*(json.dumps(d).encode() for d in docs), DEEP_JSON),
+        structured=json_variants(docs) | NESTED_JSON,
+        max_len=270_000,
+    )
+
+
+RPC = json_answer("gateway.rpc_reply", rpc_reply, (RpcRefused, RpcError), RPC_DOCS)
 
 # --- the cloud's keys (retained JWKS) ----------------------------------------------------------
 
@@ -347,13 +359,8 @@ ENROL_DOCS: list[Any] = [
         "error": {"code": "rate_limited", "message": "wait", "retry_after_s": 4.0},
     },
 ]
-ENROL = Target(
-    name="provision.enrol_answer",
-    parse=decode_response,
-    allowed=(BadJson, ValidationError),
-    seeds=(*(json.dumps(d).encode() for d in ENROL_DOCS), DEEP_JSON),
-    structured=json_variants(ENROL_DOCS) | NESTED_JSON,
-    max_len=270_000,
+ENROL = json_answer(
+    "provision.enrol_answer", decode_response, (BadJson, ValidationError), ENROL_DOCS
 )
 
 
