@@ -86,15 +86,20 @@ def scanner(port: str) -> dict[str, Any]:
     return {"id": "scanner-1", "kind": "scanner", "port": port, "terminator": "CR"}
 
 
-def scanner_box(tmp_path: Path, pty: Pty, broker: MosquittoBroker) -> tuple[dict[str, Any], Path]:
-    """The daemon's config with the pty's scanner, and where its outbox will be."""
+@pytest.fixture
+def outage_box(
+    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
+) -> tuple[dict[str, Any], Path]:
+    """The daemon's config with the pty's scanner and a broker not up yet; where its outbox is."""
     data_dir = tmp_path / "data"
-    return daemon_config(broker.url, data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
+    return daemon_config(offline_broker.url, data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
 
 
-async def scan_codes(master: int, db: Path, codes: list[str]) -> None:
+async def scan_codes(daemon: Daemon, pty: Pty, db: Path, codes: list[str]) -> None:
+    """Type ``codes`` once the daemon has the scanner open; return when all are in the outbox."""
+    await scanner_open(daemon, db)
     for code in codes:
-        os.write(master, code.encode() + b"\r")
+        os.write(pty.master, code.encode() + b"\r")
     await wait_for(
         lambda: len(scans_in(db)) >= len(codes), timeout=15, message=f"{len(codes)} scans accepted"
     )
@@ -152,14 +157,15 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_event(
 
 
 async def test_daemon_killed_during_an_outage_replays_every_accepted_scan(
-    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
+    tmp_path: Path,
+    pty: Pty,
+    offline_broker: MosquittoBroker,
+    outage_box: tuple[dict[str, Any], Path],
 ) -> None:
-    master = pty.master
-    config, db = scanner_box(tmp_path, pty, offline_broker)
+    config, db = outage_box
     codes = [f"CODE-{i:04d}" for i in range(300)]
     with Daemon(config, tmp_path, "before-crash") as first:
-        await scanner_open(first, db)
-        await scan_codes(master, db, codes)
+        await scan_codes(first, pty, db, codes)
         first.kill()
     accepted = {d["id"]: d for d in docs(db)}
     assert sorted(d["data"]["code"] for d in accepted.values() if d["kind"] == "scan") == codes
@@ -223,14 +229,12 @@ async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
 
 
 async def test_sigterm_during_an_outage_keeps_every_accepted_event(
-    tmp_path: Path, pty: Pty, offline_broker: MosquittoBroker
+    tmp_path: Path, pty: Pty, outage_box: tuple[dict[str, Any], Path]
 ) -> None:
-    master = pty.master
-    config, db = scanner_box(tmp_path, pty, offline_broker)
+    config, db = outage_box
     codes = [f"TERM-{i:03d}" for i in range(100)]
     with Daemon(config, tmp_path) as daemon:
-        await scanner_open(daemon, db)
-        await scan_codes(master, db, codes)
+        await scan_codes(daemon, pty, db, codes)
         accepted = outbox_rows(db)
         t0 = time.monotonic()
         daemon.signal(signal.SIGTERM)
