@@ -199,6 +199,16 @@ async def test_daemon_killed_during_an_outage_replays_every_accepted_scan(
 # --- 4: SIGTERM ----------------------------------------------------------------------------
 
 
+async def stop_with_sigterm(daemon: Daemon) -> None:
+    """SIGTERM, and the daemon must exit 0 within 5 s."""
+    t0 = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    code = await asyncio.to_thread(daemon.wait, 5)
+    took = time.monotonic() - t0
+    assert code == 0, daemon.log()
+    assert took < 5, f"SIGTERM took {took:.2f}s"
+
+
 async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
     tmp_path: Path, broker: MosquittoBroker, observer: Observer
 ) -> None:
@@ -214,12 +224,7 @@ async def test_sigterm_stops_within_5s_with_exit_0_and_a_retained_goodbye(
         await wait_for(lambda: births() or not daemon.running, timeout=20, message="birth")
         assert daemon.running, daemon.log()
         session = births()[-1]["session"]
-        t0 = time.monotonic()
-        daemon.signal(signal.SIGTERM)
-        code = await asyncio.to_thread(daemon.wait, 5)
-        took = time.monotonic() - t0
-    assert code == 0, daemon.log()
-    assert took < 5, f"SIGTERM took {took:.2f}s"
+        await stop_with_sigterm(daemon)
     status, was_retained = await retained(broker.url, f"{PREFIX}/status")
     assert was_retained
     assert status["state"] == "offline"
@@ -236,12 +241,7 @@ async def test_sigterm_during_an_outage_keeps_every_accepted_event(
     with Daemon(config, tmp_path) as daemon:
         await scan_codes(daemon, pty, db, codes)
         accepted = outbox_rows(db)
-        t0 = time.monotonic()
-        daemon.signal(signal.SIGTERM)
-        code = await asyncio.to_thread(daemon.wait, 5)
-        took = time.monotonic() - t0
-    assert code == 0, daemon.log()
-    assert took < 5, f"SIGTERM took {took:.2f}s"
+        await stop_with_sigterm(daemon)
     assert outbox_rows(db) == accepted
     assert integrity(db) == "ok"
     assert "Traceback" not in daemon.log()
