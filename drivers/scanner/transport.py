@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Self
 
 from drivers.base import DeviceUnavailable, unavailable
@@ -21,20 +22,14 @@ CLOSE_TIMEOUT_S = 2.0
 READ_SIZE = 4096
 
 
+@dataclass(eq=False)
 class SerialLink:
     """An open port: ``await read()`` returns the next chunk of bytes (never empty)."""
 
-    def __init__(
-        self,
-        device_id: str,
-        port: str,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        self.device_id = device_id
-        self.port = port
-        self._reader = reader
-        self._writer = writer
+    device_id: str
+    port: str
+    _reader: asyncio.StreamReader
+    _writer: asyncio.StreamWriter
 
     @classmethod
     async def open(
