@@ -17,16 +17,12 @@ class Ping(Frame):
 
 
 class DisplayImage(Frame):
-    BODY = struct.Struct("<BB")
-    FIELDS = ("display_index", "image_index")
     op: Literal[Op.DISPLAY_IMAGE] = Op.DISPLAY_IMAGE
     display_index: U8 = 0
     image_index: U8
 
 
 class ImageBegin(Frame):
-    BODY = struct.Struct("<BHHBIIH")
-    FIELDS = ("image_index", "width", "height", "format", "total_len", "crc32", "chunk_size")
     op: Literal[Op.IMAGE_BEGIN] = Op.IMAGE_BEGIN
     image_index: U8
     width: U16
@@ -65,8 +61,6 @@ class ImageChunk(Frame):
 
 
 class ImageEnd(Frame):
-    BODY = struct.Struct("<B")
-    FIELDS = ("image_index",)
     op: Literal[Op.IMAGE_END] = Op.IMAGE_END
     image_index: U8
 

@@ -5,21 +5,34 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Mapping
-from typing import Annotated, ClassVar, Self, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.label.ble_protocol.spec import ProtocolError
 
-U8 = Annotated[int, Field(ge=0, le=0xFF)]
-U16 = Annotated[int, Field(ge=0, le=0xFFFF)]
-U32 = Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """How a field stands in a frame's body: its ``struct`` format character."""
+
+    code: str
+
+
+U8 = Annotated[int, Field(ge=0, le=0xFF), Packed("B")]
+U16 = Annotated[int, Field(ge=0, le=0xFFFF), Packed("H")]
+U32 = Annotated[int, Field(ge=0, le=0xFFFFFFFF), Packed("I")]
+
+_HEADER = ("op", "esl_id")
 
 
 class Frame(BaseModel):
     """A frame whose body is ``BODY`` packed from the fields named in ``FIELDS``.
 
-    Frames whose body is not one fixed struct override :meth:`encode` and :meth:`decode`.
+    Both follow from the fields a frame declares after the header, in order, so the layout is
+    written once. Frames whose body is not one fixed struct set ``BODY`` themselves and
+    override :meth:`encode` and :meth:`decode`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -29,6 +42,16 @@ class Frame(BaseModel):
     op: int
     esl_id: U8
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "BODY" in cls.__dict__:
+            return
+        names = tuple(name for name in cls.model_fields if name not in _HEADER)
+        codes = [_packed(cls, name) for name in names]
+        cls.FIELDS = names
+        cls.BODY = struct.Struct("<" + "".join(codes))
+
     def encode(self) -> bytes:
         values = (getattr(self, name) for name in self.FIELDS)
         return bytes((self.op, self.esl_id)) + self.BODY.pack(*values)
@@ -36,6 +59,13 @@ class Frame(BaseModel):
     @classmethod
     def decode(cls, esl_id: int, body: bytes) -> Self:
         return cls(esl_id=esl_id, **dict(zip(cls.FIELDS, cls.BODY.unpack(body), strict=True)))
+
+
+def _packed(frame: type[Frame], name: str) -> str:
+    for meta in frame.model_fields[name].metadata:
+        if isinstance(meta, Packed):
+            return meta.code
+    raise TypeError(f"{frame.__name__}.{name} has no fixed packing: the frame must set BODY")
 
 
 OpT = TypeVar("OpT", bound=enum.IntEnum)

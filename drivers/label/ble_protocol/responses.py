@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Literal
 
 from drivers.label.ble_protocol.frame import U8, U16, U32, Frame, parse_frame
@@ -10,22 +9,16 @@ from drivers.label.ble_protocol.spec import NO_IMAGE, BasicFlags, Rsp
 
 
 class ErrorResponse(Frame):
-    BODY = struct.Struct("<B")
-    FIELDS = ("code",)
     op: Literal[Rsp.ERROR] = Rsp.ERROR
     code: U8
 
 
 class LedState(Frame):
-    BODY = struct.Struct("<B")
-    FIELDS = ("led_index",)
     op: Literal[Rsp.LED_STATE] = Rsp.LED_STATE
     led_index: U8
 
 
 class BasicState(Frame):
-    BODY = struct.Struct("<HHB")
-    FIELDS = ("flags", "battery_mv", "image_index")
     op: Literal[Rsp.BASIC_STATE] = Rsp.BASIC_STATE
     flags: U16
     battery_mv: U16
@@ -37,32 +30,24 @@ class BasicState(Frame):
 
 
 class DisplayState(Frame):
-    BODY = struct.Struct("<BB")
-    FIELDS = ("display_index", "image_index")
     op: Literal[Rsp.DISPLAY_STATE] = Rsp.DISPLAY_STATE
     display_index: U8
     image_index: U8
 
 
 class ImageReady(Frame):
-    BODY = struct.Struct("<BH")
-    FIELDS = ("image_index", "chunk_count")
     op: Literal[Rsp.IMAGE_READY] = Rsp.IMAGE_READY
     image_index: U8
     chunk_count: U16
 
 
 class ChunkAck(Frame):
-    BODY = struct.Struct("<HB")
-    FIELDS = ("seq", "status")
     op: Literal[Rsp.CHUNK_ACK] = Rsp.CHUNK_ACK
     seq: U16
     status: U8
 
 
 class ImageVerify(Frame):
-    BODY = struct.Struct("<BBI")
-    FIELDS = ("image_index", "status", "crc32")
     op: Literal[Rsp.IMAGE_VERIFY] = Rsp.IMAGE_VERIFY
     image_index: U8
     status: U8
