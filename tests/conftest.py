@@ -8,6 +8,7 @@ every module shares one instance.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -73,8 +74,5 @@ def scanner() -> Iterator[PtyScanner]:
 
 @pytest.fixture
 def pty() -> Iterator[Pty]:
-    p = Pty()
-    try:
+    with contextlib.closing(Pty()) as p:
         yield p
-    finally:
-        p.close()
