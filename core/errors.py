@@ -8,7 +8,7 @@ ever decides by an exception's message text.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 
 class StoregwError(Exception):
@@ -20,6 +20,17 @@ class StoregwError(Exception):
         super().__init__(message)
         self.code = str(code)
         self.message = message
+
+
+CodeT = TypeVar("CodeT", bound=StrEnum)
+
+
+class TypedError(StoregwError, Generic[CodeT]):
+    """An error raised with a code from one StrEnum: ``class E(TypedError[ECode])`` lets the
+    type checker refuse any other code at the raise."""
+
+    def __init__(self, code: CodeT, message: str) -> None:
+        super().__init__(code, message)
 
 
 class CodedError(StoregwError):
@@ -39,4 +50,4 @@ class CodedError(StoregwError):
         super().__init__(self.problem, message)
 
 
-__all__ = ["CodedError", "StoregwError", "StrEnum"]
+__all__ = ["CodedError", "StoregwError", "StrEnum", "TypedError"]

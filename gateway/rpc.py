@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core import safejson
-from core.errors import StoregwError, StrEnum
+from core.errors import StoregwError, StrEnum, TypedError
 from core.events import JsonObject
 from core.ids import new_id, rfc3339, utcnow
 
@@ -33,11 +33,8 @@ class RpcCode(StrEnum):
     MALFORMED_REPLY = "malformed_reply"
 
 
-class RpcError(StoregwError):
+class RpcError(TypedError[RpcCode]):
     """The cloud could not give an answer (not: the cloud said no)."""
-
-    def __init__(self, code: RpcCode, message: str) -> None:
-        super().__init__(code, message)
 
 
 class RpcUnavailable(RpcError):

@@ -20,7 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from core.errors import StoregwError, StrEnum
+from core.errors import StrEnum, TypedError
 from gateway.config import MqttSection
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,8 @@ class UplinkCode(StrEnum):
     PUBLISH_REFUSED = "publish_refused"
 
 
-class UplinkError(StoregwError):
+class UplinkError(TypedError[UplinkCode]):
     """The broker connection failed or broke; the bridge reconnects with backoff."""
-
-    def __init__(self, code: UplinkCode, message: str) -> None:
-        super().__init__(code, message)
 
 
 class PublishRefused(UplinkError):

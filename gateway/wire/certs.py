@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from core.datafiles import write_atomic
-from core.errors import StoregwError, StrEnum
+from core.errors import StrEnum, TypedError
 from core.identifiers import is_identifier
 from core.paths import FileIn
 
@@ -53,11 +53,8 @@ class IdentityCode(StrEnum):
     NO_CERTIFICATE = "no_certificate"
 
 
-class IdentityError(StoregwError):
+class IdentityError(TypedError[IdentityCode]):
     """A key, CSR or certificate is missing, unreadable or not this gateway's."""
-
-    def __init__(self, code: IdentityCode, message: str) -> None:
-        super().__init__(code, message)
 
 
 def identity(store_id: str, gateway_id: str) -> str:
