@@ -18,12 +18,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import JsonValue
 
 from core.events import JsonObject, Reading
 from core.ids import utcnow
+from core.lifecycle import AsyncResource
 from gateway.counter.config import CounterSection
 from gateway.counter.coupons import Coupons
 from gateway.counter.keys import CloudKeys
@@ -54,7 +55,7 @@ from gateway.rpc import RpcClient
 log = logging.getLogger(__name__)
 
 
-class CounterService:
+class CounterService(AsyncResource):
     """Construct, enter (``async with``: opens the ledger, loads keys), then ``run()``."""
 
     def __init__(
@@ -103,20 +104,19 @@ class CounterService:
         )
         self.reconciler = Reconciler(self.ledger, cfg.reconcile_interval_s)
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         self.keys.load()
-        await self.store.__aenter__()
+        await self.store.open()
         try:
             voided = await self.store.void_reserved()
-        except BaseException as exc:  # cancelled during start-up: do not strand the store
-            await asyncio.shield(self.store.__aexit__(type(exc), exc, exc.__traceback__))
+        except BaseException:  # cancelled during start-up: do not strand the store
+            await self.store.close()
             raise
         if voided:
             log.warning("redemptions interrupted by a restart were voided", extra={"count": voided})
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.store.__aexit__(*exc_info)
+    async def close(self) -> None:
+        await self.store.close()
 
     async def run(self) -> None:
         """The reconciler and the till workers; runs until cancelled."""

@@ -15,12 +15,13 @@ import time
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 import aiosqlite
 
 from core.errors import StoregwError
 from core.events import JsonObject
+from core.lifecycle import AsyncResource
 from core.sqlite import close_database, open_database, synchronous_for
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
@@ -62,7 +63,7 @@ class CouponTaken(StoregwError):
         self.existing = existing
 
 
-class CounterStore(OperationTable):
+class CounterStore(OperationTable, AsyncResource):
     """One connection; each writing method is one transaction, serialised by a lock so that
     concurrent till operations never interleave statements inside each other's transaction."""
 
@@ -79,7 +80,7 @@ class CounterStore(OperationTable):
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         try:
             self._db = await open_database(
                 self.path,
@@ -90,9 +91,8 @@ class CounterStore(OperationTable):
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def close(self) -> None:
         db, self._db = self._db, None
         await close_database(db)
 

@@ -8,10 +8,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Self
 
 from core.events import Priority, Reading
 from core.ids import new_id
+from core.lifecycle import AsyncResource
 from core.sqlite import close_database
 from gateway.outbox.errors import (
     OutboxClosed,
@@ -30,10 +30,10 @@ from gateway.outbox.writer import Writer
 log = logging.getLogger(__name__)
 
 
-class Outbox(Writer, Reader, Housekeeping):
+class Outbox(Writer, Reader, Housekeeping, AsyncResource):
     """Durable, ordered, bounded store of events not yet acknowledged by the broker."""
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         try:
             self._db, self._reader = await open_connections(self.path, self._durability)
             self._last_seq = await load_last_seq(self._db)
@@ -63,10 +63,6 @@ class Outbox(Writer, Reader, Housekeeping):
                 "durability": self._durability,
             },
         )
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Commit what is pending, then close; appends after this raise OutboxClosed."""

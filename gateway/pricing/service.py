@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 from core.events import Reading
+from core.lifecycle import AsyncResource
 from gateway.commands import Command
 from gateway.pricing import models, results
 from gateway.pricing.commands import PricingCommands
@@ -30,21 +31,20 @@ from gateway.pricing.state import EVENT_KIND, LabelDevice
 SHUTDOWN_FLUSH_S = 1.0
 
 
-class PricingService(PricingCommands, Scheduler):
+class PricingService(PricingCommands, Scheduler, AsyncResource):
     """``async with PricingService(...)`` opens the database; the daemon runs it as two
     features, prices and labels (:mod:`gateway.pricing.features`)."""
 
-    async def __aenter__(self) -> Self:
-        await self.store.__aenter__()
-        return self
+    async def open(self) -> None:
+        await self.store.open()
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def close(self) -> None:
         if self._background:  # reports on their way into the outbox: let them land
             _, late = await asyncio.wait(set(self._background), timeout=SHUTDOWN_FLUSH_S)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self.store.__aexit__(*exc_info)
+        await self.store.close()
 
     async def run_scheduler(self) -> None:
         """Labels change at flash-sale boundaries and failed pushes are retried; until

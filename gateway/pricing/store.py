@@ -19,11 +19,12 @@ import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import aiosqlite
 
 from core.events import JsonObject
+from core.lifecycle import AsyncResource
 from core.sqlite import close_database, open_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
@@ -101,7 +102,7 @@ def _dumps(doc: object) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
-class PricingStore:
+class PricingStore(AsyncResource):
     """One connection; writes are serialised by a lock so transactions never interleave."""
 
     def __init__(self, path: Path) -> None:
@@ -115,11 +116,10 @@ class PricingStore:
             raise sqlite3.ProgrammingError("pricing store is not open")
         return self._db
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         self._db = await open_database(self.path, schema=_SCHEMA)
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def close(self) -> None:
         db, self._db = self._db, None
         await close_database(db)
 
