@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.events import JsonObject
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+RowT = TypeVar("RowT", bound="DataclassInstance")
 
 RedemptionStatus = Literal["reserved", "accepted", "pending", "conflict", "rejected", "void"]
 OpKind = Literal["accrual", "checkin"]
@@ -127,41 +133,28 @@ def dumps(doc: object) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+_DECODED: dict[str, Callable[[Any], Any]] = {
+    "value": Decimal,
+    "origin": json.loads,
+    "args": json.loads,
+    "cloud": _loads,
+    "result": _loads,
+}
+"""Columns stored as text for what they hold; every other column is read as it is."""
+
+
+def _from_row(cls: type[RowT], row: sqlite3.Row) -> RowT:
+    """The dataclass's fields are the table's columns, by name: one reader serves every table."""
+    return cls(**{f.name: _DECODED.get(f.name, _same)(row[f.name]) for f in fields(cls)})
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def redemption_from(row: sqlite3.Row) -> Redemption:
-    return Redemption(
-        redemption_id=row["redemption_id"],
-        coupon_id=row["coupon_id"],
-        token=row["token"],
-        till=row["till"],
-        member_id=row["member_id"],
-        value=Decimal(row["value"]),
-        currency=row["currency"],
-        title=row["title"],
-        device_id=row["device_id"],
-        origin=json.loads(row["origin"]),
-        status=row["status"],
-        created=row["created"],
-        updated=row["updated"],
-        offline_at=row["offline_at"],
-        event_seq=row["event_seq"],
-        conflict_seq=row["conflict_seq"],
-        attempts=row["attempts"],
-        cloud=_loads(row["cloud"]),
-    )
+    return _from_row(Redemption, row)
 
 
 def operation_from(row: sqlite3.Row) -> Operation:
-    return Operation(
-        op_id=row["op_id"],
-        kind=row["kind"],
-        args=json.loads(row["args"]),
-        device_id=row["device_id"],
-        origin=json.loads(row["origin"]),
-        status=row["status"],
-        created=row["created"],
-        updated=row["updated"],
-        event_seq=row["event_seq"],
-        outcome_seq=row["outcome_seq"],
-        attempts=row["attempts"],
-        result=_loads(row["result"]),
-    )
+    return _from_row(Operation, row)
