@@ -29,6 +29,18 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def b64url_field(text: str, size: int, what: str) -> bytes:
+    """A key or signature field: base64url of exactly ``size`` bytes, else a ``malformed``
+    TokenError that names ``what``."""
+    try:
+        raw = b64url_decode(text)
+    except (ValueError, binascii.Error):
+        raise TokenError("malformed", f"{what} is not base64url") from None
+    if len(raw) != size:
+        raise TokenError("malformed", f"{what} is not {size} bytes")
+    return raw
+
+
 def _public_raw(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -52,13 +64,7 @@ def public_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     x = jwk.get("x")
     if not isinstance(x, str):
         raise TokenError("malformed", "key has no x")
-    try:
-        raw = b64url_decode(x)
-    except (ValueError, binascii.Error):
-        raise TokenError("malformed", "key x is not base64url") from None
-    if len(raw) != 32:
-        raise TokenError("malformed", "key x is not 32 bytes")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return Ed25519PublicKey.from_public_bytes(b64url_field(x, 32, "key x"))
 
 
 class KeySet:

@@ -3,7 +3,6 @@ signs a fresh ``SGM1:`` code every second, so a gateway verifies a member QR off
 
 from __future__ import annotations
 
-import binascii
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +17,8 @@ from gateway.wire.tokens.jws import MEMBER_PREFIX
 from gateway.wire.tokens.keys import (
     KeySet,
     SigningKey,
-    b64url_decode,
     b64url_encode,
+    b64url_field,
     okp_jwk,
     public_from_jwk,
 )
@@ -83,12 +82,7 @@ def verify_member_qr(text: str, keys: KeySet, *, now: datetime, window_s: float 
     if not seconds_text.isdigit() or len(seconds_text) > 12:
         raise TokenError("malformed", "member code time is not unix seconds")
     seconds = int(seconds_text)
-    try:
-        signature = b64url_decode(signature_text)
-    except (ValueError, binascii.Error):
-        raise TokenError("malformed", "member code signature is not base64url") from None
-    if len(signature) != 64:
-        raise TokenError("malformed", "member code signature is not 64 bytes")
+    signature = b64url_field(signature_text, 64, "member code signature")
     claims = jws.decode(credential, keys)
     if claims.get("typ") != "member":
         raise TokenError("wrong_type", "token is not a member credential")
