@@ -8,6 +8,7 @@ put to the cloud later by the reconciler, and a refusal then becomes a listed co
 from __future__ import annotations
 
 import logging
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -40,60 +41,52 @@ _COUPON_TOKEN_CODES = {
 _COUPON_CLOUD_CODES = {"bad_signature": "invalid_coupon", "not_found": "unknown_coupon"}
 
 
+@dataclass(eq=False)
 class Coupons:
-    def __init__(
-        self,
-        ledger: Ledger,
-        *,
-        keys: CloudKeys,
-        tills: TillSessions,
-        store_id: str,
-        offline_max_value: Decimal,
-    ) -> None:
-        self._ledger = ledger
-        self._store = ledger.store
-        self._keys = keys
-        self._tills = tills
-        self._store_id = store_id
-        self._offline_max_value = offline_max_value
+    ledger: Ledger
+    _: KW_ONLY
+    keys: CloudKeys
+    tills: TillSessions
+    store_id: str
+    offline_max_value: Decimal
 
     def _verify_coupon(self, text: str) -> Coupon:
         try:
             return verify_coupon(
-                text, self._keys.keyset, store_id=self._store_id, now=self._ledger.clock()
+                text, self.keys.keyset, store_id=self.store_id, now=self.ledger.clock()
             )
         except TokenError as exc:
             code = _COUPON_TOKEN_CODES.get(exc.code, "invalid_coupon")
             raise CounterError(
-                code, exc.message, mode=self._ledger.mode_now(), details={"token_error": exc.code}
+                code, exc.message, mode=self.ledger.mode_now(), details={"token_error": exc.code}
             ) from None
 
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
         text = req.coupon.strip()
         coupon = self._verify_coupon(text)
         # Coupons are bearer tokens (docs/member-services.md): ``sub`` is not enforced here.
-        member_id = req.member_id or self._tills.member(req.till)
+        member_id = req.member_id or self.tills.member(req.till)
         rid = req.redemption_id or new_id()
         if req.redemption_id is not None:
             earlier = await self._earlier(rid, coupon)
             if earlier is not None:
                 return earlier
-        self._ledger.begin(rid)
+        self.ledger.begin(rid)
         try:  # in flight until the event is recorded: the reconciler's repair keeps off
             await self._reserve(rid, coupon, text, req.till, member_id=member_id, origin=origin)
             await self._decide(rid, coupon, text, req.till, member_id)
             return await self._record_redemption(rid)
         finally:
-            self._ledger.inflight.discard(rid)
+            self.ledger.inflight.discard(rid)
 
     async def _record_redemption(self, rid: str) -> RedeemAnswer:
-        row = await self._store.redemption(rid)
+        row = await self.ledger.store.redemption(rid)
         assert row is not None
         try:
-            await self._ledger.emit_redeemed(row)
+            await self.ledger.emit_redeemed(row)
         except OutboxError as exc:
             if row.status == "pending":
-                await self._store.set_redemption(rid, "void")
+                await self.ledger.store.set_redemption(rid, "void")
                 raise CounterError(
                     "unavailable", f"cannot record the redemption: {exc}", mode="offline"
                 ) from None
@@ -105,14 +98,14 @@ class Coupons:
 
     async def _earlier(self, rid: str, coupon: Coupon) -> RedeemAnswer | None:
         """A client retrying with its own redemption_id gets the same answer again."""
-        earlier = await self._store.redemption(rid)
+        earlier = await self.ledger.store.redemption(rid)
         if earlier is None or earlier.status not in ("accepted", "pending"):
             return None
         if earlier.coupon_id != coupon.coupon_id:
             raise CounterError(
                 "bad_request",
                 "redemption_id was used for another coupon",
-                mode=self._ledger.mode_now(),
+                mode=self.ledger.mode_now(),
             )
         return _redeem_answer(earlier)
 
@@ -128,7 +121,7 @@ class Coupons:
     ) -> None:
         """Claim the coupon in the local ledger first: single use holds offline too."""
         try:
-            await self._store.reserve(
+            await self.ledger.store.reserve(
                 redemption_id=rid,
                 coupon_id=coupon.coupon_id,
                 token=text,
@@ -145,12 +138,12 @@ class Coupons:
             raise CounterError(
                 "already_used",
                 "this coupon was already redeemed in this store",
-                mode=self._ledger.mode_now(),
+                mode=self.ledger.mode_now(),
                 details={
                     "redeemed_at": rfc3339(prior.created),
                     "till": prior.till,
                     "status": prior.status,
-                    "store_id": self._store_id,
+                    "store_id": self.store_id,
                 },
             ) from None
 
@@ -162,29 +155,31 @@ class Coupons:
         if member_id is not None:
             args["member_id"] = member_id
         try:
-            data = await self._ledger.call("coupon.redeem", args)
+            data = await self.ledger.call("coupon.redeem", args)
         except RpcRefused as exc:
-            await self._store.set_redemption(rid, "rejected", cloud=refusal(exc), attempt=True)
+            await self.ledger.store.set_redemption(
+                rid, "rejected", cloud=refusal(exc), attempt=True
+            )
             raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
-            limit = self._offline_max_value
+            limit = self.offline_max_value
             if coupon.value > limit:
-                await self._store.set_redemption(rid, "void")
+                await self.ledger.store.set_redemption(rid, "void")
                 raise CounterError(
                     "over_offline_limit",
                     f"coupons over {limit} need the cloud, which is unreachable",
                     mode="offline",
                     details={"limit": str(limit)},
                 ) from None
-            await self._store.set_redemption(
-                rid, "pending", offline_at=rfc3339(self._ledger.clock())
+            await self.ledger.store.set_redemption(
+                rid, "pending", offline_at=rfc3339(self.ledger.clock())
             )
         else:
-            await self._store.set_redemption(rid, "accepted", cloud=data, attempt=True)
+            await self.ledger.store.set_redemption(rid, "accepted", cloud=data, attempt=True)
 
     async def conflicts(self) -> list[Conflict]:
         out = []
-        for row in await self._store.redemptions("conflict"):
+        for row in await self.ledger.store.redemptions("conflict"):
             cloud = row.cloud or {}
             out.append(
                 Conflict(

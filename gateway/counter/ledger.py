@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from core.events import JsonObject, Priority, Reading
@@ -36,23 +37,16 @@ def _op_method(op: Operation) -> str:
     return "points.accrue" if op.kind == "accrual" else "appointment.checkin"
 
 
+@dataclass(eq=False)
 class Ledger:
-    def __init__(
-        self,
-        store: CounterStore,
-        *,
-        rpc: RpcClient,
-        rpc_timeout_s: float,
-        submit: Submit,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
-        self.rpc = rpc
-        self.rpc_timeout_s = rpc_timeout_s
-        self.clock = clock
-        self._submit = submit
-        self.inflight: set[str] = set()
-        """Idempotency keys of operations whose RPC is under way (the reconciler skips them)."""
+    store: CounterStore
+    _: KW_ONLY
+    rpc: RpcClient
+    rpc_timeout_s: float
+    submit: Submit
+    clock: Callable[[], datetime]
+    inflight: set[str] = field(default_factory=set, init=False)
+    """Idempotency keys of operations whose RPC is under way (the reconciler skips them)."""
 
     def mode_now(self) -> Mode:
         """For answers the gateway gave without asking the cloud."""
@@ -70,7 +64,7 @@ class Ledger:
         self.inflight.add(key)
 
     async def emit(self, device_id: str, kind: str, data: JsonObject, ts: datetime) -> int:
-        stored = await self._submit(
+        stored = await self.submit(
             device_id, Reading(kind=kind, data=data, ts=ts, priority=Priority.HIGH)
         )
         return stored.seq

@@ -6,6 +6,8 @@ cloud's answer is cached so a card can be identified while it is unreachable.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 from core.events import JsonObject
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger
@@ -31,41 +33,34 @@ _MEMBER_TOKEN_CODES = {
 }
 
 
+@dataclass(eq=False)
 class Members:
-    def __init__(
-        self,
-        ledger: Ledger,
-        *,
-        keys: CloudKeys,
-        tills: TillSessions,
-        replay: ReplayCache,
-        qr_window_s: float,
-    ) -> None:
-        self._ledger = ledger
-        self._keys = keys
-        self._tills = tills
-        self._replay = replay
-        self._qr_window_s = qr_window_s
+    ledger: Ledger
+    _: KW_ONLY
+    keys: CloudKeys
+    tills: TillSessions
+    replay: ReplayCache
+    qr_window_s: float
 
     def _verify_member_qr(self, text: str) -> MemberCode:
         try:
             return verify_member_qr(
-                text, self._keys.keyset, now=self._ledger.clock(), window_s=self._qr_window_s
+                text, self.keys.keyset, now=self.ledger.clock(), window_s=self.qr_window_s
             )
         except TokenError as exc:
             code = _MEMBER_TOKEN_CODES.get(exc.code, "invalid_code")
             raise CounterError(
-                code, exc.message, mode=self._ledger.mode_now(), details={"token_error": exc.code}
+                code, exc.message, mode=self.ledger.mode_now(), details={"token_error": exc.code}
             ) from None
 
     async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
-        ledger, store = self._ledger, self._ledger.store
+        ledger, store = self.ledger, self.ledger.store
         uid: str | None = None
         member_id: str | None = None
         if req.by == "qr":
             assert req.code is not None
             code = self._verify_member_qr(req.code.strip())
-            if not await self._replay.first_use(code):
+            if not await self.replay.first_use(code):
                 raise CounterError(
                     "replayed",
                     "this member code was used already; ask for a fresh one",
@@ -115,14 +110,14 @@ class Members:
         if uid is not None:
             event["uid"] = uid
         await ledger.emit_or_fail(origin.device_id, "member.identified", event, mode)
-        self._tills.start(req.till, found_id)
+        self.tills.start(req.till, found_id)
         return IdentifyAnswer(mode=mode, till=req.till, by=req.by, cached=cached, member=profile)
 
     async def member(self, member_id: str) -> MemberAnswer:
         """A read: the profile from the cloud (and cached), or from the cache when offline."""
-        store = self._ledger.store
+        store = self.ledger.store
         try:
-            data = await self._ledger.call(
+            data = await self.ledger.call(
                 "member.identify", {"by": "member_id", "member_id": member_id}
             )
         except RpcRefused as exc:

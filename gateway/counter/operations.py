@@ -6,6 +6,7 @@ key answers what is known about it, the same key for another request is refused.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 
 from core.events import JsonObject
@@ -25,20 +26,20 @@ from gateway.counter.tills import TillSessions
 from gateway.outbox import OutboxError
 
 
+@dataclass(eq=False)
 class Operations:
-    def __init__(self, ledger: Ledger, *, tills: TillSessions) -> None:
-        self._ledger = ledger
-        self._store = ledger.store
-        self._tills = tills
+    ledger: Ledger
+    _: KW_ONLY
+    tills: TillSessions
 
     def member_for(self, till: str, member_id: str | None) -> str:
         """The member given, or the one identified at the till; refused when there is none."""
-        found = member_id or self._tills.member(till)
+        found = member_id or self.tills.member(till)
         if found is None:
             raise CounterError(
                 "no_member",
                 "no member_id given and no member identified at this till",
-                mode=self._ledger.mode_now(),
+                mode=self.ledger.mode_now(),
             )
         return found
 
@@ -65,7 +66,7 @@ class Operations:
         )
 
     async def checkin(self, req: CheckinRequest, origin: Origin) -> CheckinAnswer:
-        member_id = req.member_id or self._tills.member(req.till)
+        member_id = req.member_id or self.tills.member(req.till)
         op_id = req.checkin_id or new_id()
         args: JsonObject = {"checkin_id": op_id, "appointment_id": req.appointment_id}
         if member_id is not None:
@@ -84,17 +85,17 @@ class Operations:
         self, op_id: str, kind: OpKind, args: JsonObject, till: str, origin: Origin
     ) -> Operation:
         """Accept at once (ledger row + event), then ask the cloud to confirm."""
-        self._ledger.begin(op_id)
+        self.ledger.begin(op_id)
         try:  # in flight until confirmed or left pending: the reconciler keeps off
             existing = await self._accept(op_id, kind, args, till, origin)
             if existing is not None:
                 return existing
-            op = await self._store.operation(op_id)
+            op = await self.ledger.store.operation(op_id)
             assert op is not None
-            await self._ledger.confirm(op)
+            await self.ledger.confirm(op)
         finally:
-            self._ledger.inflight.discard(op_id)
-        done = await self._store.operation(op_id)
+            self.ledger.inflight.discard(op_id)
+        done = await self.ledger.store.operation(op_id)
         assert done is not None
         if done.status == "rejected":
             raise _rejection(done)
@@ -105,25 +106,27 @@ class Operations:
     ) -> Operation | None:
         """Ledger row, then event; returns the earlier operation when this is a retry."""
         op_origin: JsonObject = {"till": till, **origin.event_fields()}
-        existing = await self._store.add_operation(op_id, kind, args, origin.device_id, op_origin)
+        existing = await self.ledger.store.add_operation(
+            op_id, kind, args, origin.device_id, op_origin
+        )
         if existing is not None:
             if existing.kind != kind or existing.args != args:
                 raise CounterError(
                     "bad_request",
                     f"{kind}_id was used for another request",
-                    mode=self._ledger.mode_now(),
+                    mode=self.ledger.mode_now(),
                 )
             if existing.status == "rejected":
                 raise _rejection(existing)
             return existing  # a retry: report what we know
-        op = await self._store.operation(op_id)
+        op = await self.ledger.store.operation(op_id)
         assert op is not None
         try:
-            await self._ledger.emit_operation(op)
+            await self.ledger.emit_operation(op)
         except OutboxError as exc:
-            await self._store.delete_operation(op_id)
+            await self.ledger.store.delete_operation(op_id)
             raise CounterError(
-                "unavailable", f"cannot record the {kind}: {exc}", mode=self._ledger.mode_now()
+                "unavailable", f"cannot record the {kind}: {exc}", mode=self.ledger.mode_now()
             ) from None
         return None
 
