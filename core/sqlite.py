@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import aiosqlite
 
 from core.datafiles import prepare_database
+from core.lifecycle import AsyncResource
 
 Synchronous = Literal["FULL", "NORMAL"]
 BUSY_TIMEOUT_MS = 5000
@@ -68,3 +69,24 @@ async def close_database(db: aiosqlite.Connection | None) -> None:
         return
     with contextlib.suppress(sqlite3.Error, ValueError):
         await asyncio.shield(db.close())
+
+
+class Database(AsyncResource):
+    """A resource over one connection that :meth:`open` sets: :meth:`close` releases it, and
+    :attr:`db` refuses use outside the two with :meth:`not_open`'s error."""
+
+    what: ClassVar[str] = "database"
+    _db: aiosqlite.Connection | None = None
+
+    def not_open(self) -> Exception:
+        return sqlite3.ProgrammingError(f"{self.what} is not open")
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise self.not_open()
+        return self._db
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        await close_database(db)

@@ -21,8 +21,7 @@ import aiosqlite
 
 from core.errors import StoregwError
 from core.events import JsonObject
-from core.lifecycle import AsyncResource
-from core.sqlite import close_database, open_database, synchronous_for
+from core.sqlite import Database, open_database, synchronous_for
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
     SCHEMA,
@@ -63,7 +62,7 @@ class CouponTaken(StoregwError):
         self.existing = existing
 
 
-class CounterStore(OperationTable, AsyncResource):
+class CounterStore(OperationTable, Database):
     """One connection; each writing method is one transaction, serialised by a lock so that
     concurrent till operations never interleave statements inside each other's transaction."""
 
@@ -77,7 +76,6 @@ class CounterStore(OperationTable, AsyncResource):
         self.path = path
         self.member_cache_size = member_cache_size
         self._durability = durability
-        self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -92,15 +90,8 @@ class CounterStore(OperationTable, AsyncResource):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
 
-    async def close(self) -> None:
-        db, self._db = self._db, None
-        await close_database(db)
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreError(StoreErrorCode.NOT_OPEN, "counter store is not open")
-        return self._db
+    def not_open(self) -> Exception:
+        return StoreError(StoreErrorCode.NOT_OPEN, "counter store is not open")
 
     async def _write(self, *statements: tuple[str, tuple[object, ...]]) -> int:
         """Run statements in one committed transaction; returns the last rowcount."""

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
-
 from core.events import JsonObject
-from core.lifecycle import AsyncResource
-from core.sqlite import close_database, open_database
+from core.sqlite import Database, open_database
 from gateway.pricing.book import Sale
 from gateway.pricing.models import PriceItem
 
@@ -102,26 +98,17 @@ def _dumps(doc: object) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
-class PricingStore(AsyncResource):
+class PricingStore(Database):
     """One connection; writes are serialised by a lock so transactions never interleave."""
+
+    what = "pricing store"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise sqlite3.ProgrammingError("pricing store is not open")
-        return self._db
 
     async def open(self) -> None:
         self._db = await open_database(self.path, schema=_SCHEMA)
-
-    async def close(self) -> None:
-        db, self._db = self._db, None
-        await close_database(db)
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         async with self.db.execute(sql, params) as cur:
