@@ -8,14 +8,14 @@ put to the cloud later by the reconciler, and a refusal then becomes a listed co
 from __future__ import annotations
 
 import logging
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from core.events import JsonObject
 from core.ids import new_id, rfc3339
-from gateway.counter.keys import CloudKeys
-from gateway.counter.ledger import Ledger, refusal
+from gateway.counter.desk import TokenDesk
+from gateway.counter.ledger import refusal
 from gateway.counter.models import (
     Conflict,
     CounterError,
@@ -23,10 +23,10 @@ from gateway.counter.models import (
     RedeemAnswer,
     RedeemRequest,
     cloud_error,
+    token_error,
 )
 from gateway.counter.rows import Redemption
 from gateway.counter.store import CouponTaken
-from gateway.counter.tills import TillSessions
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Coupon, TokenError, verify_coupon
@@ -41,12 +41,8 @@ _COUPON_TOKEN_CODES = {
 _COUPON_CLOUD_CODES = {"bad_signature": "invalid_coupon", "not_found": "unknown_coupon"}
 
 
-@dataclass(eq=False)
-class Coupons:
-    ledger: Ledger
-    _: KW_ONLY
-    keys: CloudKeys
-    tills: TillSessions
+@dataclass(eq=False, kw_only=True)
+class Coupons(TokenDesk):
     store_id: str
     offline_max_value: Decimal
 
@@ -56,10 +52,8 @@ class Coupons:
                 text, self.keys.keyset, store_id=self.store_id, now=self.ledger.clock()
             )
         except TokenError as exc:
-            code = _COUPON_TOKEN_CODES.get(exc.code, "invalid_coupon")
-            raise CounterError(
-                code, exc.message, mode=self.ledger.mode_now(), details={"token_error": exc.code}
-            ) from None
+            mode = self.ledger.mode_now()
+            raise token_error(exc, _COUPON_TOKEN_CODES, "invalid_coupon", mode) from None
 
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
         text = req.coupon.strip()

@@ -6,11 +6,10 @@ cloud's answer is cached so a card can be identified while it is unreachable.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 
 from core.events import JsonObject
-from gateway.counter.keys import CloudKeys
-from gateway.counter.ledger import Ledger
+from gateway.counter.desk import TokenDesk
 from gateway.counter.models import (
     CounterError,
     IdentifyAnswer,
@@ -20,9 +19,9 @@ from gateway.counter.models import (
     Origin,
     cloud_error,
     normalise_uid,
+    token_error,
 )
 from gateway.counter.replay import ReplayCache
-from gateway.counter.tills import TillSessions
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import MemberCode, TokenError, verify_member_qr
 
@@ -33,12 +32,12 @@ _MEMBER_TOKEN_CODES = {
 }
 
 
-@dataclass(eq=False)
-class Members:
-    ledger: Ledger
-    _: KW_ONLY
-    keys: CloudKeys
-    tills: TillSessions
+def _unknown_offline(what: str) -> CounterError:
+    return CounterError("unknown_offline", f"{what} and the cloud is unreachable", mode="offline")
+
+
+@dataclass(eq=False, kw_only=True)
+class Members(TokenDesk):
     replay: ReplayCache
     qr_window_s: float
 
@@ -48,10 +47,8 @@ class Members:
                 text, self.keys.keyset, now=self.ledger.clock(), window_s=self.qr_window_s
             )
         except TokenError as exc:
-            code = _MEMBER_TOKEN_CODES.get(exc.code, "invalid_code")
-            raise CounterError(
-                code, exc.message, mode=self.ledger.mode_now(), details={"token_error": exc.code}
-            ) from None
+            mode = self.ledger.mode_now()
+            raise token_error(exc, _MEMBER_TOKEN_CODES, "invalid_code", mode) from None
 
     async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
         ledger, store = self.ledger, self.ledger.store
@@ -85,11 +82,7 @@ class Members:
             if uid is not None:
                 found = await store.member_by_uid(uid)
                 if found is None:
-                    raise CounterError(
-                        "unknown_offline",
-                        "this card is not known locally and the cloud is unreachable",
-                        mode="offline",
-                    ) from None
+                    raise _unknown_offline("this card is not known locally") from None
                 profile = found
             else:
                 assert member_id is not None
@@ -127,11 +120,7 @@ class Members:
         except RpcError:
             cached = await store.cached_member(member_id)
             if cached is None:
-                raise CounterError(
-                    "unknown_offline",
-                    "this member is not cached and the cloud is unreachable",
-                    mode="offline",
-                ) from None
+                raise _unknown_offline("this member is not cached") from None
             return MemberAnswer(mode="offline", cached=True, member=cached)
         member = _member_of(data)
         await store.cache_member(member)
