@@ -157,6 +157,23 @@ async def syncs(cloud: CloudService, **match: Any) -> list[dict[str, Any]]:
     ]
 
 
+async def push_milk_sale(
+    cloud: CloudService, start: float, end: float, text: str
+) -> dict[str, Any]:
+    """MILK at 0.89 from ``start`` to ``end`` (unix seconds), once the gateway has applied it."""
+    return data(
+        await cloud.push_flash_sale(
+            STORE,
+            GW,
+            start=at(start),
+            end=at(end),
+            promo_text=text,
+            items=[{"sku": MILK["sku"], "promo_price": "0.89"}],
+            wait_s=10,
+        )
+    )
+
+
 async def bind_and_price(cloud: CloudService, ap: OeplSimulator) -> None:
     assert data(await cloud.bind_label(STORE, GW, label="dairy-1", sku=MILK["sku"]))["sku"]
     assert data(await cloud.bind_label(STORE, GW, label=B, sku=COFFEE["sku"], device=DEVICE))
@@ -429,17 +446,7 @@ async def test_after_a_restart_during_a_sale_the_labels_still_revert_at_its_end(
     async with serving(broker, tmp_path, ap):
         await bind_and_price(cloud, ap)
         end = time.time() + 4.0
-        sale = data(
-            await cloud.push_flash_sale(
-                STORE,
-                GW,
-                start=at(time.time() - 60),
-                end=at(end),
-                promo_text="Weekend",
-                items=[{"sku": MILK["sku"], "promo_price": "0.89"}],
-                wait_s=10,
-            )
-        )
+        sale = await push_milk_sale(cloud, time.time() - 60, end, "Weekend")
         assert sale["active"] is True
         assert labels_of(sale["sync"]["updated"]) == {A}  # on already: shown right away
         assert shows(ap, A, milk_sale)
@@ -465,17 +472,7 @@ async def test_a_sale_that_ended_while_the_gateway_was_down_is_reverted_at_start
     async with serving(broker, tmp_path, ap):
         await bind_and_price(cloud, ap)
         end = time.time() + 1.0
-        data(
-            await cloud.push_flash_sale(
-                STORE,
-                GW,
-                start=at(time.time() - 1),
-                end=at(end),
-                promo_text="Short",
-                items=[{"sku": MILK["sku"], "promo_price": "0.89"}],
-                wait_s=10,
-            )
-        )
+        await push_milk_sale(cloud, time.time() - 1, end, "Short")
         assert shows(ap, A, milk_sale)
     await wait_for(lambda: time.time() > end + 0.2, message="the sale is over")
     gw2 = gateway(broker, tmp_path, ap)
