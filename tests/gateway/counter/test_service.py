@@ -26,6 +26,7 @@ from gateway.counter.models import (
     Origin,
     RedeemRequest,
 )
+from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from gateway.wire.tokens import Coupon, KeySet, SigningKey, sign_coupon
 from simulators.broker import MosquittoBroker
@@ -46,6 +47,16 @@ async def cloud_service(broker: MosquittoBroker, path: Path) -> AsyncIterator[Cl
         yield cloud
 
 
+@contextlib.asynccontextmanager
+async def online_gateway(
+    link: Link, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[Gateway, CounterService]]:
+    """A running gateway whose counter is connected and has the cloud's keys."""
+    gw = Gateway(counter_config(link.url, data_dir, **overrides))
+    async with running(gw):
+        yield gw, await online(gw)
+
+
 async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:
     """Events of a kind still in the gateway's outbox (published ones are deleted)."""
     conn = sqlite3.connect(gw.outbox.path)
@@ -62,10 +73,8 @@ async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:
 async def test_identify_online_by_every_means_then_offline_from_the_cache(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
     phone = await Phone.enroll(cloud, seed.ALICE)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
         by_qr = await counter.identify(
             IdentifyRequest(till="till-1", by="qr", code=phone.code()), API
         )
@@ -118,11 +127,9 @@ async def test_identify_online_by_every_means_then_offline_from_the_cache(
 async def test_member_qr_verified_offline_and_a_replay_is_refused(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
     phone = await Phone.enroll(cloud, seed.BRUNO)
     earlier = datetime.now(UTC) - timedelta(seconds=60)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
         code = phone.code()
         first = await counter.identify(IdentifyRequest(till="t1", by="qr", code=code), API)
         assert first.mode == "online"
@@ -161,10 +168,8 @@ async def test_member_qr_verified_offline_and_a_replay_is_refused(
 async def test_redeem_online_the_cloud_decides_and_a_second_use_is_refused(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
     token = await cloud.coupon_token(seed.COUPON_WELCOME)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw") as (_, counter):
         answer = await counter.redeem(
             RedeemRequest(till="till-1", coupon=token, member_id=seed.ALICE), API
         )
@@ -214,13 +219,11 @@ async def test_redeem_online_the_cloud_decides_and_a_second_use_is_refused(
 async def test_redeem_offline_single_use_limit_forgery_and_expiry_then_reconciled(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw", offline_max_value="12.00"))
     welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
     spring = await cloud.coupon_token(seed.COUPON_BEARER)
     gold = await cloud.coupon_token(seed.COUPON_GOLD)
     expired = await cloud.coupon_token(seed.COUPON_EXPIRED)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw", offline_max_value="12.00") as (gw, counter):
         await offline(gw, link)
         first = await counter.redeem(
             RedeemRequest(till="till-1", coupon=welcome, member_id=seed.ALICE), API
@@ -275,10 +278,8 @@ async def test_redeem_offline_single_use_limit_forgery_and_expiry_then_reconcile
 async def test_offline_redemption_used_elsewhere_becomes_a_conflict(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
     token = await cloud.coupon_token(seed.COUPON_BEARER)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
         await offline(gw, link)
         answer = await counter.redeem(RedeemRequest(till="till-4", coupon=token), API)
         assert answer.status == "pending"
@@ -359,10 +360,8 @@ async def test_a_cloud_that_does_not_answer_counts_as_offline(
 async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
-    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
     points_before = await cloud.member_points(seed.BRUNO)
-    async with running(gw):
-        counter = await online(gw)
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
         await counter.identify(IdentifyRequest(till="till-1", by="nfc", uid=seed.NFC_BRUNO), API)
         online_accrual = await counter.accrue(
             AccrueRequest(till="till-1", amount=Decimal("10"), currency="EUR", receipt_id="R1"),
