@@ -23,13 +23,12 @@ from gateway.counter.models import (
     RedeemAnswer,
     RedeemRequest,
     cloud_error,
-    token_error,
 )
 from gateway.counter.rows import Redemption
 from gateway.counter.store import CouponTaken
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused
-from gateway.wire.tokens import Coupon, TokenError, verify_coupon
+from gateway.wire.tokens import Coupon, verify_coupon
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +46,11 @@ class Coupons(TokenDesk):
     offline_max_value: Decimal
 
     def _verify_coupon(self, text: str) -> Coupon:
-        try:
-            return verify_coupon(
-                text, self.keys.keyset, store_id=self.store_id, now=self.ledger.clock()
-            )
-        except TokenError as exc:
-            mode = self.ledger.mode_now()
-            raise token_error(exc, _COUPON_TOKEN_CODES, "invalid_coupon", mode) from None
+        return self.verified(
+            lambda keys, now: verify_coupon(text, keys, store_id=self.store_id, now=now),
+            _COUPON_TOKEN_CODES,
+            "invalid_coupon",
+        )
 
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
         text = req.coupon.strip()

@@ -19,11 +19,10 @@ from gateway.counter.models import (
     Origin,
     cloud_error,
     normalise_uid,
-    token_error,
 )
 from gateway.counter.replay import ReplayCache
 from gateway.rpc import RpcError, RpcRefused
-from gateway.wire.tokens import MemberCode, TokenError, verify_member_qr
+from gateway.wire.tokens import MemberCode, verify_member_qr
 
 _MEMBER_TOKEN_CODES = {
     "expired": "expired",
@@ -42,13 +41,11 @@ class Members(TokenDesk):
     qr_window_s: float
 
     def _verify_member_qr(self, text: str) -> MemberCode:
-        try:
-            return verify_member_qr(
-                text, self.keys.keyset, now=self.ledger.clock(), window_s=self.qr_window_s
-            )
-        except TokenError as exc:
-            mode = self.ledger.mode_now()
-            raise token_error(exc, _MEMBER_TOKEN_CODES, "invalid_code", mode) from None
+        return self.verified(
+            lambda keys, now: verify_member_qr(text, keys, now=now, window_s=self.qr_window_s),
+            _MEMBER_TOKEN_CODES,
+            "invalid_code",
+        )
 
     async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
         ledger, store = self.ledger, self.ledger.store

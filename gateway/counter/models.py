@@ -24,7 +24,6 @@ from pydantic import (
 
 from core.errors import StoregwError
 from core.events import JsonObject
-from gateway.wire.tokens import TokenError
 
 Mode = Literal["online", "offline"]
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -295,15 +294,6 @@ def cloud_error(
         mode="online",
         details={"cloud_code": code, "details": details},  # type: ignore[dict-item]
     )
-
-
-def token_error(
-    exc: TokenError, mapping: dict[str, str], fallback: str, mode: Mode
-) -> CounterError:
-    """A token refused locally, before the cloud is asked: its documented code (``fallback`` for
-    the rest) with the token's own code in the details."""
-    code = mapping.get(exc.code, fallback)
-    return CounterError(code, exc.message, mode=mode, details={"token_error": exc.code})
 
 
 class CounterError(StoregwError):
