@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.identifiers import ID_PATTERN
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
-from simulators.cloud.store import Json, Refusal, iso, money, parse_time
+from simulators.cloud.store import KEY, Json, Refusal, iso, money, parse_time
 
 if TYPE_CHECKING:
     from simulators.cloud.store import CloudStore
-
-ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offers (
@@ -43,10 +42,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS claims_once ON claims(offer_id, member_id);
 class ClaimArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    claim_id: str = Field(pattern=ID)
-    member_id: str = Field(pattern=ID)
-    offer_id: str = Field(pattern=ID)
-    till: str | None = Field(default=None, pattern=ID)
+    claim_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    offer_id: str = Field(pattern=KEY)
+    till: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 def _in_scope(scope: list[str], value: str) -> bool:

@@ -16,13 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from core.identifiers import ID_PATTERN
 from core.ids import rfc3339
 from simulators.cloud.offers import ClaimArgs, OfferBook
-from simulators.cloud.store import CloudStore, Json, Refusal
+from simulators.cloud.store import KEY, CloudStore, Json, Refusal
 
 RpcMethod = Callable[[Json, str, str], Awaitable[Json]]
 """An extra RPC: (args, store_id, gateway_id) -> reply; raises Refusal to say no."""
 
-KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
-"""Record ids the gateway makes up (member, redemption, accrual, ...): ``.`` and ``:`` too."""
 UID = r"^[0-9A-Fa-f: -]{2,64}$"
 OFFLINE_AT_SKEW = timedelta(minutes=5)
 """An ``offline_at`` later than now by more than this is refused (a clock gone wrong)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simulators.cloud.store.base import (
+    KEY,
     Json,
     Refusal,
     in_scope,
@@ -15,6 +16,7 @@ from simulators.cloud.store.cloudstore import CloudStore
 from simulators.cloud.store.events import EventRecord
 
 __all__ = [
+    "KEY",
     "CloudStore",
     "EventRecord",
     "Json",

@@ -19,6 +19,10 @@ from simulators.cloud.store.schema import SCHEMA
 
 Json = dict[str, Any]
 
+KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
+"""Record ids a gateway makes up (member, redemption, accrual, claim, ...): ``.`` and ``:``
+also, unlike the store/gateway/till identifiers of :mod:`core.identifiers`."""
+
 
 class Refusal(Exception):
     """The cloud says no: becomes ``{"ok": false, "error": {code, message, details?}}``."""
