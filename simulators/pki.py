@@ -43,7 +43,7 @@ def write_cert(cert: x509.Certificate, path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _name(common_name: str, org: str = "storegw") -> x509.Name:
+def subject_name(common_name: str, org: str = "storegw") -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
@@ -63,8 +63,8 @@ class Authority:
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
+            .subject_name(subject_name(name))
+            .issuer_name(subject_name(name))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
@@ -96,39 +96,30 @@ class Authority:
         server: bool = False,
         days: int = 365,
         not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        names: tuple[str, ...] = ("localhost",),
     ) -> x509.Certificate:
+        """A leaf certificate: clientAuth, or with ``server`` serverAuth for ``names`` and
+        127.0.0.1; valid from ``not_before`` (default 5 min ago, for clock skew) to
+        ``not_after`` (default ``days`` later)."""
         now = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name))
+            .subject_name(subject_name(common_name))
             .issuer_name(self.cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=days))
+            .not_valid_after(not_after or now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
+            alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+            alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         return builder.sign(self.key, hashes.SHA256())
-
-    def sign_csr(
-        self, csr: x509.CertificateSigningRequest, common_name: str, days: int = 365
-    ) -> x509.Certificate:
-        public_key = csr.public_key()
-        if not isinstance(public_key, ec.EllipticCurvePublicKey):
-            raise TypeError("only EC keys are accepted")
-        return self.issue(public_key, common_name, days=days)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 
-async def stop(task: asyncio.Task[Any], *, recancel_s: float = 0.5) -> None:
-    """Cancel ``task`` and wait for it, cancelling again if a cancel was swallowed."""
+async def stop(task: asyncio.Task[Any] | None, *, recancel_s: float = 0.5) -> None:
+    """Cancel ``task`` (if any) and wait for it, cancelling again if a cancel was swallowed."""
+    if task is None:
+        return
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=recancel_s)

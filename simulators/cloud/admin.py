@@ -20,21 +20,6 @@ class CloudAdmin:
     offers: OfferBook
     clock: Callable[[], datetime]
 
-    async def add_member(
-        self,
-        member_id: str,
-        name: str,
-        *,
-        tier: str = "basic",
-        points: int = 0,
-        balance: Decimal = Decimal("0.00"),
-        currency: str = "EUR",
-        tags: tuple[str, ...] = (),
-    ) -> None:
-        await self.store.add_member(
-            member_id, name, tier=tier, points=points, balance=balance, currency=currency, tags=tags
-        )
-
     async def add_card(self, uid: str, member_id: str, *, kind: str = "card") -> None:
         await self.store.add_card(normalise_uid(uid), member_id, kind=kind)
 
@@ -62,16 +47,6 @@ class CloudAdmin:
             title=title,
         )
         return await self.store.add_coupon(coupon)
-
-    async def add_appointment(
-        self,
-        appointment_id: str,
-        member_id: str,
-        store_id: str,
-        starts_at: datetime,
-        service: str = "consultation",
-    ) -> None:
-        await self.store.add_appointment(appointment_id, member_id, store_id, starts_at, service)
 
     async def add_offer(
         self,
@@ -116,28 +91,11 @@ class CloudAdmin:
         """Pretend another store redeemed the coupon (stages an ``already_used`` conflict)."""
         await self.store.mark_coupon_used(coupon_id, store_id=store_id, at=at or self.clock())
 
-    async def member(self, member_id: str) -> Json | None:
-        return await self.store.member_row(member_id)
-
     async def member_points(self, member_id: str) -> int:
         member = await self.store.member_row(member_id)
         if member is None:
             raise KeyError(member_id)
         return int(member["points"])
-
-    async def appointment(self, appointment_id: str) -> Json:
-        return await self.store.appointment(appointment_id)
-
-    async def set_price(
-        self,
-        sku: str,
-        name: str,
-        price: Decimal,
-        *,
-        currency: str = "EUR",
-        member_price: Decimal | None = None,
-    ) -> None:
-        await self.store.set_price(sku, name, price, currency=currency, member_price=member_price)
 
     async def issue_credential(
         self, member_id: str, phone_public: Ed25519PublicKey, *, valid_for: timedelta | None = None

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import aiomqtt
@@ -79,6 +78,12 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
         self.url = url
         self.prefix = prefix
         self.store = CloudStore(db_path)
+        # Admin calls that are the store's own, under the names tests and the demo use.
+        self.add_member = self.store.add_member
+        self.add_appointment = self.store.add_appointment
+        self.set_price = self.store.set_price
+        self.member = self.store.member_row
+        self.appointment = self.store.appointment
         self.seed = seed
         self.clock = clock
         self.on_event = on_event
@@ -155,15 +160,9 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            await tasks.stop(task)
+        await tasks.stop(task)
         await self.close()
 
     async def run(self) -> None:

@@ -10,7 +10,6 @@ restart.
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
 from typing import Self
 
 from gateway.wire.tokens import Coupon
@@ -30,12 +29,7 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
         await self._open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._close()
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
