@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Protocol
 
 ACK = b"\x0a"
 NAK = b"\x00"
@@ -27,15 +26,3 @@ def random_uid(length: int = 7) -> bytes:
 
 def parse_uid(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", "").replace(" ", ""))
-
-
-class TypeATag(Protocol):
-    """A tag on NFC-A: anticollision facts plus a frame handler (None = stay silent)."""
-
-    uid: bytes
-    sens_res: bytes
-    sel_res: bytes
-
-    def activate(self) -> None: ...
-
-    def process(self, frame: bytes) -> bytes | None: ...

@@ -104,10 +104,6 @@ class NfcTagSimulator:
         return self._tag
 
     @property
-    def in_field(self) -> bool:
-        return self._in_field
-
-    @property
     def listening(self) -> bool:
         """The current presentation's socket is bound: a reader can find the tag now."""
         device = self._device
