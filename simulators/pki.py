@@ -15,7 +15,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from core.ids import utcnow
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -24,7 +27,7 @@ def new_key() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def write_key(key: PrivateKey, path: Path) -> None:
+def write_key(key: PrivateKey | Ed25519PrivateKey, path: Path) -> None:
     """Write a private key readable by its owner only (created 0600, never widened)."""
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -60,7 +63,7 @@ class Authority:
     @classmethod
     def create(cls, name: str = "storegw test CA", days: int = 3650) -> Authority:
         key = new_key()
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         cert = (
             x509.CertificateBuilder()
             .subject_name(subject_name(name))
@@ -102,7 +105,7 @@ class Authority:
         """A leaf certificate: clientAuth, or with ``server`` serverAuth for ``names`` and
         127.0.0.1; valid from ``not_before`` (default 5 min ago, for clock skew) to
         ``not_after`` (default ``days`` later)."""
-        now = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        now = not_before or utcnow() - dt.timedelta(minutes=5)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.identifiers import ID_PATTERN
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
-from simulators.cloud.store import KEY, Json, Refusal, iso, money, parse_time
+from simulators.cloud.store import KEY, Json, Refusal, RefusalCode, iso, money, parse_time
 
 if TYPE_CHECKING:
     from simulators.cloud.store import CloudStore
@@ -175,16 +175,18 @@ class OfferBook:
             row = await cur.fetchone()
         if row is not None:
             if (row[0], row[1]) != (args.offer_id, args.member_id):
-                raise Refusal("bad_args", "claim_id was used for another claim")
+                raise Refusal(RefusalCode.BAD_ARGS, "claim_id was used for another claim")
             return dict(json.loads(row[2]))
         member = await self.store.member_row(args.member_id)
         if member is None:
-            raise Refusal("unknown_member", "no such member")
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         offer = await self._offer(args.offer_id)
         if offer is None or not self._offered(offer, member, store_id, now):
-            raise Refusal("unknown_offer", "no such offer for this member in this store")
+            raise Refusal(RefusalCode.UNKNOWN_OFFER, "no such offer for this member in this store")
         if parse_time(offer["ends_at"]) <= now:
-            raise Refusal("offer_ended", "the offer has ended", {"ends_at": offer["ends_at"]})
+            raise Refusal(
+                RefusalCode.OFFER_ENDED, "the offer has ended", {"ends_at": offer["ends_at"]}
+            )
         async with db.execute(
             "SELECT coupon_id FROM claims WHERE offer_id = ? AND member_id = ?",
             (args.offer_id, args.member_id),
@@ -192,7 +194,7 @@ class OfferBook:
             earlier = await cur.fetchone()
         if earlier is not None:
             raise Refusal(
-                "already_claimed",
+                RefusalCode.ALREADY_CLAIMED,
                 "the member has claimed this offer already",
                 {"coupon_id": earlier[0]},
             )

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from core.identifiers import ID_PATTERN
 from core.ids import rfc3339
 from simulators.cloud.offers import ClaimArgs, OfferBook
-from simulators.cloud.store import KEY, CloudStore, Json, Refusal
+from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
 
 RpcMethod = Callable[[Json, str, str], Awaitable[Json]]
 """An extra RPC: (args, store_id, gateway_id) -> reply; raises Refusal to say no."""
@@ -99,7 +99,7 @@ def bad_args(exc: ValidationError) -> Refusal:
         {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
         for e in exc.errors(include_url=False, include_input=False)
     ]
-    return Refusal("bad_args", "invalid arguments", {"errors": details})
+    return Refusal(RefusalCode.BAD_ARGS, "invalid arguments", {"errors": details})
 
 
 class RpcAnswers:
@@ -120,7 +120,7 @@ class RpcAnswers:
             if method == "coupon.redeem":
                 redeem = RedeemArgs.model_validate(args)
                 if redeem.offline_at is not None and redeem.offline_at > now + OFFLINE_AT_SKEW:
-                    raise Refusal("bad_args", "offline_at is in the future")
+                    raise Refusal(RefusalCode.BAD_ARGS, "offline_at is in the future")
                 return await self.store.redeem(
                     token=redeem.coupon,
                     redemption_id=redeem.redemption_id,
@@ -158,13 +158,13 @@ class RpcAnswers:
         extra = self.methods.get(method)
         if extra is not None:
             return await extra(args, store_id, gateway_id)
-        raise Refusal("unknown_method", "the cloud has no such method")
+        raise Refusal(RefusalCode.UNKNOWN_METHOD, "the cloud has no such method")
 
     async def _identify(self, args: IdentifyArgs, store_id: str, now: datetime) -> Json:
         if args.uid is not None:
             member_id = await self.store.member_by_uid(args.uid)
             if member_id is None:
-                raise Refusal("unknown_card", "no member has this card")
+                raise Refusal(RefusalCode.UNKNOWN_CARD, "no member has this card")
         else:
             assert args.member_id is not None
             member_id = args.member_id
@@ -175,7 +175,7 @@ class RpcAnswers:
     async def _clock_now(self, args: Json, store_id: str, gateway_id: str) -> Json:
         """The cloud's time, so ``provision doctor`` can measure the box's clock skew."""
         if set(args) - {"till"}:
-            raise Refusal("bad_args", "clock.now takes no arguments")
+            raise Refusal(RefusalCode.BAD_ARGS, "clock.now takes no arguments")
         return {"ok": True, "data": {"now": rfc3339(self.clock())}}
 
     async def _claim(self, args: Json, store_id: str, gateway_id: str) -> Json:

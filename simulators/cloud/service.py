@@ -44,7 +44,7 @@ from simulators.cloud.commands import GatewayCommands
 from simulators.cloud.offers import OfferBook
 from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
 from simulators.cloud.session import keep_connected
-from simulators.cloud.store import CloudStore, Json, Refusal
+from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
 
 log = logging.getLogger(__name__)
 
@@ -330,14 +330,14 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             try:
                 envelope = Envelope.model_validate_json(payload)
             except ValidationError:
-                raise Refusal("bad_request", "not an RPC request envelope") from None
+                raise Refusal(RefusalCode.BAD_REQUEST, "not an RPC request envelope") from None
             args = envelope.args
             reply = await self.answer(method, args, store_id=store_id, gateway_id=gateway_id)
         except Refusal as refusal:
             reply = refusal.as_reply()
         except Exception:
             log.exception("rpc failed", extra={"method": method[:64]})
-            reply = Refusal("internal", "the cloud failed to answer").as_reply()
+            reply = Refusal(RefusalCode.INTERNAL, "the cloud failed to answer").as_reply()
         outcome = "ok" if reply["ok"] else str(reply["error"]["code"])
         name = method if method in METHODS or method in self.methods else "(unknown)"
         self._counters[f"rpc:{name}:{outcome}"] += 1

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from typing import Any
 
+from core.ids import utcnow
 from gateway.daemon import Gateway
 from simulators.cloud import CloudService, seed
 from simulators.demo.narration import answer, console, say
@@ -223,10 +224,10 @@ async def _outage(
 
 
 async def _flash_sale(cloud: CloudService) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
     from decimal import Decimal
 
-    now = datetime.now(UTC)
+    now = utcnow()
     say("the cloud starts a 15 s flash sale on pens: the shelf label changes, then reverts")
     await cloud.push_flash_sale(
         STORE,

@@ -62,7 +62,7 @@ from simulators.cloud.claimlimits import ClaimLimiter, ClaimLimits
 from simulators.cloud.enrollment.claims import SCHEMA, ClaimRecords, Refused, sha256_of
 from simulators.cloud.enrollment.pki import CloudPki
 from simulators.cloud.session import keep_connected
-from simulators.cloud.store import Json, Refusal, iso
+from simulators.cloud.store import Json, Refusal, RefusalCode, iso
 
 if TYPE_CHECKING:
     from simulators.cloud.service import CloudService
@@ -255,12 +255,12 @@ class Enrollment(ClaimRecords):
     def _renew(self, args: Json, store_id: str, gateway_id: str) -> Json:
         pem = args.get("csr")
         if not isinstance(pem, str) or set(args) - {"csr", "till"}:
-            raise Refusal("bad_args", "cert.renew takes exactly one argument, csr (PEM)")
+            raise Refusal(RefusalCode.BAD_ARGS, "cert.renew takes exactly one argument, csr (PEM)")
         try:
             csr = self._csr(pem, store_id, gateway_id)
         except Refused as exc:
             self._count(f"renew:{exc.code}")
-            raise Refusal(exc.code, exc.message) from None
+            raise Refusal(RefusalCode(exc.code), exc.message) from None
         now = self.clock()
         with self._db() as db:
             row = db.execute(
@@ -269,10 +269,12 @@ class Enrollment(ClaimRecords):
             ).fetchone()
             if row is None:
                 self._count("renew:not_enrolled")
-                raise Refusal("not_enrolled", "this gateway was never enrolled")
+                raise Refusal(RefusalCode.NOT_ENROLLED, "this gateway was never enrolled")
             if row[0] is not None:
                 self._count("renew:revoked")
-                raise Refusal("revoked", "this gateway's identity was revoked; enrol again")
+                raise Refusal(
+                    RefusalCode.REVOKED, "this gateway's identity was revoked; enrol again"
+                )
             public = csr.public_key()
             assert isinstance(public, ec.EllipticCurvePublicKey)
             cert = self.pki.sign(

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 from simulators.cloud import seed
-from simulators.cloud.store.base import Json, Refusal, StoreBase, iso, parse_time
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, StoreBase, iso, parse_time
 
 
 class AppointmentTables(StoreBase):
@@ -45,7 +45,7 @@ class AppointmentTables(StoreBase):
             (appointment_id,),
         )
         if row is None:
-            raise Refusal("not_found", "no such appointment")
+            raise Refusal(RefusalCode.NOT_FOUND, "no such appointment")
         keys = ("appointment_id", "member_id", "store_id", "starts_at", "service", "status")
         return dict(zip(keys, row, strict=True))
 
@@ -64,20 +64,20 @@ class AppointmentTables(StoreBase):
         )
         if row is not None:
             if row[0] != appointment_id:
-                raise Refusal("bad_args", "checkin_id was used for another appointment")
+                raise Refusal(RefusalCode.BAD_ARGS, "checkin_id was used for another appointment")
             return dict(json.loads(row[1]))
         appt = await self.appointment(appointment_id)
         if member_id is not None and appt["member_id"] != member_id:
-            raise Refusal("not_found", "no such appointment for this member")
+            raise Refusal(RefusalCode.NOT_FOUND, "no such appointment for this member")
         if appt["store_id"] != store_id:
-            raise Refusal("wrong_store", "the appointment is in another store")
+            raise Refusal(RefusalCode.WRONG_STORE, "the appointment is in another store")
         if appt["status"] == "cancelled":
-            raise Refusal("cancelled", "the appointment was cancelled")
+            raise Refusal(RefusalCode.CANCELLED, "the appointment was cancelled")
         if appt["status"] == "checked_in":
-            raise Refusal("already_checked_in", "the appointment is already checked in")
+            raise Refusal(RefusalCode.ALREADY_CHECKED_IN, "the appointment is already checked in")
         if now < parse_time(appt["starts_at"]) - seed.CHECKIN_OPENS:
             raise Refusal(
-                "too_early",
+                RefusalCode.TOO_EARLY,
                 "check-in opens an hour before the appointment",
                 {"starts_at": appt["starts_at"]},
             )

@@ -7,11 +7,13 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from core.errors import StoregwError
 from core.ids import rfc3339, utcnow
 from core.sqlite import close_database, open_database
 from gateway.wire.tokens import KeySet, SigningKey
@@ -24,13 +26,39 @@ KEY = r"^[A-Za-z0-9_.:-]{1,64}$"
 also, unlike the store/gateway/till identifiers of :mod:`core.identifiers`."""
 
 
-class Refusal(Exception):
+class RefusalCode(StrEnum):
+    """The ``error.code`` of a refused RPC (docs/member-services.md); the enrolment's
+    ``bad_csr`` and ``identity_mismatch`` also answer ``cert.renew``."""
+
+    ALREADY_CHECKED_IN = "already_checked_in"
+    ALREADY_CLAIMED = "already_claimed"
+    ALREADY_USED = "already_used"
+    BAD_ARGS = "bad_args"
+    BAD_CSR = "bad_csr"
+    BAD_REQUEST = "bad_request"
+    BAD_SIGNATURE = "bad_signature"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    IDENTITY_MISMATCH = "identity_mismatch"
+    INTERNAL = "internal"
+    NOT_ENROLLED = "not_enrolled"
+    NOT_FOUND = "not_found"
+    NOT_YET_VALID = "not_yet_valid"
+    OFFER_ENDED = "offer_ended"
+    REVOKED = "revoked"
+    TOO_EARLY = "too_early"
+    UNKNOWN_CARD = "unknown_card"
+    UNKNOWN_MEMBER = "unknown_member"
+    UNKNOWN_METHOD = "unknown_method"
+    UNKNOWN_OFFER = "unknown_offer"
+    WRONG_STORE = "wrong_store"
+
+
+class Refusal(StoregwError):
     """The cloud says no: becomes ``{"ok": false, "error": {code, message, details?}}``."""
 
-    def __init__(self, code: str, message: str, details: Json | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __init__(self, code: RefusalCode, message: str, details: Json | None = None) -> None:
+        super().__init__(code, message)
         self.details = details
 
     def as_reply(self) -> Json:

@@ -15,7 +15,7 @@ from typing import Self
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
 from simulators.cloud.store.appointments import AppointmentTables
-from simulators.cloud.store.base import Json, Refusal, iso
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
@@ -36,7 +36,7 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
         """The Member object of the design: profile, usable coupons, current appointments."""
         member = await self.member_row(member_id)
         if member is None:
-            raise Refusal("unknown_member", "no such member")
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         member["coupons"] = await self.usable_coupons(member_id, store_id=store_id, now=now)
         member["appointments"] = await self.current_appointments(member_id, now=now)
         return member

@@ -6,16 +6,24 @@ import json
 from datetime import datetime
 
 from gateway.wire.tokens import Coupon, TokenError, sign_coupon, verify_coupon
-from simulators.cloud.store.base import Json, Refusal, StoreBase, in_scope, iso, parse_time
+from simulators.cloud.store.base import (
+    Json,
+    Refusal,
+    RefusalCode,
+    StoreBase,
+    in_scope,
+    iso,
+    parse_time,
+)
 
 _TOKEN_REFUSALS = {
-    "expired": "expired",
-    "not_yet_valid": "not_yet_valid",
-    "wrong_store": "wrong_store",
-    "bad_signature": "bad_signature",
-    "unknown_key": "bad_signature",
-    "malformed": "bad_signature",
-    "wrong_type": "bad_signature",
+    "expired": RefusalCode.EXPIRED,
+    "not_yet_valid": RefusalCode.NOT_YET_VALID,
+    "wrong_store": RefusalCode.WRONG_STORE,
+    "bad_signature": RefusalCode.BAD_SIGNATURE,
+    "unknown_key": RefusalCode.BAD_SIGNATURE,
+    "malformed": RefusalCode.BAD_SIGNATURE,
+    "wrong_type": RefusalCode.BAD_SIGNATURE,
 }
 
 
@@ -143,10 +151,10 @@ class CouponTables(StoreBase):
             raise Refusal(_TOKEN_REFUSALS[exc.code], exc.message) from None
         state = await self.coupon_state(coupon.coupon_id)
         if state is None:
-            raise Refusal("not_found", "the cloud has no such coupon")
+            raise Refusal(RefusalCode.NOT_FOUND, "the cloud has no such coupon")
         if state["used_at"] is not None:
             reply = Refusal(
-                "already_used",
+                RefusalCode.ALREADY_USED,
                 "the coupon was already redeemed",
                 {"used_at": state["used_at"], "store_id": state["used_store"]},
             ).as_reply()

@@ -13,7 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from core.ids import new_id
 from gateway.wire.tokens import issue_member_credential
 from simulators.cloud import seed
-from simulators.cloud.store.base import Json, Refusal, StoreBase, iso, money, normalise_uid
+from simulators.cloud.store.base import (
+    Json,
+    Refusal,
+    RefusalCode,
+    StoreBase,
+    iso,
+    money,
+    normalise_uid,
+)
 
 
 class MemberTables(StoreBase):
@@ -105,7 +113,7 @@ class MemberTables(StoreBase):
             return stored
         member = await self.member_row(member_id)
         if member is None:
-            raise Refusal("unknown_member", "no such member")
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         multiplier = seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1))
         added = math.floor(amount * multiplier)
         points = member["points"] + added
