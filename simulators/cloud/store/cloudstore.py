@@ -9,6 +9,7 @@ restart.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Self
 
@@ -49,16 +50,7 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
         if await self.is_seeded():
             return False
         for m in seed.MEMBERS:
-            await self.add_member(
-                m.member_id,
-                m.name,
-                tier=m.tier,
-                points=m.points,
-                balance=m.balance,
-                currency=m.currency,
-                tags=m.tags,
-                commit=False,
-            )
+            await self.add_member(**asdict(m), commit=False)
         for uid, (member_id, kind) in seed.CARDS.items():
             await self.add_card(uid, member_id, kind=kind, commit=False)
         for c in seed.COUPONS:
@@ -86,14 +78,7 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
                 commit=False,
             )
         for p in seed.PRODUCTS:
-            await self.set_price(
-                p.sku,
-                p.name,
-                p.price,
-                currency=p.currency,
-                member_price=p.member_price,
-                commit=False,
-            )
+            await self.set_price(**asdict(p), commit=False)
         for promo in seed.PROMOTIONS:
             await self.add_promotion(
                 promo.promotion_id,
