@@ -42,30 +42,12 @@ class CloudPki:
     def __init__(self, directory: Path, authority: Authority) -> None:
         self.directory = directory
         self.authority = authority
-
-    @property
-    def ca_file(self) -> Path:
-        return self.directory / "ca.pem"
-
-    @property
-    def ca_key_file(self) -> Path:
-        return self.directory / "ca.key"
-
-    @property
-    def broker_cert(self) -> Path:
-        return self.directory / "broker.pem"
-
-    @property
-    def broker_key(self) -> Path:
-        return self.directory / "broker.key"
-
-    @property
-    def cloud_cert(self) -> Path:
-        return self.directory / "cloud.pem"
-
-    @property
-    def cloud_key(self) -> Path:
-        return self.directory / "cloud.key"
+        self.ca_file = directory / "ca.pem"
+        self.ca_key_file = directory / "ca.key"
+        self.broker_cert = directory / "broker.pem"
+        self.broker_key = directory / "broker.key"
+        self.cloud_cert = directory / "cloud.pem"
+        self.cloud_key = directory / "cloud.key"
 
     @classmethod
     def open(cls, directory: Path, *, broker_names: tuple[str, ...] = ("localhost",)) -> CloudPki:
