@@ -3,11 +3,12 @@ shipped; see :mod:`.service` for the threat model."""
 
 from __future__ import annotations
 
-from simulators.cloud.enrollment.broker import DEPLOY_DIR, DeployedBroker, render_deploy_config
+from simulators.cloud.enrollment.broker import DeployedBroker, render_deploy_config
 from simulators.cloud.enrollment.claims import Claim
 from simulators.cloud.enrollment.pki import CLOUD_IDENTITY, CloudPki
 from simulators.cloud.enrollment.service import RENEW_METHOD, Enrollment
 from simulators.cloud.enrollment.stack import CloudStack, cloud_stack
+from simulators.cloud.shipped import DEPLOY_DIR
 
 __all__ = [
     "CLOUD_IDENTITY",

@@ -13,8 +13,7 @@ from core.datafiles import write_atomic
 from gateway.wire.certs import ensure_private_dir
 from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud.enrollment.pki import CloudPki
-
-DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
+from simulators.cloud.shipped import DEPLOY_DIR, substitute
 
 
 def render_deploy_config(
@@ -27,12 +26,7 @@ def render_deploy_config(
     provision_port: int,
     run_as_root: bool,
 ) -> str:
-    """deploy/mosquitto/storegw.conf with only ports, paths and the log destination changed.
-
-    Each substitution must find its text, so the shipped file and the tests cannot drift apart
-    without a test failing.
-    """
-    text = (deploy_dir / "storegw.conf").read_text()
+    """deploy/mosquitto/storegw.conf with only ports, paths and the log destination changed."""
     substitutions = {
         "\nlistener 8883\n": f"\nlistener {port} 127.0.0.1\n",
         "\nlistener 8884\n": f"\nlistener {provision_port} 127.0.0.1\n",
@@ -40,10 +34,7 @@ def render_deploy_config(
         "persistence_location /var/lib/mosquitto/\n": f"persistence_location {data_dir}/\n",
         "log_dest syslog\n": f"log_dest file {log_file}\n",
     }
-    for old, new in substitutions.items():
-        if old not in text:
-            raise ValueError(f"{deploy_dir / 'storegw.conf'} no longer contains {old.strip()!r}")
-        text = text.replace(old, new)
+    text = substitute(deploy_dir / "storegw.conf", substitutions)
     if run_as_root:
         # As root Mosquitto drops to user mosquitto, which cannot read a test's files.
         text = "user root\n" + text
