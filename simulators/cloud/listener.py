@@ -21,6 +21,7 @@ from typing import Any
 import aiomqtt
 
 from core import safejson
+from simulators.cloud import report
 from simulators.cloud.session import keep_connected
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ class GatewayLedger:
     first_seq: int | None = None
 
     def gaps(self) -> list[int]:
-        if self.first_seq is None:
-            return []
-        return [s for s in range(self.first_seq, self.max_seq + 1) if s not in self.seqs]
+        return report.gaps(self.seqs)
 
 
 @dataclass

@@ -30,7 +30,7 @@ def report(
         "replayed": replayed,
         "malformed": c["malformed"],
         "by_kind": dict(sorted(by_kind.items())),
-        "gaps": {gw: _gaps(s) for gw, s in sorted(seqs.items())},
+        "gaps": {gw: gaps(s) for gw, s in sorted(seqs.items())},
         "last_seq": {gw: max(s) for gw, s in sorted(seqs.items()) if s},
         "status": {
             gw: {k: doc.get(k) for k in ("state", "session", "reason") if k in doc}
@@ -61,7 +61,7 @@ def event_envelope(payload: bytes) -> Json | None:
     return event
 
 
-def _gaps(seqs: set[int]) -> list[int]:
+def gaps(seqs: set[int]) -> list[int]:
     """Seqs missing between the first and the last seen (what the cloud has not got yet)."""
     if not seqs:
         return []
