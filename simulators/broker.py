@@ -37,7 +37,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on loopback ``port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -112,7 +113,7 @@ class MosquittoBroker:
         return self.proc
 
     def _listening(self, proc: subprocess.Popen[bytes], started: float, timeout: float) -> bool:
-        if _port_open(self.port):
+        if port_open(self.port):
             return True
         if proc.poll() is not None:
             log = self.log_file.read_text() if self.log_file.exists() else ""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 
 from core.datafiles import write_atomic
 from gateway.wire.certs import ensure_private_dir
-from simulators.broker import MosquittoBroker, free_port
+from simulators.broker import MosquittoBroker, free_port, port_open
 from simulators.cloud.enrollment.pki import CloudPki
 from simulators.cloud.shipped import DEPLOY_DIR, substitute
 
@@ -102,14 +101,8 @@ class DeployedBroker(MosquittoBroker):
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
         deadline = time.monotonic() + timeout
-        while not _listening(self.provision_port):
+        while not port_open(self.provision_port):
             if time.monotonic() > deadline:
                 self.kill()
                 raise TimeoutError(f"the provisioning listener is not up on {self.provision_port}")
             time.sleep(0.01)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
