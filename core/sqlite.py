@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -90,3 +91,25 @@ class Database(AsyncResource):
     async def close(self) -> None:
         db, self._db = self._db, None
         await close_database(db)
+
+
+@contextlib.contextmanager
+def sync_database(
+    path: Path,
+    *,
+    synchronous: Synchronous = "FULL",
+    schema: str | None = None,
+    timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+) -> Iterator[sqlite3.Connection]:
+    """One short autocommit connection (WAL) for code that is not async: CLI commands, worker
+    threads. Closed on the way out whatever happened."""
+    prepare_database(path)
+    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        if schema is not None:
+            db.executescript(schema)
+        yield db
+    finally:
+        db.close()

@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from simulators import spawn
@@ -38,7 +37,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Something accepts TCP connections on loopback ``port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -113,7 +113,7 @@ class MosquittoBroker:
         return self.proc
 
     def _listening(self, proc: subprocess.Popen[bytes], started: float, timeout: float) -> bool:
-        if _port_open(self.port):
+        if port_open(self.port):
             return True
         if proc.poll() is not None:
             log = self.log_file.read_text() if self.log_file.exists() else ""
@@ -169,12 +169,7 @@ class MosquittoBroker:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.kill()
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -214,18 +209,5 @@ class EmbeddedBroker:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-
-async def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not _port_open(port):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on {port}")
-        await asyncio.sleep(0.02)

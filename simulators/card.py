@@ -33,7 +33,6 @@ import contextlib
 import logging
 import struct
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Annotated, Self
 
 import typer
@@ -117,12 +116,7 @@ class VirtualCard:
         await self.insert()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.remove()
 
     async def insert(self) -> None:

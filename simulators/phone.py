@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,15 +21,13 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from core.ids import utcnow
 from gateway.wire.tokens import make_member_qr
+from simulators.pki import write_key
 
 if TYPE_CHECKING:
     from simulators.cloud.service import CloudService
     from simulators.scanner import PtyScanner
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Phone:
@@ -42,7 +39,7 @@ class Phone:
         key: Ed25519PrivateKey,
         *,
         refresh_s: float = 30.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not 1 <= refresh_s <= 60:
             raise ValueError("refresh_s must be between 1 and 60 seconds")
@@ -80,7 +77,7 @@ class Phone:
         from simulators.cloud.store import CloudStore
 
         key = key or Ed25519PrivateKey.generate()
-        now = _utcnow()
+        now = utcnow()
         async with CloudStore(db_path) as store:
             credential = await store.record_credential(
                 member_id, key.public_key(), now=now, expires=now + valid_for
@@ -113,15 +110,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
             raise typer.BadParameter(f"{path} is not an Ed25519 private key")
         return loaded
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_key(key, path)
     return key
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from core.ids import utcnow
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -24,7 +27,7 @@ def new_key() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def write_key(key: PrivateKey, path: Path) -> None:
+def write_key(key: PrivateKey | Ed25519PrivateKey, path: Path) -> None:
     """Write a private key readable by its owner only (created 0600, never widened)."""
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -43,7 +46,7 @@ def write_cert(cert: x509.Certificate, path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _name(common_name: str, org: str = "storegw") -> x509.Name:
+def subject_name(common_name: str, org: str = "storegw") -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
@@ -60,11 +63,11 @@ class Authority:
     @classmethod
     def create(cls, name: str = "storegw test CA", days: int = 3650) -> Authority:
         key = new_key()
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
+            .subject_name(subject_name(name))
+            .issuer_name(subject_name(name))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
@@ -96,39 +99,30 @@ class Authority:
         server: bool = False,
         days: int = 365,
         not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        names: tuple[str, ...] = ("localhost",),
     ) -> x509.Certificate:
-        now = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        """A leaf certificate: clientAuth, or with ``server`` serverAuth for ``names`` and
+        127.0.0.1; valid from ``not_before`` (default 5 min ago, for clock skew) to
+        ``not_after`` (default ``days`` later)."""
+        now = not_before or utcnow() - dt.timedelta(minutes=5)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name))
+            .subject_name(subject_name(common_name))
             .issuer_name(self.cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=days))
+            .not_valid_after(not_after or now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
+            alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+            alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         return builder.sign(self.key, hashes.SHA256())
-
-    def sign_csr(
-        self, csr: x509.CertificateSigningRequest, common_name: str, days: int = 365
-    ) -> x509.Certificate:
-        public_key = csr.public_key()
-        if not isinstance(public_key, ec.EllipticCurvePublicKey):
-            raise TypeError("only EC keys are accepted")
-        return self.issue(public_key, common_name, days=days)
 
 
 @dataclass(frozen=True)

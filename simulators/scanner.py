@@ -13,7 +13,6 @@ seconds before typing.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import enum
 import itertools
@@ -24,7 +23,6 @@ import time
 import tty
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated, Self
 
 import typer
@@ -127,12 +125,7 @@ class PtyScanner:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: builtins.type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.unplug()
 
     def __del__(self) -> None:

@@ -11,13 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from typing import Any
 
 
-async def stop(task: asyncio.Task[Any], *, recancel_s: float = 0.5) -> None:
-    """Cancel ``task`` and wait for it, cancelling again if a cancel was swallowed."""
+async def stop(task: asyncio.Task[Any] | None, *, recancel_s: float = 0.5) -> None:
+    """Cancel ``task`` (if any) and wait for it, cancelling again if a cancel was swallowed."""
+    if task is None:
+        return
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=recancel_s)
     with contextlib.suppress(asyncio.CancelledError):
         task.result()
+
+
+async def start(
+    coro: Coroutine[Any, Any, None], ready: asyncio.Event, *, name: str, timeout: float = 10.0
+) -> asyncio.Task[None]:
+    """Run ``coro`` as a task and wait until it sets ``ready``; on failure or timeout the task
+    is stopped before the error propagates, so nothing is left running behind the caller."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready.wait()
+    except BaseException:
+        await stop(task)
+        raise
+    return task

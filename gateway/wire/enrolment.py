@@ -1,6 +1,6 @@
 """Enrolment on the wire: claim tokens, provisioning topics and the two JSON messages.
 
-Both the box (:mod:`provisioning.enroll`) and the cloud (simulators/cloud/enrollment.py) use
+Both the box (:mod:`provisioning.enroll`) and the cloud (simulators/cloud/enrollment/) use
 this module, so the contract lives in one place.
 
 A claim token is ``sgc1.<claim_id>.<secret>``: the claim id is public (it is the box's MQTT

@@ -21,6 +21,8 @@ from typing import Any
 import aiomqtt
 
 from core import safejson
+from simulators.cloud import report
+from simulators.cloud.session import keep_connected
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,7 @@ class GatewayLedger:
     first_seq: int | None = None
 
     def gaps(self) -> list[int]:
-        if self.first_seq is None:
-            return []
-        return [s for s in range(self.first_seq, self.max_seq + 1) if s not in self.seqs]
+        return report.gaps(self.seqs)
 
 
 @dataclass
@@ -119,23 +119,25 @@ class CloudListener:
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting through broker outages."""
+        await keep_connected(
+            self._connect, self._session, who="cloud listener", on_lost=self.connected.clear
+        )
+
+    def _connect(self) -> aiomqtt.Client:
         host, _, port = self.url.removeprefix("mqtt://").partition(":")
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    host,
-                    int(port or 1883),
-                    protocol=self._protocol,
-                    keepalive=10,
-                    identifier=f"storegw-cloud-listener-{os.getpid()}-{id(self):x}",
-                ) as client:
-                    await client.subscribe(f"{self.prefix}/+/+/events/#", qos=1)
-                    await client.subscribe(f"{self.prefix}/+/+/status", qos=1)
-                    self.connected.set()
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, bytes | bytearray):
-                            self.handle(str(message.topic), bytes(payload))
-            except aiomqtt.MqttError:
-                self.connected.clear()
-                await asyncio.sleep(0.5)
+        return aiomqtt.Client(
+            host,
+            int(port or 1883),
+            protocol=self._protocol,
+            keepalive=10,
+            identifier=f"storegw-cloud-listener-{os.getpid()}-{id(self):x}",
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(f"{self.prefix}/+/+/events/#", qos=1)
+        await client.subscribe(f"{self.prefix}/+/+/status", qos=1)
+        self.connected.set()
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes | bytearray):
+                self.handle(str(message.topic), bytes(payload))

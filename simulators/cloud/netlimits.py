@@ -11,7 +11,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-LIMITS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "enrolment-limits.nft"
+from simulators.cloud.shipped import DEPLOY_DIR, substitute
+
+LIMITS_FILE = DEPLOY_DIR / "enrolment-limits.nft"
 TABLE = "storegw_enrol"
 NFT = "nft"
 
@@ -23,17 +25,14 @@ class NetLimitsError(Exception):
 def render_enrolment_limits(port: int, table: str = TABLE, source: Path = LIMITS_FILE) -> str:
     """The shipped rules for the enrolment listener on ``port``, in table ``table`` (a test or
     a one-machine bring-up runs its own table beside any other)."""
-    text = source.read_text()
-    substitutions = {
-        f"table inet {TABLE}\n": f"table inet {table}\n",  # the create and delete lines
-        f"table inet {TABLE} {{": f"table inet {table} {{",
-        "tcp dport 8884 ": f"tcp dport {port} ",
-    }
-    for old, new in substitutions.items():
-        if old not in text:
-            raise ValueError(f"{source} no longer contains {old.strip()!r}")
-        text = text.replace(old, new)
-    return text
+    return substitute(
+        source,
+        {
+            f"table inet {TABLE}\n": f"table inet {table}\n",  # the create and delete lines
+            f"table inet {TABLE} {{": f"table inet {table} {{",
+            "tcp dport 8884 ": f"tcp dport {port} ",
+        },
+    )
 
 
 def load(text: str) -> None:

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.identifiers import ID_PATTERN
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
-from simulators.cloud.store import Json, Refusal, iso, money, parse_time
+from simulators.cloud.store import KEY, Json, Refusal, RefusalCode, iso, money, parse_time
 
 if TYPE_CHECKING:
     from simulators.cloud.store import CloudStore
-
-ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offers (
@@ -43,10 +42,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS claims_once ON claims(offer_id, member_id);
 class ClaimArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    claim_id: str = Field(pattern=ID)
-    member_id: str = Field(pattern=ID)
-    offer_id: str = Field(pattern=ID)
-    till: str | None = Field(default=None, pattern=ID)
+    claim_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    offer_id: str = Field(pattern=KEY)
+    till: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 def _in_scope(scope: list[str], value: str) -> bool:
@@ -176,16 +175,18 @@ class OfferBook:
             row = await cur.fetchone()
         if row is not None:
             if (row[0], row[1]) != (args.offer_id, args.member_id):
-                raise Refusal("bad_args", "claim_id was used for another claim")
+                raise Refusal(RefusalCode.BAD_ARGS, "claim_id was used for another claim")
             return dict(json.loads(row[2]))
         member = await self.store.member_row(args.member_id)
         if member is None:
-            raise Refusal("unknown_member", "no such member")
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         offer = await self._offer(args.offer_id)
         if offer is None or not self._offered(offer, member, store_id, now):
-            raise Refusal("unknown_offer", "no such offer for this member in this store")
+            raise Refusal(RefusalCode.UNKNOWN_OFFER, "no such offer for this member in this store")
         if parse_time(offer["ends_at"]) <= now:
-            raise Refusal("offer_ended", "the offer has ended", {"ends_at": offer["ends_at"]})
+            raise Refusal(
+                RefusalCode.OFFER_ENDED, "the offer has ended", {"ends_at": offer["ends_at"]}
+            )
         async with db.execute(
             "SELECT coupon_id FROM claims WHERE offer_id = ? AND member_id = ?",
             (args.offer_id, args.member_id),
@@ -193,7 +194,7 @@ class OfferBook:
             earlier = await cur.fetchone()
         if earlier is not None:
             raise Refusal(
-                "already_claimed",
+                RefusalCode.ALREADY_CLAIMED,
                 "the member has claimed this offer already",
                 {"coupon_id": earlier[0]},
             )

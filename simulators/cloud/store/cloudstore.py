@@ -1,0 +1,95 @@
+"""The simulated cloud's state in SQLite (aiosqlite), so it survives restarts.
+
+Members, cards, coupons (with the signed token issued for each), redemptions, accruals,
+appointments and check-ins, prices and promotions, the cloud's signing keys, and every event
+received (deduplicated by id), each subject in its own module. Mutations keyed by an
+idempotency key store the answer they gave, so a retry gets the same answer even after a
+restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Self
+
+from gateway.wire.tokens import Coupon
+from simulators.cloud import seed
+from simulators.cloud.store.appointments import AppointmentTables
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
+from simulators.cloud.store.catalogue import CatalogueTables
+from simulators.cloud.store.coupons import CouponTables
+from simulators.cloud.store.events import EventTables
+from simulators.cloud.store.members import MemberTables
+
+
+class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
+    """``async with CloudStore(path) as store:``; one writer connection, WAL."""
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
+        """The Member object of the design: profile, usable coupons, current appointments."""
+        member = await self.member_row(member_id)
+        if member is None:
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
+        member["coupons"] = await self.usable_coupons(member_id, store_id=store_id, now=now)
+        member["appointments"] = await self.current_appointments(member_id, now=now)
+        return member
+
+    async def is_seeded(self) -> bool:
+        return await self._one("SELECT 1 FROM meta WHERE key = 'seeded'") is not None
+
+    async def seed(self, now: datetime) -> bool:
+        """Create the seed data once; False when it was already there."""
+        if await self.is_seeded():
+            return False
+        for m in seed.MEMBERS:
+            await self.add_member(**asdict(m), commit=False)
+        for uid, (member_id, kind) in seed.CARDS.items():
+            await self.add_card(uid, member_id, kind=kind, commit=False)
+        for c in seed.COUPONS:
+            await self.add_coupon(
+                Coupon(
+                    coupon_id=c.coupon_id,
+                    value=c.value,
+                    currency=c.currency,
+                    expires=seed.at(now, c.expires_in),
+                    not_before=None if c.not_before_in is None else seed.at(now, c.not_before_in),
+                    stores=c.stores,
+                    member_id=c.member_id,
+                    title=c.title,
+                ),
+                commit=False,
+            )
+        for a in seed.APPOINTMENTS:
+            await self.add_appointment(
+                a.appointment_id,
+                a.member_id,
+                a.store_id,
+                seed.at(now, a.starts_in),
+                a.service,
+                status=a.status,
+                commit=False,
+            )
+        for p in seed.PRODUCTS:
+            await self.set_price(**asdict(p), commit=False)
+        for promo in seed.PROMOTIONS:
+            await self.add_promotion(
+                promo.promotion_id,
+                promo.sku,
+                promo.title,
+                promo.promo_price,
+                starts_at=seed.at(now, promo.starts_in),
+                ends_at=seed.at(now, promo.ends_in),
+                stores=promo.stores,
+                commit=False,
+            )
+        await self.db.execute("INSERT INTO meta VALUES ('seeded', ?)", (iso(now),))
+        await self.db.commit()
+        return True

@@ -1,0 +1,193 @@
+"""Coupons (with the signed token issued for each) and their one redemption."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from gateway.wire.tokens import Coupon, TokenError, sign_coupon, verify_coupon
+from simulators.cloud.store.base import (
+    Json,
+    Refusal,
+    RefusalCode,
+    StoreBase,
+    in_scope,
+    iso,
+    parse_time,
+)
+
+_TOKEN_REFUSALS = {
+    "expired": RefusalCode.EXPIRED,
+    "not_yet_valid": RefusalCode.NOT_YET_VALID,
+    "wrong_store": RefusalCode.WRONG_STORE,
+    "bad_signature": RefusalCode.BAD_SIGNATURE,
+    "unknown_key": RefusalCode.BAD_SIGNATURE,
+    "malformed": RefusalCode.BAD_SIGNATURE,
+    "wrong_type": RefusalCode.BAD_SIGNATURE,
+}
+
+
+class CouponTables(StoreBase):
+    async def usable_coupons(self, member_id: str, *, store_id: str, now: datetime) -> list[Json]:
+        """The member's unused coupons valid now in ``store_id`` (the Member object's list)."""
+        coupons = []
+        rows = await self._all(
+            "SELECT coupon_id, title, value, currency, expires, not_before, stores, token "
+            "FROM coupons WHERE member_id = ? AND used_at IS NULL ORDER BY coupon_id",
+            (member_id,),
+        )
+        for cid, title, value, currency, expires, not_before, stores, token in rows:
+            if parse_time(expires) <= now:
+                continue
+            if not_before is not None and parse_time(not_before) > now:
+                continue
+            if not in_scope(stores, store_id):
+                continue
+            coupons.append(
+                {
+                    "coupon_id": cid,
+                    "title": title,
+                    "value": value,
+                    "currency": currency,
+                    "expires": expires,
+                    "token": token,
+                }
+            )
+        return coupons
+
+    async def add_coupon(self, coupon: Coupon, *, commit: bool = True) -> str:
+        """Store a coupon and the token issued for it; returns the token (``SGC1:...``)."""
+        token = sign_coupon(coupon, self.signing_key)
+        await self._write(
+            "INSERT INTO coupons (coupon_id, member_id, value, currency, title, expires, "
+            "not_before, stores, token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                coupon.coupon_id,
+                coupon.member_id,
+                str(coupon.value),
+                coupon.currency,
+                coupon.title,
+                iso(coupon.expires),
+                None if coupon.not_before is None else iso(coupon.not_before),
+                json.dumps(list(coupon.stores)),
+                token,
+            ),
+            commit=commit,
+        )
+        return token
+
+    async def mark_coupon_used(
+        self,
+        coupon_id: str,
+        *,
+        store_id: str,
+        at: datetime,
+        gateway_id: str = "gw-elsewhere",
+        till: str | None = None,
+        redemption_id: str = "admin",
+    ) -> None:
+        """Record a redemption made elsewhere (stages an ``already_used`` conflict)."""
+        changed = await self._write(
+            "UPDATE coupons SET used_at = ?, used_store = ?, used_gateway = ?, used_till = ?, "
+            "used_by = ? WHERE coupon_id = ?",
+            (iso(at), store_id, gateway_id, till, redemption_id, coupon_id),
+        )
+        if changed != 1:
+            raise KeyError(coupon_id)
+
+    async def coupon_state(self, coupon_id: str) -> Json | None:
+        row = await self._one(
+            "SELECT coupon_id, member_id, value, currency, title, expires, stores, token, "
+            "used_at, used_store, used_gateway, used_till, used_by FROM coupons "
+            "WHERE coupon_id = ?",
+            (coupon_id,),
+        )
+        if row is None:
+            return None
+        keys = (
+            "coupon_id",
+            "member_id",
+            "value",
+            "currency",
+            "title",
+            "expires",
+            "stores",
+            "token",
+            "used_at",
+            "used_store",
+            "used_gateway",
+            "used_till",
+            "redemption_id",
+        )
+        out = dict(zip(keys, row, strict=True))
+        out["stores"] = json.loads(out["stores"])
+        return out
+
+    async def redemption_count(self, coupon_id: str) -> int:
+        """Redemptions that used the coupon (accepted answers): at most one, by design."""
+        rows = await self._all("SELECT reply FROM redemptions WHERE coupon_id = ?", (coupon_id,))
+        return sum(1 for (reply,) in rows if json.loads(reply).get("ok") is True)
+
+    async def redeem(
+        self,
+        *,
+        token: str,
+        redemption_id: str,
+        store_id: str,
+        gateway_id: str,
+        till: str | None,
+        member_id: str | None,
+        offline_at: datetime | None,
+        now: datetime,
+    ) -> Json:
+        """Use a coupon once. Same ``redemption_id`` -> the same reply, forever."""
+        stored = await self._stored_reply("redemptions", "redemption_id", redemption_id)
+        if stored is not None:
+            return stored
+        at = offline_at or now
+        try:
+            coupon = verify_coupon(token, self.keys, store_id=store_id, now=at)
+        except TokenError as exc:
+            raise Refusal(_TOKEN_REFUSALS[exc.code], exc.message) from None
+        state = await self.coupon_state(coupon.coupon_id)
+        if state is None:
+            raise Refusal(RefusalCode.NOT_FOUND, "the cloud has no such coupon")
+        if state["used_at"] is not None:
+            reply = Refusal(
+                RefusalCode.ALREADY_USED,
+                "the coupon was already redeemed",
+                {"used_at": state["used_at"], "store_id": state["used_store"]},
+            ).as_reply()
+        else:
+            reply = {
+                "ok": True,
+                "data": {
+                    "redemption_id": redemption_id,
+                    "coupon_id": coupon.coupon_id,
+                    "value": str(coupon.value),
+                    "currency": coupon.currency,
+                    "status": "accepted",
+                    "used_at": iso(at),
+                },
+            }
+            await self.db.execute(
+                "UPDATE coupons SET used_at = ?, used_store = ?, used_gateway = ?, used_till = ?, "
+                "used_by = ? WHERE coupon_id = ? AND used_at IS NULL",
+                (iso(at), store_id, gateway_id, till, redemption_id, coupon.coupon_id),
+            )
+        await self.db.execute(
+            "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                redemption_id,
+                coupon.coupon_id,
+                store_id,
+                gateway_id,
+                till,
+                member_id,
+                iso(now),
+                None if offline_at is None else iso(offline_at),
+                json.dumps(reply),
+            ),
+        )
+        await self.db.commit()
+        return reply

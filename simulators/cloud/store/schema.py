@@ -1,0 +1,63 @@
+"""The simulated cloud's tables, one per subject; every statement is idempotent on restart."""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY, private BLOB NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL,
+    points INTEGER NOT NULL, balance TEXT NOT NULL, currency TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cards (
+    uid TEXT PRIMARY KEY, member_id TEXT NOT NULL, kind TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS coupons (
+    coupon_id TEXT PRIMARY KEY, member_id TEXT, value TEXT NOT NULL, currency TEXT NOT NULL,
+    title TEXT NOT NULL, expires TEXT NOT NULL, not_before TEXT, stores TEXT NOT NULL,
+    token TEXT NOT NULL,
+    used_at TEXT, used_store TEXT, used_gateway TEXT, used_till TEXT, used_by TEXT
+);
+CREATE TABLE IF NOT EXISTS redemptions (
+    redemption_id TEXT PRIMARY KEY, coupon_id TEXT NOT NULL, store_id TEXT NOT NULL,
+    gateway_id TEXT NOT NULL, till TEXT, member_id TEXT, at TEXT NOT NULL, offline_at TEXT,
+    reply TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS accruals (
+    accrual_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, amount TEXT NOT NULL,
+    currency TEXT NOT NULL, receipt_id TEXT, items TEXT NOT NULL, store_id TEXT NOT NULL,
+    gateway_id TEXT NOT NULL, at TEXT NOT NULL, reply TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appointments (
+    appointment_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, store_id TEXT NOT NULL,
+    starts_at TEXT NOT NULL, service TEXT NOT NULL, status TEXT NOT NULL,
+    checkin_id TEXT, checked_in_at TEXT
+);
+CREATE TABLE IF NOT EXISTS checkins (
+    checkin_id TEXT PRIMARY KEY, appointment_id TEXT NOT NULL, at TEXT NOT NULL,
+    reply TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS products (
+    sku TEXT PRIMARY KEY, name TEXT NOT NULL, price TEXT NOT NULL, currency TEXT NOT NULL,
+    member_price TEXT
+);
+CREATE TABLE IF NOT EXISTS promotions (
+    promotion_id TEXT PRIMARY KEY, sku TEXT NOT NULL, title TEXT NOT NULL,
+    promo_price TEXT NOT NULL, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL,
+    stores TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    credential_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, issued_at TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    store_id TEXT NOT NULL, gateway_id TEXT NOT NULL, event_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, kind TEXT NOT NULL, device_id TEXT, ts TEXT, replayed INTEGER NOT NULL,
+    received_at TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (store_id, gateway_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_seq ON events(store_id, gateway_id, seq);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""

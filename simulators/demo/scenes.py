@@ -1,0 +1,240 @@
+"""The demo's scenes: a sale at the counter, the shelf labels, an outage and its replay, a
+flash sale."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from core.ids import utcnow
+from gateway.daemon import Gateway
+from simulators.cloud import CloudService, seed
+from simulators.demo.narration import answer, console, say
+from simulators.demo.store import GATEWAY, LABELS, STORE, DemoBroker, wait_until
+from simulators.scanner import BUILTIN_CODES, GARBAGE, PtyScanner
+
+
+async def _present_cards(gateway: Gateway) -> None:
+    from simulators.card import VirtualCard
+
+    await wait_until(lambda: gateway.devices["till-1-cards"].health.state == "available", 10)
+    while True:
+        await asyncio.sleep(4)
+        async with VirtualCard(uid=seed.CARD_ALICE, member_no="1001"):
+            await asyncio.sleep(2)  # the card rests on the reader, then is taken away
+
+
+class Till:
+    """The POS software at till-1, talking to the gateway's local API with its own token."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.base + path, json=body, headers=self.headers) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    async def get(self, path: str) -> dict[str, Any]:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.base + path, headers=self.headers) as resp,
+        ):
+            doc: dict[str, Any] = await resp.json()
+            return doc
+
+
+async def _scan_at_till(scanner: PtyScanner, text: str, what: str) -> None:
+    console.print(f"  [blue]till-1 scanner[/] {what}")
+    await asyncio.to_thread(scanner.type, text)
+
+
+async def run_store(
+    gateway: Gateway,
+    *,
+    cloud: CloudService,
+    broker: DemoBroker,
+    scanner: PtyScanner,
+    smartcard: bool,
+    till: Till,
+    outage: bool,
+    duration: float,
+) -> None:
+    from simulators.phone import Phone
+
+    async with asyncio.TaskGroup() as tg:
+        background = [tg.create_task(gateway.run(), name="gateway")]
+        await gateway.ready.wait()
+        await wait_until(gateway.bridge.connected.is_set, 10)
+        await wait_until(
+            lambda: len(gateway.counter.keys.keyset) > 0 if gateway.counter else True, 10
+        )
+        say("events flowing live (devices -> outbox -> MQTT -> cloud)")
+        await wait_until(lambda: gateway.devices["till-1-scanner"].health.state == "available", 10)
+        if smartcard:
+            background.append(tg.create_task(_present_cards(gateway), name="cards"))
+        await _shelf(cloud, gateway)
+        phone = await Phone.enroll(cloud, seed.ALICE, refresh_s=2.0)
+
+        say("at the counter, online: Alice identifies with her phone and redeems a coupon")
+        await _scan_at_till(scanner, phone.code(), "Alice's dynamic member QR (SGM1, signed)")
+        await asyncio.sleep(1.5)
+        welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
+        await _scan_at_till(scanner, welcome, "coupon CPN-WELCOME-5 (signed token)")
+        await asyncio.sleep(1.0)
+        answer(
+            "accrue 42.50 EUR",
+            *await till.post(
+                "/v1/points/accrue",
+                {
+                    "till": "till-1",
+                    "member_id": seed.ALICE,
+                    "amount": "42.50",
+                    "currency": "EUR",
+                    "receipt_id": "R-1001",
+                    "items": [{"sku": "4006381333931", "qty": 2, "price": "1.49"}],
+                },
+            ),
+        )
+        background.append(tg.create_task(_product_scans(scanner), name="scans"))
+        await asyncio.sleep(3)
+        if outage:
+            await _outage(broker, gateway, cloud, till, phone)
+        await _flash_sale(cloud)
+        say("running; Ctrl-C to stop" if not duration else f"running for {duration:.0f}s more")
+        if duration:
+            await asyncio.sleep(duration)
+        else:
+            await asyncio.Event().wait()
+        for task in background:
+            task.cancel()
+
+
+async def _product_scans(scanner: PtyScanner) -> None:
+    """Ordinary product scans (and the odd misread) in the background."""
+    products = [c for c in BUILTIN_CODES if c[0] in ("]E0", "]C1", "]d2")]
+    for n in itertools.count():
+        aim, code = products[n % len(products)]
+        await asyncio.to_thread(scanner.type, aim + code)
+        if n % 5 == 4:
+            await asyncio.to_thread(scanner.type, GARBAGE[0])  # a misread: an error event
+        await asyncio.sleep(1.5)
+
+
+async def _shelf(cloud: CloudService, gateway: Gateway) -> None:
+    await wait_until(lambda: gateway.devices["shelf-ap"].health.state == "available", 10)
+    say("the cloud binds shelf labels to products and sends the price list")
+    for mac, sku in LABELS.items():
+        await cloud.bind_label(STORE, GATEWAY, label=mac, sku=sku, device="shelf-ap")
+    result = await cloud.push_price_list(STORE, GATEWAY, wait_s=5.0)
+    data = result.get("data") or {}
+    console.print(
+        f"  [magenta]price sync[/]: updated {len(data.get('updated', []))}, "
+        f"failed {len(data.get('failed', []))}, pending {len(data.get('pending', []))}"
+    )
+
+
+async def _outage(
+    broker: DemoBroker, gateway: Gateway, cloud: CloudService, till: Till, phone: Any
+) -> None:
+    say("OUTAGE: the store's internet drops (broker stopped)", "bold red")
+    await broker.stop()
+    await wait_until(lambda: not gateway.bridge.connected.is_set(), 10)
+    await asyncio.sleep(2.1)  # the phone shows a fresh code
+    answer(
+        "identify Alice by her QR",
+        *await till.post("/v1/identify", {"till": "till-1", "by": "qr", "code": phone.code()}),
+    )
+    gold = await cloud.coupon_token(seed.COUPON_GOLD)
+    answer(
+        "redeem CPN-GOLD-15 (offline rules)",
+        *await till.post(
+            "/v1/coupons/redeem", {"till": "till-1", "coupon": gold, "member_id": seed.ALICE}
+        ),
+    )
+    answer(
+        "redeem CPN-GOLD-15 again",
+        *await till.post(
+            "/v1/coupons/redeem", {"till": "till-1", "coupon": gold, "member_id": seed.ALICE}
+        ),
+    )
+    big = await cloud.coupon_token(seed.COUPON_BIG)
+    answer(
+        "redeem CPN-BIG-50 (over the offline cap)",
+        *await till.post("/v1/coupons/redeem", {"till": "till-1", "coupon": big}),
+    )
+    await cloud.mark_coupon_used(seed.COUPON_BEARER, store_id="S999")
+    console.print("  [dim](meanwhile another store redeems CPN-SPRING-10 online)[/]")
+    spring = await cloud.coupon_token(seed.COUPON_BEARER)
+    answer(
+        "redeem CPN-SPRING-10 (offline)",
+        *await till.post("/v1/coupons/redeem", {"till": "till-1", "coupon": spring}),
+    )
+    answer(
+        "accrue 19.90 EUR",
+        *await till.post(
+            "/v1/points/accrue",
+            {
+                "till": "till-1",
+                "member_id": seed.ALICE,
+                "amount": "19.90",
+                "currency": "EUR",
+                "receipt_id": "R-1002",
+                "items": [],
+            },
+        ),
+    )
+    for _ in range(3):
+        await asyncio.sleep(1)
+        stats = await gateway.outbox.stats()
+        console.print(
+            f"  [red]offline[/]: the store keeps working; outbox holds {stats.depth} "
+            f"event(s), oldest {stats.oldest_age_s or 0:.1f}s"
+        )
+    say(
+        "link restored: the backlog replays in order, offline operations are reconciled",
+        "bold yellow",
+    )
+    await broker.start()
+    await wait_until(lambda: gateway.outbox._depth == 0, 20)
+    conflicts: dict[str, Any] = {}
+
+    async def have_conflict() -> bool:
+        nonlocal conflicts
+        conflicts = await till.get("/v1/conflicts")
+        return bool(conflicts.get("conflicts"))
+
+    for _ in range(100):  # the reconciler runs right after the reconnect
+        if await have_conflict():
+            break
+        await asyncio.sleep(0.2)
+    for c in conflicts.get("conflicts", []):
+        console.print(
+            f"  [red]conflict[/]: {c.get('coupon_id')} {c.get('reason')}: {c.get('message')}"
+        )
+    console.print(f"  outbox drained: depth {(await gateway.outbox.stats()).depth}")
+
+
+async def _flash_sale(cloud: CloudService) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    now = utcnow()
+    say("the cloud starts a 15 s flash sale on pens: the shelf label changes, then reverts")
+    await cloud.push_flash_sale(
+        STORE,
+        GATEWAY,
+        start=now,
+        end=now + timedelta(seconds=15),
+        promo_text="Flash sale",
+        skus=["4006381333931"],
+        percent_off=Decimal(30),
+    )

@@ -1,0 +1,215 @@
+"""The simulated store's surroundings: broker, pcscd with the virtual reader, the gateway's
+config and API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config, parse_config
+from simulators import spawn
+from simulators.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
+
+STORE, GATEWAY = "DEMO1", "gw-1"
+
+READER = "Virtual PCD 00 00"
+
+LABELS = {
+    "0000021A2B3C4D5E": "4006381333931",
+    "0000021A2B3C4D5F": "4000000000001",
+    "0000021A2B3C4D60": "4000000000002",
+}
+
+
+class DemoBroker:
+    """Mosquitto when installed, else amqtt in-process; both can be stopped and restarted."""
+
+    def __init__(self) -> None:
+        # Persistence + the cloud's persistent session: as in production, events the gateway
+        # replays while the cloud is still reconnecting wait in the broker, not vanish.
+        self.mosquitto = (
+            MosquittoBroker(persistence=True, die_with_parent=True) if find_mosquitto() else None
+        )
+        self.embedded = None if self.mosquitto else EmbeddedBroker()
+
+    @property
+    def url(self) -> str:
+        if self.mosquitto is not None:
+            return self.mosquitto.url
+        assert self.embedded is not None
+        return self.embedded.url
+
+    @property
+    def protocol(self) -> str:
+        return "5" if self.mosquitto else "3.1.1"
+
+    async def start(self) -> None:
+        if self.mosquitto:
+            await self.mosquitto.astart()
+        elif self.embedded:
+            await self.embedded.start()
+
+    async def stop(self) -> None:
+        if self.mosquitto:
+            await asyncio.to_thread(self.mosquitto.stop)
+        elif self.embedded:
+            await self.embedded.stop()
+
+    def cleanup(self) -> None:
+        if self.mosquitto:
+            self.mosquitto.__exit__(None, None, None)
+
+
+def _pcsc_readers() -> list[str] | None:
+    try:
+        from smartcard.System import readers
+    except ImportError:
+        return None
+    try:
+        return [str(r) for r in readers()]
+    except Exception:  # pcscd not answering: pyscard raises its own exception types
+        return None
+
+
+@contextlib.asynccontextmanager
+async def pcscd() -> AsyncIterator[bool]:
+    """A pcscd with the virtual readers: reuse a running one, else start one if installed."""
+    listed = await asyncio.to_thread(_pcsc_readers)
+    if listed is not None and READER in listed:
+        yield True
+        return
+    binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    if listed is not None or not await asyncio.to_thread(Path(binary).exists):
+        yield False  # a foreign pcscd without vpcd, or none installed
+        return
+    for stale in (Path("/run/pcscd/pcscd.comm"), Path("/run/pcscd/pcscd.pid")):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    # Its own network namespace keeps vpcd's card port off the LAN; it dies with the demo.
+    proc = await asyncio.create_subprocess_exec(
+        *spawn.command([binary, "-f", "-a"], private_net=True),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        ok = await wait_until(lambda: READER in (_pcsc_readers() or []), 10)
+        yield ok
+    finally:
+        proc.terminate()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await proc.wait()
+
+
+async def wait_until(cond: Callable[[], object], timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def store_config(
+    broker_url: str,
+    data_dir: Path,
+    scanner_port: str,
+    protocol: str,
+    *,
+    nfc_port: int,
+    oepl_url: str,
+    smartcard: bool,
+    api_port: int,
+) -> Config:
+    devices: list[dict[str, Any]] = [
+        {
+            "id": "till-1-scanner",
+            "kind": "scanner",
+            "port": scanner_port,
+            "terminator": "CR",
+            "aim_prefix": True,
+            "till": "till-1",
+        },
+        {
+            "id": "counter-nfc",
+            "kind": "nfc",
+            "device": f"udp:127.0.0.1:{nfc_port}",
+            "targets": ["106A"],
+            "till": "till-1",
+        },
+        {
+            "id": "shelf-ap",
+            "kind": "label",
+            "backend": "oepl",
+            "url": oepl_url,
+            "poll_interval_s": 5,
+            "delivery_poll_s": 0.5,  # simulated tags check in at once: report delivery quickly
+            "labels": [{"id": mac, "panel": "2.9"} for mac in LABELS],
+        },
+    ]
+    if smartcard:
+        devices.append(
+            {
+                "id": "till-1-cards",
+                "kind": "smartcard",
+                "reader": READER,
+                "member_aid": "F05354475701",
+                "till": "till-1",
+            }
+        )
+    return parse_config(
+        {
+            "api": {"listen": f"127.0.0.1:{api_port}"},
+            "kiosks": [{"name": "kiosk-1", "language": "en"}],
+            "gateway": {
+                "store_id": STORE,
+                "gateway_id": GATEWAY,
+                "data_dir": str(data_dir / "gw"),
+                "test_box": True,  # its card reader is vpcd
+            },
+            "mqtt": {
+                "url": broker_url,
+                "protocol": protocol,
+                "keepalive_s": 5,
+                "reconnect_min_s": 0.2,
+                "reconnect_max_s": 2.0,
+            },
+            "supervisor": {"retry_min_s": 0.5, "retry_max_s": 3.0},
+            "devices": devices,
+        }
+    )
+
+
+def fresh(data_dir: Path) -> None:
+    """Each demo starts a new store: remove what an earlier run left (only the demo's files)."""
+    for name in ("gw", "labels"):
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for path in data_dir.glob("cloud.db*"):
+        path.unlink()
+
+
+def api_tokens(gw_dir: Path) -> tuple[str, str]:
+    from gateway.api.auth import TokenStore
+
+    gw_dir.mkdir(parents=True, exist_ok=True)
+    store = TokenStore(gw_dir / "api-tokens.db")
+    return store.create("till-1-pos"), store.create("kiosk-1-page", kiosk="kiosk-1")
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (``timeout``, systemd, kill) and SIGHUP end the demo like Ctrl-C: the task is
+    cancelled, so every ``finally`` stops its child (pcscd, mosquitto). Python's default
+    would exit at once and leave them running."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
