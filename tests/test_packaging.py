@@ -32,12 +32,21 @@ def _names(requirements: list[str]) -> set[str]:
 
 
 def _imported_distributions(paths: list[Path]) -> dict[str, set[str]]:
-    """Distribution -> the runtime files that import it (module level or inside a function)."""
+    """Distribution -> the runtime files that import it (module level or inside a function;
+    not under ``if TYPE_CHECKING``)."""
     by_module = packages_distributions()
     found: dict[str, set[str]] = {}
     for path in paths:
         tree = ast.parse(path.read_text(), str(path))
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+            for inner in ast.walk(node)
+        }
         for node in ast.walk(tree):
+            if id(node) in typing_only:  # read by the type checker only, never at run time
+                continue
             if isinstance(node, ast.Import):
                 tops = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

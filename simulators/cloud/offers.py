@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.identifiers import ID_PATTERN
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
 from simulators.cloud.store import KEY, Json, Refusal, RefusalCode, iso, money, parse_time
@@ -45,7 +44,7 @@ class ClaimArgs(BaseModel):
     claim_id: str = Field(pattern=KEY)
     member_id: str = Field(pattern=KEY)
     offer_id: str = Field(pattern=KEY)
-    till: str | None = Field(default=None, pattern=ID_PATTERN)
+    till: str | None = Field(default=None, pattern=KEY)
 
 
 def _in_scope(scope: list[str], value: str) -> bool:

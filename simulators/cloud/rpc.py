@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.identifiers import ID_PATTERN
 from core.ids import rfc3339
 from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
@@ -40,7 +39,7 @@ class Envelope(BaseModel):
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    till: str | None = Field(default=None, pattern=ID_PATTERN)
+    till: str | None = Field(default=None, pattern=KEY)
     """Optional on every method: which counter position asks (logged, recorded)."""
 
 
