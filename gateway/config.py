@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from core.errors import StoregwError
 from core.identifiers import ID_PATTERN
 from drivers import registry
 from drivers.base import DeviceConfig
@@ -263,14 +264,16 @@ class ConfigProblem(BaseModel):
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class ConfigError(Exception):
+class ConfigError(StoregwError):
     """The configuration is unusable; ``problems`` lists every reason with its key path."""
 
+    CODE = "invalid_config"
+
     def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(self.CODE, f"invalid configuration {source}:\n{lines}")
         self.source = source
         self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"invalid configuration {source}:\n{lines}")
 
 
 def _loc_to_path(loc: tuple[int | str, ...], kinds: frozenset[str]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import safejson
+from core.errors import StoregwError, StrEnum
 from gateway.control import SOCKET_NAME, reachable
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -21,22 +22,36 @@ MAX_ANSWER_BYTES = 1 << 20
 """Longest answer line read (a status of many devices is a few KiB)."""
 
 
-class ControlError(Exception):
+class ControlCode(StrEnum):
+    NOT_RUNNING = "not_running"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_ACCEPTED = "not_accepted"
+    NOT_CONNECTED = "not_connected"
+    TIMEOUT = "timeout"
+    CLOSED = "closed"
+    TOO_LARGE = "too_large"
+    BAD_ANSWER = "bad_answer"
+
+
+class ControlError(StoregwError):
     """Something went wrong talking to the daemon; ``str()`` is for the technician."""
 
 
 class DaemonNotRunning(ControlError):
     def __init__(self, path: Path) -> None:
-        super().__init__(f"the daemon is not running (no control socket at {path})")
+        super().__init__(
+            ControlCode.NOT_RUNNING, f"the daemon is not running (no control socket at {path})"
+        )
         self.path = path
 
 
 class CommandFailed(ControlError):
+    """The daemon answered with a failed result; ``code`` is the dispatcher's."""
+
     def __init__(self, command: str, code: str, message: str, details: Any = None) -> None:
-        super().__init__(f"{command}: {message} ({code})")
+        super().__init__(code, message)
+        self.args = (f"{command}: {message} ({code})",)
         self.command = command
-        self.code = code
-        self.message = message
         self.details = details
 
 
@@ -63,10 +78,13 @@ class ControlClient:
             raise DaemonNotRunning(self.path) from None
         except PermissionError:
             raise ControlError(
-                f"permission denied on {self.path}: run as the gateway's user or root"
+                ControlCode.PERMISSION_DENIED,
+                f"permission denied on {self.path}: run as the gateway's user or root",
             ) from None
         except TimeoutError:
-            raise ControlError(f"the daemon did not accept a connection on {self.path}") from None
+            raise ControlError(
+                ControlCode.NOT_ACCEPTED, f"the daemon did not accept a connection on {self.path}"
+            ) from None
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -82,26 +100,38 @@ class ControlClient:
         """The daemon's whole result object (``ok``, ``data`` or ``error``); an answer that is
         not one (another program on the socket, a truncated line) is a :class:`ControlError`."""
         if self._reader is None or self._writer is None:
-            raise ControlError("ControlClient is not connected (use 'async with')")
+            raise ControlError(
+                ControlCode.NOT_CONNECTED, "ControlClient is not connected (use 'async with')"
+            )
         line = json.dumps({"command": command, "args": args or {}}).encode() + b"\n"
         try:
             self._writer.write(line)
             await self._writer.drain()
             raw = await asyncio.wait_for(self._reader.readline(), timeout or self.timeout)
         except TimeoutError:
-            raise ControlError(f"{command}: the daemon did not answer in time") from None
+            raise ControlError(
+                ControlCode.TIMEOUT, f"{command}: the daemon did not answer in time"
+            ) from None
         except ConnectionError as exc:
-            raise ControlError(f"{command}: the daemon closed the connection ({exc})") from None
+            raise ControlError(
+                ControlCode.CLOSED, f"{command}: the daemon closed the connection ({exc})"
+            ) from None
         except ValueError:  # asyncio's LimitOverrunError: no end of line within the limit
-            raise ControlError(f"{command}: an answer over {MAX_ANSWER_BYTES} bytes") from None
+            raise ControlError(
+                ControlCode.TOO_LARGE, f"{command}: an answer over {MAX_ANSWER_BYTES} bytes"
+            ) from None
         if not raw:
-            raise ControlError(f"{command}: the daemon closed the connection")
+            raise ControlError(ControlCode.CLOSED, f"{command}: the daemon closed the connection")
         try:
             result = safejson.loads(raw, max_bytes=MAX_ANSWER_BYTES)
         except safejson.BadJson as exc:
-            raise ControlError(f"{command}: the answer is not JSON ({exc.message})") from None
+            raise ControlError(
+                ControlCode.BAD_ANSWER, f"{command}: the answer is not JSON ({exc.message})"
+            ) from None
         if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
-            raise ControlError(f"{command}: the answer is not a result object")
+            raise ControlError(
+                ControlCode.BAD_ANSWER, f"{command}: the answer is not a result object"
+            )
         return result
 
     async def call(
@@ -120,7 +150,9 @@ class ControlClient:
             )
         data = result.get("data") or {}
         if not isinstance(data, dict):
-            raise ControlError(f"{command}: the answer's data is not an object")
+            raise ControlError(
+                ControlCode.BAD_ANSWER, f"{command}: the answer's data is not an object"
+            )
         return data
 
 

@@ -14,15 +14,17 @@ from typing import Any
 import tomli_w
 
 from core.datafiles import write_atomic
+from core.errors import StoregwError
 from gateway.config import Config, ConfigError, parse_config
 
 
-class ProvisionError(Exception):
+class ProvisionError(StoregwError):
     """A mistake the technician can fix; the CLI shows the message and exits non-zero."""
 
+    CODE = "provision_failed"
+
     def __init__(self, message: str, details: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(self.CODE, message)
         self.details = details or []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from core.errors import StoregwError
 from simulators.cloud.shipped import DEPLOY_DIR, substitute
 
 LIMITS_FILE = DEPLOY_DIR / "enrolment-limits.nft"
@@ -18,8 +19,11 @@ TABLE = "storegw_enrol"
 NFT = "nft"
 
 
-class NetLimitsError(Exception):
+class NetLimitsError(StoregwError):
     """The rules could not be loaded or removed (not root, no nft, no kernel support)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("netlimits_failed", message)
 
 
 def render_enrolment_limits(port: int, table: str = TABLE, source: Path = LIMITS_FILE) -> str:
