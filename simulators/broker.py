@@ -77,8 +77,12 @@ class MosquittoBroker:
     def log_file(self) -> Path:
         return self.workdir / "mosquitto.log"
 
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
     def _write_config(self) -> Path:
-        conf = self.workdir / "mosquitto.conf"
+        conf = self.config_file
         user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
             f"{user}"

@@ -10,16 +10,13 @@ Times are Unix seconds (wall clock), because they must mean the same after a res
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from core.ids import new_id
-from core.sqlite import close_database, open_database
+from core.sqlite import Database, open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -102,26 +99,17 @@ def _push(row: Iterable[Any]) -> QueuedPush:
     )
 
 
-class PushQueue:
+class PushQueue(Database):
     """The durable per-label push queue. Every write is committed before the call returns."""
+
+    what = "push queue"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         # FULL: a push label.show answered "queued" for survives a power loss.
         self._db = await open_database(self.path, synchronous="FULL", schema=_SCHEMA)
-
-    async def close(self) -> None:
-        db, self._db = self._db, None
-        await close_database(db)
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise sqlite3.ProgrammingError("push queue is not open")
-        return self._db
 
     async def put(
         self, label_id: str, content: str, image_png: bytes, report: str, *, now: float

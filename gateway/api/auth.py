@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.datafiles import prepare_database
 from core.errors import StoregwError, StrEnum
 from core.identifiers import is_identifier
+from core.sqlite import sync_database
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TOKEN_PREFIX = "sgw_"  # noqa: S105 - marks our tokens in logs and secret scanners
@@ -71,18 +71,12 @@ class TokenStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        prepare_database(self.path)  # hashes only, but nobody else needs to read them
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+        # Private file: hashes only, but nobody else needs to read them.
+        with sync_database(self.path, synchronous="FULL", schema=_SCHEMA) as conn:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
             if "kiosk" not in columns:
                 conn.execute(_KIOSK_COLUMN)
             yield conn
-        finally:
-            conn.close()
 
     def create(self, name: str, *, kiosk: str | None = None) -> str:
         """Make a token for ``name`` (bound to ``kiosk`` if given) and return it; it cannot be

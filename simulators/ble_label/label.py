@@ -47,40 +47,30 @@ class _Transfer:
     verified: ImageVerify | None = None
 
 
+@dataclass(eq=False, kw_only=True)
 class BleLabelSimulator:
     """What a label firmware would do with each frame; returns the notifications it sends."""
 
-    def __init__(
-        self,
-        *,
-        esl_id: int = 0,
-        width: int = 296,
-        height: int = 128,
-        battery_mv: int = 2950,
-        has_led: bool = True,
-        image_slots: int = 2,
-        max_chunk: int = 512,
-    ) -> None:
-        self.esl_id = esl_id
-        self.width = width
-        self.height = height
-        self.battery_mv = battery_mv
-        self.has_led = has_led
-        self.image_slots = image_slots
-        self.max_chunk = max_chunk
-        self.in_range = True
-        """False: connecting fails, as for a label out of radio range."""
-        self.mute = False
-        """True: the label takes frames but never answers."""
-        self.corrupt_storage_once = False
-        """Flip a bit in the next assembled image, so its CRC-32 check fails once."""
-        self.images: dict[int, bytes] = {}
-        self.displayed: int | None = None
-        self.led_commands: list[LedControl] = []
-        self.chunks_ok = 0
-        self.chunks_bad = 0
-        self.transfers_verified = 0
-        self._xfer: _Transfer | None = None
+    esl_id: int = 0
+    width: int = 296
+    height: int = 128
+    battery_mv: int = 2950
+    has_led: bool = True
+    image_slots: int = 2
+    max_chunk: int = 512
+    in_range: bool = field(default=True, init=False)
+    """False: connecting fails, as for a label out of radio range."""
+    mute: bool = field(default=False, init=False)
+    """True: the label takes frames but never answers."""
+    corrupt_storage_once: bool = field(default=False, init=False)
+    """Flip a bit in the next assembled image, so its CRC-32 check fails once."""
+    images: dict[int, bytes] = field(default_factory=dict, init=False, repr=False)
+    displayed: int | None = field(default=None, init=False)
+    led_commands: list[LedControl] = field(default_factory=list, init=False)
+    chunks_ok: int = field(default=0, init=False)
+    chunks_bad: int = field(default=0, init=False)
+    transfers_verified: int = field(default=0, init=False)
+    _xfer: _Transfer | None = field(default=None, init=False, repr=False)
 
     def handle(self, frame: bytes) -> list[bytes]:
         """One written frame in, the notifications it causes out."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulators.spawn import pcscd_pid
-from tests.support.waiting import wait_for
+from tests.support.waiting import communicate, wait_for
 
 
 async def _demo(*args: str) -> asyncio.subprocess.Process:
@@ -27,13 +27,7 @@ async def _demo(*args: str) -> asyncio.subprocess.Process:
 async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None:
     pcscd_before = pcscd_pid()
     proc = await _demo("--duration", "0.5", "--data-dir", str(tmp_path))
-    try:
-        async with asyncio.timeout(120):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    out, _ = await communicate(proc, 120)
     # The demo's own pcscd dies after it (PR_SET_PDEATHSIG): a later test must not meet it.
     await wait_for(lambda: pcscd_pid() == pcscd_before, 15, message="the demo's pcscd to end")
     text = out.decode(errors="replace")

@@ -73,10 +73,6 @@ class DeployedBroker(MosquittoBroker):
     def etc_dir(self) -> Path:
         return self.workdir / "etc"
 
-    @property
-    def config_file(self) -> Path:
-        return self.workdir / "mosquitto.conf"
-
     def _write_config(self) -> Path:
         ensure_private_dir(self.etc_dir)
         for name in ("storegw.acl", "provision.acl"):

@@ -11,11 +11,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from core.errors import StoregwError
 from core.ids import rfc3339, utcnow
-from core.sqlite import close_database, open_database
+from core.sqlite import Database, open_database
 from gateway.wire.tokens import KeySet, SigningKey
 from simulators.cloud.store.schema import SCHEMA
 
@@ -95,27 +93,21 @@ def in_scope(stores: str, store_id: str) -> bool:
     return "*" in scope or store_id in scope
 
 
-class StoreBase:
+class StoreBase(Database):
     """One writer connection, WAL; opened by ``async with`` on the composed store."""
+
+    what = "CloudStore"
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
         self.signing: list[SigningKey] = []
 
-    async def _open(self) -> None:
+    def not_open(self) -> Exception:
+        return RuntimeError(f"{self.what} is not open")
+
+    async def open(self) -> None:
         self._db = await open_database(self.path, synchronous="NORMAL", schema=SCHEMA)
         await self._load_keys()
-
-    async def _close(self) -> None:
-        db, self._db = self._db, None
-        await close_database(db)
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("CloudStore is not open")
-        return self._db
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         async with self.db.execute(sql, params) as cur:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Self
 
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
@@ -25,13 +24,6 @@ from simulators.cloud.store.members import MemberTables
 
 class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
-
-    async def __aenter__(self) -> Self:
-        await self._open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._close()
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
         """The Member object of the design: profile, usable coupons, current appointments."""

@@ -27,7 +27,7 @@ from simulators.phone import Phone
 from tests.support.config import make_config
 from tests.support.gateway import running
 from tests.support.mqtt import Observer, response
-from tests.support.waiting import wait_for
+from tests.support.waiting import communicate, wait_for
 
 BASE = "storegw/v1/S001/gw-1"
 
@@ -514,13 +514,7 @@ async def test_phone_cli_enrols_through_the_cloud_db_and_prints_a_code(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        async with asyncio.timeout(20):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    out, err = await communicate(proc, 20)
     assert proc.returncode == 0, err.decode()
     code = out.decode().strip()
     assert verify_member_qr(code, cloud.keys, now=datetime.now(UTC)).member_id == seed.CHLOE
