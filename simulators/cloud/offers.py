@@ -63,9 +63,8 @@ class OfferBook:
         await db.commit()
         if seed_at is None:
             return False
-        async with db.execute("SELECT 1 FROM meta WHERE key = 'seeded_offers'") as cur:
-            if await cur.fetchone() is not None:
-                return False
+        if await self.store.fetch_one("SELECT 1 FROM meta WHERE key = 'seeded_offers'") is not None:
+            return False
         for o in seed.OFFERS:
             await self.add_offer(
                 o.offer_id,
@@ -115,12 +114,11 @@ class OfferBook:
             await self.store.db.commit()
 
     async def _offer(self, offer_id: str) -> Json | None:
-        async with self.store.db.execute(
+        row = await self.store.fetch_one(
             "SELECT offer_id, title, value, currency, valid_for_s, stores, tiers, starts_at, "
             "ends_at FROM offers WHERE offer_id = ?",
             (offer_id,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is None:
             return None
         keys = ("offer_id", "title", "value", "currency", "valid_for_s", "stores", "tiers")
@@ -132,12 +130,12 @@ class OfferBook:
 
     async def available(self, member: Json, *, store_id: str, now: datetime) -> list[Json]:
         """The Member's ``offers``: running now, for this store and tier, not yet claimed."""
-        async with self.store.db.execute(
+        rows = await self.store.fetch_all(
             "SELECT offer_id FROM offers WHERE offer_id NOT IN "
             "(SELECT offer_id FROM claims WHERE member_id = ?) ORDER BY offer_id",
             (member["member_id"],),
-        ) as cur:
-            ids = [r[0] for r in await cur.fetchall()]
+        )
+        ids = [r[0] for r in rows]
         out: list[Json] = []
         for offer_id in ids:
             offer = await self._offer(offer_id)
@@ -168,10 +166,9 @@ class OfferBook:
         self, args: ClaimArgs, *, store_id: str, gateway_id: str, now: datetime
     ) -> Json:
         db = self.store.db
-        async with db.execute(
+        row = await self.store.fetch_one(
             "SELECT offer_id, member_id, reply FROM claims WHERE claim_id = ?", (args.claim_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is not None:
             if (row[0], row[1]) != (args.offer_id, args.member_id):
                 raise Refusal(RefusalCode.BAD_ARGS, "claim_id was used for another claim")
@@ -186,11 +183,10 @@ class OfferBook:
             raise Refusal(
                 RefusalCode.OFFER_ENDED, "the offer has ended", {"ends_at": offer["ends_at"]}
             )
-        async with db.execute(
+        earlier = await self.store.fetch_one(
             "SELECT coupon_id FROM claims WHERE offer_id = ? AND member_id = ?",
             (args.offer_id, args.member_id),
-        ) as cur:
-            earlier = await cur.fetchone()
+        )
         if earlier is not None:
             raise Refusal(
                 RefusalCode.ALREADY_CLAIMED,

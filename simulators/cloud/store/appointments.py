@@ -13,7 +13,7 @@ class AppointmentTables(StoreBase):
     async def current_appointments(self, member_id: str, *, now: datetime) -> list[Json]:
         """Up to ten not cancelled, from twelve hours ago on, soonest first."""
         since = iso(now - timedelta(hours=12))
-        rows = await self._all(
+        rows = await self.fetch_all(
             "SELECT appointment_id FROM appointments WHERE member_id = ? AND status != "
             "'cancelled' AND starts_at >= ? ORDER BY starts_at LIMIT 10",
             (member_id, since),
@@ -39,7 +39,7 @@ class AppointmentTables(StoreBase):
         )
 
     async def appointment(self, appointment_id: str) -> Json:
-        row = await self._one(
+        row = await self.fetch_one(
             "SELECT appointment_id, member_id, store_id, starts_at, service, status "
             "FROM appointments WHERE appointment_id = ?",
             (appointment_id,),
@@ -59,7 +59,7 @@ class AppointmentTables(StoreBase):
         now: datetime,
     ) -> Json:
         """Check in once; the same ``checkin_id`` gets the same answer."""
-        row = await self._one(
+        row = await self.fetch_one(
             "SELECT appointment_id, reply FROM checkins WHERE checkin_id = ?", (checkin_id,)
         )
         if row is not None:

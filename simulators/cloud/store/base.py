@@ -109,12 +109,12 @@ class StoreBase(Database):
         self._db = await open_database(self.path, synchronous="NORMAL", schema=SCHEMA)
         await self._load_keys()
 
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         async with self.db.execute(sql, params) as cur:
             row = await cur.fetchone()
         return None if row is None else tuple(row)
 
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self.db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         return [tuple(r) for r in rows]
@@ -127,13 +127,15 @@ class StoreBase(Database):
         return cur.rowcount
 
     async def _stored_reply(self, table: str, key: str, value: str) -> Json | None:
-        row = await self._one(f"SELECT reply FROM {table} WHERE {key} = ?", (value,))  # noqa: S608
+        row = await self.fetch_one(f"SELECT reply FROM {table} WHERE {key} = ?", (value,))  # noqa: S608
         return None if row is None else dict(json.loads(row[0]))
 
     # --- keys -----------------------------------------------------------------------------
 
     async def _load_keys(self) -> None:
-        rows = await self._all("SELECT kid, private FROM signing_keys ORDER BY created_at, kid")
+        rows = await self.fetch_all(
+            "SELECT kid, private FROM signing_keys ORDER BY created_at, kid"
+        )
         self.signing = [SigningKey.from_private_bytes(kid, bytes(raw)) for kid, raw in rows]
         if not self.signing:
             await self.add_signing_key(SigningKey.generate())
@@ -165,4 +167,4 @@ class StoreBase(Database):
         )
 
     async def counters(self) -> dict[str, int]:
-        return {n: int(v) for n, v in await self._all("SELECT name, value FROM counters")}
+        return {n: int(v) for n, v in await self.fetch_all("SELECT name, value FROM counters")}

@@ -60,7 +60,7 @@ class CatalogueTables(StoreBase):
 
     async def product(self, sku: str, *, store_id: str, now: datetime) -> Json | None:
         """A product as a shelf label shows it (drivers.label ProductContent fields)."""
-        row = await self._one(
+        row = await self.fetch_one(
             "SELECT name, price, currency, member_price FROM products WHERE sku = ?", (sku,)
         )
         if row is None:
@@ -68,7 +68,7 @@ class CatalogueTables(StoreBase):
         out: Json = {"name": row[0], "price": row[1], "currency": row[2]}
         if row[3] is not None:
             out["member_price"] = row[3]
-        for title, promo_price, starts, ends, stores in await self._all(
+        for title, promo_price, starts, ends, stores in await self.fetch_all(
             "SELECT title, promo_price, starts_at, ends_at, stores FROM promotions WHERE sku = ?",
             (sku,),
         ):
@@ -79,13 +79,13 @@ class CatalogueTables(StoreBase):
         return out
 
     async def prices(self) -> list[Json]:
-        rows = await self._all("SELECT sku, name, price, currency FROM products ORDER BY sku")
+        rows = await self.fetch_all("SELECT sku, name, price, currency FROM products ORDER BY sku")
         return [{"sku": s, "name": n, "price": p, "currency": c} for s, n, p, c in rows]
 
     async def price_items(self) -> list[Json]:
         """The catalogue as a gateway's ``prices.update`` takes it (regular prices only:
         promotions have windows and travel as flash sales)."""
-        rows = await self._all(
+        rows = await self.fetch_all(
             "SELECT sku, name, price, currency, member_price FROM products ORDER BY sku"
         )
         out: list[Json] = []
@@ -100,7 +100,7 @@ class CatalogueTables(StoreBase):
         """Promotions valid in ``store_id`` that have not ended: id, sku, title, promo_price,
         starts_at, ends_at (RFC 3339)."""
         out: list[Json] = []
-        for promotion_id, sku, title, promo_price, starts, ends, stores in await self._all(
+        for promotion_id, sku, title, promo_price, starts, ends, stores in await self.fetch_all(
             "SELECT promotion_id, sku, title, promo_price, starts_at, ends_at, stores "
             "FROM promotions ORDER BY starts_at, promotion_id"
         ):

@@ -35,7 +35,7 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
         return member
 
     async def is_seeded(self) -> bool:
-        return await self._one("SELECT 1 FROM meta WHERE key = 'seeded'") is not None
+        return await self.fetch_one("SELECT 1 FROM meta WHERE key = 'seeded'") is not None
 
     async def seed(self, now: datetime) -> bool:
         """Create the seed data once; False when it was already there."""

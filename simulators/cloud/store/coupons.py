@@ -31,7 +31,7 @@ class CouponTables(StoreBase):
     async def usable_coupons(self, member_id: str, *, store_id: str, now: datetime) -> list[Json]:
         """The member's unused coupons valid now in ``store_id`` (the Member object's list)."""
         coupons = []
-        rows = await self._all(
+        rows = await self.fetch_all(
             "SELECT coupon_id, title, value, currency, expires, not_before, stores, token "
             "FROM coupons WHERE member_id = ? AND used_at IS NULL ORDER BY coupon_id",
             (member_id,),
@@ -96,7 +96,7 @@ class CouponTables(StoreBase):
             raise KeyError(coupon_id)
 
     async def coupon_state(self, coupon_id: str) -> Json | None:
-        row = await self._one(
+        row = await self.fetch_one(
             "SELECT coupon_id, member_id, value, currency, title, expires, stores, token, "
             "used_at, used_store, used_gateway, used_till, used_by FROM coupons "
             "WHERE coupon_id = ?",
@@ -125,7 +125,9 @@ class CouponTables(StoreBase):
 
     async def redemption_count(self, coupon_id: str) -> int:
         """Redemptions that used the coupon (accepted answers): at most one, by design."""
-        rows = await self._all("SELECT reply FROM redemptions WHERE coupon_id = ?", (coupon_id,))
+        rows = await self.fetch_all(
+            "SELECT reply FROM redemptions WHERE coupon_id = ?", (coupon_id,)
+        )
         return sum(1 for (reply,) in rows if json.loads(reply).get("ok") is True)
 
     async def redeem(

@@ -45,12 +45,12 @@ class EventTables(StoreBase):
         return new
 
     async def events(self) -> list[EventRecord]:
-        rows = await self._all(
+        rows = await self.fetch_all(
             "SELECT store_id, gateway_id, event_id, seq, kind, replayed FROM events "
             "ORDER BY store_id, gateway_id, seq"
         )
         return [EventRecord(s, g, i, int(q), k, bool(r)) for s, g, i, q, k, r in rows]
 
     async def event_data(self, kind: str) -> list[Json]:
-        rows = await self._all("SELECT data FROM events WHERE kind = ? ORDER BY seq", (kind,))
+        rows = await self.fetch_all("SELECT data FROM events WHERE kind = ? ORDER BY seq", (kind,))
         return [dict(json.loads(r[0])) for r in rows]

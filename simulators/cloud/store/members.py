@@ -53,7 +53,7 @@ class MemberTables(StoreBase):
         )
 
     async def member_row(self, member_id: str) -> Json | None:
-        row = await self._one(
+        row = await self.fetch_one(
             "SELECT member_id, name, tier, points, balance, currency, tags FROM members "
             "WHERE member_id = ?",
             (member_id,),
@@ -71,7 +71,9 @@ class MemberTables(StoreBase):
         }
 
     async def member_by_uid(self, uid: str) -> str | None:
-        row = await self._one("SELECT member_id FROM cards WHERE uid = ?", (normalise_uid(uid),))
+        row = await self.fetch_one(
+            "SELECT member_id FROM cards WHERE uid = ?", (normalise_uid(uid),)
+        )
         return None if row is None else str(row[0])
 
     async def record_credential(
