@@ -29,3 +29,33 @@ async def call_json(
     async with http.request(method, url, data=data, headers=hdrs) as resp:
         assert resp.content_type == "application/json", f"{method} {url}: {resp.content_type}"
         return resp.status, await resp.json()
+
+
+DEFAULT_TOKEN = "default"
+
+
+class TokenClient:
+    """Calls the API at ``base`` as a test names the caller: ``token`` is a name of
+    ``named_tokens()`` (``DEFAULT_TOKEN`` the first of them), a token itself, or None for none."""
+
+    base: str
+    http: aiohttp.ClientSession
+
+    def named_tokens(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = DEFAULT_TOKEN,
+        **kw: Any,
+    ) -> tuple[int, Any]:
+        """``kw`` are ``call_json``'s: ``raw``, ``headers``."""
+        named = self.named_tokens()
+        if token == DEFAULT_TOKEN:
+            token = next(iter(named.values()))
+        bearer = None if token is None else named.get(token, token)
+        return await call_json(self.http, method, self.base + path, body, bearer=bearer, **kw)

@@ -21,7 +21,7 @@ from simulators.scanner import PtyScanner
 from tests.support.config import make_config
 from tests.support.counter import online
 from tests.support.gateway import running
-from tests.support.http import call_json
+from tests.support.http import TokenClient
 from tests.support.link import Link
 from tests.support.waiting import wait_for
 
@@ -73,7 +73,7 @@ def kiosk_config(
 
 
 @dataclass
-class KioskApi:
+class KioskApi(TokenClient):
     gw: Gateway
     base: str
     token: str
@@ -91,19 +91,9 @@ class KioskApi:
         assert self.gw.kiosks is not None
         return self.gw.kiosks
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        token: str | None = "kiosk",
-        raw: bytes | None = None,
-    ) -> tuple[int, Any]:
-        """``token`` is "kiosk" or "pos" for the kiosk's or a till's token, or the token itself."""
-        named = {"kiosk": self.token, "pos": self.pos_token}
-        bearer = None if token is None else named.get(token, token)
-        return await call_json(self.http, method, self.base + path, body, bearer=bearer, raw=raw)
+    def named_tokens(self) -> dict[str, str]:
+        """ "kiosk" (the default) and "pos" name the kiosk's and a till's token."""
+        return {"kiosk": self.token, "pos": self.pos_token}
 
     async def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         status, doc = await self.call(method, path, body, **kw)

@@ -135,30 +135,40 @@ def test_exchange_plain_9000() -> None:
     assert exchange.feed(H("04A1B2C39000")) == Response(data=H("04A1B2C3"), sw=0x9000)
 
 
-def test_exchange_6cxx_resends_with_the_le_the_card_asks_for() -> None:
-    exchange = Exchange(H("00B0000020"))
-    assert exchange.feed(H("6C0A")) is None
-    assert exchange.command == H("00B000000A")
-    assert exchange.feed(H("31323334353637383930") + H("9000")) == Response(
-        data=b"1234567890", sw=0x9000
-    )
-
-
-def test_exchange_61xx_collects_get_response_chunks() -> None:
-    exchange = Exchange(codec.select_aid(H("F05354475701")))
-    assert exchange.feed(H("6104")) is None
-    assert exchange.command == H("00C0000004")
-    assert exchange.feed(H("AABB6102")) is None
-    assert exchange.command == H("00C0000002")
-    assert exchange.feed(H("CCDD9000")) == Response(data=H("AABBCCDD"), sw=0x9000)
-
-
-def test_exchange_61xx_then_6cxx_resends_the_get_response() -> None:
-    exchange = Exchange(H("00B0000000"))
-    assert exchange.feed(H("6100")) is None
-    assert exchange.command == H("00C0000000")
-    assert exchange.feed(H("6C05")) is None
-    assert exchange.command == H("00C0000005")
+@pytest.mark.parametrize(
+    ("command", "steps", "last"),
+    [
+        pytest.param(
+            H("00B0000020"),
+            [(H("6C0A"), H("00B000000A"))],
+            (H("31323334353637383930") + H("9000"), Response(data=b"1234567890", sw=0x9000)),
+            id="6cxx resends with the Le the card asks for",
+        ),
+        pytest.param(
+            codec.select_aid(H("F05354475701")),
+            [(H("6104"), H("00C0000004")), (H("AABB6102"), H("00C0000002"))],
+            (H("CCDD9000"), Response(data=H("AABBCCDD"), sw=0x9000)),
+            id="61xx collects GET RESPONSE chunks",
+        ),
+        pytest.param(
+            H("00B0000000"),
+            [(H("6100"), H("00C0000000")), (H("6C05"), H("00C0000005"))],
+            None,
+            id="61xx then 6cxx resends the GET RESPONSE",
+        ),
+    ],
+)
+def test_exchange_follow_up_commands(
+    command: bytes, steps: list[tuple[bytes, bytes]], last: tuple[bytes, Response] | None
+) -> None:
+    """Each (reply, next command) step: the reply is not final and the exchange sends that next."""
+    exchange = Exchange(command)
+    for reply, follow_up in steps:
+        assert exchange.feed(reply) is None
+        assert exchange.command == follow_up
+    if last is not None:
+        reply, response = last
+        assert exchange.feed(reply) == response
 
 
 def test_exchange_passes_error_status_words_through() -> None:

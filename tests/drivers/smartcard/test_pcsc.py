@@ -90,6 +90,11 @@ def readers_seen(driver: SmartcardDriver) -> int:
     return len(readers) + len(ignored)
 
 
+def member_card(uid: str, reader: str, member_no: str) -> dict[str, str]:
+    """A card event's data for a virtual member card, which answers with the default ATR."""
+    return {"uid": uid, "atr": DEFAULT_ATR, "reader": reader, "member_no": member_no}
+
+
 def member_config(**extra: object) -> SmartcardConfig:
     return SmartcardConfig.model_validate(
         {
@@ -108,12 +113,7 @@ async def test_insert_remove_and_insert_again(tmp_path: Path) -> None:
         assert driver.health()["status"] == "ready"
         async with VirtualCard(uid="04A1B2C3D4E5F6", member_no="4711000012", port=PORT_0):
             card = await rec.nth("card", 1)
-            assert card.data == {
-                "uid": "04A1B2C3D4E5F6",
-                "atr": DEFAULT_ATR,
-                "reader": READER_0,
-                "member_no": "4711000012",
-            }
+            assert card.data == member_card("04A1B2C3D4E5F6", READER_0, "4711000012")
             assert card.priority == Priority.HIGH
             health = driver.health()
             assert health["readers"] == {
@@ -229,12 +229,7 @@ async def test_unreadable_cards_are_errors_and_the_driver_goes_on(tmp_path: Path
                 "uid": "04444444",
             }
             card = await rec.nth("card", 1)
-            assert card.data == {
-                "uid": "04555555",
-                "atr": DEFAULT_ATR,
-                "reader": READER_1,
-                "member_no": "7",
-            }
+            assert card.data == member_card("04555555", READER_1, "7")
         await rec.nth("card.removed", 4)
 
         # and reader 0 reads the next good card

@@ -27,13 +27,13 @@ from storegw.cli import app as cli_app
 from tests.support.config import counter_config, write_config
 from tests.support.counter import forged_coupon, offline, online
 from tests.support.gateway import running
-from tests.support.http import call_json
+from tests.support.http import DEFAULT_TOKEN, TokenClient
 from tests.support.link import Link
 from tests.support.waiting import wait_for
 
 
 @dataclass
-class Api:
+class Api(TokenClient):
     gw: Gateway
     base: str
     token: str
@@ -41,20 +41,8 @@ class Api:
     http: aiohttp.ClientSession
     spec: dict[str, Any] | None = None
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        token: str | None = "default",
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        bearer = None if token is None else (self.token if token == "default" else token)
-        return await call_json(
-            self.http, method, self.base + path, body, bearer=bearer, raw=raw, headers=headers
-        )
+    def named_tokens(self) -> dict[str, str]:
+        return {DEFAULT_TOKEN: self.token}
 
     async def ok(self, method: str, path: str, body: Any = None, schema: str = "") -> Any:
         status, doc = await self.call(method, path, body)

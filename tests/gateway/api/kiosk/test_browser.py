@@ -11,6 +11,8 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,28 @@ async def browser(tmp_path: Path, shots: Path) -> AsyncIterator[Browser]:
             await context.close()
 
 
+@dataclass
+class Rig:
+    """What each page test drives: a kiosk gateway on the link, the cloud behind it, the
+    kiosk's scanner and a browser."""
+
+    link: Link
+    cloud: CloudService
+    scanner: PtyScanner
+    browser: Browser
+    data_dir: Path
+
+    def running(self, nfc_port: int | None = None) -> AbstractAsyncContextManager[KioskApi]:
+        return kiosk_running(self.link, self.data_dir, self.scanner, nfc_port)
+
+
+@pytest.fixture
+def rig(
+    link: Link, cloud: CloudService, scanner: PtyScanner, browser: Browser, tmp_path: Path
+) -> Rig:
+    return Rig(link, cloud, scanner, browser, tmp_path / "gw")
+
+
 async def open_page(browser: Browser, api: KioskApi, token: str | None = None) -> Page:
     page = browser.page
     await page.goto(f"{api.base}/kiosk/#token={token or api.token}")
@@ -115,26 +139,20 @@ async def confirm(page: Page) -> None:
 # --- a member at the kiosk ------------------------------------------------------------------
 
 
-async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
-    link: Link,
-    cloud: CloudService,
-    scanner: PtyScanner,
-    browser: Browser,
-    tmp_path: Path,
-) -> None:
-    phone = await Phone.enroll(cloud, seed.ALICE)
+async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(rig: Rig) -> None:
+    phone = await Phone.enroll(rig.cloud, seed.ALICE)
     nfc_port = free_udp_port()
-    async with kiosk_running(link, tmp_path / "gw", scanner, nfc_port) as api:
-        page = await open_page(browser, api)
+    async with rig.running(nfc_port) as api:
+        page = await open_page(rig.browser, api)
         assert "token" not in page.url  # the fragment is gone from the address bar
         assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") == api.token
         # Chinese first (the kiosk's configured language)
         await expect(page.locator("#screen-welcome h1")).to_have_text("欢迎光临")
         await expect(page.locator("#offline-banner")).to_be_hidden()
-        await browser.shot("welcome-zh")
+        await rig.browser.shot("welcome-zh")
 
         # identify by scanning the member QR from the phone
-        await asyncio.to_thread(scanner.type, phone.code())
+        await asyncio.to_thread(rig.scanner.type, phone.code())
         await expect(page.locator("#member-name")).to_have_text("Alice Martin")
         await expect(page.locator("#member-points")).to_have_text("1,200")
         await expect(page.locator("#member-balance")).to_have_text("€25.00")
@@ -146,14 +164,14 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         await expect(soon.locator("button.checkin")).to_be_visible()
         other_store = page.locator(f'[data-appointment-id="{seed.APPT_DEMO}"]')
         await expect(other_store).to_contain_text("其他门店")
-        await browser.shot("member-zh")
+        await rig.browser.shot("member-zh")
 
         await page.locator("#lang-toggle").click()
         await expect(page.locator("#lang-toggle")).to_have_text("中文")
         await expect(page.locator("#member-tier")).to_have_text("Gold")
         await expect(page.locator("text=My coupons")).to_be_visible()
         await expect(other_store).to_contain_text("Other store")
-        await browser.shot("member-en")
+        await rig.browser.shot("member-en")
 
         # redeem a coupon of the member's
         welcome = page.locator(f'[data-coupon-id="{seed.COUPON_WELCOME}"]')
@@ -162,7 +180,7 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         await confirm(page)
         await expect(page.locator("#toast")).to_contain_text("“5 EUR welcome” used")
         await expect(welcome).to_have_count(0)  # gone from the refreshed profile
-        state = await cloud.coupon(seed.COUPON_WELCOME)
+        state = await rig.cloud.coupon(seed.COUPON_WELCOME)
         assert state is not None
         assert (state["used_store"], state["used_till"]) == ("S001", KIOSK)
 
@@ -181,9 +199,9 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         await expect(page.locator("#toast")).to_contain_text("checked in")
         await expect(soon).to_have_attribute("data-status", "checked_in")
         await expect(soon).to_contain_text("Checked in")
-        appointment = await cloud.appointment(seed.APPT_SOON)
+        appointment = await rig.cloud.appointment(seed.APPT_SOON)
         assert appointment["status"] == "checked_in"
-        await browser.shot("done-en")
+        await rig.browser.shot("done-en")
 
         await page.locator("#done").click()
         await expect(page.locator("#screen-welcome")).to_be_visible()
@@ -191,13 +209,13 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         # identify by a tap on the kiosk's NFC reader, then scan a coupon for that member
         async with NfcTagSimulator(nfc_port, EmulatedNtag(seed.NFC_BRUNO)):
             await expect(page.locator("#member-name")).to_have_text("Bruno Keller", timeout=20_000)
-        spring = await cloud.coupon_token(seed.COUPON_BEARER)
-        await asyncio.to_thread(scanner.type, spring)
+        spring = await rig.cloud.coupon_token(seed.COUPON_BEARER)
+        await asyncio.to_thread(rig.scanner.type, spring)
         await expect(page.locator("#toast")).to_contain_text("“Spring 10 EUR” used")
-        await asyncio.to_thread(scanner.type, "4006381333931")  # a product, not for the kiosk
+        await asyncio.to_thread(rig.scanner.type, "4006381333931")  # a product, not for the kiosk
         await expect(page.locator("#toast")).to_contain_text("not a member code")
 
-        assert browser.problems == []
+        assert rig.browser.problems == []
         # the gateway forgot who stands here (the till session ended): the page starts over
         assert api.gw.counter is not None
         api.gw.counter.tills.end(KIOSK)
@@ -207,7 +225,7 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         await expect(page.locator("#toast")).to_contain_text("session has ended")
 
         identified = await eventually(
-            lambda: cloud.store.event_data("member.identified"),
+            lambda: rig.cloud.store.event_data("member.identified"),
             lambda found: len(found) >= 2,
             timeout=10,
             message="both identifications at the cloud",
@@ -217,26 +235,21 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(
         ("nfc", seed.BRUNO, KIOSK),
     ]
     assert {(e["source"], e["client"]) for e in identified} == {("api", "kiosk-1-page")}
-    assert len(browser.problems) == 1  # the refused claim, as Chromium logs any 4xx
-    assert "403 (Forbidden)" in browser.problems[0]
+    assert len(rig.browser.problems) == 1  # the refused claim, as Chromium logs any 4xx
+    assert "403 (Forbidden)" in rig.browser.problems[0]
 
 
 # --- offline --------------------------------------------------------------------------------
 
 
 async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gateway_is_gone(
-    broker: MosquittoBroker,
-    link: Link,
-    cloud: CloudService,
-    scanner: PtyScanner,
-    browser: Browser,
-    tmp_path: Path,
+    broker: MosquittoBroker, rig: Rig
 ) -> None:
-    phone = await Phone.enroll(cloud, seed.ALICE)
-    async with kiosk_running(link, tmp_path / "gw", scanner) as api:
-        page = await open_page(browser, api)
+    phone = await Phone.enroll(rig.cloud, seed.ALICE)
+    async with rig.running() as api:
+        page = await open_page(rig.browser, api)
         await page.locator("#lang-toggle").click()  # English
-        await asyncio.to_thread(scanner.type, phone.code())
+        await asyncio.to_thread(rig.scanner.type, phone.code())
         await expect(page.locator("#member-name")).to_have_text("Alice Martin")
         banner = page.locator("#offline-banner")
         await expect(banner).to_be_hidden()
@@ -249,7 +262,7 @@ async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gatewa
         coffee = page.locator(f'[data-offer-id="{seed.OFFER_COFFEE}"] button.claim')
         await expect(coffee).to_be_disabled()
         await expect(coffee).to_have_text("Needs a connection")
-        await browser.shot("offline-en")
+        await rig.browser.shot("offline-en")
 
         # the kiosk keeps working: a check-in offline is accepted, to be synced
         soon = page.locator(f'[data-appointment-id="{seed.APPT_SOON}"]')
@@ -261,14 +274,14 @@ async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gatewa
         # offline, from the cache
         await page.locator("#done").click()
         earlier = phone.code(datetime.now(UTC) - timedelta(seconds=phone.refresh_s + 5))
-        await asyncio.to_thread(scanner.type, earlier)
+        await asyncio.to_thread(rig.scanner.type, earlier)
         await expect(page.locator("#member-cached")).to_be_visible()
         await expect(page.locator("#member-name")).to_have_text("Alice Martin")
 
         broker.start()  # from this thread: the broker dies with the thread that starts it
         await expect(banner).to_be_hidden(timeout=20_000)
         await eventually(
-            lambda: cloud.appointment(seed.APPT_SOON),
+            lambda: rig.cloud.appointment(seed.APPT_SOON),
             lambda a: a["status"] == "checked_in",
             timeout=15,
             message="the offline check-in confirmed",
@@ -280,22 +293,16 @@ async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gatewa
     await expect(page.locator("#link-dot")).to_have_class("dot down")
     claims = page.locator("#offers button.claim")
     await expect(claims.first).to_be_disabled()  # claiming needs the cloud, via the gateway
-    await browser.shot("gateway-gone-en")
-    assert [p for p in browser.problems if "kiosk/ws" not in p and "v1/" not in p] == []
+    await rig.browser.shot("gateway-gone-en")
+    assert [p for p in rig.browser.problems if "kiosk/ws" not in p and "v1/" not in p] == []
 
 
 # --- tokens ---------------------------------------------------------------------------------
 
 
-async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(
-    link: Link,
-    cloud: CloudService,
-    scanner: PtyScanner,
-    browser: Browser,
-    tmp_path: Path,
-) -> None:
-    async with kiosk_running(link, tmp_path / "gw", scanner) as api:
-        page = browser.page
+async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(rig: Rig) -> None:
+    async with rig.running() as api:
+        page = rig.browser.page
         await page.goto(f"{api.base}/kiosk/#token=sgw_not-a-real-token")
         await expect(page.locator("#screen-setup")).to_be_visible()
         error = page.locator("#setup-error")
@@ -305,7 +312,7 @@ async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(
         await page.locator("#lang-toggle").click()
         await expect(error).to_contain_text("refused the access token")
         await expect(page.locator("#link-text")).to_have_text("Not connected")
-        await browser.shot("bad-token-en")
+        await rig.browser.shot("bad-token-en")
 
         assert await api.refused("GET", "/v1/kiosk", token="sgw_not-a-real-token") == (
             401,
