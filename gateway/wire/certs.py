@@ -31,7 +31,6 @@ from cryptography.x509.oid import NameOID
 from core.datafiles import write_atomic
 from core.errors import StrEnum, TypedError
 from core.identifiers import is_identifier
-from core.paths import FileIn
 
 ORGANIZATION = "storegw"
 KEY_MODE = 0o600
@@ -76,10 +75,21 @@ class IdentityFiles:
     def in_data_dir(cls, data_dir: Path) -> IdentityFiles:
         return cls(data_dir / "tls")
 
-    key = FileIn("gateway.key")
-    csr = FileIn("gateway.csr")
-    cert = FileIn("gateway.pem")
-    ca = FileIn("ca.pem")
+    @property
+    def key(self) -> Path:
+        return self.directory / "gateway.key"
+
+    @property
+    def csr(self) -> Path:
+        return self.directory / "gateway.csr"
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "gateway.pem"
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.pem"
 
 
 # --- writing files ------------------------------------------------------------------------
