@@ -76,6 +76,7 @@ class Gateway:
             max_age_s=config.outbox.max_age_s,
             commit_interval_ms=config.outbox.commit_interval_ms,
         )
+        self.metrics.watch_outbox(lambda: self.outbox.counters)
         self.dispatcher = Dispatcher()
         self.bridge = Bridge(
             config.mqtt,
@@ -178,11 +179,7 @@ class Gateway:
                 log.exception("reading listener failed", extra={"device_id": device_id})
 
     async def submit(self, device_id: str, reading: Reading) -> StoredEvent:
-        try:
-            stored = await self.outbox.append(device_id, reading)
-        except OutboxError as exc:
-            self.metrics.event_refused(exc.reason)
-            raise
+        stored = await self.outbox.append(device_id, reading)  # refusals: counted there
         self.metrics.event_accepted(reading.kind)
         return stored
 
@@ -244,6 +241,12 @@ class Gateway:
                 "last_seq": stats.last_seq,
                 "refused_total": stats.refused_total,
                 "expired_total": stats.expired_total,
+                "refused": dict(stats.refused),
+                "refusing": stats.refusing,
+                "quarantined_total": stats.quarantined_total,
+                "resets_total": stats.resets_total,
+                "damaged_total": stats.damaged_total,
+                "set_aside": stats.set_aside,
             },
             "devices": [sup.health.as_json(sup.driver) for sup in self.devices.values()],
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,10 +23,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway import __version__
+
+if TYPE_CHECKING:
+    from gateway.outbox.state import Counters
 
 UNKNOWN = "unknown"
 EVENT_KINDS = frozenset(
@@ -34,6 +38,8 @@ EVENT_KINDS = frozenset(
         "error",
         "device.status",
         "outbox.expired",
+        "outbox.corrupt",
+        "outbox.reset",
         "card",
         "card.removed",
         "nfc",
@@ -52,8 +58,8 @@ EVENT_KINDS = frozenset(
 )
 """The event kinds docs/asyncapi.yaml has a channel for; tests/gateway/wire/test_asyncapi.py
 checks the two agree."""
-REFUSAL_REASONS = frozenset({"outbox_full", "open_failed", "disk_full", "write_failed", "bad_data"})
-"""``OutboxError.reason`` values (gateway/outbox/errors.py)."""
+REFUSAL_REASONS = frozenset({"outbox_full", "disk_full", "write_failed", "bad_data", "closed"})
+"""``OutboxError.reason`` values an append can be refused with (gateway/outbox/errors.py)."""
 
 
 def bounded(value: str, allowed: Collection[str]) -> str:
@@ -76,12 +82,9 @@ class Metrics:
         self.events_in = Counter(
             "storegw_events_accepted", "Events made durable in the outbox", ["kind"], registry=r
         )
-        self.events_refused = Counter(
-            "storegw_events_refused",
-            "Events refused (outbox full, write error)",
-            ["reason"],
-            registry=r,
-        )
+        self.outbox_figures = _OutboxFigures()
+        """Refusals and incidents, read from the outbox's own counters at each scrape."""
+        r.register(self.outbox_figures)
         self.events_out = Counter(
             "storegw_events_published",
             "Events acknowledged by the broker",
@@ -128,14 +131,52 @@ class Metrics:
     def event_accepted(self, kind: str) -> None:
         self.events_in.labels(kind=bounded(kind, EVENT_KINDS)).inc()
 
-    def event_refused(self, reason: str) -> None:
-        self.events_refused.labels(reason=bounded(reason, REFUSAL_REASONS)).inc()
+    def watch_outbox(self, source: Callable[[], Counters]) -> None:
+        self.outbox_figures.source = source
 
     def command_handled(self, name: str, ok: bool, known: Callable[[str], bool]) -> None:
         self.commands.labels(name=name if known(name) else UNKNOWN, ok=str(ok).lower()).inc()
 
     def cert_expires(self, not_after: datetime) -> None:
         self.cert_expiry.not_after = not_after.timestamp()
+
+
+class _OutboxFigures(Collector):
+    """The outbox counts every refusal and incident once (``gateway/outbox/state.py``,
+    ``Counters``); the scrape reads those figures, so it and ``status`` always agree."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Counters] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(None if self.source is None else self.source())
+
+    @staticmethod
+    def _families(c: Counters | None) -> list[Metric]:
+        refused = CounterMetricFamily(
+            "storegw_events_refused",
+            "Events refused by the outbox (size limit, disk full, write failure, bad data, closed)",
+            labels=["reason"],
+        )
+        by_reason: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+        for reason, n in (c.refused if c else {}).items():
+            key = bounded(reason, REFUSAL_REASONS)
+            by_reason[key] = by_reason.get(key, 0) + n
+        for reason, n in sorted(by_reason.items()):
+            refused.add_metric([reason], n)
+        incidents = [
+            ("quarantined", "Outbox rows that failed their checksum, moved to quarantine"),
+            ("resets", "Outbox opens that found a seq range the database cannot account for"),
+            ("damaged", "Outbox files that could not be opened and were set aside"),
+        ]
+        out: list[Metric] = [refused]
+        for name, help_text in incidents:
+            value = getattr(c, name) if c else 0
+            out.append(CounterMetricFamily(f"storegw_outbox_{name}", help_text, value=value))
+        return out
 
 
 class _CertExpiry(Collector):

@@ -36,7 +36,17 @@ class OutboxStatus(BaseModel):
     oldest_age_s: Number | None
     last_seq: int
     refused_total: int
+    """Every event the outbox refused, whatever the reason: the sum of ``refused``."""
     expired_total: int
+    refused: dict[str, int] = {}
+    """By reason: ``outbox_full``, ``disk_full``, ``write_failed``, ``bad_data``, ``closed``."""
+    refusing: str | None = None
+    """Why events are being refused right now; None while they are accepted."""
+    quarantined_total: int = 0
+    resets_total: int = 0
+    damaged_total: int = 0
+    set_aside: str | None = None
+    """A damaged outbox file moved aside at start-up (kept for forensics)."""
 
 
 class StatusResult(BaseModel):

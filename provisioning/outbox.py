@@ -2,6 +2,7 @@
 
 Reads ``data_dir/outbox.db`` through a read-only SQLite connection (``mode=ro``), so it works
 while the daemon runs (WAL: readers never block the writer) and can never change the outbox.
+A damaged file is an error line and exit status 3, not a traceback.
 """
 
 from __future__ import annotations
@@ -32,18 +33,35 @@ FOLLOW_POLL_S = 0.5
 
 @contextmanager
 def _open(config: Path) -> Iterator[sqlite3.Connection]:
+    """The outbox, read-only; any SQLite error (a damaged file included) is one clean line."""
     db = _ui.load(config).gateway.data_dir / "outbox.db"
     if not db.exists():
         raise _ui.fail(f"no outbox at {db} (has the daemon run with this config?)")
+    conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
         conn.execute("SELECT 1 FROM outbox LIMIT 1")
-    except sqlite3.Error as exc:
-        raise _ui.fail(f"cannot read {db}: {exc}") from None
-    try:
         yield conn
+    except sqlite3.Error as exc:
+        raise _unreadable(db, exc) from None
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
+
+
+def _unreadable(db: Path, exc: sqlite3.Error) -> typer.Exit:
+    from gateway.outbox.damage import is_damage
+
+    if is_damage(exc):
+        return _ui.fail(
+            f"outbox damaged: {db}: {exc}",
+            [
+                "the daemon sets it aside on its next start and opens a fresh one;",
+                "storegw provision doctor reports where it went",
+            ],
+            code=3,
+        )
+    return _ui.fail(f"cannot read {db}: {exc}")
 
 
 def _iso(ts: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -65,3 +65,12 @@ class OutboxStats:
     last_seq: int
     refused_total: int
     expired_total: int
+    refused: dict[str, int] = field(default_factory=dict)
+    """Refusals by reason (``OutboxErrorCode``); ``refused_total`` is their sum."""
+    refusing: str | None = None
+    """Why events are being refused right now (None: accepting)."""
+    quarantined_total: int = 0
+    resets_total: int = 0
+    damaged_total: int = 0
+    set_aside: str | None = None
+    """Where a damaged outbox file was moved at open (kept for forensics)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from core.events import Reading
+from core.events import JsonObject, Reading
 from gateway.outbox.errors import Durability, StoredEvent
 
 # Built once: json.dumps() with any non-default option constructs a new encoder per call.
@@ -30,9 +30,19 @@ class Pending:
 
 @dataclass
 class Counters:
-    refused: int = 0
+    """Every refusal and every incident, counted here only: ``status`` and the metrics read
+    these figures, so the two cannot disagree."""
+
+    refused: dict[str, int] = field(default_factory=dict)
+    """By reason (an ``OutboxErrorCode``)."""
     expired: int = 0
-    last_refusal_log: float = field(default=0.0)
+    quarantined: int = 0
+    resets: int = 0
+    damaged: int = 0
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
 
 
 class OutboxState:
@@ -73,3 +83,23 @@ class OutboxState:
         self._depth = 0
         self._pending_bytes = 0
         self._counters = Counters()
+        self._refusing: str | None = None
+        """Why events are being refused right now (logged once when it starts and ends)."""
+        self._refusing_since = 0.0
+        self._refused_meanwhile = 0
+        self._bad: set[int] = set()  # corrupt rows that could not be moved to quarantine
+        self._nothing_above = (-1, -1)  # (after, hi) of the last read that found only skips
+        self._acked: set[int] = set()
+        """Acknowledged but not yet deleted (a failing disk): never handed out again."""
+        self._reserved = 0  # the seq mark's reservation (gateway/outbox/mark.py)
+        self._reserved_in_db = 0
+        self._session = 0
+        self._session_saved = True
+        self._housekeeping_failing = False
+        self._own: set[asyncio.Future[StoredEvent]] = set()
+        self.set_aside: Path | None = None
+        """Where an outbox that could not be opened was moved to (kept for forensics)."""
+
+    def _report(self, kind: str, data: JsonObject) -> None:
+        """Queue one of the outbox's own HIGH events (``outbox.corrupt``, ``outbox.reset``)."""
+        raise NotImplementedError

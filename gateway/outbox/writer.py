@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import sqlite3
 import time
 
 from core.ids import rfc3339
 from gateway.outbox.errors import OutboxErrorCode, OutboxWriteError, StoredEvent
-from gateway.outbox.state import JSON_STR, OutboxState, Pending
+from gateway.outbox.integrity import row_crc
+from gateway.outbox.mark import BLOCK, Mark, mark_path, write_mark
+from gateway.outbox.refusals import Refusals
+from gateway.outbox.state import JSON_STR, Pending
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_FAILURE_S = 0.5
 
-Row = tuple[int, str, int, float, bytes]
+Row = tuple[int, str, int, float, bytes, int]
 
 
-class Writer(OutboxState):
+class Writer(Refusals):
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
@@ -61,14 +65,51 @@ class Writer(OutboxState):
         assert self._db is not None
         first = self._last_seq + 1
         now = time.time()
-        rows = [
-            (first + i, it.reading.kind, int(it.reading.priority), now, self._encode(it, first + i))
-            for i, it in enumerate(batch)
-        ]
+        rows: list[Row] = []
+        for i, it in enumerate(batch):
+            seq, kind = first + i, it.reading.kind
+            payload = self._encode(it, seq)
+            rows.append(
+                (
+                    seq,
+                    kind,
+                    int(it.reading.priority),
+                    now,
+                    payload,
+                    row_crc(seq, kind.encode(), payload),
+                )
+            )
         last = first + len(rows) - 1 if rows else self._last_seq
         self._pending_bytes -= sum(it.size_hint for it in batch)
+        if rows and last > self._reserved and not await self._reserve(batch, last):
+            batch, rows, last = [], [], self._last_seq  # refused; the acks may still go
         async with self._write_lock:
             return await self._commit_locked(batch, acks, rows, last, now)
+
+    async def _reserve(self, batch: list[Pending], last: int) -> bool:
+        """Raise the seq mark past ``last`` before any of it is committed (a block at a time)."""
+        reserved = last + BLOCK
+        try:
+            await asyncio.to_thread(write_mark, mark_path(self.path), Mark(reserved))
+        except OSError as exc:
+            code = (
+                OutboxErrorCode.DISK_FULL
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else OutboxErrorCode.WRITE_FAILED
+            )
+            self._fail(batch, code, f"cannot raise the outbox seq mark: {exc}")
+            return False
+        self._reserved = reserved
+        return True
+
+    def _fail(self, batch: list[Pending], code: OutboxErrorCode, message: str) -> None:
+        """Refuse every event of ``batch``: counted and logged once per state, not per commit."""
+        err = OutboxWriteError(code, f"{message}; {len(batch)} event(s) not accepted")
+        self._count_refused(code, len(batch), message)
+        log.debug("outbox commit failed", extra={"events": len(batch), "error": message})
+        for it in batch:
+            if not it.future.done():
+                it.future.set_exception(err)
 
     async def _commit_locked(
         self, batch: list[Pending], acks: list[int], rows: list[Row], last: int, now: float
@@ -77,13 +118,15 @@ class Writer(OutboxState):
         try:
             if rows:
                 await self._db.executemany(
-                    "INSERT INTO outbox(seq, kind, priority, created, payload) VALUES (?,?,?,?,?)",
+                    "INSERT INTO outbox(seq, kind, priority, created, payload, crc)"
+                    " VALUES (?,?,?,?,?,?)",
                     rows,
                 )
-                await self._db.execute(
-                    "INSERT INTO meta(key, value) VALUES ('last_seq', ?)"
+                meta = [("last_seq", last), ("reserved", self._reserved)]
+                await self._db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (last,),
+                    meta if self._reserved != self._reserved_in_db else meta[:1],
                 )
             freed = 0
             deleted = 0
@@ -95,15 +138,13 @@ class Writer(OutboxState):
                 await self._db.rollback()
             self._acks[:0] = acks  # retry the deletes with the next commit
             full = getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL"
-            err = OutboxWriteError(
-                OutboxErrorCode.DISK_FULL if full else OutboxErrorCode.WRITE_FAILED,
-                f"outbox commit failed, {len(batch)} event(s) not accepted: {exc}",
-            )
-            log.exception("outbox commit failed", extra={"events": len(batch), "error": str(exc)})
-            for it in batch:
-                if not it.future.done():
-                    it.future.set_exception(err)
+            code = OutboxErrorCode.DISK_FULL if full else OutboxErrorCode.WRITE_FAILED
+            self._fail(batch, code, f"outbox commit failed: {exc}")
             return False
+        if rows:
+            self._reserved_in_db = self._reserved
+            self._accepting(OutboxErrorCode.DISK_FULL, OutboxErrorCode.WRITE_FAILED)
+        self._acked.difference_update(acks)
         self._last_seq = last
         self._depth += len(rows) - deleted
         self._bytes += sum(len(r[4]) for r in rows) - freed

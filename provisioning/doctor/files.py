@@ -2,7 +2,8 @@
 the clock's sync and the outbox.
 
 Thresholds: free space on the data dir warn < 1 GiB, fail < 100 MiB; oldest outbox event
-warn > 10 min, fail > 24 h. The outbox is opened read-only.
+warn > 10 min, fail > 24 h; a damaged outbox the daemon set aside fails until it is moved
+out. The outbox is opened read-only.
 """
 
 from __future__ import annotations
@@ -221,8 +222,27 @@ def _timedatectl(argv: list[str]) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def check_outbox(data_dir: Path, now: float | None = None) -> Check:
+def _quarantined(db: sqlite3.Connection) -> int:
+    try:
+        return int(db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # an outbox from before checksums has no quarantine table
+
+
+def check_outbox(data_dir: Path, now: float | None = None) -> Check:  # noqa: PLR0911
+    from gateway.outbox.damage import damaged_files, is_damage
+
     path = data_dir / "outbox.db"
+    damaged = damaged_files(data_dir)
+    if damaged:
+        return Check(
+            "outbox",
+            "fail",
+            f"the outbox was damaged and set aside as {', '.join(str(p) for p in damaged)}; "
+            "the daemon started a fresh one (see the outbox.reset event for the seq range)",
+            "keep the file(s) for analysis (sqlite3 FILE 'PRAGMA integrity_check'), then move "
+            "them out of the data dir; check the storage (dmesg, smartctl) before trusting it",
+        )
     if not path.exists():
         return Check("outbox", "ok", "empty (no outbox yet: the daemon has not run)")
     moment = time.time() if now is None else now
@@ -234,14 +254,23 @@ def check_outbox(data_dir: Path, now: float | None = None) -> Check:
         db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True, timeout=5)
         try:
             depth, oldest = db.execute("SELECT count(*), min(created) FROM outbox").fetchone()
+            quarantined = _quarantined(db)
         finally:
             db.close()
     except sqlite3.Error as exc:
+        fix = (
+            "start the daemon: it sets a damaged outbox aside and starts a fresh one"
+            if is_damage(exc)
+            else "check the file's owner and mode; run the doctor as the user that runs storegw"
+        )
+        return Check("outbox", "fail", f"{path} cannot be read: {exc}", fix)
+    if quarantined:
         return Check(
             "outbox",
-            "fail",
-            f"{path} cannot be read: {exc}",
-            "check the file's owner and mode; run the doctor as the user that runs storegw",
+            "warn",
+            f"{quarantined} corrupt row(s) failed their checksum and are in quarantine "
+            f"({depth} event(s) waiting)",
+            f"check the storage (dmesg, smartctl); the rows stay in {path}, table quarantine",
         )
     if not depth:
         return Check("outbox", "ok", "empty: every event reached the cloud")
