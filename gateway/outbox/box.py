@@ -31,6 +31,7 @@ from gateway.outbox.mark import Gap, Mark, mark_path, read_mark, reconcile, writ
 from gateway.outbox.reading import Reader
 from gateway.outbox.schema import load_last_seq, load_meta, measure, open_connections
 from gateway.outbox.state import JSON_DATA, Pending
+from gateway.outbox.wal import check_log
 from gateway.outbox.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -45,26 +46,9 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
     async def open(self) -> None:
         mark = await asyncio.to_thread(read_mark, mark_path(self.path))
         existed = self.path.exists()
-        damage: str | None = None
+        dropped, log_copy = await asyncio.to_thread(check_log, self.path)
         try:
-            try:
-                await self._open_db()
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                await self._close_connections()
-                damage = str(exc)
-                self.set_aside = await asyncio.to_thread(set_aside, self.path)
-                self._counters.damaged += 1
-                log.error(
-                    "outbox damaged: set aside, starting a fresh one",
-                    extra={
-                        "path": str(self.path),
-                        "set_aside": str(self.set_aside),
-                        "error": damage,
-                    },
-                )
-                await self._open_db()
+            damage = await self._open_or_set_aside()
         except OSError as exc:
             await self._close_connections()
             raise OutboxWriteError(
@@ -81,7 +65,13 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
             await self._close_connections()
             raise
         db_last = self._last_seq
-        self._last_seq, gap = reconcile(mark, db_last, self._reserved_in_db)
+        self._last_seq, gap = reconcile(mark, db_last, self._reserved_in_db, dropped)
+        reason = "damaged" if damage else "log_damaged" if dropped else None
+        if reason == "log_damaged":
+            self.set_aside = log_copy
+            self._counters.damaged += 1
+            damage = "the write-ahead log holds commits its recovery dropped"
+            log.error("outbox log damaged", extra={"set_aside": str(log_copy), "error": damage})
         await self._start_mark(mark, gap)
         self._writer_task = asyncio.create_task(self._writer(), name="outbox-writer")
         log.info(
@@ -94,9 +84,28 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
                 "durability": self._durability,
             },
         )
-        if gap is not None or damage is not None:
-            reason = "damaged" if damage else "rolled_back" if existed else "missing"
+        if gap is not None or reason is not None:
+            reason = reason or ("rolled_back" if existed else "missing")
             self._report_reset(reason, gap, damage, db_last)
+
+    async def _open_or_set_aside(self) -> str | None:
+        """Open the file; one SQLite calls damaged is renamed aside and a fresh one opened.
+        Returns what was wrong with it (None: nothing)."""
+        try:
+            await self._open_db()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            await self._close_connections()
+            self.set_aside = await asyncio.to_thread(set_aside, self.path)
+            self._counters.damaged += 1
+            log.error(
+                "outbox damaged: set aside, starting a fresh one",
+                extra={"path": str(self.path), "set_aside": str(self.set_aside), "error": str(exc)},
+            )
+            await self._open_db()
+            return str(exc)
+        return None
 
     async def _open_db(self) -> None:
         self._db, self._reader = await open_connections(self.path, self._durability)
@@ -130,15 +139,13 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
                 await self._db.rollback()  # the next commit writes both
 
     def _report_reset(self, reason: str, gap: Gap | None, damage: str | None, db_last: int) -> None:
-        data: JsonObject = {
-            "reason": reason,
-            "db_last_seq": db_last,
-            "next_seq": self._last_seq + 1,
-        }
+        data: JsonObject = {"reason": reason, "db_last_seq": db_last}
         if gap is not None:
             data.update(first=gap.first, last=gap.last, certainty=gap.certainty)
-        if damage is not None and self.set_aside is not None:
-            data.update(set_aside=self.set_aside.name, error=damage[:200])
+        if damage is not None:
+            data["error"] = damage[:200]
+        if self.set_aside is not None:
+            data["set_aside"] = self.set_aside.name
         self._counters.resets += 1
         log.error("outbox reset: seq range unaccounted for", extra=dict(data))
         self._report("outbox.reset", data)

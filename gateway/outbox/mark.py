@@ -10,7 +10,8 @@ reservation runs ahead.
 On open (:func:`reconcile`): after a clean close, a database behind ``used`` has lost
 ``(db_last, used]``. After a crash the database records, in the same transactions as its
 events, the reservation it last saw; if it is behind the mark's, the commit that made the
-reservation is gone and ``(db_last, reserved]`` is possibly lost. Either way ``seq``
+reservation is gone and ``(db_last, reserved]`` is possibly lost; so it is when the log
+shows commits its recovery dropped (:mod:`.wal`). Either way ``seq``
 continues above the mark, never reusing a number the cloud may already hold.
 """
 
@@ -91,14 +92,19 @@ def write_mark(path: Path, mark: Mark) -> None:
         os.close(dir_fd)
 
 
-def reconcile(mark: Mark | None, db_last: int, db_reserved: int) -> tuple[int, Gap | None]:
-    """Where ``seq`` continues (the last one taken) and the gap to report, if any."""
+def reconcile(
+    mark: Mark | None, db_last: int, db_reserved: int, dropped: bool = False
+) -> tuple[int, Gap | None]:
+    """Where ``seq`` continues (the last one taken) and the gap to report, if any.
+
+    ``dropped``: the write-ahead log held commits its recovery lost (:mod:`.wal`), so the
+    database is behind even though it saw the latest reservation."""
     if mark is None:
         return db_last, None  # first start, or an outbox from before the mark: trust it
     if mark.used is not None:
         if db_last < mark.used:
             return mark.used, Gap(db_last + 1, mark.used, "lost")
         return db_last, None
-    if db_reserved < mark.reserved and db_last < mark.reserved:
+    if (dropped or db_reserved < mark.reserved) and db_last < mark.reserved:
         return mark.reserved, Gap(db_last + 1, mark.reserved, "possibly_lost")
     return db_last, None
