@@ -169,13 +169,19 @@ async def scan(daemon: Daemon, pty: Pty, db: Path, codes: list[str]) -> None:
     )
 
 
-async def test_kill_9_and_sigterm_restarts_of_a_real_daemon_report_no_gap(
-    tmp_path: Path, pty: Pty
-) -> None:
-    """The broker is down throughout, so every event stays in the outbox to be counted."""
+@pytest.fixture
+def box(tmp_path: Path, pty: Pty) -> tuple[dict[str, Any], Path]:
+    """A daemon's config with the pty's scanner, its broker down throughout (every event
+    stays in the outbox to be counted); and where its outbox is."""
     data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_url(), data_dir, [scanner(pty.path)])
+    return daemon_config(offline_url(), data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
+
+
+async def test_kill_9_and_sigterm_restarts_of_a_real_daemon_report_no_gap(
+    tmp_path: Path, pty: Pty, box: tuple[dict[str, Any], Path]
+) -> None:
+    config, db = box
+    data_dir = db.parent
     with Daemon(config, tmp_path, "first") as first:
         await scan(first, pty, db, [f"A{i}" for i in range(40)])
         first.kill()
@@ -193,11 +199,10 @@ async def test_kill_9_and_sigterm_restarts_of_a_real_daemon_report_no_gap(
 
 
 async def test_an_outbox_lost_after_kill_9_reports_the_reserved_range(
-    tmp_path: Path, pty: Pty
+    tmp_path: Path, pty: Pty, box: tuple[dict[str, Any], Path]
 ) -> None:
-    data_dir = tmp_path / "data"
-    db = data_dir / "outbox.db"
-    config = daemon_config(offline_url(), data_dir, [scanner(pty.path)])
+    config, db = box
+    data_dir = db.parent
     with Daemon(config, tmp_path, "first") as first:
         await scan(first, pty, db, [f"A{i}" for i in range(20)])
         first.kill()
