@@ -177,45 +177,43 @@ def box(tmp_path: Path, pty: Pty) -> tuple[dict[str, Any], Path]:
     return daemon_config(offline_url(), data_dir, [scanner(pty.path)]), data_dir / "outbox.db"
 
 
+async def run_and_kill(box: tuple[dict[str, Any], Path], pty: Pty, name: str, n: int) -> None:
+    """``storegw run``, ``n`` scans typed, then kill -9."""
+    config, db = box
+    with Daemon(config, db.parent.parent, name) as daemon:
+        await scan(daemon, pty, db, [f"{name}-{i}" for i in range(n)])
+        daemon.kill()
+
+
 async def test_kill_9_and_sigterm_restarts_of_a_real_daemon_report_no_gap(
     tmp_path: Path, pty: Pty, box: tuple[dict[str, Any], Path]
 ) -> None:
     config, db = box
-    data_dir = db.parent
-    with Daemon(config, tmp_path, "first") as first:
-        await scan(first, pty, db, [f"A{i}" for i in range(40)])
-        first.kill()
-    assert (read_mark(data_dir / "outbox.seq") or Mark(0)).used is None, "a crash, not a close"
+    await run_and_kill(box, pty, "first", 40)
+    assert (read_mark(db.parent / "outbox.seq") or Mark(0)).used is None, "a crash, not a close"
     with Daemon(config, tmp_path, "second") as second:
         await scan(second, pty, db, [f"B{i}" for i in range(40)])
         second.signal(signal.SIGTERM)
         assert second.wait(10) == 0
-    with Daemon(config, tmp_path, "third") as third:
-        await scan(third, pty, db, [f"C{i}" for i in range(5)])
-        third.kill()
+    await run_and_kill(box, pty, "third", 5)
     seqs = sorted(outbox_rows(db))
     assert seqs == list(range(1, len(seqs) + 1)), "no seq skipped, none reused"
     assert resets(db) == []
 
 
 async def test_an_outbox_lost_after_kill_9_reports_the_reserved_range(
-    tmp_path: Path, pty: Pty, box: tuple[dict[str, Any], Path]
+    pty: Pty, box: tuple[dict[str, Any], Path]
 ) -> None:
-    config, db = box
-    data_dir = db.parent
-    with Daemon(config, tmp_path, "first") as first:
-        await scan(first, pty, db, [f"A{i}" for i in range(20)])
-        first.kill()
+    db = box[1]
+    await run_and_kill(box, pty, "first", 20)
     last = max(outbox_rows(db))
-    mark = read_mark(data_dir / "outbox.seq")
+    mark = read_mark(db.parent / "outbox.seq")
     assert mark is not None
     assert mark.used is None
     assert mark.reserved > last
     db.write_bytes(b"")
     db.with_name("outbox.db-wal").unlink(missing_ok=True)
-    with Daemon(config, tmp_path, "second") as second:
-        await scan(second, pty, db, ["after"])
-        second.kill()
+    await run_and_kill(box, pty, "second", 1)
     [reset] = resets(db)
     assert reset["data"]["certainty"] == "possibly_lost"
     assert (reset["data"]["first"], reset["data"]["last"]) == (1, mark.reserved)
