@@ -19,9 +19,12 @@ from pydantic import JsonValue
 
 from core.datafiles import make_private_dir
 from core.events import Action, JsonObject, Priority, Reading
+from drivers.base import DeviceConfig
 from gateway import __version__, systemd
+from gateway.availability import Availability
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
+from gateway.commandlog import CommandLog, CommandLogFeature
 from gateway.commands import (
     Command,
     CommandCode,
@@ -35,6 +38,7 @@ from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
 from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
 from gateway.feature import Feature, ReadingListener, attach
+from gateway.fleet import DeviceFleet
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
@@ -76,7 +80,9 @@ class Gateway:
             max_age_s=config.outbox.max_age_s,
             commit_interval_ms=config.outbox.commit_interval_ms,
         )
-        self.dispatcher = Dispatcher()
+        self.command_log = CommandLog(g.data_dir / "commands.db", config.commands)
+        """Command ids already run, and the expiry rule (refuses late or repeated commands)."""
+        self.dispatcher = Dispatcher(self.command_log)
         self.bridge = Bridge(
             config.mqtt,
             self.topics,
@@ -92,16 +98,16 @@ class Gateway:
             on_status=lambda status: self.metrics.cert_expires(status.not_after),
         )
         """Warns before the client certificate expires and renews it (None without one)."""
-        self.devices = {
-            d.id: DeviceSupervisor(
-                d,
-                self._accept_quietly,
-                data_dir=g.data_dir,
-                retry_min_s=config.supervisor.retry_min_s,
-                retry_max_s=config.supervisor.retry_max_s,
-            )
-            for d in config.devices
-        }
+        self.availability = Availability(
+            self.topics,
+            self.bridge.publish_retained,
+            lambda: self.bridge.session,
+            g.data_dir / "availability.json",
+            [d.id for d in config.devices],
+        )
+        self.fleet = DeviceFleet(config.devices, self._supervisor, self._device_removed)
+        self.devices = self.fleet.supervisors
+        """The running devices by id (changed in place by ``config.set``)."""
         self.counter: CounterService | None = None
         self.api: ApiServer | None = None
         self.kiosks: KioskService | None = None
@@ -120,9 +126,28 @@ class Gateway:
         self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
         """The local control socket: technicians reach the dispatcher without the cloud."""
 
+    def _supervisor(self, device: DeviceConfig) -> DeviceSupervisor:
+        return DeviceSupervisor(
+            device,
+            self._accept_quietly,
+            data_dir=self.config.gateway.data_dir,
+            retry_min_s=self.config.supervisor.retry_min_s,
+            retry_max_s=self.config.supervisor.retry_max_s,
+            on_state=self.availability.device_state,
+        )
+
+    def _device_removed(self, device_id: str) -> None:
+        self.availability.device_removed(device_id)
+        self.metrics.forget_device(device_id)
+
     def _features(self) -> list[Feature]:
         config, g = self.config, self.config.gateway
-        features: list[Feature] = [Prices(self.pricing), Labels(self.pricing)]
+        features: list[Feature] = [
+            CommandLogFeature(self.command_log),
+            self.availability,
+            Prices(self.pricing),
+            Labels(self.pricing),
+        ]
         if config.counter.enabled:
             self.counter = CounterService(
                 config.counter,
@@ -269,8 +294,7 @@ class Gateway:
                     if self.api is not None:
                         tg.create_task(self.api.serve(), name="api")
                         await self.api.started.wait()  # tills may call as soon as we are ready
-                    for dev_id, sup in self.devices.items():
-                        tg.create_task(sup.run(), name=f"device:{dev_id}")
+                    self.fleet.start(tg)
                     tg.create_task(self._housekeeping(), name="housekeeping")
                     if self.config.metrics.listen:
                         tg.create_task(
