@@ -99,6 +99,10 @@ class Bridge:
         self._watchers.append(pair)
         return lambda: self._watchers.remove(pair) if pair in self._watchers else None
 
+    def retune(self, cfg: MqttSection) -> None:
+        """New settings read once per session (replay pacing): in effect from the next one."""
+        self._cfg = cfg
+
     async def publish_retained(self, topic: str, payload: bytes) -> None:
         """Publish a retained state message (a device's availability) in the current
         session; UplinkError when there is none."""

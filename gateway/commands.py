@@ -56,7 +56,7 @@ class CommandCode(StrEnum):
 class CommandError(StoregwError):
     """A command failed in a way the caller should be told about; ``details`` go along."""
 
-    def __init__(self, code: CommandCode, message: str, details: JsonValue = None) -> None:
+    def __init__(self, code: StrEnum, message: str, details: JsonValue = None) -> None:
         super().__init__(code, message)
         self.details = details
 

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
@@ -43,6 +44,7 @@ from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
 from gateway.pricing.features import Labels, Prices
+from gateway.remoteconfig import RemoteConfig
 from gateway.status import PingArgs, PingResult, StatusResult
 from gateway.supervisor import DeviceSupervisor
 from gateway.wire.topics import Topics
@@ -65,8 +67,11 @@ class Gateway:
         *,
         metrics: Metrics | None = None,
         uplink_factory: UplinkFactory | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
+        """The file ``config.set`` rewrites; None: started from a Config alone (refused)."""
         self.metrics = metrics or Metrics()
         g = config.gateway
         self.topics = Topics(config.mqtt.topic_prefix, g.store_id, g.gateway_id)
@@ -163,6 +168,7 @@ class Gateway:
                 features.append(self._kiosks(self.counter))
         if self.certwatch is not None:
             features.append(self.certwatch)
+        features.append(RemoteConfig(self.config_path, self))
         return features
 
     def _kiosks(self, counter: CounterService) -> KioskService:
@@ -350,9 +356,14 @@ def _overdue() -> None:
     os._exit(1)
 
 
-async def serve(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[Gateway], None] | None = None,
+    config_path: Path | None = None,
+) -> None:
     """Run in the foreground until SIGTERM/SIGINT, then stop within the grace period."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, config_path=config_path)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(gateway.run(), name="gateway")
     stopping = False
