@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,6 @@ from pydantic import JsonValue
 
 from core.datafiles import make_private_dir
 from core.events import Action, JsonObject, Priority, Reading
-from drivers.base import DeviceConfig
 from gateway import __version__, systemd
 from gateway.availability import Availability
 from gateway.bridge import Bridge, UplinkFactory
@@ -110,7 +110,15 @@ class Gateway:
             g.data_dir / "availability.json",
             [d.id for d in config.devices],
         )
-        self.fleet = DeviceFleet(config.devices, self._supervisor, self._device_removed)
+        supervise = functools.partial(
+            DeviceSupervisor,
+            accept=self._accept_quietly,
+            data_dir=g.data_dir,
+            retry_min_s=config.supervisor.retry_min_s,
+            retry_max_s=config.supervisor.retry_max_s,
+            on_state=self.availability.device_state,
+        )
+        self.fleet = DeviceFleet(config.devices, supervise, self._device_removed)
         self.devices = self.fleet.supervisors
         """The running devices by id (changed in place by ``config.set``)."""
         self.counter: CounterService | None = None
@@ -130,16 +138,6 @@ class Gateway:
         self._register_commands()
         self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
         """The local control socket: technicians reach the dispatcher without the cloud."""
-
-    def _supervisor(self, device: DeviceConfig) -> DeviceSupervisor:
-        return DeviceSupervisor(
-            device,
-            self._accept_quietly,
-            data_dir=self.config.gateway.data_dir,
-            retry_min_s=self.config.supervisor.retry_min_s,
-            retry_max_s=self.config.supervisor.retry_max_s,
-            on_state=self.availability.device_state,
-        )
 
     def _device_removed(self, device_id: str) -> None:
         self.availability.device_removed(device_id)
