@@ -123,3 +123,18 @@ async def test_the_broker_drops_a_command_whose_message_expiry_passed_while_away
     short.cancel()
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await short
+
+
+async def test_an_mqtt_311_gateway_keeps_its_session_too(
+    broker: MosquittoBroker, observer: Observer, tmp_path: Path
+) -> None:
+    config = make_config(broker.url, tmp_path, mqtt={"protocol": "3.1.1"})
+    async with gateway(config):
+        pass
+    body = {"id": "p-311", "args": {"echo": "queued"}}
+    await observer.publish(f"{BASE}/cmd/ping", json.dumps(body).encode())
+    async with gateway(config):
+        await wait_for(lambda: observer.on("/cmd-result/ping"), message="queued command answered")
+    result = json.loads(observer.on("/cmd-result/ping")[0][0])
+    assert result["data"]["echo"] == "queued"
+    assert len(observer.on("/cmd-result/ping")) == 1
