@@ -24,7 +24,14 @@ from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pump import Pump
 from gateway.rpc import RpcClient
-from gateway.uplink import Inbound, LastWill, PublishRefused, Uplink, UplinkError
+from gateway.uplink import (
+    Inbound,
+    LastWill,
+    PublishRefused,
+    Uplink,
+    UplinkCode,
+    UplinkError,
+)
 from gateway.wire.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,8 @@ class Bridge:
         self.sessions_started = 0
         self.last_error: str | None = None
         self.connected_since: float | None = None
+        self._uplink: Uplink | None = None
+        """The session's uplink while it is up (for :meth:`publish_retained`)."""
 
     def subscribe(self, topics: Mapping[str, InboundHandler]) -> Undo:
         """Handle these exact topics from the next session on; returns how to stop."""
@@ -89,6 +98,18 @@ class Bridge:
         pair = (connected, disconnected)
         self._watchers.append(pair)
         return lambda: self._watchers.remove(pair) if pair in self._watchers else None
+
+    def retune(self, cfg: MqttSection) -> None:
+        """New settings read once per session (replay pacing): in effect from the next one."""
+        self._cfg = cfg
+
+    async def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish a retained state message (a device's availability) in the current
+        session; UplinkError when there is none."""
+        uplink = self._uplink
+        if uplink is None:
+            raise UplinkError(UplinkCode.NOT_CONNECTED, "not connected")
+        await uplink.publish(topic, payload, retain=True)
 
     def _tell(self, up: bool) -> None:
         for connected, disconnected in list(self._watchers):
@@ -166,6 +187,7 @@ class Bridge:
                 await uplink.publish(topic, payload, response_topic=reply, correlation_data=corr)
 
             self.rpc.attach(send_request)
+            self._uplink = uplink
             self._tell(up=True)
             pump = Pump(
                 self._outbox,
@@ -183,6 +205,7 @@ class Bridge:
                 raise
             finally:
                 self.rpc.attach(None)
+                self._uplink = None
                 self._tell(up=False)
 
     async def _serve(self, uplink: Uplink, pump: Pump, backlog_end: int) -> None:

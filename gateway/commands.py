@@ -11,11 +11,21 @@ invalid args, a handler crash) the answer is a result object, never an exception
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    RootModel,
+    ValidationError,
+)
 
 from core import safejson
 from core.errors import StoregwError, StrEnum
@@ -38,12 +48,15 @@ class CommandCode(StrEnum):
     TOO_LARGE = "too_large"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"
+    NOT_RECORDED = "not_recorded"
 
 
 class CommandError(StoregwError):
     """A command failed in a way the caller should be told about; ``details`` go along."""
 
-    def __init__(self, code: CommandCode, message: str, details: JsonValue = None) -> None:
+    def __init__(self, code: StrEnum, message: str, details: JsonValue = None) -> None:
         super().__init__(code, message)
         self.details = details
 
@@ -51,7 +64,10 @@ class CommandError(StoregwError):
 class CommandRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str | None = Field(default=None, max_length=128)
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Recorded before the command runs: the same id again is answered ``duplicate``."""
+    expires_at: AwareDatetime | None = None
+    """After this (plus the clock skew tolerance) the command is answered ``expired``."""
     args: JsonObject = Field(default_factory=dict)
 
 
@@ -71,6 +87,33 @@ R = TypeVar("R", bound=BaseModel)
 Undo = Callable[[], None]
 """Takes back a registration (a feature that stops)."""
 Fallback = Callable[[str, JsonObject], Awaitable[JsonObject] | None]
+
+
+class Refused(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def details(self) -> JsonObject: ...
+
+
+class FirstDelivery(Protocol):
+    def as_json(self) -> JsonObject: ...
+
+
+class Ledger(Protocol):
+    """Judges a command's expiry and remembers its id (gateway/commandlog.py)."""
+
+    def judge_expiry(self, expires_at: datetime | None) -> Refused | None: ...
+
+    async def claim(
+        self, command_id: str, name: str, expires_at: datetime | None
+    ) -> FirstDelivery | None: ...
+
+    async def settle(self, command_id: str, outcome: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +157,9 @@ def failed(
 
 
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, ledger: Ledger | None = None) -> None:
+        self._ledger = ledger
+        """Expiry and de-duplication; without one every command runs (unit tests)."""
         self._commands: dict[str, Command[Any, Any]] = {}
         self._fallback: Fallback | None = None
         self._fallback_names: Callable[[], Collection[str]] = frozenset
@@ -185,7 +230,42 @@ class Dispatcher:
                 name,
                 details=_validation_details(exc),
             )
-        return await self._run(name, req)
+        return await self._guarded(name, req)
+
+    async def _guarded(self, name: str, req: CommandRequest) -> JsonObject:
+        """Refuse a stale command, claim its id (once, durably) before it runs, note how it
+        ended. An id that cannot be recorded is not run: a redelivery could run it twice."""
+        ledger = self._ledger
+        if ledger is None:
+            return await self._run(name, req)
+        refusal = ledger.judge_expiry(req.expires_at)
+        if refusal is not None:
+            return failed(refusal.code, refusal.message, req.id, name, details=refusal.details)
+        if req.id is None:
+            return await self._run(name, req)
+        try:
+            first = await ledger.claim(req.id, name, req.expires_at)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("command id not recorded", extra={"command": name, "error": str(exc)})
+            return failed(
+                CommandCode.NOT_RECORDED,
+                "the gateway cannot record the command id, so it did not run it",
+                req.id,
+                name,
+            )
+        if first is not None:
+            return failed(
+                CommandCode.DUPLICATE,
+                "a command with this id was delivered before; it is not run again",
+                req.id,
+                name,
+                details=first.as_json(),
+            )
+        result = await self._run(name, req)
+        error = result.get("error")
+        outcome = str(error.get("code")) if isinstance(error, dict) else "ok"
+        await ledger.settle(req.id, outcome)
+        return result
 
     async def _run(self, name: str, req: CommandRequest) -> JsonObject:
         command = self._commands.get(name)

@@ -129,6 +129,11 @@ class MqttSection(_Section):
     """Share of the window a backlog may use after an outage; the rest is kept for live events."""
     replay_max_per_s: float | None = Field(default=None, gt=0)
     """Optional pace for replaying a backlog over a thin uplink."""
+    session_expiry_s: int = Field(default=86400, ge=0, le=0xFFFFFFFF)
+    """How long the broker keeps the gateway's session (its subscriptions, and the QoS 1
+    commands sent while it is offline) after a disconnect; 0: a clean session every time.
+    MQTT 3.1.1 has no expiry: any value but 0 there means a session kept until the broker's
+    own limit (Mosquitto ``persistent_client_expiration``)."""
 
     @property
     def scheme(self) -> str:
@@ -203,6 +208,17 @@ class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class CommandsSection(_Section):
+    """How commands that carry an id and an ``expires_at`` are judged (docs/mqtt.md)."""
+
+    clock_skew_s: float = Field(default=60.0, ge=0, le=3600)
+    """A command still runs this long after its ``expires_at`` by the box's clock: the cloud's
+    and the box's clocks may disagree by this much."""
+    id_retention_s: float = Field(default=7 * 86400, ge=60, le=90 * 86400)
+    """A command id is remembered (and a repeat refused as ``duplicate``) this long, or until
+    its ``expires_at`` has passed if that is later; ``expires_at`` further ahead is refused."""
+
+
 class SupervisorSection(_Section):
     retry_min_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
@@ -215,6 +231,7 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
     log: LogSection = LogSection()
     supervisor: SupervisorSection = SupervisorSection()
+    commands: CommandsSection = CommandsSection()
     counter: CounterSection = CounterSection()
     api: ApiSection = ApiSection()
     devices: list[DeviceConfigUnion] = Field(default_factory=list)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
@@ -20,8 +22,10 @@ from pydantic import JsonValue
 from core.datafiles import make_private_dir
 from core.events import Action, JsonObject, Priority, Reading
 from gateway import __version__, systemd
+from gateway.availability import Availability
 from gateway.bridge import Bridge, UplinkFactory
 from gateway.certwatch import CertWatch
+from gateway.commandlog import CommandLog, CommandLogFeature
 from gateway.commands import (
     Command,
     CommandCode,
@@ -35,10 +39,12 @@ from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
 from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
 from gateway.feature import Feature, ReadingListener, attach
+from gateway.fleet import DeviceFleet
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
 from gateway.pricing import PricingService
 from gateway.pricing.features import Labels, Prices
+from gateway.remoteconfig import RemoteConfig
 from gateway.status import PingArgs, PingResult, StatusResult
 from gateway.supervisor import DeviceSupervisor
 from gateway.wire.topics import Topics
@@ -61,8 +67,11 @@ class Gateway:
         *,
         metrics: Metrics | None = None,
         uplink_factory: UplinkFactory | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
+        """The file ``config.set`` rewrites; None: started from a Config alone (refused)."""
         self.metrics = metrics or Metrics()
         g = config.gateway
         self.topics = Topics(config.mqtt.topic_prefix, g.store_id, g.gateway_id)
@@ -77,7 +86,9 @@ class Gateway:
             commit_interval_ms=config.outbox.commit_interval_ms,
         )
         self.metrics.watch_outbox(lambda: self.outbox.counters)
-        self.dispatcher = Dispatcher()
+        self.command_log = CommandLog(g.data_dir / "commands.db", config.commands)
+        """Command ids already run, and the expiry rule (refuses late or repeated commands)."""
+        self.dispatcher = Dispatcher(self.command_log)
         self.bridge = Bridge(
             config.mqtt,
             self.topics,
@@ -93,16 +104,24 @@ class Gateway:
             on_status=lambda status: self.metrics.cert_expires(status.not_after),
         )
         """Warns before the client certificate expires and renews it (None without one)."""
-        self.devices = {
-            d.id: DeviceSupervisor(
-                d,
-                self._accept_quietly,
-                data_dir=g.data_dir,
-                retry_min_s=config.supervisor.retry_min_s,
-                retry_max_s=config.supervisor.retry_max_s,
-            )
-            for d in config.devices
-        }
+        self.availability = Availability(
+            self.topics,
+            self.bridge.publish_retained,
+            lambda: self.bridge.session,
+            g.data_dir / "availability.json",
+            [d.id for d in config.devices],
+        )
+        supervise = functools.partial(
+            DeviceSupervisor,
+            accept=self._accept_quietly,
+            data_dir=g.data_dir,
+            retry_min_s=config.supervisor.retry_min_s,
+            retry_max_s=config.supervisor.retry_max_s,
+            on_state=self.availability.device_state,
+        )
+        self.fleet = DeviceFleet(config.devices, supervise, self._device_removed)
+        self.devices = self.fleet.supervisors
+        """The running devices by id (changed in place by ``config.set``)."""
         self.counter: CounterService | None = None
         self.api: ApiServer | None = None
         self.kiosks: KioskService | None = None
@@ -121,9 +140,18 @@ class Gateway:
         self.control = ControlServer(g.data_dir / SOCKET_NAME, self.dispatcher)
         """The local control socket: technicians reach the dispatcher without the cloud."""
 
+    def _device_removed(self, device_id: str) -> None:
+        self.availability.device_removed(device_id)
+        self.metrics.forget_device(device_id)
+
     def _features(self) -> list[Feature]:
         config, g = self.config, self.config.gateway
-        features: list[Feature] = [Prices(self.pricing), Labels(self.pricing)]
+        features: list[Feature] = [
+            CommandLogFeature(self.command_log),
+            self.availability,
+            Prices(self.pricing),
+            Labels(self.pricing),
+        ]
         if config.counter.enabled:
             self.counter = CounterService(
                 config.counter,
@@ -139,6 +167,7 @@ class Gateway:
                 features.append(self._kiosks(self.counter))
         if self.certwatch is not None:
             features.append(self.certwatch)
+        features.append(RemoteConfig(self.config_path, self))
         return features
 
     def _kiosks(self, counter: CounterService) -> KioskService:
@@ -272,8 +301,7 @@ class Gateway:
                     if self.api is not None:
                         tg.create_task(self.api.serve(), name="api")
                         await self.api.started.wait()  # tills may call as soon as we are ready
-                    for dev_id, sup in self.devices.items():
-                        tg.create_task(sup.run(), name=f"device:{dev_id}")
+                    self.fleet.start(tg)
                     tg.create_task(self._housekeeping(), name="housekeeping")
                     if self.config.metrics.listen:
                         tg.create_task(
@@ -329,9 +357,14 @@ def _overdue() -> None:
     os._exit(1)
 
 
-async def serve(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[Gateway], None] | None = None,
+    config_path: Path | None = None,
+) -> None:
     """Run in the foreground until SIGTERM/SIGINT, then stop within the grace period."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, config_path=config_path)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(gateway.run(), name="gateway")
     stopping = False

@@ -52,6 +52,12 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """The daemon's log level (at start, and at once when ``config.set`` changes it)."""
+    root = logging.getLogger()
     root.setLevel(level)
     for noisy in ("aiomqtt", "mqtt", "paho", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

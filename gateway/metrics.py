@@ -9,6 +9,7 @@ the dispatcher's command names, the configured devices) and anything else is cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -136,6 +137,11 @@ class Metrics:
 
     def command_handled(self, name: str, ok: bool, known: Callable[[str], bool]) -> None:
         self.commands.labels(name=name if known(name) else UNKNOWN, ok=str(ok).lower()).inc()
+
+    def forget_device(self, device_id: str) -> None:
+        """A device removed at run time leaves no stale ``storegw_device_up`` behind."""
+        with contextlib.suppress(KeyError):
+            self.device_up.remove(device_id)
 
     def cert_expires(self, not_after: datetime) -> None:
         self.cert_expiry.not_after = not_after.timestamp()

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["starting", "available", "unavailable", "disabled"]
 Accept = Callable[[str, Reading], Awaitable[None]]
+StateListener = Callable[[str, State], None]
+"""Told ``(device_id, state)`` on every change of a device's state; must not block."""
 
 
 @dataclass
@@ -67,8 +69,10 @@ class DeviceSupervisor:
         data_dir: Path,
         retry_min_s: float,
         retry_max_s: float,
+        on_state: StateListener | None = None,
     ) -> None:
         self.config = config
+        self._on_state = on_state
         self.health = DeviceHealth(config.id, config.kind)
         self._accept = accept
         self._data_dir = data_dir
@@ -90,6 +94,7 @@ class DeviceSupervisor:
         self.health.message = message
         if state == previous:
             return
+        self._tell(state)
         extra = {"device_id": self.config.id, "kind": self.config.kind, "reason": reason}
         if state == "unavailable":
             log.warning("device unavailable: %s", message, extra=extra)
@@ -105,9 +110,18 @@ class DeviceSupervisor:
             self.config.id, Reading(kind="device.status", data=data, priority=Priority.HIGH)
         )
 
+    def _tell(self, state: State) -> None:
+        if self._on_state is None:
+            return
+        try:
+            self._on_state(self.config.id, state)
+        except Exception:  # a listener's bug must not stop the device
+            log.exception("device state listener failed", extra={"device_id": self.config.id})
+
     async def run(self) -> None:
         if not self.config.enabled:
             self.health.state = "disabled"
+            self._tell("disabled")
             return
         while True:
             try:

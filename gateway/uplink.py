@@ -201,8 +201,25 @@ class Uplink:
         self._client: _Client | None = None
         self._publish_timeout = float(cfg.keepalive_s * 2)
 
+    def _clean_start(self) -> bool | int:
+        """A persistent session (the broker keeps subscriptions and queues QoS 1 commands
+        while the gateway is away) unless ``session_expiry_s`` is 0. v3.1.1 uses
+        ``clean_session`` instead, and paho wants this flag left at its default there."""
+        if self._cfg.protocol != "5":
+            return paho.MQTT_CLEAN_START_FIRST_ONLY
+        return self._cfg.session_expiry_s == 0
+
+    def _connect_properties(self) -> Properties | None:
+        """v5: without a Session Expiry Interval the broker ends the session at disconnect."""
+        if self._cfg.protocol != "5" or self._cfg.session_expiry_s == 0:
+            return None
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._cfg.session_expiry_s
+        return props
+
     async def __aenter__(self) -> Self:
         cfg = self._cfg
+        v5 = cfg.protocol == "5"
         will = None
         if self._will is not None:
             will = aiomqtt.Will(self._will.topic, self._will.payload, qos=1, retain=True)
@@ -213,16 +230,13 @@ class Uplink:
                 identifier=self._client_id,
                 username=cfg.username,
                 password=cfg.password.get_secret_value() if cfg.password else None,
-                protocol=(
-                    aiomqtt.ProtocolVersion.V5
-                    if cfg.protocol == "5"
-                    else aiomqtt.ProtocolVersion.V311
-                ),
+                protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
                 will=will,
                 keepalive=cfg.keepalive_s,
                 timeout=cfg.connect_timeout_s,
-                clean_start=True if cfg.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
-                clean_session=None if cfg.protocol == "5" else True,
+                clean_start=self._clean_start(),
+                clean_session=None if v5 else cfg.session_expiry_s == 0,
+                properties=self._connect_properties(),
                 # paho's own cap rescans every in-flight message on each PUBACK (linear in
                 # the window); the Pump's window already bounds what is in flight.
                 max_inflight_messages=0,

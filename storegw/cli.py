@@ -84,7 +84,7 @@ def run(
     from gateway.daemon import serve
 
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during shutdown
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, config_path=config))
 
 
 @config_app.command("check")

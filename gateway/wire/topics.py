@@ -22,6 +22,10 @@ class Topics:
     def status(self) -> str:
         return f"{self.base}/status"
 
+    def device_availability(self, device_id: str) -> str:
+        """Retained ``online``/``offline`` of one device (gateway/availability.py)."""
+        return f"{self.base}/devices/{device_id}/availability"
+
     @property
     def commands(self) -> str:
         """Every level below ``cmd/``: a name with a slash gets ``unknown_command``, not silence."""

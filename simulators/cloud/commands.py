@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +25,9 @@ from core.ids import new_id, rfc3339
 from simulators.cloud.store import CloudStore, Json
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S = 3600.0
+"""A command the gateway has not received within an hour is not applied."""
 
 
 class GatewayCommands:
@@ -48,22 +53,34 @@ class GatewayCommands:
         args: Json | None = None,
         *,
         timeout: float = 5.0,
+        ttl_s: float = DEFAULT_TTL_S,
+        command_id: str | None = None,
     ) -> Json:
         """Send ``{base}/cmd/{name}`` with a response topic; return the gateway's result.
+
+        Every command carries an id (``command_id``, new by default: sending the same one
+        again is how a retry is recognised) and expires ``ttl_s`` from now, both as the MQTT
+        v5 Message Expiry Interval (the broker drops it unsent) and as ``expires_at`` (the
+        gateway refuses it). A gateway that is offline gets it when it comes back, within
+        ``ttl_s``; ``timeout`` is only how long this call waits for the answer.
 
         Raises ConnectionError when the cloud is not connected, TimeoutError without a reply.
         """
         client = self._client
         if client is None:
             raise ConnectionError("the cloud is not connected to the broker")
-        request_id = new_id()
+        request_id = command_id or new_id()
+        correlation = new_id()
         fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
         reply_topic = self.reply_topic(store, gw)
-        self._pending[request_id] = (reply_topic, fut)
+        self._pending[correlation] = (reply_topic, fut)
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ResponseTopic = reply_topic
-        props.CorrelationData = request_id.encode()
-        body = json.dumps({"id": request_id, "args": args or {}}, separators=(",", ":"))
+        props.CorrelationData = correlation.encode()
+        props.MessageExpiryInterval = max(1, math.ceil(ttl_s))
+        expires_at = rfc3339(time.time() + ttl_s)
+        envelope = {"id": request_id, "expires_at": expires_at, "args": args or {}}
+        body = json.dumps(envelope, separators=(",", ":"))
         self._counters["commands_sent"] += 1
         try:
             async with asyncio.timeout(timeout):
@@ -78,7 +95,7 @@ class GatewayCommands:
             self._counters["commands_timed_out"] += 1
             raise TimeoutError(f"{store}/{gw} did not answer {name} within {timeout}s") from None
         finally:
-            self._pending.pop(request_id, None)
+            self._pending.pop(correlation, None)
 
     def _resolve(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
         key = correlation.decode("utf-8", "replace") if correlation else ""

@@ -129,7 +129,12 @@ async def test_a_gateway_works_in_its_own_subtree_and_is_refused_elsewhere(
         await up.publish(f"{S1}/status", b"{}", retain=True)
     async with Uplink(gateway_mqtt(deployed_broker, other), client_id="gw-s2") as up:
         await up.publish(f"{S2}/events/scan", b"{}")  # its own: fine
-        for topic in (f"{S1}/events/scan", f"{S1}/status", "storegw/v1/cloud/keys"):
+        for topic in (
+            f"{S1}/events/scan",
+            f"{S1}/status",
+            f"{S1}/devices/scanner-1/availability",
+            "storegw/v1/cloud/keys",
+        ):
             with pytest.raises(PublishRefused) as refused:
                 await up.publish(topic, b"{}")
             assert refused.value.reason == "Not authorized"  # PUBACK 0x87
@@ -171,6 +176,8 @@ async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
         await gw.subscribe("storegw/v1/cloud/keys", qos=1)
         await puback(gw, f"{S1}/events/scan")
         assert str((await next_message(cloud)).topic) == f"{S1}/events/scan"
+        await puback(gw, f"{S1}/devices/scanner-1/availability")  # the cloud reads availability
+        assert str((await next_message(cloud)).topic) == f"{S1}/devices/scanner-1/availability"
         code = await puback(cloud, "storegw/v1/cloud/keys")
         assert not code.is_failure
         assert str((await next_message(gw)).topic) == "storegw/v1/cloud/keys"  # gateways read keys
@@ -184,6 +191,7 @@ async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
             assert not (await puback(cloud, topic)).is_failure, topic
         for topic in (  # a confused cloud can never write another store's data or ours
             f"{S2}/status",
+            f"{S2}/devices/scanner-1/availability",
             f"{S2}/events/scan",
             f"{S2}/rpc/member.identify",
             f"{S2}/cmd-result/ping",

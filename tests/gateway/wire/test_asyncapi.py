@@ -199,7 +199,11 @@ def test_what_the_validator_leaves_to_us() -> None:
                 assert m["$ref"].startswith(channel + "/messages/"), f"{name}: {m}"
         binding = op["bindings"]["mqtt"]
         assert binding["qos"] == 1, name
-        retained = op["channel"]["$ref"] in ("#/channels/status", "#/channels/cloudKeys")
+        retained = op["channel"]["$ref"] in (
+            "#/channels/status",
+            "#/channels/cloudKeys",
+            "#/channels/deviceAvailability",
+        )
         assert binding.get("retain", False) is (retained and op["action"] == "send"), name
     assert used == set(doc["channels"]), "every channel is used by an operation or a reply"
     assert [c for c, spec in doc["channels"].items() if spec["address"] is None] == [
@@ -488,10 +492,11 @@ async def _commands(observer: Observer, cloud: CloudService) -> None:
         ("ping", b'{"id": "p1", "args": {"echo": "hi"}}'),
         ("status", b"{}"),
         ("config.get", b'{"id": "c1"}'),
+        ("config.set", b'{"id": "s1", "args": {"changes": {"log.level": "INFO"}}}'),
         ("no.such.command", b"{}"),
     ):
         await observer.publish(f"{BASE}/cmd/{name}", body)
-    for name in ("ping", "status", "config.get", "no.such.command"):
+    for name in ("ping", "status", "config.get", "config.set", "no.such.command"):
         await wait_for(_seen(observer, f"/cmd-result/{name}"), message=f"{name} result")
     assert (await cloud.send_command("S001", "gw-1", "ping", {"echo": "x"}))["ok"] is True
     assert (await cloud.send_command("S001", "gw-1", "status"))["ok"] is True
@@ -508,7 +513,8 @@ async def test_every_message_of_a_real_run_matches_the_document(
     enrollment = Enrollment(tmp_path / "pki", url=broker.url)
     async with CloudService(broker.url, tmp_path / "cloud.db") as cloud, enrollment:
         enrollment.attach(cloud)
-        config = make_config(broker.url, tmp_path / "gw")
+        unplugged = {"id": "scanner-1", "kind": "scanner", "port": str(tmp_path / "no-tty")}
+        config = make_config(broker.url, tmp_path / "gw", devices=[unplugged])
         gw = Gateway(config)
         async with running(gw, connected=True):
             readings = _events()
@@ -540,6 +546,8 @@ async def test_every_message_of_a_real_run_matches_the_document(
     for topic, payload, props in observer.messages:
         channel = channel_for(topic, frozenset(response_topics))
         seen[channel.name] = seen.get(channel.name, 0) + 1
+        if channel.name == "deviceAvailability" and payload == b"":
+            continue  # a removed device's topic cleared, as the channel describes
         try:
             doc = json.loads(payload)
         except ValueError:
