@@ -231,3 +231,17 @@ async def test_a_key_the_environment_overrides_is_refused(
         "config.set", {"args": {"changes": {"log.level": "DEBUG"}}}
     )
     assert refused["error"]["code"] == "no_config_file"  # type: ignore[index,call-overload]
+
+
+async def test_a_file_that_cannot_be_written_is_reported_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "mqtt://127.0.0.1:1", "/dev/null")
+    original = path.read_bytes()
+    (tmp_path / ".storegw.toml.bak.tmp").mkdir()  # where the backup would be written first
+    gw = Gateway(load_config(path), config_path=path)
+    result = await gw.dispatcher.call("config.set", {"args": {"changes": {"log.level": "DEBUG"}}})
+    assert isinstance(result, dict)
+    assert result["error"]["code"] == "config_write_failed"  # type: ignore[index,call-overload]
+    assert path.read_bytes() == original
+    assert gw.config.log.level == "INFO"
