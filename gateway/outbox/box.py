@@ -17,7 +17,7 @@ from core.events import JsonObject, Priority, Reading
 from core.ids import new_id
 from core.lifecycle import AsyncResource
 from core.sqlite import close_database
-from gateway.outbox.damage import is_damage, set_aside
+from gateway.outbox.damage import is_damage, not_a_database, set_aside
 from gateway.outbox.errors import (
     OutboxClosed,
     OutboxError,
@@ -89,23 +89,27 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
             self._report_reset(reason, gap, damage, db_last)
 
     async def _open_or_set_aside(self) -> str | None:
-        """Open the file; one SQLite calls damaged is renamed aside and a fresh one opened.
-        Returns what was wrong with it (None: nothing)."""
-        try:
-            await self._open_db()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            await self._close_connections()
-            self.set_aside = await asyncio.to_thread(set_aside, self.path)
-            self._counters.damaged += 1
-            log.error(
-                "outbox damaged: set aside, starting a fresh one",
-                extra={"path": str(self.path), "set_aside": str(self.set_aside), "error": str(exc)},
-            )
-            await self._open_db()
-            return str(exc)
-        return None
+        """Open the file; one that is not a database, or that SQLite calls damaged, is renamed
+        aside and a fresh one opened. Returns what was wrong with it (None: nothing)."""
+        problem = await asyncio.to_thread(not_a_database, self.path)
+        if problem is None:
+            try:
+                await self._open_db()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                await self._close_connections()
+                problem = str(exc)
+            else:
+                return None
+        self.set_aside = await asyncio.to_thread(set_aside, self.path)
+        self._counters.damaged += 1
+        log.error(
+            "outbox damaged: set aside, starting a fresh one",
+            extra={"path": str(self.path), "set_aside": str(self.set_aside), "error": problem},
+        )
+        await self._open_db()
+        return problem
 
     async def _open_db(self) -> None:
         self._db, self._reader = await open_connections(self.path, self._durability)

@@ -13,12 +13,26 @@ SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
 SUFFIXES = ("", "-wal", "-shm")
 DAMAGED_MARK = ".damaged-"
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def is_damage(exc: sqlite3.Error) -> bool:
     """The file itself is broken (as opposed to locked, unreadable or on a full disk)."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def not_a_database(path: Path) -> str | None:
+    """Why ``path`` is plainly not an SQLite database (None: it may be one). Checked before
+    SQLite opens it, so its -wal is set aside as it was, not cleaned up by SQLite."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return None
+    if not header or header == SQLITE_HEADER:
+        return None  # empty: SQLite makes it a fresh database
+    return "file is not a database (no SQLite header)"
 
 
 def set_aside(path: Path, now: datetime | None = None) -> Path:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from core.events import Priority, Reading, utcnow
@@ -26,6 +25,7 @@ from gateway.outbox import (
     OutboxWriteError,
     StoredEvent,
 )
+from tests.support.outbox import cap_database
 from tests.support.waiting import eventually
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -280,22 +280,11 @@ async def test_concurrent_large_events_do_not_overrun_max_bytes(db: Path) -> Non
     assert stats.refused_total == len(refused)
 
 
-async def fill_the_disk(outbox: Outbox) -> aiosqlite.Connection:
-    """Cap the database at its current size: the next page it needs makes it full."""
-    writer = outbox._db
-    assert writer is not None
-    async with writer.execute("PRAGMA page_count") as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    await writer.execute(f"PRAGMA max_page_count = {int(row[0])}")
-    return writer
-
-
 async def test_disk_full_fails_the_batch_keeps_earlier_events_and_recovers(
     outbox: Outbox, db: Path
 ) -> None:
     before = [await outbox.append("scanner-1", reading(f"before-{i}")) for i in range(20)]
-    writer = await fill_the_disk(outbox)
+    writer = await cap_database(outbox)
 
     async def attempt(i: int) -> StoredEvent | BaseException:
         try:
@@ -331,7 +320,7 @@ async def test_disk_full_fails_the_batch_keeps_earlier_events_and_recovers(
 async def test_acks_applied_while_the_disk_is_full_are_not_lost(outbox: Outbox, db: Path) -> None:
     """A delete that shares a failed transaction with inserts must be retried, not dropped."""
     stored = [await outbox.append("scanner-1", reading(f"c{i}")) for i in range(10)]
-    writer = await fill_the_disk(outbox)
+    writer = await cap_database(outbox)
     outbox.ack([s.seq for s in stored])
     results = await asyncio.gather(
         *(outbox.append("scanner-1", reading(f"x{i}", pad="z" * 3000)) for i in range(50)),
@@ -360,7 +349,7 @@ async def test_a_write_failure_that_persists_is_retried_calmly_not_in_a_tight_lo
     writer = outbox._db
     assert writer is not None
     await writer.execute("PRAGMA query_only = ON")
-    caplog.set_level(logging.ERROR, logger="gateway.outbox")
+    caplog.set_level(logging.DEBUG, logger="gateway.outbox")  # each failed commit: one debug line
     outbox.ack([s.seq for s in stored[:5]])
     for i in range(20):  # every refusal is a failed commit; none may start a retry loop
         with pytest.raises(OutboxWriteError) as caught:

@@ -18,6 +18,7 @@ from gateway.outbox import Outbox
 from storegw.cli import app
 from tests.support.config import write_config
 from tests.support.daemon import REPO, outbox_rows
+from tests.support.waiting import communicate
 
 runner = CliRunner()
 
@@ -125,3 +126,37 @@ async def test_user_mistakes_are_messages(tmp_path: Path) -> None:
     code, out, _ = await invoke("outbox", "export", "--help")
     assert code == 0
     assert "Example" in out
+
+
+async def test_a_damaged_outbox_is_one_clean_error_line(tmp_path: Path) -> None:
+    """Not a database, then a malformed page: the real console script, exit status 3, an
+    error line naming the file, never a traceback."""
+    config = write_config(tmp_path)
+    db = tmp_path / "data" / "outbox.db"
+    async with Outbox(db, store_id="S001", gateway_id="gw-1") as box:
+        for i in range(300):
+            await box.append("scanner-1", Reading(kind="scan", data={"i": i, "pad": "p" * 300}))
+    intact = db.read_bytes()
+    page = 4096  # page 2 is the outbox table's root
+    for name, damaged in (
+        ("not a database", b"garbage!" * 512),
+        ("malformed", intact[:page] + b"\x0d" + b"\xa5" * (page - 1) + intact[2 * page :]),
+    ):
+        db.write_bytes(damaged)
+        for command in ("stats", "tail", "export"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "storegw",
+                "outbox",
+                command,
+                "-c",
+                str(config),
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await communicate(proc, 30)
+            assert proc.returncode == 3, (name, command, err.decode())
+            assert "Traceback" not in err.decode()
+            assert f"error: outbox damaged: {db}" in err.decode(), err.decode()

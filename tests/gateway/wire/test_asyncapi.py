@@ -293,6 +293,20 @@ def _events() -> list[tuple[str, Reading]]:
         ("nfc-1", "nfc.removed", {"uid": "04112233445566", "type": "ntag213"}),
         ("labels", "esl", {"label": "aisle3-milk", "state": "shown"}),
         ("gateway", "outbox.expired", {"expired": 3, "max_age_s": 86400.0}),
+        ("gateway", "outbox.corrupt", {"seq": 8, "reason": "checksum", "kind": "scan"}),
+        (
+            "gateway",
+            "outbox.reset",
+            {
+                "reason": "damaged",
+                "db_last_seq": 0,
+                "first": 1,
+                "last": 600,
+                "certainty": "lost",
+                "error": "file is not a database",
+                "set_aside": "outbox.db.damaged-20261205T000000Z",
+            },
+        ),
         ("scanner-1", "device.status", {"state": "available", "kind": "scanner"}),
         (
             "scanner-1",
