@@ -58,7 +58,7 @@ class Reader(OutboxState):
             if bad:
                 await self._quarantine(bad)
             if events or scanned_to >= hi:
-                if not events:
+                if not events and upto is None:  # the live stream's wait (below)
                     self._nothing_above = (start, hi)
                 return events
             after = scanned_to  # a whole batch skipped: look further
