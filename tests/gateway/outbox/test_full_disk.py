@@ -267,3 +267,23 @@ async def test_a_full_filesystem_refuses_new_events_and_keeps_everything_else_ru
     assert lines.count("outbox accepting events again after disk full") == 1, lines
     assert not [r for r in caplog.records if r.exc_info], "no traceback on a full disk"
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) < 20
+
+
+async def test_acknowledged_events_whose_delete_fails_are_not_handed_out_again(
+    tmp_path: Path,
+) -> None:
+    """A new session replays from the start: rows acked while the disk refused the deletes
+    must not be published a second (and third...) time."""
+    async with make_outbox(tmp_path / "outbox.db") as ob:
+        stored = [await ob.append("scanner-1", scan(f"c{i}")) for i in range(10)]
+        writer = ob._db
+        assert writer is not None
+        await writer.execute("PRAGMA query_only = ON")  # every write refused
+        ob.ack([s.seq for s in stored[:5]])
+        await eventually(
+            ob.stats, lambda s: s.depth == 10, message="the deletes failed and stay queued"
+        )
+        assert [e.seq for e in await ob.read(0, 100)] == [s.seq for s in stored[5:]]
+        await writer.execute("PRAGMA query_only = OFF")
+        await eventually(ob.stats, lambda s: s.depth == 5, message="the deletes went through")
+        assert [e.seq for e in await ob.read(0, 100)] == [s.seq for s in stored[5:]]
