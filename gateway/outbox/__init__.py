@@ -4,6 +4,12 @@ One SQLite database in WAL mode, group-committed by a single writer task (:mod:`
 read back for replay by a ``query_only`` connection (:mod:`.reading`), and kept within its age
 limit (:mod:`.expiry`); :class:`Outbox` (:mod:`.box`) is what the gateway opens.
 
+Under faults: each row carries a checksum, verified before it is published (:mod:`.integrity`,
+failures quarantined); a ``seq`` high-water mark outside the database keeps ``seq`` from ever
+going back (:mod:`.mark`, with :mod:`.wal` for a log whose recovery dropped commits); a file
+that cannot be opened is set aside (:mod:`.damage`); refusals are counted in one place and
+logged once per change of state (:mod:`.refusals`).
+
 Durability: WAL with ``synchronous=FULL`` fsyncs the log on every commit, so a commit that
 returned survives power loss ("power-loss", the default). ``synchronous=NORMAL`` in WAL mode
 survives a crash of this process (kill -9) but may lose the last commits on power loss

@@ -49,6 +49,9 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         dropped, log_copy = await asyncio.to_thread(check_log, self.path)
         try:
             damage = await self._open_or_set_aside()
+            db_last = self._last_seq
+            self._last_seq, gap = reconcile(mark, db_last, self._reserved_in_db, dropped)
+            await self._start_mark(mark, gap)
         except OSError as exc:
             await self._close_connections()
             raise OutboxWriteError(
@@ -64,15 +67,12 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
             # non-daemon thread, and one left open keeps the process from ever exiting.
             await self._close_connections()
             raise
-        db_last = self._last_seq
-        self._last_seq, gap = reconcile(mark, db_last, self._reserved_in_db, dropped)
         reason = "damaged" if damage else "log_damaged" if dropped else None
         if reason == "log_damaged":
             self.set_aside = log_copy
             self._counters.damaged += 1
             damage = "the write-ahead log holds commits its recovery dropped"
             log.error("outbox log damaged", extra={"set_aside": str(log_copy), "error": damage})
-        await self._start_mark(mark, gap)
         self._writer_task = asyncio.create_task(self._writer(), name="outbox-writer")
         log.info(
             "outbox open",

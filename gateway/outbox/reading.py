@@ -14,8 +14,10 @@ import logging
 import re
 import sqlite3
 import time
+from typing import Any
 
 from core.events import JsonObject
+from gateway.outbox.damage import is_damage
 from gateway.outbox.errors import OutboxStats, StoredEvent
 from gateway.outbox.integrity import verify
 from gateway.outbox.state import Counters, OutboxState
@@ -42,14 +44,9 @@ class Reader(OutboxState):
         hi = self._last_seq if upto is None else min(upto, self._last_seq)
         start = after
         while hi > after:
-            async with self._reader.execute(
-                "SELECT seq, kind, payload, created, crc FROM outbox WHERE seq > ? AND seq <= ?"
-                " ORDER BY seq LIMIT ?",
-                (after, hi, limit),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            rows, unreadable, scanned_to = await self._fetch(after, hi, limit)
             events: list[StoredEvent] = []
-            bad: list[tuple[int, str, object]] = []
+            bad: list[tuple[int, str, object]] = [(seq, "unreadable", None) for seq in unreadable]
             for seq, kind, payload, created, crc in rows:
                 problem = verify(seq, kind, payload, crc)
                 if problem is None and not isinstance(created, float | int):
@@ -60,12 +57,47 @@ class Reader(OutboxState):
                     events.append(StoredEvent(seq, kind.decode(), payload, float(created)))
             if bad:
                 await self._quarantine(bad)
-            if events or len(rows) < limit:
-                if not events:
+            if events or scanned_to >= hi:
+                if not events and upto is None:  # the live stream's wait (below)
                     self._nothing_above = (start, hi)
                 return events
-            after = int(rows[-1][0])  # a whole batch skipped: look further
+            after = scanned_to  # a whole batch skipped: look further
         return []
+
+    async def _fetch(self, after: int, hi: int, limit: int) -> tuple[list[Any], list[int], int]:
+        """Rows above ``after``, the seqs SQLite could not read, and how far this looked.
+
+        A damaged page fails the whole ordered scan; then each seq is looked up by itself,
+        so the rows on intact pages still go out and only the unreadable ones are reported."""
+        assert self._reader is not None
+        try:
+            async with self._reader.execute(
+                "SELECT seq, kind, payload, created, crc FROM outbox WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?",
+                (after, hi, limit),
+            ) as cur:
+                rows = list(await cur.fetchall())
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+        else:
+            return rows, [], hi if len(rows) < limit else int(rows[-1][0])
+        rows, unreadable = [], []
+        upto = min(hi, after + limit)
+        for seq in range(after + 1, upto + 1):
+            if seq in self._bad:
+                continue
+            try:
+                async with self._reader.execute(
+                    "SELECT seq, kind, payload, created, crc FROM outbox WHERE seq = ?", (seq,)
+                ) as cur:
+                    row = await cur.fetchone()
+            except sqlite3.DatabaseError:
+                unreadable.append(seq)
+                continue
+            if row is not None:
+                rows.append(row)
+        return rows, unreadable, upto
 
     async def wait_committed(self, after: int) -> None:
         """Wait until some event with ``seq > after`` is committed that :meth:`read` would
@@ -100,9 +132,10 @@ class Reader(OutboxState):
                     await self._db.rollback()
                 freed = moved = 0
                 log.error(
-                    "outbox cannot quarantine corrupt rows; they stay, never published",
+                    "outbox cannot move corrupt rows to quarantine; they stay, never published",
                     extra={"seqs": [s for s, _, _ in bad][:20], "error": str(exc)},
                 )
+                await self._note_unmovable(bad, now)
         self._bad.update(s for s, _, _ in bad)
         self._depth -= moved
         self._bytes -= freed
@@ -113,6 +146,19 @@ class Reader(OutboxState):
             if isinstance(kind, bytes) and READABLE_KIND.fullmatch(kind):
                 data["kind"] = kind.decode()
             self._report("outbox.corrupt", data)
+
+    async def _note_unmovable(self, bad: list[tuple[int, str, object]], now: float) -> None:
+        """Rows SQLite cannot even copy: at least their seq and reason go to quarantine."""
+        assert self._db is not None
+        try:
+            await self._db.executemany(
+                "INSERT INTO quarantine(seq, reason, quarantined) VALUES (?, ?, ?)",
+                [(seq, reason, now) for seq, reason, _ in bad],
+            )
+            await self._db.commit()
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.rollback()
 
     async def stats(self) -> OutboxStats:
         assert self._reader is not None

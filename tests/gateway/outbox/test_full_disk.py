@@ -1,9 +1,10 @@
 """A full disk: new events refused with a typed error, everything else running, recovery by
 itself, and one log line per change of state.
 
-Two kinds of full. ``full_fs``: a genuinely full filesystem, a small tmpfs mounted for the
-test (root only here; skipped otherwise), filled with a file until ENOSPC: SQLite, the seq
-mark and everything else meet the real error. The other tests cap the database with
+Two kinds of full. The gateway test runs on a genuinely full filesystem: a small tmpfs
+mounted for the test (these tests run as root here), filled with a file until ENOSPC, so
+SQLite, the seq mark and everything else meet the real error; where mounting is not
+allowed it falls back to the capped database. The other tests cap the database with
 ``PRAGMA max_page_count`` on the writer connection, which yields SQLite's real SQLITE_FULL
 error path without root.
 """
@@ -19,6 +20,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -37,7 +39,7 @@ from tests.support.waiting import eventually, wait_for
 BASE = "storegw/v1/S001/gw-1"
 
 
-def make_outbox(path: Path, **kwargs: float) -> Outbox:
+def make_outbox(path: Path, **kwargs: Any) -> Outbox:
     return Outbox(path, store_id="S001", gateway_id="gw-1", **kwargs)
 
 
@@ -128,38 +130,57 @@ async def test_session_numbers_and_expiry_carry_on_while_the_disk_is_full(
 # --- a genuinely full filesystem --------------------------------------------------------------
 
 
+class FullDisk:
+    """Makes the gateway's disk full and frees it again: on a mounted tmpfs by a file that
+    takes every byte left; without one (not root) by capping the outbox database."""
+
+    def __init__(self, root: Path, mounted: bool) -> None:
+        self.root = root
+        self.mounted = mounted
+        self.filler = root / "filler"
+
+    async def fill(self, gw: Gateway) -> None:
+        if not self.mounted:
+            await cap_database(gw.outbox)
+            return
+        with self.filler.open("wb", buffering=0) as f:
+            for chunk in (1 << 20, 4096, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * chunk)
+        with pytest.raises(OSError, match="No space left") as full:
+            (self.root / "probe").write_bytes(b"x")
+        assert full.value.errno == errno.ENOSPC
+
+    async def free(self, gw: Gateway) -> None:
+        if self.mounted:
+            self.filler.unlink()
+        else:
+            writer = gw.outbox._db
+            assert writer is not None
+            await writer.execute(f"PRAGMA max_page_count = {UNCAPPED}")
+
+
 @pytest.fixture
-def full_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 24 MiB tmpfs; the test fills it (``fill``) and frees it (``free``)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the max_page_count tests cover SQLITE_FULL")
+def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
+    """A 24 MiB tmpfs when this runs as root (here it does), else the capped database."""
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0750", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
+    done = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0750", "tmpfs", str(mnt)],
+            capture_output=True,
+            check=False,
+        )
+        if os.geteuid() == 0
+        else None
     )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    mounted = done is not None and done.returncode == 0
     try:
-        yield mnt
+        yield FullDisk(mnt, mounted)
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(mnt: Path) -> Path:
-    """Write a file until the filesystem has not a byte left."""
-    filler = mnt / "filler"
-    with filler.open("wb", buffering=0) as f:
-        for chunk in (1 << 20, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    f.write(b"\0" * chunk)
-    with pytest.raises(OSError, match="No space left") as full:
-        (mnt / "probe").write_bytes(b"x")
-    assert full.value.errno == errno.ENOSPC
-    return filler
+        if mounted:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def refused_metric(gw: Gateway) -> dict[str, float]:
@@ -173,16 +194,16 @@ def refused_metric(gw: Gateway) -> dict[str, float]:
 
 
 async def test_a_full_filesystem_refuses_new_events_and_keeps_everything_else_running(
-    full_fs: Path, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+    full_disk: FullDisk, broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    data_dir = full_fs / "data"
+    data_dir = full_disk.root / "data"
     gw = Gateway(make_config(broker.url, data_dir))
     async with observing(broker.url) as observer, running(gw, connected=True):
         broker.kill()  # an outage: what is accepted now waits in the outbox
         await wait_for(lambda: not gw.bridge.connected.is_set(), message="link down")
         stored = [await gw.submit("scanner-1", scan(f"stored-{i}")) for i in range(50)]
-        filler = fill(full_fs)
+        await full_disk.fill(gw)
 
         refused: list[OutboxError] = []
         for i in range(5000):  # the log has room for a while; then every append is refused
@@ -228,7 +249,7 @@ async def test_a_full_filesystem_refuses_new_events_and_keeps_everything_else_ru
         assert refused_metric(gw)["disk_full"] == outbox["refused"]["disk_full"]
         assert sum(refused_metric(gw).values()) == outbox["refused_total"]
 
-        filler.unlink()  # space returns: nothing to restart
+        await full_disk.free(gw)  # space returns: nothing to restart
         after = await gw.submit("scanner-1", scan("after"))
         await wait_for(
             lambda: any(e["id"] == json.loads(after.payload)["id"] for e in observer.events()),
@@ -246,3 +267,23 @@ async def test_a_full_filesystem_refuses_new_events_and_keeps_everything_else_ru
     assert lines.count("outbox accepting events again after disk full") == 1, lines
     assert not [r for r in caplog.records if r.exc_info], "no traceback on a full disk"
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) < 20
+
+
+async def test_acknowledged_events_whose_delete_fails_are_not_handed_out_again(
+    tmp_path: Path,
+) -> None:
+    """A new session replays from the start: rows acked while the disk refused the deletes
+    must not be published a second (and third...) time."""
+    async with make_outbox(tmp_path / "outbox.db") as ob:
+        stored = [await ob.append("scanner-1", scan(f"c{i}")) for i in range(10)]
+        writer = ob._db
+        assert writer is not None
+        await writer.execute("PRAGMA query_only = ON")  # every write refused
+        ob.ack([s.seq for s in stored[:5]])
+        await eventually(
+            ob.stats, lambda s: s.depth == 10, message="the deletes failed and stay queued"
+        )
+        assert [e.seq for e in await ob.read(0, 100)] == [s.seq for s in stored[5:]]
+        await writer.execute("PRAGMA query_only = OFF")
+        await eventually(ob.stats, lambda s: s.depth == 5, message="the deletes went through")
+        assert [e.seq for e in await ob.read(0, 100)] == [s.seq for s in stored[5:]]

@@ -14,7 +14,6 @@ import pytest
 
 from core.events import Reading
 from gateway.outbox import Outbox
-from gateway.outbox import writer as outbox_writer
 from gateway.outbox.mark import BLOCK, Mark, read_mark, reconcile, write_mark
 from simulators.broker import free_port
 from tests.support.daemon import Daemon, daemon_config, outbox_rows
@@ -79,13 +78,13 @@ async def test_one_mark_write_per_block_of_events(
 ) -> None:
     """The mark costs one fsync per BLOCK events, not one per event."""
     writes: list[Mark] = []
-    real = outbox_writer.write_mark
+    real = write_mark
 
     def counted(path: Path, mark: Mark) -> None:
         writes.append(mark)
         real(path, mark)
 
-    monkeypatch.setattr(outbox_writer, "write_mark", counted)
+    monkeypatch.setattr("gateway.outbox.writer.write_mark", counted)
     last = await fill(tmp_path / "outbox.db", 2500)
     assert last == 2500
     assert [m.reserved for m in writes] == [1 + BLOCK, 1002 + BLOCK, 2003 + BLOCK]
