@@ -34,6 +34,7 @@ from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
 from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
+from gateway.delivery.feature import Delivery
 from gateway.feature import Feature, ReadingListener, attach
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, StoredEvent
@@ -85,6 +86,9 @@ class Gateway:
             self.metrics,
             uplink_factory=uplink_factory,
         )
+        self.delivery = Delivery(config.delivery, self.topics, self.outbox)
+        """The pump's gate: when events go out, when a PUBACKed row may be deleted."""
+        self.bridge.gate = self.delivery
         self.certwatch = CertWatch.for_gateway(
             config,
             self.bridge.rpc,
@@ -122,7 +126,7 @@ class Gateway:
 
     def _features(self) -> list[Feature]:
         config, g = self.config, self.config.gateway
-        features: list[Feature] = [Prices(self.pricing), Labels(self.pricing)]
+        features: list[Feature] = [self.delivery, Prices(self.pricing), Labels(self.pricing)]
         if config.counter.enabled:
             self.counter = CounterService(
                 config.counter,
@@ -246,6 +250,7 @@ class Gateway:
                 "expired_total": stats.expired_total,
             },
             "devices": [sup.health.as_json(sup.driver) for sup in self.devices.values()],
+            "delivery": self.delivery.status(),
         }
         if self.counter is not None:
             out["counter"] = await self.counter.status()
