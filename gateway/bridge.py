@@ -22,7 +22,7 @@ from gateway.config import MqttSection
 from gateway.feature import InboundHandler
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
-from gateway.pump import Pump
+from gateway.pump import Gate, Pump
 from gateway.rpc import RpcClient
 from gateway.uplink import (
     Inbound,
@@ -77,6 +77,9 @@ class Bridge:
         self.connected_since: float | None = None
         self._uplink: Uplink | None = None
         """The session's uplink while it is up (for :meth:`publish_retained`)."""
+        self.gate: Gate | None = None
+        """When events may go out and PUBACKed rows be deleted (gateway/delivery/); None:
+        always, and on PUBACK."""
 
     def subscribe(self, topics: Mapping[str, InboundHandler]) -> Undo:
         """Handle these exact topics from the next session on; returns how to stop."""
@@ -197,6 +200,7 @@ class Bridge:
                 replay_share=self._cfg.replay_share,
                 replay_max_per_s=self._cfg.replay_max_per_s,
                 metrics=self._metrics,
+                gate=self.gate,
             )
             try:
                 await self._serve(uplink, pump, backlog_end)

@@ -198,6 +198,26 @@ class OutboxSection(_Section):
     """How long a group commit may wait for company once it has one event."""
 
 
+class DeliverySection(_Section):
+    """When an event counts as delivered, and whether to hold events while the cloud is away
+    (docs/delivery.md)."""
+
+    confirm: Literal["broker", "cloud"] = "broker"
+    """broker: a row is deleted on the broker's PUBACK. cloud: it is kept until the cloud's
+    watermark on ``{base}/confirm`` covers it, and the gateway holds events while the cloud
+    is offline."""
+    confirm_timeout_s: float = Field(default=60.0, gt=0, le=86400)
+    """cloud: an event PUBACKed but not confirmed this long is published again (replayed)."""
+    hold_when_cloud_offline: bool = False
+    """Also in broker mode: keep events in the outbox while the cloud's state is offline."""
+    when_cloud_unknown: Literal["hold", "send"] = "hold"
+    """While holding applies and no cloud state was received yet in this session."""
+
+    @property
+    def holds(self) -> bool:
+        return self.confirm == "cloud" or self.hold_when_cloud_offline
+
+
 class MetricsSection(_Section):
     listen: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
     """host:port for the Prometheus endpoint; off when unset."""
@@ -234,6 +254,7 @@ class Config(_Section):
     commands: CommandsSection = CommandsSection()
     counter: CounterSection = CounterSection()
     api: ApiSection = ApiSection()
+    delivery: DeliverySection = DeliverySection()
     devices: list[DeviceConfigUnion] = Field(default_factory=list)
     kiosks: list[KioskConfig] = Field(default_factory=list)
     """Self-service kiosks and the devices that serve them (gateway/kiosk/config.py)."""

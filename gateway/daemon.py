@@ -38,6 +38,7 @@ from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
 from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
+from gateway.delivery.feature import Delivery
 from gateway.feature import Feature, ReadingListener, attach
 from gateway.fleet import DeviceFleet
 from gateway.metrics import Metrics, serve_metrics
@@ -97,6 +98,9 @@ class Gateway:
             self.metrics,
             uplink_factory=uplink_factory,
         )
+        self.delivery = Delivery(config.delivery, self.topics, self.outbox)
+        """The pump's gate: when events go out, when a PUBACKed row may be deleted."""
+        self.bridge.gate = self.delivery
         self.certwatch = CertWatch.for_gateway(
             config,
             self.bridge.rpc,
@@ -149,6 +153,7 @@ class Gateway:
         features: list[Feature] = [
             CommandLogFeature(self.command_log),
             self.availability,
+            self.delivery,
             Prices(self.pricing),
             Labels(self.pricing),
         ]
@@ -278,6 +283,7 @@ class Gateway:
                 "set_aside": stats.set_aside,
             },
             "devices": [sup.health.as_json(sup.driver) for sup in self.devices.values()],
+            "delivery": self.delivery.status(),
         }
         if self.counter is not None:
             out["counter"] = await self.counter.status()

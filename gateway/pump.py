@@ -4,7 +4,9 @@ Two ordered streams share a window of in-flight QoS 1 publishes: *live* (events 
 during this session) and *replay* (everything that was waiting when the session began, oldest
 first, flagged ``replayed``). Replay may use only part of the window and can be paced, so a
 long backlog never starves the till's live events. A row is deleted only after the broker's
-PUBACK for that message.
+PUBACK for that message, and only when the :class:`Gate` agrees: with cloud confirmation the
+row stays until the cloud has stored it, and while the cloud is away the gate holds every
+stream (gateway/delivery/).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox, StoredEvent
@@ -26,6 +29,35 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 _READ_BATCH = 256
 
 
+class Gate(Protocol):
+    """What decides when events may go out and when a PUBACKed row may be deleted."""
+
+    async def wait_open(self) -> None:
+        """Return once events may be published (at once unless the cloud is away)."""
+        ...
+
+    def delivered(self, seq: int) -> bool:
+        """The broker PUBACKed ``seq``; True if its row may be deleted now."""
+        ...
+
+    async def serve(self, pump: Pump) -> None:
+        """Per-session work beside the streams (re-publishing), until cancelled."""
+        ...
+
+
+class BrokerGate:
+    """Always open; a PUBACK is delivery."""
+
+    async def wait_open(self) -> None:
+        return None
+
+    def delivered(self, seq: int) -> bool:
+        return True
+
+    async def serve(self, pump: Pump) -> None:
+        return None
+
+
 class Pump:
     def __init__(
         self,
@@ -37,10 +69,13 @@ class Pump:
         replay_share: float,
         replay_max_per_s: float | None = None,
         metrics: Metrics | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._outbox = outbox
         self._topics = topics
-        self._publish = publish
+        self.publish = publish
+        """The session's publish, also for the gate's own messages."""
+        self._gate = gate or BrokerGate()
         self._window = asyncio.Semaphore(window)
         self._replay_window = asyncio.Semaphore(max(1, int(window * replay_share)))
         self._replay_interval = 1.0 / replay_max_per_s if replay_max_per_s else 0.0
@@ -56,12 +91,34 @@ class Pump:
         self.published = 0
         self.refused = 0
         self.replay_done = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
 
     async def run(self, backlog_end: int) -> None:
         """Run until cancelled or a publish fails (the exception ends the session)."""
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             tg.create_task(self._stream(tg, backlog_end, None, replay=False), name="pump-live")
             tg.create_task(self._stream(tg, 0, backlog_end, replay=True), name="pump-replay")
+            tg.create_task(self._gate.serve(self), name="pump-gate")
+
+    async def resend(self, seqs: Collection[int]) -> None:
+        """Publish these stored events again, flagged replayed, oldest first (rows gone since
+        are skipped); returns once all are handed to the broker."""
+        wanted = sorted(seqs)
+        if not wanted or self._tg is None:
+            return
+        cursor, want = wanted[0] - 1, set(wanted)
+        while cursor < wanted[-1]:
+            rows = await self._outbox.read(cursor, _READ_BATCH, wanted[-1])
+            if not rows:
+                return
+            for event in rows:
+                cursor = event.seq
+                if event.seq in want:
+                    await self._gate.wait_open()
+                    await self._replay_window.acquire()
+                    await self._window.acquire()
+                    self._tg.create_task(self._send(event, True))
 
     async def _stream(
         self, tg: asyncio.TaskGroup, after: int, upto: int | None, *, replay: bool
@@ -80,6 +137,7 @@ class Pump:
                 await self._outbox.wait_committed(cursor)
                 continue
             for event in rows:
+                await self._gate.wait_open()
                 if replay:
                     await self._replay_window.acquire()
                     if self._replay_interval:
@@ -98,7 +156,7 @@ class Pump:
     async def _send(self, event: StoredEvent, replay: bool) -> None:
         try:
             payload = event.replayed_payload() if replay else event.payload
-            await self._publish(self._topics.event(event.kind), payload)
+            await self.publish(self._topics.event(event.kind), payload)
         except PublishRefused as exc:
             # Kept in the outbox and retried next session; one refused message must not
             # stop the rest (a connection-level failure still ends the session).
@@ -112,7 +170,8 @@ class Pump:
             self._window.release()
             if replay:
                 self._replay_window.release()
-        self._outbox.ack((event.seq,))
+        if self._gate.delivered(event.seq):
+            self._outbox.ack((event.seq,))
         self.published += 1
         if replay:
             self.replayed += 1

@@ -60,3 +60,5 @@ class StatusResult(BaseModel):
     """Each device's health, as its supervisor reports it."""
     counter: JsonObject | None = None
     """Only with the counter on."""
+    delivery: JsonObject | None = None
+    """Cloud confirmation and holding (gateway/delivery/): unconfirmed count and age."""

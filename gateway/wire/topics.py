@@ -73,3 +73,20 @@ class Topics:
     @property
     def rpc_replies(self) -> str:
         return f"{self.base}/rpc-reply"
+
+    # --- delivery (docs/delivery.md) -------------------------------------------------------
+
+    @property
+    def confirm(self) -> str:
+        """The cloud's watermark for this gateway: every ``seq`` up to it is stored."""
+        return f"{self.base}/confirm"
+
+    @property
+    def held(self) -> str:
+        """The lowest ``seq`` this gateway still holds; nothing below it will come again."""
+        return f"{self.base}/held"
+
+    @property
+    def cloud_state(self) -> str:
+        """The cloud consumer's retained online/offline state (with its Will), for all."""
+        return f"{self.prefix}/cloud/state"

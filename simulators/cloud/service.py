@@ -1,6 +1,8 @@
 """The simulated cloud member service: a real MQTT v5 peer of the gateways.
 
-It consumes every gateway's events (deduplicated by id, persisted, seq gaps reported), answers
+It consumes every gateway's events (deduplicated by id, persisted, seq gaps reported, each
+gateway's stored watermark confirmed, its online state retained with a Will: see
+:mod:`.delivery`), answers
 the counter RPCs of docs/member-services.md on the request's v5 response topic with its
 correlation data, publishes its public keys retained on ``{prefix}/cloud/keys``, and can send
 commands to a gateway and await the result. All state lives in SQLite (:mod:`.store`), so a
@@ -41,6 +43,7 @@ from simulators import tasks
 from simulators.cloud import report
 from simulators.cloud.admin import CloudAdmin
 from simulators.cloud.commands import GatewayCommands
+from simulators.cloud.delivery import Confirmations, DeliveryPeer
 from simulators.cloud.offers import OfferBook
 from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
 from simulators.cloud.session import keep_connected
@@ -53,7 +56,7 @@ RpcPrinter = Callable[[str, str, Json, Json], None]
 """(method, "store/gateway", args, reply)"""
 
 
-class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
+class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
     """``async with CloudService(url, db_path) as cloud:`` — connected and answering."""
 
     def __init__(
@@ -117,6 +120,9 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
         self._replayed = 0
         self._counters: Counter[str] = Counter()
         self.status: dict[str, Json] = {}
+        self.confirmations = Confirmations()
+        self.state_topic = f"{prefix}/cloud/state"
+        self.state_session = 0
 
     @property
     def keys_topic(self) -> str:
@@ -142,6 +148,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             self._seqs.setdefault(f"{rec.store_id}/{rec.gateway_id}", set()).add(rec.seq)
             self._by_kind[rec.kind] += 1
             self._replayed += rec.replayed
+            self.confirmations.ledger(f"{rec.store_id}/{rec.gateway_id}").stored(rec.seq)
         self._counters.update(await self.store.counters())
 
     async def close(self) -> None:
@@ -161,6 +168,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self.say_offline(self._client)  # a clean stop sends no Will
         task, self._task = self._task, None
         await tasks.stop(task)
         await self.close()
@@ -179,6 +187,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
         persistent = self.session_expiry_s > 0
         v5 = self._protocol == aiomqtt.ProtocolVersion.V5
         connect = None
+        will = self.new_state_session()
         if persistent and v5:
             connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             connect.SessionExpiryInterval = self.session_expiry_s
@@ -192,6 +201,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             clean_start=not persistent,
             clean_session=None if v5 else not persistent,
             properties=connect,
+            will=will,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -200,15 +210,23 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             f"{self.prefix}/+/+/events/#",
             f"{self.prefix}/+/+/status",
             f"{self.prefix}/+/+/rpc/+",
+            f"{self.prefix}/+/+/held",
+            self.state_topic,
             self.reply_inbox,
         ):
             await client.subscribe(topic, qos=1)
         self._client = client
         await self.publish_keys()
+        await self.announce(client)
         self.connected.set()
         log.info("cloud connected", extra={"broker": self.url})
-        async for message in client.messages:
-            await self._dispatch(client, message)
+        confirming = asyncio.create_task(self.confirm(client), name="cloud-confirm")
+        try:
+            async for message in client.messages:
+                await self._dispatch(client, message)
+        finally:
+            confirming.cancel()
+            await asyncio.gather(confirming, return_exceptions=True)
 
     def _lost(self) -> None:
         self._client = None
@@ -242,6 +260,9 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
         payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
         props = message.properties
         try:
+            if topic == self.state_topic:
+                await self.on_state(client, bytes(payload))
+                return
             if topic.startswith(f"{self.prefix}/cloud/cmd-reply/"):
                 self._resolve(topic, getattr(props, "CorrelationData", None), bytes(payload))
                 return
@@ -251,6 +272,8 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             store_id, gateway_id, section = parts[0], parts[1], parts[2]
             if section == "events":
                 await self._on_event(topic, bytes(payload))
+            elif section == "held" and len(parts) == 3:
+                self.on_held(f"{store_id}/{gateway_id}", bytes(payload))
             elif section == "status" and len(parts) == 3:
                 self._on_status(f"{store_id}/{gateway_id}", bytes(payload))
             elif section == "rpc" and len(parts) == 4:
@@ -269,6 +292,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
             return
         new = await self.store.record_event(event, now=self.clock())
         self._counters["received"] += 1
+        self.confirmations.stored(f"{event['store_id']}/{event['gateway_id']}", event["seq"])
         if new:
             key = f"{event['store_id']}/{event['gateway_id']}"
             self._seqs.setdefault(key, set()).add(event["seq"])
@@ -352,4 +376,6 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin):
 
     def report(self) -> Json:
         """What arrived: counts by kind, duplicates, seq gaps per gateway, RPC outcomes."""
-        return report.report(self._counters, self._seqs, self._by_kind, self._replayed, self.status)
+        out = report.report(self._counters, self._seqs, self._by_kind, self._replayed, self.status)
+        out["delivery"] = self.confirmations.report()
+        return out

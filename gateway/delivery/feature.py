@@ -1,0 +1,206 @@
+"""Delivery as a feature: the pump's gate, the cloud's state and confirmations heard.
+
+Broker mode: a PUBACK deletes the row (unless holding is asked for, the gate is always open).
+Cloud mode: a PUBACKed row stays until the cloud's watermark covers it; only rows PUBACKed in
+this session are deleted by a watermark, so a confirmation meant for other events (a
+replaced box, a stale message) cannot delete an event the cloud never saw. What stays
+unconfirmed past ``confirm_timeout_s`` is published again, flagged replayed. While the cloud
+is offline (or unknown, if so configured) the gate holds every stream: events wait in the
+outbox, bounded by its limits, and go out in order when the cloud is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from core.events import JsonObject
+from gateway.config import DeliverySection
+from gateway.delivery.messages import (
+    CloudState,
+    CloudStateName,
+    DeliveryCode,
+    DeliveryError,
+    held,
+    parse_confirm,
+    parse_state,
+)
+from gateway.feature import BaseFeature, InboundHandler
+from gateway.outbox import Outbox
+from gateway.pump import Pump
+from gateway.uplink import PublishRefused
+from gateway.wire.topics import Topics
+
+log = logging.getLogger(__name__)
+
+HELD_EVERY_S = 5.0
+"""At most this often, the lowest seq held is told again to a cloud stuck below it."""
+
+
+class Delivery(BaseFeature):
+    name = "delivery"
+
+    def __init__(self, cfg: DeliverySection, topics: Topics, outbox: Outbox) -> None:
+        self.cfg = cfg
+        self.topics = topics
+        self.outbox = outbox
+        self.cloud: CloudState | None = None
+        """The newest cloud state accepted (kept across sessions: stale ones stay stale)."""
+        self.state: CloudStateName = "unknown"
+        """The cloud's state as heard in the current session."""
+        self.confirmed = 0
+        """The highest watermark the cloud sent (one beyond the outbox's last seq is ignored)."""
+        self.redelivered = 0
+        self._unconfirmed: dict[int, tuple[float, float]] = {}
+        """seq -> (first PUBACK, last sent), monotonic: PUBACKed, not yet confirmed."""
+        self._open = asyncio.Event()
+        self._holding: bool | None = None
+        self._problem: str | None = None
+        self._held_at = 0.0
+        self._tick = min(1.0, cfg.confirm_timeout_s / 4)
+        self._update_gate()
+
+    # --- feature --------------------------------------------------------------------------
+
+    def subscriptions(self) -> Mapping[str, InboundHandler]:
+        subs: dict[str, InboundHandler] = {self.topics.cloud_state: self._on_state}
+        if self.cfg.confirm == "cloud":
+            subs[self.topics.confirm] = self._on_confirm
+        return subs
+
+    def on_connected(self) -> None:
+        # The replay sends every stored row again; only this session's PUBACKs count.
+        self._unconfirmed.clear()
+
+    def on_disconnected(self) -> None:
+        self.state = "unknown"
+        self._update_gate()
+
+    # --- the pump's gate ------------------------------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        if not self.cfg.holds or self.state == "online":
+            return False
+        return self.state == "offline" or self.cfg.when_cloud_unknown == "hold"
+
+    async def wait_open(self) -> None:
+        await self._open.wait()
+
+    def delivered(self, seq: int) -> bool:
+        if self.cfg.confirm == "broker" or seq <= self.confirmed:
+            return True
+        now = time.monotonic()
+        first = self._unconfirmed.get(seq, (now, now))[0]
+        self._unconfirmed[seq] = (first, now)
+        return False
+
+    async def serve(self, pump: Pump) -> None:
+        if self.cfg.confirm != "cloud":
+            return
+        await self._send_held(pump)
+        while True:
+            await asyncio.sleep(self._tick)
+            await self._open.wait()
+            now = time.monotonic()
+            due = [
+                s
+                for s, (_, sent) in self._unconfirmed.items()
+                if now - sent >= self.cfg.confirm_timeout_s
+            ]
+            if due:
+                for s in due:
+                    self._unconfirmed[s] = (self._unconfirmed[s][0], now)
+                self.redelivered += len(due)
+                log.info(
+                    "publishing unconfirmed events again",
+                    extra={"events": len(due), "from_seq": min(due), "confirmed": self.confirmed},
+                )
+                await pump.resend(due)
+            if now - self._held_at >= HELD_EVERY_S and self.confirmed < await self._lowest() - 1:
+                await self._send_held(pump)  # the cloud waits for seqs this gateway lacks
+
+    # --- what the cloud says --------------------------------------------------------------
+
+    def _on_state(self, payload: bytes) -> None:
+        try:
+            msg = parse_state(payload)
+        except DeliveryError as exc:
+            self._refused(exc)
+            return
+        if not msg.supersedes(self.cloud):
+            log.debug("stale cloud state ignored", extra={"session": msg.session})
+            return
+        self.cloud = msg
+        self.state = msg.state
+        self._update_gate()
+
+    def _on_confirm(self, payload: bytes) -> None:
+        try:
+            seq = self._watermark(payload)
+        except DeliveryError as exc:
+            self._refused(exc)
+            return
+        self.confirmed = max(self.confirmed, seq)
+        gone = [s for s in self._unconfirmed if s <= self.confirmed]
+        for s in gone:
+            del self._unconfirmed[s]
+        self.outbox.ack(gone)
+
+    def _watermark(self, payload: bytes) -> int:
+        seq = parse_confirm(payload)
+        if seq > self.outbox.last_seq:  # not about these events (a reset outbox, a new box)
+            raise DeliveryError(
+                DeliveryCode.CONFIRM_AHEAD,
+                f"the cloud confirms seq {seq}, beyond the last one given "
+                f"({self.outbox.last_seq}); ignored",
+            )
+        return seq
+
+    def _refused(self, exc: DeliveryError) -> None:
+        if exc.code != self._problem:  # once per kind of problem, not per message
+            self._problem = exc.code
+            log.warning("delivery message not used", extra={"code": exc.code, "error": exc.message})
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _update_gate(self) -> None:
+        hold = self.holding
+        if hold:
+            self._open.clear()
+        else:
+            self._open.set()
+        if hold == self._holding:
+            return
+        was, self._holding = self._holding, hold
+        if hold and self.state == "offline":
+            log.warning("cloud offline: holding events in the outbox")
+        elif not hold and was:
+            log.info("cloud online: sending events", extra={"state": self.state})
+
+    async def _lowest(self) -> int:
+        rows = await self.outbox.read(0, 1)
+        return rows[0].seq if rows else self.outbox.last_seq + 1
+
+    async def _send_held(self, pump: Pump) -> None:
+        self._held_at = time.monotonic()
+        try:
+            await pump.publish(self.topics.held, held(await self._lowest(), self.outbox.last_seq))
+        except PublishRefused as exc:
+            log.warning("broker refused the held message", extra={"reason": exc.reason})
+
+    def status(self) -> JsonObject:
+        now = time.monotonic()
+        oldest = min((first for first, _ in self._unconfirmed.values()), default=None)
+        return {
+            "confirm": self.cfg.confirm,
+            "cloud": self.state,
+            "cloud_session": self.cloud.session if self.cloud is not None else None,
+            "holding": self.holding,
+            "confirmed_seq": self.confirmed,
+            "unconfirmed": len(self._unconfirmed),
+            "oldest_unconfirmed_s": None if oldest is None else round(now - oldest, 3),
+            "redelivered_total": self.redelivered,
+        }
