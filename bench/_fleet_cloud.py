@@ -45,6 +45,7 @@ class Consumer:
         self.deliveries: list[Delivery] = []
         self.stored: set[str] = set()
         self.sessions = 0
+        self.subscribed: list[float] = []
 
     def _client(self) -> aiomqtt.Client:
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -66,6 +67,7 @@ class Consumer:
                 async with self._client() as client:
                     await client.subscribe(share_filter(self.spec.prefix), qos=1)
                     self.sessions += 1
+                    self.subscribed.append(time.time())
                     async for msg in client.messages:
                         self._store(msg.payload)
             except aiomqtt.MqttError:
@@ -88,7 +90,7 @@ class Consumer:
             case ("sessions",):
                 return self.sessions
             case ("report",):
-                return {"deliveries": self.deliveries, "sessions": self.sessions}
+                return {"deliveries": self.deliveries, "subscribed": self.subscribed}
         return None
 
     async def run(self, conn: Connection) -> None:

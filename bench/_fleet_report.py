@@ -98,6 +98,11 @@ class Ledger:
     def lost(self) -> int:
         return sum(1 for i in self.accepted if i not in self.first)
 
+    def lost_sample(self, n: int = 20) -> list[tuple[int, float]]:
+        """(gateway, accepted at) of the first ``n`` lost events, to see where they went."""
+        rows = sorted((at, gw) for i, (at, gw) in self.accepted.items() if i not in self.first)
+        return [(gw, round(at, 3)) for at, gw in rows[:n]]
+
     @property
     def duplicates(self) -> int:
         return self.deliveries - len(self.copies)

@@ -64,6 +64,7 @@ class Fleet:
         self.attempts: list[float] = []
         self.connects: list[tuple[float, int]] = []
         self.refused = 0
+        self.subscribed: list[float] = []
         self.figures: dict[str, Any] = {}
         self.phases: dict[str, tuple[float, float]] = {}
 
@@ -98,7 +99,7 @@ class Fleet:
             counts.append(self.stored())
             return counts[-1] == counts[-2] == counts[-3] if len(counts) > 3 else False
 
-        return wait_for("cloud steady", steady, timeout, 0.5)
+        return wait_for("cloud steady", steady, timeout, 0.3)
 
     def collect(self, procs: list[Proc]) -> None:
         for rep in ask_all(procs, "report"):
@@ -138,7 +139,7 @@ class Fleet:
         up = wait_for("fleet connected", lambda: sum(ask_all(w, "connected")) == a.gateways, 300)
         self.figures["cold_start_s"] = round(up - t0, 2)
         bcpu, wcpu, ccpu = cpu_s(self.broker_pid), self.cpu(w), self.cpu(self.cloud)
-        opening = max(2.0, a.duration * 0.2)
+        opening = max(1.0, a.duration * 0.2)
         log(f"opening burst: {a.burst}x for {opening:.0f} s, then steady {a.duration:.0f} s")
         o0 = time.time()
         ask_all(w, "factor", a.burst)
@@ -192,10 +193,10 @@ class Fleet:
             "all reconnected", lambda: sum(ask_all(w, "connected")) == a.gateways, 300, 0.1
         )
         wait_for("backlogs at the cloud", lambda: self.stored() >= before, 600, 0.25)
-        t_end = time.time()
         broker_cpu = cpu_s(self.broker_pid) - base
+        cpu_until = time.time()
         ask_all(w, "factor", 0.0)
-        self.settle(w, 120)
+        t_end = self.settle(w, 120)
         return {
             "t_end": t_end,
             "variant": variant,
@@ -203,7 +204,7 @@ class Fleet:
             "t_kill": t_kill,
             "t_up": t_up,
             "reconnected_s_polled": round(back - t_up, 2),
-            "broker_cpu_cores": round(broker_cpu / (t_end - t_up), 3),
+            "broker_cpu_cores": round(broker_cpu / (cpu_until - t_up), 3),
             "broker_hwm_mb": round(status_mb(self.broker_pid, "VmHWM"), 1),
         }
 
@@ -238,13 +239,15 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
     }
     logged = broker_connects(f.broker.log_file)
     for s in storms:
-        t_up = s.pop("t_up")
+        t_up = s["t_up"] = round(s["t_up"], 3)
         t_kill = s.pop("t_kill")
         t_end = s.pop("t_end")
         firsts: dict[int, float] = {}
         for at, gw in f.connects:
             if gw > 0 and t_up <= at < min(t_end, firsts.get(gw, t_end)):
                 firsts[gw] = at
+        cloud_back = max((t for t in f.subscribed if t_up <= t < t_end), default=t_end)
+        early = {gw for gw, at in firsts.items() if at < cloud_back}
         backlog = [  # accepted while its gateway was offline
             i for i, (at, gw) in led.accepted.items() if t_kill <= at < firsts.get(gw, t_end)
         ]
@@ -265,6 +268,12 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
                 "reconnects_p10_p90_s": [round(pct(spread, 10), 2), round(pct(spread, 90), 2)],
                 "peak_connects_per_s_broker_log": bpeak,
                 "attempts_while_down": sum(1 for t in f.attempts if t_kill <= t < t_up),
+                "cloud_resubscribed_s": round(cloud_back - t_up, 3),
+                "gateways_back_before_cloud": len(early),
+                "lost": sum(1 for i in backlog if i not in led.first),
+                "lost_of_gateways_back_before_cloud": sum(
+                    1 for i in backlog if i not in led.first and led.accepted[i][1] in early
+                ),
             }
         )
     out["storms"] = storms
@@ -275,6 +284,7 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
         "duplicates_not_flagged_replayed": led.unflagged_duplicates,
         "unknown_ids": led.unknown,
         "refused_appends": f.refused,
+        "lost_sample_gateway_accepted_at": led.lost_sample(),
     }
     return out
 
@@ -301,8 +311,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="a JSON summary as the last line")
     args = p.parse_args(argv)
     if args.quick:
-        args.gateways, args.processes, args.duration = min(args.gateways, 20), 1, 5.0
-        args.baseline_s, args.backlog = 2.0, min(args.backlog, 10)
+        args.gateways, args.processes = min(args.gateways, 20), 1
+        args.duration, args.baseline_s = min(args.duration, 5.0), min(args.baseline_s, 2.0)
+        args.backlog = min(args.backlog, 10)
         if args.storms == p.get_default("storms"):
             args.storms = "shipped:0.3:0,shipped:3,unjittered:3"
     for item in filter(None, args.storms.split(",")):
@@ -334,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f.collect(f.workers)
         for rep in ask_all(f.cloud, "report"):
             f.ledger.add_deliveries(rep["deliveries"])
+            f.subscribed += rep["subscribed"]
         out = analyse(f, storms)
     finally:
         if f is not None:
