@@ -185,8 +185,8 @@ class Fleet:
         if backlog:
             ask_all(w, "backlog", backlog)  # each outbox gets it while the broker is down
         time.sleep(max(0.0, t_kill + outage - time.time()))
+        t_up = time.time()  # gateways may connect as soon as it listens, before start() returns
         self.broker.start()
-        t_up = time.time()
         base = cpu_s(self.broker_pid)
         before = self.accepted(w) + len(self.ledger.accepted)
         back = wait_for(
@@ -340,8 +340,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f.fleet()
         storms = []
         for item in filter(None, args.storms.split(",")):
-            variant, outage, backlog = [*item.split(":"), "10", str(args.backlog)][:3]
-            storms.append(f.storm(variant, float(outage), int(backlog)))
+            variant, *rest = item.split(":")
+            outage = float(rest[0]) if rest else 10.0
+            backlog = int(rest[1]) if len(rest) > 1 else args.backlog
+            storms.append(f.storm(variant, outage, backlog))
         f.collect(f.workers)
         for rep in ask_all(f.cloud, "report"):
             f.ledger.add_deliveries(rep["deliveries"])
