@@ -124,15 +124,9 @@ class Ledger:
         return [(self.first[i] - self.accepted[i][0]) * 1000 for i in ids if i in self.first]
 
     def drained_after(self, ids: Iterable[str], since: float) -> float:
-        """Seconds from ``since`` until the last of ``ids`` was at the cloud (NaN if one is
-        missing)."""
-        last = since
-        for i in ids:
-            at = self.first.get(i)
-            if at is None:
-                return float("nan")
-            last = max(last, at)
-        return last - since
+        """Seconds from ``since`` until the last of ``ids`` that reached the cloud was there
+        (the ones that never did are counted as lost beside it)."""
+        return max((self.first.get(i, since) for i in ids), default=since) - since
 
 
 def latency_figures(lat: list[float]) -> dict[str, float]:
