@@ -37,12 +37,14 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The delay after ``attempt`` earlier failures (0 for the first), for a caller that
-        keeps its own count: full, uniform in [minimum, ceiling]; equal, in [ceiling/2, ceiling];
-        ceiling = min(maximum, minimum * 2**attempt)."""
-        ceiling = min(self.maximum, self.minimum * 2.0 ** min(max(attempt, 0), 32))
+        keeps its own count. Full: uniform in [minimum, min(maximum, minimum * 2**(attempt+1))],
+        so even the first retry after an outage many clients share is spread out; equal: in
+        [ceiling/2, ceiling], ceiling = min(maximum, minimum * 2**attempt)."""
+        steps = min(max(attempt, 0), 32)
         if self.jitter == "equal":
+            ceiling = min(self.maximum, self.minimum * 2.0**steps)
             return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-        return self._rng.uniform(self.minimum, ceiling)
+        return self._rng.uniform(self.minimum, min(self.maximum, self.minimum * 2.0 ** (steps + 1)))
 
     def reset(self) -> None:
         self._attempt = 0

@@ -1,0 +1,374 @@
+"""A fleet on one broker: N real gateways, one Mosquitto, a shared-subscription cloud.
+
+Gateways are the daemon's own Outbox + Bridge (Pump, Uplink) with production MQTT defaults,
+many per process in one event loop (bench/_fleet_gw.py); the cloud is several consumer
+processes on ``$share/cloud/...`` that de-duplicate by event id (bench/_fleet_cloud.py).
+Phases: a lone gateway (the baseline), the fleet's cold start, opening-time burst, steady
+traffic, then a reconnect storm per backoff variant: traffic paused until the cloud has
+everything, broker ``kill -9`` with every gateway still sending (each also gets a backlog),
+the broker restarted on the same port and persistence, every gateway back and every backlog
+drained. Every accepted id is looked for at the cloud. See bench/README.md for the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _fleet_cloud
+import _fleet_gw
+from _fleet_proc import Proc, ask_all, log, wait_for
+from _fleet_report import (
+    Ledger,
+    broker_connects,
+    cpu_s,
+    latency_figures,
+    machine,
+    pct,
+    peak_per_second,
+    show,
+    status_mb,
+)
+
+from simulators.broker import MosquittoBroker
+
+PREFIX = "storegw/v1"
+BROKER_CONFIG = """\
+connection_messages true
+log_type information
+log_timestamp true
+autosave_interval 3600
+max_keepalive 120
+"""
+
+
+class Fleet:
+    def __init__(self, args: argparse.Namespace, broker: MosquittoBroker, data: Path) -> None:
+        self.args = args
+        self.broker = broker
+        self.data = data
+        spec = _fleet_cloud.CloudSpec
+        self.cloud = [
+            Proc(_fleet_cloud.main, spec(i, "127.0.0.1", broker.port, PREFIX))
+            for i in range(args.consumers)
+        ]
+        self.workers: list[Proc] = []
+        self.ledger = Ledger()
+        self.attempts: list[float] = []
+        self.connects: list[tuple[float, int]] = []
+        self.refused = 0
+        self.subscribed: list[float] = []
+        self.figures: dict[str, Any] = {}
+        self.phases: dict[str, tuple[float, float]] = {}
+
+    def spawn(self, first: int, count: int, processes: int, rate: float) -> list[Proc]:
+        a = self.args
+        per, extra = divmod(count, processes)
+        procs, nxt = [], first
+        for i in range(processes):
+            n = per + (1 if i < extra else 0)
+            spec = _fleet_gw.WorkerSpec(
+                nxt, n, self.broker.url, self.data, rate, a.durability, "shipped", a.seed
+            )
+            procs.append(Proc(_fleet_gw.main, spec))
+            nxt += n
+        for p in procs:
+            p.wait_ready()
+        return procs
+
+    def stored(self) -> int:
+        return sum(ask_all(self.cloud, "stored"))
+
+    def accepted(self, procs: list[Proc]) -> int:
+        return sum(ask_all(procs, "accepted"))
+
+    def settle(self, procs: list[Proc], timeout: float) -> float:
+        """Once traffic is paused: every outbox empty (all PUBACKed), then the cloud's count
+        steady for a second (the broker has handed everything on)."""
+        wait_for("outboxes empty", lambda: sum(ask_all(procs, "depth")) == 0, timeout)
+        counts = [-1]
+
+        def steady() -> bool:
+            counts.append(self.stored())
+            return counts[-1] == counts[-2] == counts[-3] if len(counts) > 3 else False
+
+        return wait_for("cloud steady", steady, timeout, 0.3)
+
+    def collect(self, procs: list[Proc]) -> None:
+        for rep in ask_all(procs, "report"):
+            self.ledger.add_accepted(rep["accepted"])
+            self.attempts += rep["attempts"]
+            self.connects += rep["connects"]
+            self.refused += rep["refused"]
+        for p in procs:
+            p.stop()
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def baseline(self) -> None:
+        """One gateway alone: its latency at a modest rate, then its flat-out rate."""
+        a = self.args
+        log("baseline: one gateway alone")
+        (solo,) = procs = self.spawn(0, 1, 1, 20.0)
+        wait_for("lone gateway connected", lambda: solo.ask("connected") == 1, 60)
+        t0 = time.time()
+        solo.ask("factor", 1.0)
+        time.sleep(a.baseline_s)
+        solo.ask("factor", 0.0)
+        t1 = time.time()
+        self.settle(procs, 60)
+        ft0 = time.time()
+        flood = solo.ask("flood", float(a.baseline_s), 50)
+        done = self.settle(procs, 120)
+        self.collect(procs)
+        self.phases["single"] = (t0, t1)
+        self.figures["single_max_events_per_s"] = round(flood / (done - ft0), 1)
+
+    def fleet(self) -> None:
+        a = self.args
+        log(f"fleet: starting {a.gateways} gateways in {a.processes} processes")
+        t0 = time.time()
+        self.workers = w = self.spawn(1, a.gateways, a.processes, a.rate)
+        up = wait_for("fleet connected", lambda: sum(ask_all(w, "connected")) == a.gateways, 300)
+        self.figures["cold_start_s"] = round(up - t0, 2)
+        bcpu, wcpu, ccpu = cpu_s(self.broker_pid), self.cpu(w), self.cpu(self.cloud)
+        opening = max(1.0, a.duration * 0.2)
+        log(f"opening burst: {a.burst}x for {opening:.0f} s, then steady {a.duration:.0f} s")
+        o0 = time.time()
+        ask_all(w, "factor", a.burst)
+        time.sleep(opening)
+        s0 = time.time()
+        ask_all(w, "factor", 1.0)
+        time.sleep(a.duration)
+        s1 = time.time()
+        bcpu, wcpu = cpu_s(self.broker_pid) - bcpu, self.cpu(w) - wcpu
+        ccpu = self.cpu(self.cloud) - ccpu
+        ask_all(w, "factor", 0.0)
+        self.settle(w, 120)
+        self.phases.update({"opening": (o0, s0), "steady": (s0, s1)})
+        self.figures["load"] = {
+            "seconds": round(s1 - o0, 1),
+            "broker_cpu_s": round(bcpu, 2),
+            "gateway_processes_cpu_s": round(wcpu, 2),
+            "cloud_consumers_cpu_s": round(ccpu, 2),
+            "broker_rss_mb": round(status_mb(self.broker_pid, "VmRSS"), 1),
+            "broker_hwm_mb": round(status_mb(self.broker_pid, "VmHWM"), 1),
+        }
+
+    def cpu(self, procs: list[Proc]) -> float:
+        return sum(cpu_s(p.proc.pid or 0) for p in procs)
+
+    @property
+    def broker_pid(self) -> int:
+        assert self.broker.proc is not None
+        return self.broker.proc.pid
+
+    def storm(self, variant: str, outage: float, backlog: int) -> dict[str, Any]:
+        a, w = self.args, self.workers
+        ask_all(w, "backoff", variant)
+        self.settle(w, 120)
+        self.broker.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+        db = self.broker.workdir / "mosquitto.db"
+        seen = db.stat().st_mtime if db.exists() else 0.0
+        wait_for("broker saved", lambda: db.exists() and db.stat().st_mtime > seen, 30, 0.05)
+        log(f"storm ({variant}): kill -9, {outage} s outage, backlog {backlog}/gateway")
+        t_kill = time.time()
+        self.broker.kill()
+        ask_all(w, "factor", 1.0)
+        if backlog:
+            ask_all(w, "backlog", backlog)  # each outbox gets it while the broker is down
+        time.sleep(max(0.0, t_kill + outage - time.time()))
+        t_up = time.time()  # gateways may connect as soon as it listens, before start() returns
+        self.broker.start()
+        base = cpu_s(self.broker_pid)
+        before = self.accepted(w) + len(self.ledger.accepted)
+        back = wait_for(
+            "all reconnected", lambda: sum(ask_all(w, "connected")) == a.gateways, 300, 0.1
+        )
+        wait_for("backlogs at the cloud", lambda: self.stored() >= before, 600, 0.25)
+        broker_cpu = cpu_s(self.broker_pid) - base
+        cpu_until = time.time()
+        ask_all(w, "factor", 0.0)
+        t_end = self.settle(w, 120)
+        return {
+            "t_end": t_end,
+            "variant": variant,
+            "outage_s": round(t_up - t_kill, 2),
+            "t_kill": t_kill,
+            "t_up": t_up,
+            "reconnected_s_polled": round(back - t_up, 2),
+            "broker_cpu_cores": round(broker_cpu / (cpu_until - t_up), 3),
+            "broker_hwm_mb": round(status_mb(self.broker_pid, "VmHWM"), 1),
+        }
+
+
+def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
+    a, led = f.args, f.ledger
+    out: dict[str, Any] = dict(f.figures)
+    for name, (t0, t1) in f.phases.items():
+        ids = led.window(t0, t1)
+        out[name] = {
+            "accepted_per_s": round(len(ids) / (t1 - t0), 1),
+            "at_cloud_per_s": round(sum(1 for i in ids if i in led.first) / (t1 - t0), 1),
+            **latency_figures(led.latencies_ms(ids)),
+        }
+    out["single"]["max_events_per_s"] = out.pop("single_max_events_per_s")
+    load = out["load"]
+    events = len(led.window(f.phases["opening"][0], f.phases["steady"][1]))
+    for key in ("broker", "gateway_processes", "cloud_consumers"):
+        cpu = load.pop(f"{key}_cpu_s")
+        load[f"{key}_cpu_cores"] = round(cpu / load["seconds"], 3)
+        load[f"{key}_cpu_us_per_event"] = round(cpu / max(1, events) * 1e6)
+    out["ratios"] = {
+        "steady_vs_single_gateway_max": round(
+            out["steady"]["at_cloud_per_s"] / out["single"]["max_events_per_s"], 2
+        ),
+        "steady_p50_vs_single_gateway_p50": round(
+            out["steady"]["p50_ms"] / out["single"]["p50_ms"], 2
+        ),
+        "steady_p99_vs_single_gateway_p99": round(
+            out["steady"]["p99_ms"] / out["single"]["p99_ms"], 2
+        ),
+    }
+    logged = broker_connects(f.broker.log_file)
+    for s in storms:
+        t_up = s["t_up"] = round(s["t_up"], 3)
+        t_kill = s.pop("t_kill")
+        t_end = s.pop("t_end")
+        firsts: dict[int, float] = {}
+        for at, gw in f.connects:
+            if gw > 0 and t_up <= at < min(t_end, firsts.get(gw, t_end)):
+                firsts[gw] = at
+        cloud_back = max((t for t in f.subscribed if t_up <= t < t_end), default=t_end)
+        early = {gw for gw, at in firsts.items() if at < cloud_back}
+        backlog = [  # accepted while its gateway was offline
+            i for i, (at, gw) in led.accepted.items() if t_kill <= at < firsts.get(gw, t_end)
+        ]
+        peak, at_s = peak_per_second(firsts.values(), t_up)
+        peak_100ms, _ = peak_per_second(firsts.values(), t_up, 0.1)
+        spread = sorted(t - t_up for t in firsts.values())
+        bpeak, _ = peak_per_second([t for t in logged if t < t_end], float(int(t_up)))
+        s.update(
+            {
+                "backlog_events": len(backlog),
+                "all_reconnected_s": round(max(firsts.values()) - t_up, 2)
+                if len(firsts) == a.gateways
+                else f"{len(firsts)}/{a.gateways}",
+                "backlogs_drained_s": round(led.drained_after(backlog, t_up), 2),
+                "peak_connects_per_s_client": peak,
+                "peak_second_after_restart": at_s,
+                "peak_connects_per_s_in_100ms": peak_100ms,
+                "reconnects_p10_p90_s": [round(pct(spread, 10), 2), round(pct(spread, 90), 2)],
+                "peak_connects_per_s_broker_log": bpeak,
+                "attempts_while_down": sum(1 for t in f.attempts if t_kill <= t < t_up),
+                "cloud_resubscribed_s": round(cloud_back - t_up, 3),
+                "gateways_back_before_cloud": len(early),
+                "lost": sum(1 for i in backlog if i not in led.first),
+                "lost_of_gateways_back_before_cloud": sum(
+                    1 for i in backlog if i not in led.first and led.accepted[i][1] in early
+                ),
+            }
+        )
+    out["storms"] = storms
+    out["accounting"] = {
+        "accepted": len(led.accepted),
+        "lost": led.lost,
+        "duplicates": led.duplicates,
+        "duplicates_not_flagged_replayed": led.unflagged_duplicates,
+        "unknown_ids": led.unknown,
+        "refused_appends": f.refused,
+        "lost_sample_gateway_accepted_at": led.lost_sample(),
+    }
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gateways", type=int, default=1000)
+    p.add_argument("--processes", type=int, default=4)
+    p.add_argument("--consumers", type=int, default=2)
+    p.add_argument("--duration", type=float, default=30.0, help="steady traffic, seconds")
+    p.add_argument("--rate", type=float, default=0.3, help="mean events/s of one gateway")
+    p.add_argument("--burst", type=float, default=3.0, help="opening-time rate multiplier")
+    p.add_argument("--backlog", type=int, default=20, help="events per gateway in the outage")
+    p.add_argument(
+        "--storms",
+        default="first-retry-fixed:0.3:0,shipped:0.3:0,shipped:10,unjittered:10",
+        help="storms, each BACKOFF[:OUTAGE_S[:BACKLOG]] (" + ",".join(_fleet_gw.BACKOFFS) + ")",
+    )
+    p.add_argument("--baseline-s", type=float, default=5.0)
+    p.add_argument("--durability", default="power-loss", choices=["power-loss", "crash"])
+    p.add_argument("--outbox-dir", default="/dev/shm", help="where outboxes live (tmpfs)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="20 gateways, short phases")
+    p.add_argument("--json", action="store_true", help="a JSON summary as the last line")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.gateways, args.processes = min(args.gateways, 20), 1
+        args.duration, args.baseline_s = min(args.duration, 5.0), min(args.baseline_s, 2.0)
+        args.backlog = min(args.backlog, 10)
+        if args.storms == p.get_default("storms"):
+            args.storms = "shipped:0.3:0,shipped:3,unjittered:3"
+    for item in filter(None, args.storms.split(",")):
+        if item.partition(":")[0] not in _fleet_gw.BACKOFFS:
+            p.error(f"unknown backoff in --storms: {item}")
+    args.processes = max(1, min(args.processes, args.gateways))
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # broker and workers inherit it
+    data = Path(tempfile.mkdtemp(prefix="storegw-fleet-", dir=args.outbox_dir))
+    broker = MosquittoBroker(persistence=True, extra_config=BROKER_CONFIG)
+    broker.start()
+    f: Fleet | None = None
+    try:
+        f = Fleet(args, broker, data)
+        for c in f.cloud:
+            c.wait_ready()
+        wait_for("cloud subscribed", lambda: all(ask_all(f.cloud, "sessions")), 30)
+        f.baseline()
+        f.fleet()
+        storms = []
+        for item in filter(None, args.storms.split(",")):
+            variant, *rest = item.split(":")
+            outage = float(rest[0]) if rest else 10.0
+            backlog = int(rest[1]) if len(rest) > 1 else args.backlog
+            storms.append(f.storm(variant, outage, backlog))
+        f.collect(f.workers)
+        for rep in ask_all(f.cloud, "report"):
+            f.ledger.add_deliveries(rep["deliveries"])
+            f.subscribed += rep["subscribed"]
+        out = analyse(f, storms)
+    finally:
+        if f is not None:
+            for p in f.workers + f.cloud:
+                if p.proc.is_alive():
+                    p.stop()
+        broker.kill()
+        shutil.rmtree(broker.workdir, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+    out["machine"] = machine()
+    out["nofile_limit"] = hard
+    out["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "quick")}
+    for key in ("single", "opening", "steady", "load", "ratios", "accounting"):
+        show(key, out[key])
+    for s in out["storms"]:
+        show(f"storm ({s['variant']})", s)
+    show("machine", out["machine"])
+    if args.json:
+        print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
