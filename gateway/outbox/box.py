@@ -102,6 +102,7 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         item = Pending(new_id(), device_id, reading, loop.create_future(), size_hint, data_json)
         self._pending.append(item)
         self._pending_bytes += size_hint
+        self._appends_settled.clear()
         self._wake.set()
         # No shield: a cancelled caller cancels only its own future, which the writer skips;
         # the event is committed all the same (shield cost an extra future per event).

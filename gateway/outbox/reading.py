@@ -34,6 +34,10 @@ class Reader(OutboxState):
         async with self._committed:
             await self._committed.wait_for(lambda: self._last_seq > after)
 
+    async def appends_settled(self) -> None:
+        """Wait until no append is waiting for its commit (at once when none is)."""
+        await self._appends_settled.wait()
+
     async def stats(self) -> OutboxStats:
         assert self._reader is not None
         async with self._reader.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1") as cur:

@@ -29,7 +29,9 @@ async def open_connections(
     path: Path, durability: Durability
 ) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
     """The writer (schema applied) and the reader; neither is left open on a failure."""
-    writer = await open_database(path, synchronous=synchronous_for(durability), schema=SCHEMA)
+    writer = await open_database(
+        path, synchronous=synchronous_for(durability), schema=SCHEMA, autocommit=True
+    )
     try:
         reader = await open_database(path, query_only=True)
     except BaseException:
