@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from core.events import Reading
@@ -42,6 +42,13 @@ def make_config(url: str, data_dir: Path, *, durability: str = "power-loss") -> 
             "outbox": {"durability": durability},
         }
     )
+
+
+def quick_or_full(args: object, defaults: dict[str, tuple[Any, Any]]) -> None:
+    """Fill each option left unset with its ``--quick`` or its full-run default."""
+    for name, (small, full) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, small if getattr(args, "quick", False) else full)
 
 
 def reading_pool() -> list[Reading]:

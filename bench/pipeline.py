@@ -26,6 +26,7 @@ from _pipe import (
     STORE_ID,
     envelope,
     make_config,
+    quick_or_full,
     reading_pool,
 )
 from _report import (
@@ -132,9 +133,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "latency_seconds": (3.0, 20.0),
         "repeat": (1, 3),
     }
-    for name, (small, full) in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, small if args.quick else full)
+    quick_or_full(args, defaults)
     return args
 
 

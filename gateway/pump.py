@@ -139,6 +139,9 @@ class Pump:
             for event in rows:
                 await self._gate.wait_open()
                 if replay:
+                    # A live event being committed goes first: the replay's work on this
+                    # loop would delay its commit and the caller that waits for it.
+                    await self._outbox.appends_settled()
                     await self._replay_window.acquire()
                     if self._replay_interval:
                         next_at += self._replay_interval

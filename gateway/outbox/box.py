@@ -131,6 +131,7 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
             return
         assert self._db is not None
         try:
+            await self._db.execute("BEGIN")  # the writer connection is in autocommit mode
             await self._db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -213,6 +214,7 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         item = Pending(new_id(), device_id, reading, loop.create_future(), size_hint, data_json)
         self._pending.append(item)
         self._pending_bytes += size_hint
+        self._appends_settled.clear()
         self._wake.set()
         return item
 

@@ -56,6 +56,7 @@ class Housekeeping(OutboxState):
         cutoff = time.time() - self._max_age_s
         async with self._write_lock:
             try:
+                await self._db.execute("BEGIN")  # the writer connection is in autocommit mode
                 async with self._db.execute(
                     "DELETE FROM outbox WHERE priority = ? AND created < ? RETURNING seq",
                     (int(Priority.LOW), cutoff),

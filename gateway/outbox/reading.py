@@ -113,6 +113,7 @@ class Reader(OutboxState):
         freed = moved = 0
         async with self._write_lock:
             try:
+                await self._db.execute("BEGIN")  # the writer connection is in autocommit mode
                 for seq, reason, _ in bad:
                     await self._db.execute(
                         "INSERT INTO quarantine(seq, kind, priority, created, payload, crc,"
@@ -159,6 +160,10 @@ class Reader(OutboxState):
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.rollback()
+
+    async def appends_settled(self) -> None:
+        """Wait until no append is waiting for its commit (at once when none is)."""
+        await self._appends_settled.wait()
 
     async def stats(self) -> OutboxStats:
         assert self._reader is not None

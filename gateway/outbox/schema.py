@@ -43,10 +43,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
 async def open_connections(
     path: Path, durability: Durability
 ) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
-    """The writer (schema applied, older files migrated) and the reader; neither is left open
-    on a failure. The reader hands text back as bytes: a garbled ``kind`` must reach the
-    checksum, not fail the whole batch in the UTF-8 decoder."""
-    writer = await open_database(path, synchronous=synchronous_for(durability), schema=SCHEMA)
+    """The writer (schema applied, older files migrated; autocommit, so the writer opens its
+    own transactions) and the reader; neither is left open on a failure. The reader hands text
+    back as bytes: a garbled ``kind`` must reach the checksum, not fail the whole batch in the
+    UTF-8 decoder."""
+    writer = await open_database(
+        path, synchronous=synchronous_for(durability), schema=SCHEMA, autocommit=True
+    )
     try:
         await _migrate(writer)
         reader = await open_database(path, query_only=True)

@@ -72,6 +72,9 @@ class OutboxState:
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[Pending] = []
         self._acks: list[int] = []
+        self._acks_last = False  # the writer's last commit carried acks
+        self._appends_settled = asyncio.Event()  # no append waits for its commit
+        self._appends_settled.set()
         self._wake = asyncio.Event()
         self._committed = asyncio.Condition()
         self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection

@@ -1,14 +1,20 @@
-"""The single writer task: group commits of appends and acks.
+"""The single writer task: adaptive group commits of appends and acks.
 
-Whoever appends waits until the transaction holding their event has committed; while one
-commit is in flight the next batch gathers, so throughput rises with load without weakening
-the rule. Acknowledged rows are deleted in the same transactions.
+Whoever appends waits until the transaction holding their event has committed. An idle writer
+commits at once, so a lone scanner pays one fsync per event; whatever arrives while a commit
+is in flight goes into the next one, so many producers share fsyncs and throughput rises with
+load without a timer.
+
+Appends never wait behind a replay: each commit takes every pending append but at most
+``ACK_ROWS_PER_COMMIT`` acknowledged rows, deleted by ``seq`` range, so a live event waits for
+at most one short commit. A transaction is one call into the connection's thread: each SQLite
+call hands the GIL back and forth, and under a busy event loop every handover may wait for
+the interpreter's switch interval.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import sqlite3
@@ -20,34 +26,56 @@ from gateway.outbox.integrity import row_crc
 from gateway.outbox.mark import BLOCK, Mark, mark_path, write_mark
 from gateway.outbox.refusals import Refusals
 from gateway.outbox.state import JSON_STR, Pending
+from gateway.outbox.transaction import Row, ack_ranges, in_connection_thread, run_transaction
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_FAILURE_S = 0.5
-
-Row = tuple[int, str, int, float, bytes, int]
+ACK_ROWS_PER_COMMIT = 2000
+"""Acked rows deleted per commit: a few ms of work, so a live append behind it waits little."""
 
 
 class Writer(Refusals):
     async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending and not self._acks:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                continue
             if self._commit_interval and not self._closing:
                 await asyncio.sleep(self._commit_interval)
-            self._wake.clear()
-            while self._pending or self._acks:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: len(batch)]
-                acks, self._acks = self._acks, []
-                if not await self._commit(batch, acks) and not self._pending:
-                    # The acks went back to the queue; retry them later (one timer at a time),
-                    # not in a tight loop against a disk that keeps failing.
-                    loop = asyncio.get_running_loop()
-                    if self._retry is None or self._retry.when() <= loop.time():
-                        self._retry = loop.call_later(RETRY_AFTER_FAILURE_S, self._wake.set)
-                    break
-            if self._closing:
-                return
+            batch = self._pending[: self._max_batch]
+            del self._pending[: len(batch)]
+            # A commit carrying appends leaves the acks to the next one unless the previous
+            # commit carried none: an append never waits for a replay's deletes, and a steady
+            # stream of appends cannot starve the deletes.
+            acks = self._take_acks() if not batch or not self._acks_last else []
+            self._acks_last = bool(acks)
+            ok = await self._commit(batch, acks)
+            if not self._pending:
+                self._appends_settled.set()
+            if not ok and not self._pending:
+                if self._closing:
+                    return
+                # The acks went back to the queue; retry them later (one timer at a time),
+                # not in a tight loop against a disk that keeps failing.
+                self._wake.clear()
+                loop = asyncio.get_running_loop()
+                if self._retry is None or self._retry.when() <= loop.time():
+                    self._retry = loop.call_later(RETRY_AFTER_FAILURE_S, self._wake.set)
+                await self._wake.wait()
+
+    def _take_acks(self) -> list[int]:
+        """The oldest ``ACK_ROWS_PER_COMMIT`` acks; the rest wait for the next commit."""
+        if len(self._acks) <= ACK_ROWS_PER_COMMIT:
+            acks, self._acks = self._acks, []
+            return acks
+        self._acks.sort()
+        acks = self._acks[:ACK_ROWS_PER_COMMIT]
+        del self._acks[:ACK_ROWS_PER_COMMIT]
+        return acks
 
     def _encode(self, item: Pending, seq: int) -> bytes:
         """The envelope, byte for byte what json.dumps of the dict with keys id, seq, ts,
@@ -115,34 +143,49 @@ class Writer(Refusals):
         self, batch: list[Pending], acks: list[int], rows: list[Row], last: int, now: float
     ) -> bool:
         assert self._db is not None
+        ranges = ack_ranges(acks)
+        meta: list[tuple[str, int]] = []
+        if ranges:
+            # Deleting may empty the table: the highest seq given out must outlive its row.
+            meta.append(("last_seq", last))
+        if rows and self._reserved != self._reserved_in_db:
+            meta.append(("reserved", self._reserved))
+        reserved = self._reserved
+        loop = asyncio.get_running_loop()
+
+        def work(conn: sqlite3.Connection) -> None:
+            removed = run_transaction(conn, rows, ranges, meta)
+            # Straight from the thread: the callers resume one loop turn sooner than through
+            # this task, which matters most to a lone scanner awaiting each code.
+            loop.call_soon_threadsafe(self._done, batch, acks, rows, last, now, removed, reserved)
+
         try:
-            if rows:
-                await self._db.executemany(
-                    "INSERT INTO outbox(seq, kind, priority, created, payload, crc)"
-                    " VALUES (?,?,?,?,?,?)",
-                    rows,
-                )
-                meta = [("last_seq", last), ("reserved", self._reserved)]
-                await self._db.executemany(
-                    "INSERT INTO meta(key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    meta if self._reserved != self._reserved_in_db else meta[:1],
-                )
-            freed = 0
-            deleted = 0
-            if acks:
-                freed, deleted = await self._delete(acks)
-            await self._db.commit()
+            await in_connection_thread(self._db, work)
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                await self._db.rollback()
             self._acks[:0] = acks  # retry the deletes with the next commit
             full = getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL"
             code = OutboxErrorCode.DISK_FULL if full else OutboxErrorCode.WRITE_FAILED
             self._fail(batch, code, f"outbox commit failed: {exc}")
             return False
         if rows:
-            self._reserved_in_db = self._reserved
+            async with self._committed:
+                self._committed.notify_all()
+        return True
+
+    def _done(
+        self,
+        batch: list[Pending],
+        acks: list[int],
+        rows: list[Row],
+        last: int,
+        now: float,
+        removed: tuple[int, int],
+        reserved: int,
+    ) -> None:
+        """The transaction committed: account for it and answer its appenders."""
+        freed, deleted = removed
+        if rows:
+            self._reserved_in_db = reserved
             self._accepting(OutboxErrorCode.DISK_FULL, OutboxErrorCode.WRITE_FAILED)
         self._acked.difference_update(acks)
         self._last_seq = last
@@ -151,22 +194,3 @@ class Writer(Refusals):
         for it, row in zip(batch, rows, strict=True):
             if not it.future.done():
                 it.future.set_result(StoredEvent(row[0], row[1], row[4], now))
-        if rows:
-            async with self._committed:
-                self._committed.notify_all()
-        return True
-
-    async def _delete(self, seqs: list[int]) -> tuple[int, int]:
-        assert self._db is not None
-        freed = deleted = 0
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self._db.execute(
-                f"DELETE FROM outbox WHERE seq IN ({marks}) RETURNING length(payload)",  # noqa: S608
-                chunk,
-            ) as cur:
-                sizes = list(await cur.fetchall())
-            freed += sum(int(s[0]) for s in sizes)
-            deleted += len(sizes)
-        return freed, deleted
