@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import JsonValue
+
 from core.errors import StoregwError
+from core.events import JsonObject
 
 Durability = Literal["power-loss", "crash"]
 
@@ -74,3 +77,9 @@ class OutboxStats:
     damaged_total: int = 0
     set_aside: str | None = None
     """Where a damaged outbox file was moved at open (kept for forensics)."""
+
+    def as_json(self) -> JsonObject:
+        """The figures as ``status`` reports them (every field, by its own name)."""
+        doc: JsonObject = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        doc["refused"] = dict[str, JsonValue](self.refused)
+        return doc

@@ -88,6 +88,4 @@ def run_transaction(
 @functools.cache
 def _insert_sql(n: int) -> str:
     marks = ",".join(["(?,?,?,?,?,?)"] * n)
-    return (
-        f"INSERT INTO outbox(seq, kind, priority, created, payload, crc) VALUES {marks}"  # noqa: S608
-    )
+    return f"INSERT INTO outbox(seq, kind, priority, created, payload, crc) VALUES {marks}"  # noqa: S608

@@ -157,7 +157,17 @@ class Writer(Refusals):
             removed = run_transaction(conn, rows, ranges, meta)
             # Straight from the thread: the callers resume one loop turn sooner than through
             # this task, which matters most to a lone scanner awaiting each code.
-            loop.call_soon_threadsafe(self._done, batch, acks, rows, last, now, removed, reserved)
+            loop.call_soon_threadsafe(
+                lambda: self._done(
+                    batch,
+                    acks=acks,
+                    rows=rows,
+                    last=last,
+                    now=now,
+                    removed=removed,
+                    reserved=reserved,
+                )
+            )
 
         try:
             await in_connection_thread(self._db, work)
@@ -175,6 +185,7 @@ class Writer(Refusals):
     def _done(
         self,
         batch: list[Pending],
+        *,
         acks: list[int],
         rows: list[Row],
         last: int,
