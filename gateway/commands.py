@@ -125,6 +125,9 @@ class Command(Generic[A, R]):
     handler: Callable[[A], Awaitable[R]]
     args: type[A]
     result: type[R]
+    read_only: bool = False
+    """Changes nothing: answering it twice is harmless, so it still runs when its id cannot
+    be recorded (a full disk must not silence ``status``)."""
 
     async def run(self, args: JsonObject) -> JsonObject:
         """Validate ``args`` (raising ValidationError), run the handler, dump its result."""
@@ -234,19 +237,21 @@ class Dispatcher:
 
     async def _guarded(self, name: str, req: CommandRequest) -> JsonObject:
         """Refuse a stale command, claim its id (once, durably) before it runs, note how it
-        ended. An id that cannot be recorded is not run: a redelivery could run it twice."""
+        ended. An id that cannot be recorded is not run unless the command is read-only: a
+        redelivery could run it twice."""
         ledger = self._ledger
-        if ledger is None:
-            return await self._run(name, req)
-        refusal = ledger.judge_expiry(req.expires_at)
+        refusal = ledger.judge_expiry(req.expires_at) if ledger is not None else None
         if refusal is not None:
             return failed(refusal.code, refusal.message, req.id, name, details=refusal.details)
-        if req.id is None:
+        if ledger is None or req.id is None:
             return await self._run(name, req)
         try:
             first = await ledger.claim(req.id, name, req.expires_at)
         except (sqlite3.Error, OSError) as exc:
             log.warning("command id not recorded", extra={"command": name, "error": str(exc)})
+            command = self._commands.get(name)
+            if command is not None and command.read_only:
+                return await self._run(name, req)
             return failed(
                 CommandCode.NOT_RECORDED,
                 "the gateway cannot record the command id, so it did not run it",

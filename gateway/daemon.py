@@ -221,9 +221,9 @@ class Gateway:
 
     def _register_commands(self) -> None:
         self.dispatcher.register(
-            Command("ping", self._ping, PingArgs, PingResult),
-            Command("status", self._status_cmd, NoArgs, StatusResult),
-            Command("config.get", self._config_get, NoArgs, JsonResult),
+            Command("ping", self._ping, PingArgs, PingResult, read_only=True),
+            Command("status", self._status_cmd, NoArgs, StatusResult, read_only=True),
+            Command("config.get", self._config_get, NoArgs, JsonResult, read_only=True),
         )
         self.dispatcher.set_fallback(self._device_action, self._device_actions)
 

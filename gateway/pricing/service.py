@@ -78,7 +78,9 @@ class PricingService(PricingCommands, Scheduler, AsyncResource):
         return (
             Command("labels.bind", self._bind, models.BindArgs, results.BindResult),
             Command("labels.unbind", self._unbind, models.UnbindArgs, results.UnbindResult),
-            Command("labels.list", self._list, models.ListArgs, results.LabelsListResult),
+            Command(
+                "labels.list", self._list, models.ListArgs, results.LabelsListResult, read_only=True
+            ),
         )
 
     def on_reading(self, device_id: str, reading: Reading) -> None:

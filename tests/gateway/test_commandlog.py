@@ -107,3 +107,27 @@ async def test_ids_are_pruned_once_kept_long_enough(tmp_path: Path) -> None:
         now[0] += 60
         assert await log.prune() == 1
         assert await log.count() == 0
+
+
+async def test_an_id_that_cannot_be_recorded_stops_changes_but_not_read_only_commands(
+    tmp_path: Path,
+) -> None:
+    """A full disk (here: the log's connection refusing writes) must not silence ``status``."""
+    runs: list[int] = []
+    looks: list[int] = []
+
+    async def look(args: Args) -> Result:
+        looks.append(1)
+        return Result(runs=len(runs))
+
+    async with CommandLog(tmp_path / "commands.db", CommandsSection()) as log:
+        d = dispatcher(log, runs)
+        d.register(Command("look", look, Args, Result, read_only=True))
+        await log.db.execute("PRAGMA query_only=ON")
+        refused = await call(d, {"id": "c-1"})
+        assert refused["error"]["code"] == "not_recorded"
+        answered = await d.call("look", {"id": "c-2"})
+        assert isinstance(answered, dict)
+        assert answered["ok"] is True
+    assert runs == []
+    assert looks == [1]
