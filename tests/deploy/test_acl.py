@@ -129,11 +129,12 @@ async def test_a_gateway_works_in_its_own_subtree_and_is_refused_elsewhere(
         await up.publish(f"{S1}/status", b"{}", retain=True)
     async with Uplink(gateway_mqtt(deployed_broker, other), client_id="gw-s2") as up:
         await up.publish(f"{S2}/events/scan", b"{}")  # its own: fine
-        for topic in (
+        for topic in (  # another store's, and what only the cloud may say
             f"{S1}/events/scan",
             f"{S1}/status",
             f"{S1}/devices/scanner-1/availability",
             "storegw/v1/cloud/keys",
+            "storegw/v1/cloud/state",
         ):
             with pytest.raises(PublishRefused) as refused:
                 await up.publish(topic, b"{}")
@@ -174,15 +175,25 @@ async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
     ):
         await cloud.subscribe("storegw/#", qos=1)
         await gw.subscribe("storegw/v1/cloud/keys", qos=1)
-        await puback(gw, f"{S1}/events/scan")
-        assert str((await next_message(cloud)).topic) == f"{S1}/events/scan"
-        await puback(gw, f"{S1}/devices/scanner-1/availability")  # the cloud reads availability
-        assert str((await next_message(cloud)).topic) == f"{S1}/devices/scanner-1/availability"
-        code = await puback(cloud, "storegw/v1/cloud/keys")
-        assert not code.is_failure
-        assert str((await next_message(gw)).topic) == "storegw/v1/cloud/keys"  # gateways read keys
+        await gw.subscribe("storegw/v1/cloud/state", qos=1)
+        await gw.subscribe(f"{S1}/confirm", qos=1)
+        for topic in (  # the cloud reads events, availability and what a gateway holds
+            f"{S1}/events/scan",
+            f"{S1}/devices/scanner-1/availability",
+            f"{S1}/held",
+        ):
+            await puback(gw, topic)
+            assert str((await next_message(cloud)).topic) == topic
+        for topic in (  # gateways read the keys, the cloud's state and their own watermark
+            "storegw/v1/cloud/keys",
+            "storegw/v1/cloud/state",
+            f"{S1}/confirm",
+        ):
+            assert not (await puback(cloud, topic)).is_failure, topic
+            assert str((await next_message(gw)).topic) == topic
         for topic in (  # what docs/mqtt.md has the cloud send
             f"{S2}/cmd/ping",
+            f"{S2}/confirm",
             f"{S2}/cmd/label.show",
             f"{S2}/rpc-reply",
             f"{S2}/doctor/reply",
@@ -195,6 +206,7 @@ async def test_the_cloud_identity_reads_and_writes_exactly_its_topics(
             f"{S2}/events/scan",
             f"{S2}/rpc/member.identify",
             f"{S2}/cmd-result/ping",
+            f"{S2}/held",
             "storegw/v1/cloud/cmd-reply/S002/gw-1/x",
             "storegw/v1/cloud/other",
             "storegw/provision/req/aaaaaaaaaaaaaaaa",
