@@ -18,13 +18,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from core.datafiles import open_private_text
+from core.datafiles import write_atomic
 from core.ids import rfc3339
 from gateway.feature import BaseFeature
 from gateway.uplink import UplinkError
@@ -143,12 +142,8 @@ class Availability(BaseFeature):
         return {i for i in ids if isinstance(i, str)} if isinstance(ids, list) else set()
 
     def _write(self) -> None:
-        tmp = self._file.with_name(self._file.name + ".tmp")
         try:
-            with open_private_text(tmp) as f:
-                json.dump({"announced": sorted(self._announced)}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._file)
+            body = json.dumps({"announced": sorted(self._announced)}).encode()
+            write_atomic(self._file, body, 0o600)
         except OSError as exc:  # a full disk: the next connect clears less, nothing else
             log.warning("availability state not saved", extra={"error": str(exc)})

@@ -9,6 +9,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.datafiles import fsync_dir
+
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
 SUFFIXES = ("", "-wal", "-shm")
@@ -47,11 +49,7 @@ def set_aside(path: Path, now: datetime | None = None) -> Path:
         source = path.with_name(path.name + suffix)
         if source.exists():
             os.replace(source, target.with_name(target.name + suffix))
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
     return target
 
 

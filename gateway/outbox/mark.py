@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from core.datafiles import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,8 @@ def read_mark(path: Path) -> Mark | None:
 
 def write_mark(path: Path, mark: Mark) -> None:
     """Replace the mark atomically and durably; raises OSError (ENOSPC on a full disk)."""
-    tmp = path.with_name(path.name + ".tmp")
     body = json.dumps({"reserved": mark.reserved, "used": mark.used}).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, body, 0o600)
 
 
 def reconcile(

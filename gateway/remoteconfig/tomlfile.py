@@ -8,7 +8,6 @@ leaves either the old file or the new one, never half of each.
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import tomlkit
 from tomlkit.container import Container
 from tomlkit.items import AoT, Table
 
+from core.datafiles import write_atomic
 from gateway.remoteconfig.keys import Key
 
 
@@ -111,18 +111,6 @@ def _set_device(devices: AoT, index: int | None, device_id: str, value: Any) -> 
         devices[index] = entry
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def backup_path(path: Path) -> Path:
     return path.with_name(path.name + ".bak")
 
@@ -133,11 +121,6 @@ def write(path: Path, doc: tomlkit.TOMLDocument) -> Path:
     old = path.read_bytes()
     mode = stat.S_IMODE(path.stat().st_mode)
     backup = backup_path(path)
-    _write_atomically(backup, old, mode)
-    _write_atomically(path, tomlkit.dumps(doc).encode("utf-8"), mode)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(backup, old, mode)
+    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"), mode)
     return backup

@@ -238,7 +238,7 @@ async def test_a_file_that_cannot_be_written_is_reported_and_left_as_it_was(
 ) -> None:
     path = write(tmp_path, "mqtt://127.0.0.1:1", "/dev/null")
     original = path.read_bytes()
-    (tmp_path / ".storegw.toml.bak.tmp").mkdir()  # where the backup would be written first
+    (tmp_path / "storegw.toml.bak").mkdir()  # the backup cannot take its place
     gw = Gateway(load_config(path), config_path=path)
     result = await gw.dispatcher.call("config.set", {"args": {"changes": {"log.level": "DEBUG"}}})
     assert isinstance(result, dict)
