@@ -92,6 +92,11 @@ class Metrics:
             ["replayed"],
             registry=r,
         )
+        self.events_unrouted = Counter(
+            "storegw_events_unrouted",
+            "Events the broker acknowledged with no subscriber to hand them to (PUBACK 0x10)",
+            registry=r,
+        )
         self.outbox_depth = Gauge("storegw_outbox_depth", "Events not yet acknowledged", registry=r)
         self.outbox_bytes = Gauge("storegw_outbox_bytes", "Payload bytes in the outbox", registry=r)
         self.outbox_oldest = Gauge(

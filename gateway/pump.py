@@ -24,7 +24,8 @@ from gateway.wire.topics import Topics
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], Awaitable[None]]
+Publish = Callable[[str, bytes], Awaitable[object]]
+"""Publishes and waits for the PUBACK; ``False`` back means the broker had no subscriber."""
 
 _READ_BATCH = 256
 
@@ -90,6 +91,7 @@ class Pump:
         self.replay_sent = 0
         self.published = 0
         self.refused = 0
+        self.unrouted = 0
         self.replay_done = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
 
@@ -159,7 +161,7 @@ class Pump:
     async def _send(self, event: StoredEvent, replay: bool) -> None:
         try:
             payload = event.replayed_payload() if replay else event.payload
-            await self.publish(self._topics.event(event.kind), payload)
+            routed = await self.publish(self._topics.event(event.kind), payload)
         except PublishRefused as exc:
             # Kept in the outbox and retried next session; one refused message must not
             # stop the rest (a connection-level failure still ends the session).
@@ -173,6 +175,8 @@ class Pump:
             self._window.release()
             if replay:
                 self._replay_window.release()
+        if routed is False:
+            self._unrouted(event)
         if self._gate.delivered(event.seq):
             self._outbox.ack((event.seq,))
         self.published += 1
@@ -181,3 +185,16 @@ class Pump:
         if self._metrics is not None and self._events_out is not None:
             self._events_out[replay].inc()
             self._metrics.publish_latency.observe(max(0.0, time.time() - event.created))
+
+    def _unrouted(self, event: StoredEvent) -> None:
+        """The broker took the event but had no subscriber for it: with ``confirm =
+        "broker"`` it is gone once deleted here, so say so (once a session) and count it."""
+        self.unrouted += 1
+        if self._metrics is not None:
+            self._metrics.events_unrouted.inc()
+        if self.unrouted == 1:
+            log.warning(
+                "broker has no subscriber for events; acknowledged events reach no one"
+                ' (with [delivery] confirm = "cloud" they are kept until the cloud has them)',
+                extra={"seq": event.seq, "kind": event.kind},
+            )

@@ -66,6 +66,8 @@ class LastWill:
 
 
 _SWEEP_S = 1.0  # how often overdue PUBACKs are looked for
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""A successful PUBACK that says the broker had no subscriber to hand the message to."""
 
 
 class _Client(aiomqtt.Client):
@@ -128,7 +130,8 @@ class _Client(aiomqtt.Client):
         retain: bool,
         properties: Properties | None,
         ack_timeout_s: float,
-    ) -> None:
+    ) -> bool:
+        """Returns False when the broker said no one subscribes (PUBACK 0x10)."""
         info = self._client.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
@@ -154,6 +157,7 @@ class _Client(aiomqtt.Client):
                     del self._acks[mid]
         if code is not None and code.is_failure:
             raise PublishRefused(topic, code.getName())
+        return code is None or code.value != NO_MATCHING_SUBSCRIBERS
 
 
 def _cancelling() -> int:
@@ -277,8 +281,9 @@ class Uplink:
         retain: bool = False,
         response_topic: str | None = None,
         correlation_data: bytes | None = None,
-    ) -> None:
-        """Publish and, for QoS 1, return only once the broker acknowledged this message."""
+    ) -> bool:
+        """Publish and, for QoS 1, return only once the broker acknowledged this message;
+        False when the broker said no one subscribes to ``topic`` (MQTT 5 PUBACK 0x10)."""
         props = None
         v5 = self._cfg.protocol == "5"
         if v5 and (response_topic is not None or correlation_data is not None):
@@ -288,7 +293,7 @@ class Uplink:
             if correlation_data is not None:
                 props.CorrelationData = correlation_data
         try:
-            await self._require().publish_acked(
+            return await self._require().publish_acked(
                 topic,
                 payload,
                 qos=qos,

@@ -15,7 +15,7 @@ from simulators.broker import MosquittoBroker
 from tests.support.config import make_config
 from tests.support.gateway import running
 from tests.support.link import Link
-from tests.support.mqtt import Observer, response
+from tests.support.mqtt import Observer, observing, response
 from tests.support.waiting import wait_for
 
 PREFIX = "storegw/v1/S001/gw-1"
@@ -49,6 +49,27 @@ async def test_events_arrive_with_the_envelope_in_seq_order(
     assert "replayed" not in first
     topics = {t for t, _, _ in observer.messages if "/events/" in t}
     assert topics == {f"{PREFIX}/events/scan"}
+
+
+async def test_events_the_broker_has_no_subscriber_for_are_counted_and_said_once(
+    broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PUBACK 0x10: deleted after PUBACK in broker mode, so the store's side must see it."""
+    gw = Gateway(make_config(broker.url, tmp_path))
+
+    def unrouted() -> float | None:
+        return gw.metrics.registry.get_sample_value("storegw_events_unrouted_total")
+
+    async with running(gw, connected=True):
+        for i in range(3):
+            await gw.submit("scanner-1", scan(f"nobody-{i}"))
+        await wait_for(lambda: unrouted() == 3, message="3 events counted unrouted")
+        async with observing(broker.url) as observer:
+            await gw.submit("scanner-1", scan("someone"))
+            await wait_for(lambda: len(observer.events("scan")) == 1, message="the routed scan")
+    assert unrouted() == 3
+    said = [r for r in caplog.records if "no subscriber for events" in r.getMessage()]
+    assert len(said) == 1
 
 
 async def test_backlog_from_an_outage_is_replayed_in_order_and_flagged(
