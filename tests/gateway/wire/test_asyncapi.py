@@ -528,7 +528,9 @@ async def test_every_message_of_a_real_run_matches_the_document(
     async with CloudService(broker.url, tmp_path / "cloud.db") as cloud, enrollment:
         enrollment.attach(cloud)
         unplugged = {"id": "scanner-1", "kind": "scanner", "port": str(tmp_path / "no-tty")}
-        config = make_config(broker.url, tmp_path / "gw", devices=[unplugged])
+        config = make_config(
+            broker.url, tmp_path / "gw", devices=[unplugged], delivery={"confirm": "cloud"}
+        )
         gw = Gateway(config)
         async with running(gw, connected=True):
             readings = _events()
