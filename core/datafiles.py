@@ -118,7 +118,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         tmp.unlink()  # left over from a crash of this very pid
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
-        os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask took away
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -8,6 +8,7 @@ leaves either the old file or the new one, never half of each.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -123,4 +124,6 @@ def write(path: Path, doc: tomlkit.TOMLDocument) -> Path:
     backup = backup_path(path)
     write_atomic(backup, old, mode)
     write_atomic(path, tomlkit.dumps(doc).encode("utf-8"), mode)
+    if stat.S_IMODE(path.stat().st_mode) != mode:  # the umask narrowed it: the file's own mode
+        os.chmod(path, mode)
     return backup
