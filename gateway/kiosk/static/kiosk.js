@@ -173,7 +173,9 @@
     } catch (e) {
       doc = { error: { code: "internal", message: "not JSON" } };
     }
-    if (doc && doc.mode) setMode(doc.mode);
+    // An answer's own "mode" says how that answer was made, not how the link is now: one
+    // asked before the link dropped can arrive after the socket said so. The link state comes
+    // from the socket alone (hello, then a push on every change).
     if (resp.status === 401) refused("setup.refused");
     return { status: resp.status, doc };
   }

@@ -297,6 +297,41 @@ async def test_the_page_says_offline_when_the_broker_is_down_and_when_the_gatewa
     assert [p for p in rig.browser.problems if "kiosk/ws" not in p and "v1/" not in p] == []
 
 
+async def test_an_answer_made_online_but_arriving_after_the_link_dropped_keeps_the_page_offline(
+    broker: MosquittoBroker, rig: Rig
+) -> None:
+    """The appointments answer that follows an identification can still be on its way when
+    the broker dies; it says ``"mode": "online"`` and must not undo the socket's news."""
+    phone = await Phone.enroll(rig.cloud, seed.ALICE)
+    answered: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        response = await route.fetch()  # made by the gateway now, while online
+        answered.append((await response.json())["mode"])
+        await release.wait()
+        await route.fulfill(response=response)
+
+    async with rig.running() as api:
+        page = await open_page(rig.browser, api)
+        await page.route("**/appointments", hold)
+        await asyncio.to_thread(rig.scanner.type, phone.code())
+        await wait_for(lambda: answered, timeout=10, message="the appointments answer made")
+        assert answered == ["online"]
+        await asyncio.to_thread(broker.stop)
+        banner = page.locator("#offline-banner")
+        await expect(banner).to_have_attribute("data-reason", "cloud")
+        await expect(page.locator("#link-dot")).to_have_class("dot offline")
+        release.set()
+        appointment = page.locator(f'[data-appointment-id="{seed.APPT_SOON}"]')
+        await expect(appointment).to_be_visible()  # the held answer has been rendered
+        await expect(page.locator("#link-dot")).to_have_class("dot offline")
+        await expect(banner).to_be_visible()
+        broker.start()
+        await expect(banner).to_be_hidden(timeout=20_000)
+        await expect(page.locator("#link-dot")).to_have_class("dot online")
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 
