@@ -8,7 +8,8 @@ Under faults: each row carries a checksum, verified before it is published (:mod
 failures quarantined); a ``seq`` high-water mark outside the database keeps ``seq`` from ever
 going back (:mod:`.mark`, with :mod:`.wal` for a log whose recovery dropped commits); a file
 that cannot be opened is set aside (:mod:`.damage`); refusals are counted in one place and
-logged once per change of state (:mod:`.refusals`).
+logged once per change of state (:mod:`.refusals`). Tables kept in the same file (the counter
+ledger) commit their rows in an event's own transaction (:mod:`.attached`).
 
 Durability: WAL with ``synchronous=FULL`` fsyncs the log on every commit, so a commit that
 returned survives power loss ("power-loss", the default). ``synchronous=NORMAL`` in WAL mode
@@ -18,8 +19,10 @@ survives a crash of this process (kill -9) but may lose the last commits on powe
 
 from __future__ import annotations
 
+from gateway.outbox.attached import EVENT_SEQ, Statement
 from gateway.outbox.box import Outbox
 from gateway.outbox.errors import (
+    AttachedRefused,
     Durability,
     OutboxClosed,
     OutboxError,
@@ -31,6 +34,8 @@ from gateway.outbox.errors import (
 )
 
 __all__ = [
+    "EVENT_SEQ",
+    "AttachedRefused",
     "Durability",
     "Outbox",
     "OutboxClosed",
@@ -39,5 +44,6 @@ __all__ = [
     "OutboxFull",
     "OutboxStats",
     "OutboxWriteError",
+    "Statement",
     "StoredEvent",
 ]

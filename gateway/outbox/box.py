@@ -17,6 +17,7 @@ from core.events import JsonObject, Priority, Reading
 from core.ids import new_id
 from core.lifecycle import AsyncResource
 from core.sqlite import close_database
+from gateway.outbox.attached import Statement
 from gateway.outbox.damage import is_damage, not_a_database, set_aside
 from gateway.outbox.errors import (
     OutboxClosed,
@@ -176,13 +177,21 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         await close_database(reader)
         await close_database(writer)
 
-    async def append(self, device_id: str, reading: Reading) -> StoredEvent:
-        """Make ``reading`` durable; returns the committed event, or raises an OutboxError."""
+    async def append(
+        self, device_id: str, reading: Reading, *, attached: Sequence[Statement] = ()
+    ) -> StoredEvent:
+        """Make ``reading`` durable; returns the committed event, or raises an OutboxError.
+
+        ``attached`` statements, on tables of this same file, commit in the event's own
+        transaction or not at all (:mod:`.attached`; a broken constraint raises
+        :class:`AttachedRefused`)."""
         # No shield: a cancelled caller cancels only its own future, which the writer skips;
         # the event is committed all the same (shield cost an extra future per event).
-        return await self._admit(device_id, reading).future
+        return await self._admit(device_id, reading, tuple(attached)).future
 
-    def _admit(self, device_id: str, reading: Reading) -> Pending:
+    def _admit(
+        self, device_id: str, reading: Reading, attached: tuple[Statement, ...] = ()
+    ) -> Pending:
         """Check the event against the limits and queue it for the writer (no await)."""
         if self._closing or self._writer_task is None:
             self._count_refused(OutboxErrorCode.CLOSED)
@@ -211,7 +220,9 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         if projected <= self._max_bytes:
             self._accepting(OutboxErrorCode.OUTBOX_FULL)
         loop = asyncio.get_running_loop()
-        item = Pending(new_id(), device_id, reading, loop.create_future(), size_hint, data_json)
+        item = Pending(
+            new_id(), device_id, reading, loop.create_future(), size_hint, data_json, attached
+        )
         self._pending.append(item)
         self._pending_bytes += size_hint
         self._appends_settled.clear()

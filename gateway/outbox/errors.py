@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -21,6 +22,8 @@ class OutboxErrorCode(StrEnum):
     OPEN_FAILED = "open_failed"
     DISK_FULL = "disk_full"
     WRITE_FAILED = "write_failed"
+    ATTACHED_REFUSED = "attached_refused"
+    """The statements committed with the event broke a constraint: neither was kept."""
 
 
 class OutboxError(StoregwError):
@@ -40,6 +43,15 @@ class OutboxFull(OutboxError):
 
 class OutboxWriteError(OutboxError):
     """The database refused the write (disk full, I/O error); nothing of that batch was kept."""
+
+
+class AttachedRefused(OutboxError):
+    """The statements given with the event (:mod:`gateway.outbox.attached`) broke a
+    constraint; the event and the statements were both undone, the rest of the batch kept."""
+
+    def __init__(self, exc: sqlite3.IntegrityError) -> None:
+        super().__init__(OutboxErrorCode.ATTACHED_REFUSED, f"attached write refused: {exc}")
+        self.constraint: str | None = getattr(exc, "sqlite_errorname", None)
 
 
 class OutboxClosed(OutboxError):

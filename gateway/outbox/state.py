@@ -10,6 +10,7 @@ from pathlib import Path
 import aiosqlite
 
 from core.events import JsonObject, Reading
+from gateway.outbox.attached import Statement
 from gateway.outbox.errors import Durability, StoredEvent
 
 # Built once: json.dumps() with any non-default option constructs a new encoder per call.
@@ -26,6 +27,8 @@ class Pending:
     future: asyncio.Future[StoredEvent]
     size_hint: int = 0
     data_json: str = "{}"  # reading.data, encoded once in append() and reused by the writer
+    attached: tuple[Statement, ...] = ()
+    """Committed with the event or not at all (:mod:`gateway.outbox.attached`)."""
 
 
 @dataclass

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import aiosqlite
 
-Row = tuple[int, str, int, float, bytes, int]
-"""seq, kind, priority, created, payload, crc"""
+from gateway.outbox.attached import Row, Statement, insert_rows
+
 Ranges = list[tuple[int, int]]
 T = TypeVar("T")
 
@@ -56,32 +56,72 @@ def run_transaction(
         if rows:
             conn.execute(_insert_sql(len(rows)), [v for row in rows for v in row])
         return 0, 0
-    try:
-        conn.execute("BEGIN")
+
+    def body() -> tuple[int, int]:
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
-        conn.executemany(
-            "INSERT INTO meta(key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            meta,
-        )
-        freed = deleted = 0
-        for lo, hi in ranges:
-            n, size = conn.execute(
-                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
-                " WHERE seq BETWEEN ? AND ?",
-                (lo, hi),
-            ).fetchone()
-            if n:
-                conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (lo, hi))
-                freed += int(size)
-                deleted += int(n)
+        _upsert_meta(conn, meta)
+        return _delete(conn, ranges)
+
+    return _in_transaction(conn, body)
+
+
+def run_attached_transaction(
+    conn: sqlite3.Connection,
+    attached: Sequence[Sequence[Statement]],
+    first: int,
+    encode: Callable[[int, int], Row],
+    *,
+    ranges: Ranges,
+    meta_for: Callable[[int], list[tuple[str, int]]],
+) -> tuple[list[Row], dict[int, sqlite3.IntegrityError], tuple[int, int]]:
+    """As :func:`run_transaction` for a batch some of whose events carry statements
+    (:mod:`.attached`): ``seq`` is given out here, skipping the items whose statements were
+    refused; ``meta_for(last seq)`` is what to upsert. Returns the rows inserted, the items
+    refused and (bytes freed, rows deleted)."""
+
+    def body() -> tuple[list[Row], dict[int, sqlite3.IntegrityError], tuple[int, int]]:
+        rows, refused = insert_rows(conn, attached, first, encode)
+        _upsert_meta(conn, meta_for(rows[-1][0] if rows else first - 1))
+        return rows, refused, _delete(conn, ranges)
+
+    return _in_transaction(conn, body)
+
+
+def _in_transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+    """``body`` between BEGIN and COMMIT; rolled back whole on any failure."""
+    try:
+        conn.execute("BEGIN")
+        out = body()
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+    return out
+
+
+def _upsert_meta(conn: sqlite3.Connection, meta: list[tuple[str, int]]) -> None:
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        meta,
+    )
+
+
+def _delete(conn: sqlite3.Connection, ranges: Ranges) -> tuple[int, int]:
+    freed = deleted = 0
+    for lo, hi in ranges:
+        n, size = conn.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+            " WHERE seq BETWEEN ? AND ?",
+            (lo, hi),
+        ).fetchone()
+        if n:
+            conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (lo, hi))
+            freed += int(size)
+            deleted += int(n)
     return freed, deleted
 
 

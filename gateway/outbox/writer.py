@@ -21,12 +21,18 @@ import sqlite3
 import time
 
 from core.ids import rfc3339
-from gateway.outbox.errors import OutboxErrorCode, OutboxWriteError, StoredEvent
+from gateway.outbox.attached import Row
+from gateway.outbox.errors import AttachedRefused, OutboxErrorCode, OutboxWriteError, StoredEvent
 from gateway.outbox.integrity import row_crc
 from gateway.outbox.mark import BLOCK, Mark, mark_path, write_mark
 from gateway.outbox.refusals import Refusals
 from gateway.outbox.state import JSON_STR, Pending
-from gateway.outbox.transaction import Row, ack_ranges, in_connection_thread, run_transaction
+from gateway.outbox.transaction import (
+    ack_ranges,
+    in_connection_thread,
+    run_attached_transaction,
+    run_transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,30 +95,27 @@ class Writer(Refusals):
             f'"kind":{JSON_STR(r.kind)},"data":{item.data_json}}}'
         ).encode()
 
+    def _row(self, item: Pending, seq: int, now: float) -> Row:
+        kind = item.reading.kind
+        payload = self._encode(item, seq)
+        return (
+            seq,
+            kind,
+            int(item.reading.priority),
+            now,
+            payload,
+            row_crc(seq, kind.encode(), payload),
+        )
+
     async def _commit(self, batch: list[Pending], acks: list[int]) -> bool:
         assert self._db is not None
         first = self._last_seq + 1
-        now = time.time()
-        rows: list[Row] = []
-        for i, it in enumerate(batch):
-            seq, kind = first + i, it.reading.kind
-            payload = self._encode(it, seq)
-            rows.append(
-                (
-                    seq,
-                    kind,
-                    int(it.reading.priority),
-                    now,
-                    payload,
-                    row_crc(seq, kind.encode(), payload),
-                )
-            )
-        last = first + len(rows) - 1 if rows else self._last_seq
         self._pending_bytes -= sum(it.size_hint for it in batch)
-        if rows and last > self._reserved and not await self._reserve(batch, last):
-            batch, rows, last = [], [], self._last_seq  # refused; the acks may still go
+        highest = first + len(batch) - 1  # if none of the batch is refused
+        if batch and highest > self._reserved and not await self._reserve(batch, highest):
+            batch = []  # refused; the acks may still go
         async with self._write_lock:
-            return await self._commit_locked(batch, acks, rows, last, now)
+            return await self._commit_locked(batch, acks, first, time.time())
 
     async def _reserve(self, batch: list[Pending], last: int) -> bool:
         """Raise the seq mark past ``last`` before any of it is committed (a block at a time)."""
@@ -140,29 +143,49 @@ class Writer(Refusals):
                 it.future.set_exception(err)
 
     async def _commit_locked(
-        self, batch: list[Pending], acks: list[int], rows: list[Row], last: int, now: float
+        self, batch: list[Pending], acks: list[int], first: int, now: float
     ) -> bool:
         assert self._db is not None
         ranges = ack_ranges(acks)
-        meta: list[tuple[str, int]] = []
-        if ranges:
-            # Deleting may empty the table: the highest seq given out must outlive its row.
-            meta.append(("last_seq", last))
-        if rows and self._reserved != self._reserved_in_db:
-            meta.append(("reserved", self._reserved))
         reserved = self._reserved
+        save_reserved = bool(batch) and reserved != self._reserved_in_db
+
+        def meta_for(last: int) -> list[tuple[str, int]]:
+            meta: list[tuple[str, int]] = []
+            if ranges:
+                # Deleting may empty the table: the highest seq given out must outlive its row.
+                meta.append(("last_seq", last))
+            if save_reserved:
+                meta.append(("reserved", reserved))
+            return meta
+
+        attached = [it.attached for it in batch] if any(it.attached for it in batch) else None
+        # Without attached statements every seq is known now: encoded here, the connection's
+        # thread only runs SQL. With them, seq is given out as each item's statements pass.
+        rows = [] if attached else [self._row(it, first + i, now) for i, it in enumerate(batch)]
         loop = asyncio.get_running_loop()
 
         def work(conn: sqlite3.Connection) -> None:
-            removed = run_transaction(conn, rows, ranges, meta)
+            if attached is None:
+                done, refused = rows, dict[int, sqlite3.IntegrityError]()
+                removed = run_transaction(conn, rows, ranges, meta_for(first - 1 + len(rows)))
+            else:
+                done, refused, removed = run_attached_transaction(
+                    conn,
+                    attached,
+                    first,
+                    lambda i, seq: self._row(batch[i], seq, now),
+                    ranges=ranges,
+                    meta_for=meta_for,
+                )
             # Straight from the thread: the callers resume one loop turn sooner than through
             # this task, which matters most to a lone scanner awaiting each code.
             loop.call_soon_threadsafe(
                 lambda: self._done(
                     batch,
                     acks=acks,
-                    rows=rows,
-                    last=last,
+                    rows=done,
+                    refused=refused,
                     now=now,
                     removed=removed,
                     reserved=reserved,
@@ -177,7 +200,7 @@ class Writer(Refusals):
             code = OutboxErrorCode.DISK_FULL if full else OutboxErrorCode.WRITE_FAILED
             self._fail(batch, code, f"outbox commit failed: {exc}")
             return False
-        if rows:
+        if batch:
             async with self._committed:
                 self._committed.notify_all()
         return True
@@ -188,7 +211,7 @@ class Writer(Refusals):
         *,
         acks: list[int],
         rows: list[Row],
-        last: int,
+        refused: dict[int, sqlite3.IntegrityError],
         now: float,
         removed: tuple[int, int],
         reserved: int,
@@ -198,10 +221,17 @@ class Writer(Refusals):
         if rows:
             self._reserved_in_db = reserved
             self._accepting(OutboxErrorCode.DISK_FULL, OutboxErrorCode.WRITE_FAILED)
+            self._last_seq = rows[-1][0]
         self._acked.difference_update(acks)
-        self._last_seq = last
         self._depth += len(rows) - deleted
         self._bytes += sum(len(r[4]) for r in rows) - freed
-        for it, row in zip(batch, rows, strict=True):
+        committed = iter(rows)
+        for i, it in enumerate(batch):
+            if i in refused:
+                self._count_refused(OutboxErrorCode.ATTACHED_REFUSED)
+                if not it.future.done():
+                    it.future.set_exception(AttachedRefused(refused[i]))
+                continue
+            row = next(committed)
             if not it.future.done():
                 it.future.set_result(StoredEvent(row[0], row[1], row[4], now))
