@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,7 @@ from gateway.delivery.feature import Delivery
 from gateway.feature import Feature, ReadingListener, attach
 from gateway.fleet import DeviceFleet
 from gateway.metrics import Metrics, serve_metrics
-from gateway.outbox import Outbox, OutboxError, StoredEvent
+from gateway.outbox import Outbox, OutboxError, Statement, StoredEvent
 from gateway.pricing import PricingService
 from gateway.pricing.features import Labels, Prices
 from gateway.remoteconfig import RemoteConfig
@@ -162,6 +162,7 @@ class Gateway:
                 config.counter,
                 store_id=g.store_id,
                 data_dir=g.data_dir,
+                ledger_path=self.outbox.path,  # one transaction for a ledger row and its event
                 rpc=self.bridge.rpc,
                 submit=self.submit,
                 durability=config.outbox.durability,
@@ -212,8 +213,10 @@ class Gateway:
             except Exception:  # a listener bug must not reach the driver
                 log.exception("reading listener failed", extra={"device_id": device_id})
 
-    async def submit(self, device_id: str, reading: Reading) -> StoredEvent:
-        stored = await self.outbox.append(device_id, reading)  # refusals: counted there
+    async def submit(
+        self, device_id: str, reading: Reading, /, *, attached: Sequence[Statement] = ()
+    ) -> StoredEvent:
+        stored = await self.outbox.append(device_id, reading, attached=attached)  # counts refusals
         self.metrics.event_accepted(reading.kind)
         return stored
 

@@ -1,14 +1,20 @@
-"""Coupon redemption: verified locally, claimed in the ledger, decided by the cloud if it answers.
+"""Coupon redemption: verified locally, claimed, decided by the cloud if it answers, recorded.
 
 The ledger's one live row per coupon makes a coupon single-use in this store even offline; a
-coupon worth more than ``offline_max_value`` needs the cloud. Whatever was accepted offline is
-put to the cloud later by the reconciler, and a refusal then becomes a listed conflict.
+coupon worth more than ``offline_max_value`` needs the cloud. While the cloud is asked, the
+coupon is claimed in memory (a second redemption of it meanwhile is refused); the decision is
+then written once, the row with its event in one transaction, so a redemption costs one fsync.
+A crash during the question leaves nothing behind, as the voided reservation of old did: the
+till had no answer, and the cloud's own idempotency key makes the till's retry harmless.
+Whatever was accepted offline is put to the cloud later by the reconciler, and a refusal then
+becomes a listed conflict.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -25,8 +31,8 @@ from gateway.counter.models import (
     cloud_error,
 )
 from gateway.counter.rows import Redemption
-from gateway.counter.store import CouponTaken
-from gateway.outbox import OutboxError
+from gateway.counter.store import StoreError
+from gateway.outbox import AttachedRefused, OutboxError
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Coupon, verify_coupon
 
@@ -44,6 +50,8 @@ _COUPON_CLOUD_CODES = {"bad_signature": "invalid_coupon", "not_found": "unknown_
 class Coupons(TokenDesk):
     store_id: str
     offline_max_value: Decimal
+    _claims: dict[str, Redemption] = field(default_factory=dict, init=False)
+    """Coupons being redeemed right now (the cloud is being asked), by coupon id."""
 
     def _verify_coupon(self, text: str) -> Coupon:
         return self.verified(
@@ -63,29 +71,88 @@ class Coupons(TokenDesk):
             if earlier is not None:
                 return earlier
         self.ledger.begin(rid)
-        try:  # in flight until the event is recorded: the reconciler's repair keeps off
-            await self._reserve(rid, coupon, text, req.till, member_id=member_id, origin=origin)
-            await self._decide(rid, coupon, text, req.till, member_id)
-            return await self._record_redemption(rid)
+        try:  # in flight until recorded: the reconciler's repair keeps off
+            now = time.time()
+            row = Redemption(
+                redemption_id=rid,
+                coupon_id=coupon.coupon_id,
+                token=text,
+                till=req.till,
+                member_id=member_id,
+                value=coupon.value,
+                currency=coupon.currency,
+                title=coupon.title or None,
+                device_id=origin.device_id,
+                origin={**origin.event_fields()},
+                status="reserved",
+                created=now,
+                updated=now,
+                offline_at=None,
+                event_seq=None,
+                conflict_seq=None,
+                attempts=0,
+                cloud=None,
+            )
+            self._claim(row)
+            try:
+                live = await self.ledger.store.live_redemption(coupon.coupon_id)
+                if live is not None:
+                    raise self._taken(live)
+                decided = await self._decide(row, text)
+                return await self._record_redemption(decided)
+            finally:
+                del self._claims[coupon.coupon_id]
         finally:
             self.ledger.inflight.discard(rid)
 
-    async def _record_redemption(self, rid: str) -> RedeemAnswer:
-        row = await self.ledger.store.redemption(rid)
-        assert row is not None
+    def _claim(self, row: Redemption) -> None:
+        """Single use while the cloud is asked: checked and taken with no await between."""
+        claimed = self._claims.get(row.coupon_id)
+        if claimed is not None:
+            raise self._taken(claimed)
+        self._claims[row.coupon_id] = row
+
+    def _taken(self, prior: Redemption) -> CounterError:
+        return CounterError(
+            "already_used",
+            "this coupon was already redeemed in this store",
+            mode=self.ledger.mode_now(),
+            details={
+                "redeemed_at": rfc3339(prior.created),
+                "till": prior.till,
+                "status": prior.status,
+                "store_id": self.store_id,
+            },
+        )
+
+    async def _record_redemption(self, row: Redemption) -> RedeemAnswer:
+        """The row and its event in one transaction."""
         try:
-            await self.ledger.emit_redeemed(row)
+            await self.ledger.emit_redeemed(row, write=True)
+        except AttachedRefused:
+            # Another process on this data directory recorded the coupon meanwhile.
+            live = await self.ledger.store.live_redemption(row.coupon_id)
+            raise self._taken(live or row) from None
         except OutboxError as exc:
             if row.status == "pending":
-                await self.ledger.store.set_redemption(rid, "void")
                 raise CounterError(
                     "unavailable", f"cannot record the redemption: {exc}", mode="offline"
                 ) from None
-            # The cloud has it and the ledger too; the reconciler emits the event later.
+            # The cloud has it: the ledger keeps it, and the reconciler emits the event later.
             log.warning(
-                "redemption event deferred", extra={"redemption_id": rid, "error": str(exc)}
+                "redemption event deferred",
+                extra={"redemption_id": row.redemption_id, "error": str(exc)},
             )
+            await self._keep(row, "redemption accepted by the cloud but not in the ledger")
         return _redeem_answer(row)
+
+    async def _keep(self, row: Redemption, failure: str) -> None:
+        """Write a row that has no event to go with it; a failure is logged, not raised (the
+        till's answer does not depend on it)."""
+        try:
+            await self.ledger.store.put_redemption(row)
+        except StoreError as exc:
+            log.error(failure, extra={"redemption_id": row.redemption_id, "error": str(exc)})
 
     async def _earlier(self, rid: str, coupon: Coupon) -> RedeemAnswer | None:
         """A client retrying with its own redemption_id gets the same answer again."""
@@ -100,73 +167,33 @@ class Coupons(TokenDesk):
             )
         return _redeem_answer(earlier)
 
-    async def _reserve(
-        self,
-        rid: str,
-        coupon: Coupon,
-        text: str,
-        till: str,
-        *,
-        member_id: str | None,
-        origin: Origin,
-    ) -> None:
-        """Claim the coupon in the local ledger first: single use holds offline too."""
-        try:
-            await self.ledger.store.reserve(
-                redemption_id=rid,
-                coupon_id=coupon.coupon_id,
-                token=text,
-                till=till,
-                member_id=member_id,
-                value=coupon.value,
-                currency=coupon.currency,
-                title=coupon.title or None,
-                device_id=origin.device_id,
-                origin={**origin.event_fields()},
-            )
-        except CouponTaken as taken:
-            prior = taken.existing
-            raise CounterError(
-                "already_used",
-                "this coupon was already redeemed in this store",
-                mode=self.ledger.mode_now(),
-                details={
-                    "redeemed_at": rfc3339(prior.created),
-                    "till": prior.till,
-                    "status": prior.status,
-                    "store_id": self.store_id,
-                },
-            ) from None
-
-    async def _decide(
-        self, rid: str, coupon: Coupon, text: str, till: str, member_id: str | None
-    ) -> None:
-        """The cloud decides if it answers; otherwise the offline rules do."""
-        args: JsonObject = {"coupon": text, "redemption_id": rid, "till": till}
-        if member_id is not None:
-            args["member_id"] = member_id
+    async def _decide(self, row: Redemption, text: str) -> Redemption:
+        """The cloud decides if it answers; otherwise the offline rules do. Returns the row
+        to record; a refusal is kept (no event: the till hears it) and raised."""
+        args: JsonObject = {"coupon": text, "redemption_id": row.redemption_id, "till": row.till}
+        if row.member_id is not None:
+            args["member_id"] = row.member_id
         try:
             data = await self.ledger.call("coupon.redeem", args)
         except RpcRefused as exc:
-            await self.ledger.store.set_redemption(
-                rid, "rejected", cloud=refusal(exc), attempt=True
+            rejected = replace(
+                row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
             )
+            await self._keep(rejected, "refused redemption not kept")
             raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
             limit = self.offline_max_value
-            if coupon.value > limit:
-                await self.ledger.store.set_redemption(rid, "void")
+            if row.value > limit:
                 raise CounterError(
                     "over_offline_limit",
                     f"coupons over {limit} need the cloud, which is unreachable",
                     mode="offline",
                     details={"limit": str(limit)},
                 ) from None
-            await self.ledger.store.set_redemption(
-                rid, "pending", offline_at=rfc3339(self.ledger.clock())
+            return replace(
+                row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
             )
-        else:
-            await self.ledger.store.set_redemption(rid, "accepted", cloud=data, attempt=True)
+        return replace(row, status="accepted", cloud=data, attempts=1, updated=time.time())
 
     async def conflicts(self) -> list[Conflict]:
         out = []

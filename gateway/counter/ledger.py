@@ -1,28 +1,38 @@
 """The counter's record of what it decided: ledger rows, their events, the cloud's confirmation.
 
-Every operation (coupon, accrual, check-in) writes its ledger row, then its HIGH event into
-the outbox; the cloud settles what was decided offline. The operations and the reconciler both
-work through a :class:`Ledger`, so the reconciler needs nothing of the service around it.
+Every operation (coupon, accrual, check-in) writes its ledger row and its HIGH event in one
+transaction of the outbox (the row is attached to the event: :mod:`gateway.outbox.attached`),
+so one fsync records both and neither exists without the other; the cloud settles what was
+decided offline. The operations and the reconciler both work through a :class:`Ledger`, so
+the reconciler needs nothing of the service around it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass, field
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Literal, Protocol
 
 from core.events import JsonObject, Priority, Reading
 from gateway.counter.models import CounterError, Mode
-from gateway.counter.rows import Operation, Redemption
+from gateway.counter.rows import Operation, OpStatus, Redemption, put
 from gateway.counter.store import CounterStore
-from gateway.outbox import OutboxError, StoredEvent
+from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[str, Reading], Awaitable[StoredEvent]]
-"""Gateway.submit: make an event durable in the outbox, or raise OutboxError."""
+
+class Submit(Protocol):
+    """Gateway.submit: make an event durable in the outbox (with ``attached`` statements in
+    the same transaction), or raise OutboxError."""
+
+    def __call__(
+        self, device_id: str, reading: Reading, /, *, attached: Sequence[Statement] = ()
+    ) -> Awaitable[StoredEvent]: ...
 
 
 def refusal(exc: RpcRefused) -> JsonObject:
@@ -63,19 +73,20 @@ class Ledger:
             )
         self.inflight.add(key)
 
-    async def emit(self, device_id: str, kind: str, data: JsonObject, ts: datetime) -> int:
+    async def emit(
+        self,
+        device_id: str,
+        kind: str,
+        data: JsonObject,
+        ts: datetime,
+        attached: Sequence[Statement] = (),
+    ) -> int:
         stored = await self.submit(
-            device_id, Reading(kind=kind, data=data, ts=ts, priority=Priority.HIGH)
+            device_id,
+            Reading(kind=kind, data=data, ts=ts, priority=Priority.HIGH),
+            attached=attached,
         )
         return stored.seq
-
-    async def emit_or_fail(self, device_id: str, kind: str, data: JsonObject, mode: Mode) -> int:
-        try:
-            return await self.emit(device_id, kind, data, self.clock())
-        except OutboxError as exc:
-            raise CounterError(
-                "unavailable", f"cannot record the event: {exc}", mode=mode
-            ) from None
 
     # --- redemptions ----------------------------------------------------------------------
 
@@ -98,16 +109,25 @@ class Ledger:
             data["offline_at"] = row.offline_at
         return data
 
-    async def emit_redeemed(self, row: Redemption) -> None:
-        seq = await self.emit(
+    async def emit_redeemed(self, row: Redemption, *, write: bool = False) -> None:
+        """The ``coupon.redeemed`` event, committed with the row (``write``: the row as it is
+        now, else just its ``event_seq``)."""
+        await self.emit(
             row.device_id,
             "coupon.redeemed",
             self.redemption_data(row),
             datetime.fromtimestamp(row.created, UTC),
+            [self._redemption_mark(row, "event_seq", write)],
         )
-        await self.store.redemption_event(row.redemption_id, seq, "event_seq")
 
-    async def emit_conflict(self, row: Redemption) -> None:
+    def _redemption_mark(
+        self, row: Redemption, column: Literal["event_seq", "conflict_seq"], write: bool
+    ) -> Statement:
+        if write:
+            return put(row, **{column: EVENT_SEQ})
+        return self.store.mark("redemptions", row.redemption_id, column)
+
+    async def emit_conflict(self, row: Redemption, *, write: bool = False) -> None:
         cloud = row.cloud or {}
         data: JsonObject = {
             "coupon_id": row.coupon_id,
@@ -116,24 +136,36 @@ class Ledger:
             "redemption": self.redemption_data(row),
             "cloud": cloud.get("details"),
         }
-        seq = await self.emit(
-            row.device_id, "redemption.conflict", data, datetime.fromtimestamp(row.updated, UTC)
+        await self.emit(
+            row.device_id,
+            "redemption.conflict",
+            data,
+            datetime.fromtimestamp(row.updated, UTC),
+            [self._redemption_mark(row, "conflict_seq", write)],
         )
-        await self.store.redemption_event(row.redemption_id, seq, "conflict_seq")
 
     # --- accruals and check-ins -----------------------------------------------------------
 
-    async def emit_operation(self, op: Operation) -> None:
+    async def emit_operation(self, op: Operation, *, write: bool = False) -> None:
+        """The operation's accepted event, committed with the row (``write``: the row as it
+        is now, else just its ``event_seq``)."""
         kind = "points.accrued" if op.kind == "accrual" else "appointment.checked_in"
-        seq = await self.emit(
+        await self.emit(
             op.device_id,
             kind,
             {**op.args, **op.origin},
             datetime.fromtimestamp(op.created, UTC),
+            [
+                put(op, event_seq=EVENT_SEQ)
+                if write
+                else self.store.mark("operations", op.op_id, "event_seq")
+            ],
         )
-        await self.store.operation_event(op.op_id, seq, "event_seq")
 
-    async def emit_operation_refused(self, op: Operation) -> None:
+    async def emit_operation_refused(self, op: Operation, *, write: bool = False) -> None:
+        """The ``counter.refused`` event of an operation the cloud refused, committed with the
+        row (``write``: the row as it is now, else just its ``outcome_seq``). One refused at
+        once has no accepted event: its refusal is its whole story, in both columns."""
         result = op.result or {}
         data: JsonObject = {
             "operation": _op_method(op),
@@ -142,33 +174,61 @@ class Ledger:
             "till": op.origin.get("till"),
             ("accrual_id" if op.kind == "accrual" else "checkin_id"): op.op_id,
         }
-        seq = await self.emit(
-            op.device_id, "counter.refused", data, datetime.fromtimestamp(op.updated, UTC)
+        if not write:
+            attached = self.store.mark("operations", op.op_id, "outcome_seq")
+        elif op.event_seq is None:
+            attached = put(op, event_seq=EVENT_SEQ, outcome_seq=EVENT_SEQ)
+        else:
+            attached = put(op, outcome_seq=EVENT_SEQ)
+        await self.emit(
+            op.device_id,
+            "counter.refused",
+            data,
+            datetime.fromtimestamp(op.updated, UTC),
+            [attached],
         )
-        await self.store.operation_event(op.op_id, seq, "outcome_seq")
 
-    async def confirm(self, op: Operation) -> bool:
-        """Ask the cloud about a pending operation; False when it could not be reached."""
+    async def settle(self, op: Operation) -> Operation | None:
+        """Ask the cloud about ``op``: the row as its answer makes it (confirmed or rejected),
+        or None when the cloud could not be reached."""
         try:
             data = await self.call(_op_method(op), op.args)
         except RpcRefused as exc:
-            if op.kind == "checkin" and exc.code == "already_checked_in":
-                await self.store.set_operation(op.op_id, "confirmed", refusal(exc))
-                return True
-            await self.store.set_operation(op.op_id, "rejected", refusal(exc))
-            rejected = await self.store.operation(op.op_id)
-            assert rejected is not None
-            log.warning(
-                "cloud rejected an accepted operation",
-                extra={"op_id": op.op_id, "kind": op.kind, "code": exc.code},
+            confirmed = op.kind == "checkin" and exc.code == "already_checked_in"
+            status: OpStatus = "confirmed" if confirmed else "rejected"
+            return replace(
+                op,
+                status=status,
+                result=refusal(exc),
+                updated=time.time(),
+                attempts=op.attempts + 1,
             )
-            try:
-                await self.emit_operation_refused(rejected)
-            except OutboxError:
-                log.warning("refusal event deferred", extra={"op_id": op.op_id})
-            return True
         except RpcError:
+            return None
+        return replace(
+            op, status="confirmed", result=data, updated=time.time(), attempts=op.attempts + 1
+        )
+
+    async def confirm(self, op: Operation) -> bool:
+        """Settle a pending operation of the ledger; False when the cloud could not be reached."""
+        settled = await self.settle(op)
+        if settled is None:
             await self.store.count_operation_attempt(op.op_id)
             return False
-        await self.store.set_operation(op.op_id, "confirmed", data)
+        if settled.status == "rejected":
+            log.warning(
+                "cloud rejected an accepted operation",
+                extra={
+                    "op_id": op.op_id,
+                    "kind": op.kind,
+                    "code": (settled.result or {}).get("code"),
+                },
+            )
+            try:
+                await self.emit_operation_refused(settled, write=True)
+            except OutboxError:
+                await self.store.set_operation(op.op_id, "rejected", settled.result)
+                log.warning("refusal event deferred", extra={"op_id": op.op_id})
+            return True
+        await self.store.set_operation(op.op_id, "confirmed", settled.result)
         return True

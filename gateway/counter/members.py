@@ -20,7 +20,8 @@ from gateway.counter.models import (
     cloud_error,
     normalise_uid,
 )
-from gateway.counter.replay import ReplayCache
+from gateway.counter.replay import ReplayCache, Replayed
+from gateway.outbox import AttachedRefused, OutboxError, Statement
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import MemberCode, verify_member_qr
 
@@ -48,19 +49,36 @@ class Members(TokenDesk):
         )
 
     async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
+        if req.by != "qr":
+            return await self._identify(req, origin, [])
+        assert req.code is not None
+        code = self._verify_member_qr(req.code.strip())
+        try:
+            async with self.replay.use(code) as used:
+                return await self._identify(req, origin, used, member_id=code.member_id)
+        except Replayed:
+            raise self._replayed() from None
+
+    def _replayed(self) -> CounterError:
+        return CounterError(
+            "replayed",
+            "this member code was used already; ask for a fresh one",
+            mode=self.ledger.mode_now(),
+        )
+
+    async def _identify(
+        self,
+        req: IdentifyRequest,
+        origin: Origin,
+        attached: list[Statement],
+        *,
+        member_id: str | None = None,
+    ) -> IdentifyAnswer:
+        """Ask the cloud, else the cache; the event, the cache update and the QR's use (in
+        ``attached``) commit together."""
         ledger, store = self.ledger, self.ledger.store
         uid: str | None = None
-        member_id: str | None = None
-        if req.by == "qr":
-            assert req.code is not None
-            code = self._verify_member_qr(req.code.strip())
-            if not await self.replay.first_use(code):
-                raise CounterError(
-                    "replayed",
-                    "this member code was used already; ask for a fresh one",
-                    mode=ledger.mode_now(),
-                )
-            member_id = code.member_id
+        if member_id is not None:
             args: JsonObject = {"by": "qr", "member_id": member_id}
         elif req.by in ("card", "nfc"):
             assert req.uid is not None
@@ -84,10 +102,11 @@ class Members(TokenDesk):
             else:
                 assert member_id is not None
                 profile = await store.cached_member(member_id) or {"member_id": member_id}
+            attached = [*attached, store.touch_statement(str(profile["member_id"]))]
         else:
             mode, cached = "online", False
             profile = _member_of(data)
-            await store.cache_member(profile, uid)
+            attached = [*attached, *store.cache_statements(profile, uid)]
         found_id = str(profile["member_id"])
         event: JsonObject = {
             "till": req.till,
@@ -99,7 +118,16 @@ class Members(TokenDesk):
         }
         if uid is not None:
             event["uid"] = uid
-        await ledger.emit_or_fail(origin.device_id, "member.identified", event, mode)
+        try:
+            await ledger.emit(
+                origin.device_id, "member.identified", event, ledger.clock(), attached
+            )
+        except AttachedRefused:
+            raise self._replayed() from None  # used meanwhile by another process
+        except OutboxError as exc:
+            raise CounterError(
+                "unavailable", f"cannot record the event: {exc}", mode=mode
+            ) from None
         self.tills.start(req.till, found_id)
         return IdentifyAnswer(mode=mode, till=req.till, by=req.by, cached=cached, member=profile)
 

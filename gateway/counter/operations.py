@@ -1,4 +1,11 @@
-"""Accruals and check-ins: accepted at once (ledger row and event), confirmed by the cloud.
+"""Accruals and check-ins: put to the cloud, then recorded once (row and event together).
+
+The cloud is asked first (it answers within ``rpc_timeout_s`` or the operation is accepted
+offline, pending); then the ledger row and its event commit in one transaction, so an
+operation costs one fsync and the till's answer always follows its durable record. A crash
+while the cloud is asked leaves nothing here: the till had no answer, and its retry with the
+same idempotency key is harmless at the cloud. An operation the cloud refuses at once is
+recorded with one ``counter.refused`` event, not as accepted first.
 
 The client's idempotency key (``accrual_id`` / ``checkin_id``) makes a retry harmless: a known
 key answers what is known about it, the same key for another request is refused.
@@ -6,7 +13,9 @@ key answers what is known about it, the same key for another request is refused.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+import logging
+import time
+from dataclasses import KW_ONLY, dataclass, replace
 from decimal import Decimal
 
 from core.events import JsonObject
@@ -22,8 +31,11 @@ from gateway.counter.models import (
     cloud_error,
 )
 from gateway.counter.rows import Operation, OpKind
+from gateway.counter.store import StoreError
 from gateway.counter.tills import TillSessions
-from gateway.outbox import OutboxError
+from gateway.outbox import AttachedRefused, OutboxError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -84,51 +96,88 @@ class Operations:
     async def _record(
         self, op_id: str, kind: OpKind, args: JsonObject, till: str, origin: Origin
     ) -> Operation:
-        """Accept at once (ledger row + event), then ask the cloud to confirm."""
-        self.ledger.begin(op_id)
-        try:  # in flight until confirmed or left pending: the reconciler keeps off
-            existing = await self._accept(op_id, kind, args, till, origin)
+        """Ask the cloud, then record its answer (or the offline acceptance) with its event."""
+        ledger = self.ledger
+        ledger.begin(op_id)
+        try:  # in flight until recorded: the reconciler keeps off
+            existing = await ledger.store.operation(op_id)
             if existing is not None:
-                return existing
-            op = await self.ledger.store.operation(op_id)
-            assert op is not None
-            await self.ledger.confirm(op)
+                return self._retried(existing, kind, args)
+            now = time.time()
+            op = Operation(
+                op_id=op_id,
+                kind=kind,
+                args=args,
+                device_id=origin.device_id,
+                origin={"till": till, **origin.event_fields()},
+                status="pending",
+                created=now,
+                updated=now,
+                event_seq=None,
+                outcome_seq=None,
+                attempts=0,
+                result=None,
+            )
+            settled = await ledger.settle(op)
+            done = replace(op, attempts=1) if settled is None else settled
+            try:
+                await self._write(done)
+            except AttachedRefused:  # recorded meanwhile by another process on this data
+                recorded = await ledger.store.operation(op_id)
+                if recorded is None:
+                    raise CounterError(
+                        "unavailable", f"cannot record the {kind}", mode=ledger.mode_now()
+                    ) from None
+                return self._retried(recorded, kind, args)
         finally:
-            self.ledger.inflight.discard(op_id)
-        done = await self.ledger.store.operation(op_id)
-        assert done is not None
+            ledger.inflight.discard(op_id)
         if done.status == "rejected":
             raise _rejection(done)
         return done
 
-    async def _accept(
-        self, op_id: str, kind: OpKind, args: JsonObject, till: str, origin: Origin
-    ) -> Operation | None:
-        """Ledger row, then event; returns the earlier operation when this is a retry."""
-        op_origin: JsonObject = {"till": till, **origin.event_fields()}
-        existing = await self.ledger.store.add_operation(
-            op_id, kind, args, origin.device_id, op_origin
-        )
-        if existing is not None:
-            if existing.kind != kind or existing.args != args:
-                raise CounterError(
-                    "bad_request",
-                    f"{kind}_id was used for another request",
-                    mode=self.ledger.mode_now(),
-                )
-            if existing.status == "rejected":
-                raise _rejection(existing)
-            return existing  # a retry: report what we know
-        op = await self.ledger.store.operation(op_id)
-        assert op is not None
-        try:
-            await self.ledger.emit_operation(op)
-        except OutboxError as exc:
-            await self.ledger.store.delete_operation(op_id)
+    def _retried(self, existing: Operation, kind: OpKind, args: JsonObject) -> Operation:
+        """A retry: what is known about it, unless the key was used for another request."""
+        if existing.kind != kind or existing.args != args:
             raise CounterError(
-                "unavailable", f"cannot record the {kind}: {exc}", mode=self.ledger.mode_now()
+                "bad_request",
+                f"{kind}_id was used for another request",
+                mode=self.ledger.mode_now(),
+            )
+        if existing.status == "rejected":
+            raise _rejection(existing)
+        return existing
+
+    async def _write(self, op: Operation) -> None:
+        """The row and its event in one transaction."""
+        ledger = self.ledger
+        try:
+            if op.status == "rejected":
+                await ledger.emit_operation_refused(op, write=True)
+            else:
+                await ledger.emit_operation(op, write=True)
+        except AttachedRefused:
+            raise
+        except OutboxError as exc:
+            if op.status == "confirmed":
+                # The cloud has it: the ledger keeps it, the reconciler emits the event later.
+                log.warning(
+                    "operation event deferred", extra={"op_id": op.op_id, "error": str(exc)}
+                )
+                try:
+                    await ledger.store.put_operation(op)
+                except StoreError as store_exc:
+                    log.error(
+                        "operation confirmed by the cloud but not in the ledger",
+                        extra={"op_id": op.op_id, "error": str(store_exc)},
+                    )
+                return
+            if op.status == "rejected":
+                return  # the till hears the refusal; the cloud made it
+            raise CounterError(
+                "unavailable",
+                f"cannot record the {op.kind}: {exc}",
+                mode=ledger.mode_now(),
             ) from None
-        return None
 
 
 def _rejection(op: Operation) -> CounterError:

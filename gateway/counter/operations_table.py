@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Literal
 
 from core.events import JsonObject
-from gateway.counter.rows import Operation, OpKind, OpStatus, dumps, operation_from
-
-Statement = tuple[str, tuple[object, ...]]
+from gateway.counter.rows import Operation, OpStatus, dumps, operation_from, put
+from gateway.outbox import Statement
 
 
 class OperationTable:
@@ -22,26 +20,14 @@ class OperationTable:
     async def _all(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
-    async def add_operation(
-        self, op_id: str, kind: OpKind, args: JsonObject, device_id: str, origin: JsonObject
-    ) -> Operation | None:
-        """Record a pending operation; returns the existing one if ``op_id`` is known."""
-        now = time.time()
-        inserted = await self._write(
-            (
-                "INSERT OR IGNORE INTO operations(op_id, kind, args, device_id, origin, status,"
-                " created, updated) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (op_id, kind, dumps(args), device_id, dumps(origin), now, now),
-            )
-        )
-        return None if inserted == 1 else await self.operation(op_id)
+    async def put_operation(self, op: Operation) -> None:
+        """Write ``op`` without an event (confirmed by the cloud, but the outbox refused its
+        event: the reconciler's repair emits it later)."""
+        await self._write(put(op))
 
     async def operation(self, op_id: str) -> Operation | None:
         rows = await self._all("SELECT * FROM operations WHERE op_id = ?", (op_id,))
         return operation_from(rows[0]) if rows else None
-
-    async def delete_operation(self, op_id: str) -> None:
-        await self._write(("DELETE FROM operations WHERE op_id = ?", (op_id,)))
 
     async def set_operation(
         self, op_id: str, status: OpStatus, result: JsonObject | None, *, attempt: bool = True
@@ -63,13 +49,6 @@ class OperationTable:
     async def count_operation_attempt(self, op_id: str) -> None:
         await self._write(
             ("UPDATE operations SET attempts = attempts + 1 WHERE op_id = ?", (op_id,))
-        )
-
-    async def operation_event(
-        self, op_id: str, seq: int, column: Literal["event_seq", "outcome_seq"]
-    ) -> None:
-        await self._write(
-            (f"UPDATE operations SET {column} = ? WHERE op_id = ?", (seq, op_id))  # noqa: S608
         )
 
     async def operations(self, status: OpStatus) -> list[Operation]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from core.events import JsonObject
 from gateway.counter.ledger import Ledger, refusal
@@ -112,9 +113,19 @@ class Reconciler:
             try:
                 data = await ledger.call("coupon.redeem", args)
             except RpcRefused as exc:
-                await ledger.store.set_redemption(
-                    row.redemption_id, "conflict", cloud=refusal(exc), attempt=True
+                conflicted = replace(
+                    row,
+                    status="conflict",
+                    cloud=refusal(exc),
+                    attempts=row.attempts + 1,
+                    updated=time.time(),
                 )
+                try:  # the conflict and its event, in one transaction
+                    await ledger.emit_conflict(conflicted, write=True)
+                except OutboxError:  # the repair of a later round emits it
+                    await ledger.store.set_redemption(
+                        row.redemption_id, "conflict", cloud=refusal(exc), attempt=True
+                    )
                 self.conflicts += 1
                 log.warning(
                     "offline redemption refused by the cloud",
@@ -124,9 +135,6 @@ class Reconciler:
                         "code": exc.code,
                     },
                 )
-                conflicted = await ledger.store.redemption(row.redemption_id)
-                assert conflicted is not None
-                await ledger.emit_conflict(conflicted)
                 continue
             except RpcError as exc:
                 await ledger.store.count_attempt(row.redemption_id)

@@ -6,6 +6,9 @@
   store even offline; refused and void rows stay for the audit trail without blocking.
 * ``operations`` — accruals and check-ins, pending until the cloud confirms them.
 * ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
+
+The tables live in the outbox's own file, so a till operation's row commits in its event's
+transaction (:mod:`gateway.outbox.attached`): :func:`put` is that row as a statement.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.events import JsonObject
+from gateway.outbox import Statement
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -150,6 +154,37 @@ def _from_row(cls: type[RowT], row: sqlite3.Row) -> RowT:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _dumps_or_none(doc: object) -> str | None:
+    return None if doc is None else dumps(doc)
+
+
+_ENCODED: dict[str, Callable[[Any], Any]] = {
+    "value": str,
+    "origin": dumps,
+    "args": dumps,
+    "cloud": _dumps_or_none,
+    "result": _dumps_or_none,
+}
+
+_KEYS = {Redemption: ("redemptions", "redemption_id"), Operation: ("operations", "op_id")}
+
+
+def put(row: Redemption | Operation, **columns: object) -> Statement:
+    """Write ``row`` as it is (inserted, or replacing the row with its key), with ``columns``
+    overriding its values (``event_seq=EVENT_SEQ``: the seq of the event it commits with)."""
+    table, key = _KEYS[type(row)]
+    values = {f.name: _ENCODED.get(f.name, _same)(getattr(row, f.name)) for f in fields(row)}
+    values.update(columns)
+    names = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    update = ", ".join(f"{n}=excluded.{n}" for n in values if n != key)
+    sql = (
+        f"INSERT INTO {table}({names}) VALUES ({marks})"  # noqa: S608 - names are our fields
+        f" ON CONFLICT({key}) DO UPDATE SET {update}"
+    )
+    return sql, tuple(values.values())
 
 
 def redemption_from(row: sqlite3.Row) -> Redemption:

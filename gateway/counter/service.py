@@ -4,7 +4,8 @@ The rules are in docs/member-services.md. In short: tokens are verified locally 
 cloud is asked, so a forged or expired coupon never needs the cloud; the cloud decides when
 it answers within ``rpc_timeout_s`` (``mode: online``), the local ledger and caches decide
 otherwise (``mode: offline``); every operation returns only after its ledger row and its
-event are committed, and whatever was decided offline is confirmed later by the reconciler.
+event are committed (one transaction: the ledger lives in the outbox's file, ``ledger_path``),
+and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
 coupons, accruals and check-ins (:mod:`.operations`), the till devices (:mod:`.routing`) and
@@ -64,6 +65,7 @@ class CounterService(AsyncResource):
         *,
         store_id: str,
         data_dir: Path,
+        ledger_path: Path,
         rpc: RpcClient,
         submit: Submit,
         durability: Literal["power-loss", "crash"] = "power-loss",
@@ -74,7 +76,8 @@ class CounterService(AsyncResource):
         self.rpc = rpc
         self.clock = clock
         self.store = CounterStore(
-            data_dir / "counter.db",
+            ledger_path,
+            legacy=data_dir / "counter.db",
             member_cache_size=cfg.member_cache_size,
             durability=durability,
         )

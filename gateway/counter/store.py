@@ -1,8 +1,14 @@
-"""The counter's own durable state in ``data_dir/counter.db`` (SQLite WAL, aiosqlite); the
-tables are described in :mod:`gateway.counter.rows`.
+"""The counter's durable state: its tables (:mod:`gateway.counter.rows`) in the outbox's file.
 
-Every write is its own committed transaction before the caller continues; with
+A till operation writes its ledger row in its event's own transaction, through the outbox
+(the statement builders here: :func:`~gateway.counter.rows.put`, :meth:`CounterStore.mark`,
+the member cache and QR statements): one commit, one fsync, and never a row without its event
+or an event without its row. What is not a till operation (the reconciler's bookkeeping, a
+profile read refreshing the cache, a refusal with no event) is written here, each write its
+own committed transaction on this store's own connection to the same file. With
 ``synchronous=FULL`` (the default) a commit that returned survives power loss.
+
+A ``counter.db`` from before the tables moved is adopted once at open (:mod:`.adopt`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import contextlib
 import json
 import sqlite3
 import time
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -22,14 +27,17 @@ import aiosqlite
 from core.errors import StoregwError
 from core.events import JsonObject
 from core.sqlite import Database, open_database, synchronous_for
+from gateway.counter.adopt import adopt
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
     SCHEMA,
     Redemption,
     RedemptionStatus,
     dumps,
+    put,
     redemption_from,
 )
+from gateway.outbox import EVENT_SEQ, Statement
 
 
 class StoreErrorCode(StrEnum):
@@ -37,7 +45,6 @@ class StoreErrorCode(StrEnum):
     NOT_OPEN = "not_open"
     READ_FAILED = "read_failed"
     WRITE_FAILED = "write_failed"
-    COUPON_TAKEN = "coupon_taken"
     DUPLICATE = "duplicate"
     """A write broke a unique key (for a redemption: the coupon has a live row already)."""
 
@@ -52,16 +59,6 @@ class StoreError(StoregwError):
         super().__init__(code, message)
 
 
-class CouponTaken(StoregwError):
-    """This store already has a live redemption of the coupon."""
-
-    def __init__(self, existing: Redemption) -> None:
-        super().__init__(
-            StoreErrorCode.COUPON_TAKEN, f"coupon {existing.coupon_id} already {existing.status}"
-        )
-        self.existing = existing
-
-
 class CounterStore(OperationTable, Database):
     """One connection; each writing method is one transaction, serialised by a lock so that
     concurrent till operations never interleave statements inside each other's transaction."""
@@ -70,10 +67,13 @@ class CounterStore(OperationTable, Database):
         self,
         path: Path,
         *,
+        legacy: Path | None = None,
         member_cache_size: int = 5000,
         durability: Literal["power-loss", "crash"] = "power-loss",
     ) -> None:
         self.path = path
+        self.legacy = legacy
+        """A separate ``counter.db`` of an earlier version, adopted into ``path`` at open."""
         self.member_cache_size = member_cache_size
         self._durability = durability
         self._lock = asyncio.Lock()
@@ -89,6 +89,18 @@ class CounterStore(OperationTable, Database):
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
+        if self.legacy is None:
+            return
+        try:
+            await adopt(self._db, self.legacy)
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StoreError(
+                StoreErrorCode.OPEN_FAILED, f"cannot adopt {self.legacy}: {exc}"
+            ) from exc
+        except BaseException:
+            await self.close()
+            raise
 
     def not_open(self) -> Exception:
         return StoreError(StoreErrorCode.NOT_OPEN, "counter store is not open")
@@ -138,9 +150,11 @@ class CounterStore(OperationTable, Database):
 
     # --- member cache ---------------------------------------------------------------------
 
-    async def cache_member(self, profile: JsonObject, uid: str | None = None) -> None:
+    def cache_statements(self, profile: JsonObject, uid: str | None = None) -> list[Statement]:
+        """Cache the cloud's profile (and the card uid that found it), bounded: the least
+        recently used members (and their uids) go first."""
         member_id = str(profile["member_id"])
-        statements: list[tuple[str, tuple[object, ...]]] = [
+        statements: list[Statement] = [
             (
                 "INSERT INTO members(member_id, profile, used) VALUES (?, ?, ?)"
                 " ON CONFLICT(member_id) DO UPDATE SET profile=excluded.profile,"
@@ -156,31 +170,29 @@ class CounterStore(OperationTable, Database):
                     (uid, member_id),
                 )
             )
-        # Bounded: the least recently used members (and their uids) go first.
         keep = (self.member_cache_size,)
-        statements.append(
-            (
-                "DELETE FROM uids WHERE member_id IN (SELECT member_id FROM members"
-                " ORDER BY used DESC LIMIT -1 OFFSET ?)",
-                keep,
+        for table in ("uids", "members"):
+            statements.append(
+                (
+                    f"DELETE FROM {table} WHERE member_id IN (SELECT member_id FROM members"  # noqa: S608
+                    " ORDER BY used DESC LIMIT -1 OFFSET ?)",
+                    keep,
+                )
             )
-        )
-        statements.append(
-            (
-                "DELETE FROM members WHERE member_id IN (SELECT member_id FROM members"
-                " ORDER BY used DESC LIMIT -1 OFFSET ?)",
-                keep,
-            )
-        )
-        await self._write(*statements)
+        return statements
+
+    async def cache_member(self, profile: JsonObject, uid: str | None = None) -> None:
+        await self._write(*self.cache_statements(profile, uid))
+
+    @staticmethod
+    def touch_statement(member_id: str) -> Statement:
+        """A cached member used offline moves to the front of the cache."""
+        return ("UPDATE members SET used = ? WHERE member_id = ?", (time.time(), member_id))
 
     async def cached_member(self, member_id: str) -> JsonObject | None:
         rows = await self._all("SELECT profile FROM members WHERE member_id = ?", (member_id,))
         if not rows:
             return None
-        await self._write(
-            ("UPDATE members SET used = ? WHERE member_id = ?", (time.time(), member_id))
-        )
         profile: JsonObject = json.loads(rows[0]["profile"])
         return profile
 
@@ -194,17 +206,24 @@ class CounterStore(OperationTable, Database):
 
     # --- member QR replay -----------------------------------------------------------------
 
-    async def first_sight(self, member_id: str, seconds: int, keep_s: float) -> bool:
-        """Record a member QR; False when it was seen before (a replay)."""
+    async def qr_seen(self, member_id: str, seconds: int) -> bool:
+        rows = await self._all(
+            "SELECT 1 FROM qr_seen WHERE member_id = ? AND seconds = ?", (member_id, seconds)
+        )
+        return bool(rows)
+
+    @staticmethod
+    def qr_statements(member_id: str, seconds: int, keep_s: float) -> list[Statement]:
+        """Record a member QR as used (a plain insert: a second use breaks the primary key),
+        forgetting those past their window."""
         now = time.time()
-        inserted = await self._write(
+        return [
             ("DELETE FROM qr_seen WHERE seen < ?", (now - keep_s,)),
             (
-                "INSERT OR IGNORE INTO qr_seen(member_id, seconds, seen) VALUES (?, ?, ?)",
+                "INSERT INTO qr_seen(member_id, seconds, seen) VALUES (?, ?, ?)",
                 (member_id, seconds, now),
             ),
-        )
-        return inserted == 1
+        ]
 
     # --- coupon ledger --------------------------------------------------------------------
 
@@ -222,59 +241,23 @@ class CounterStore(OperationTable, Database):
         )
         return redemption_from(rows[0]) if rows else None
 
-    async def reserve(
-        self,
-        *,
-        redemption_id: str,
-        coupon_id: str,
-        token: str,
-        till: str | None,
-        member_id: str | None,
-        value: Decimal,
-        currency: str,
-        title: str | None,
-        device_id: str,
-        origin: JsonObject,
-    ) -> None:
-        """Claim the coupon for this store; raises CouponTaken if it has a live row.
+    async def put_redemption(self, row: Redemption) -> None:
+        """Write ``row`` without an event (a refusal; an accepted row whose event the outbox
+        refused, which the reconciler's repair emits later)."""
+        await self._write(put(row))
 
-        A refused or void row with the same redemption id is reused (a client retrying with
-        its own idempotency key after a refusal or a crash)."""
-        now = time.time()
-        try:
-            await self._write(
-                (
-                    "DELETE FROM redemptions WHERE redemption_id = ?"
-                    " AND status IN ('rejected', 'void')",
-                    (redemption_id,),
-                ),
-                (
-                    "INSERT INTO redemptions(redemption_id, coupon_id, token, till, member_id,"
-                    " value, currency, title, device_id, origin, status, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)",
-                    (
-                        redemption_id,
-                        coupon_id,
-                        token,
-                        till,
-                        member_id,
-                        str(value),
-                        currency,
-                        title,
-                        device_id,
-                        dumps(origin),
-                        now,
-                        now,
-                    ),
-                ),
-            )
-        except StoreError as exc:
-            if exc.code != StoreErrorCode.DUPLICATE:
-                raise
-            existing = await self.live_redemption(coupon_id) or await self.redemption(redemption_id)
-            if existing is None:
-                raise
-            raise CouponTaken(existing) from None
+    @staticmethod
+    def mark(
+        table: Literal["redemptions", "operations"],
+        key: str,
+        column: Literal["event_seq", "conflict_seq", "outcome_seq"],
+    ) -> Statement:
+        """Set a row's ``column`` to the seq of the event it commits with."""
+        id_column = "redemption_id" if table == "redemptions" else "op_id"
+        return (
+            f"UPDATE {table} SET {column} = ? WHERE {id_column} = ?",  # noqa: S608
+            (EVENT_SEQ, key),
+        )
 
     async def set_redemption(
         self,
@@ -306,16 +289,6 @@ class CounterStore(OperationTable, Database):
             (
                 "UPDATE redemptions SET attempts = attempts + 1 WHERE redemption_id = ?",
                 (redemption_id,),
-            )
-        )
-
-    async def redemption_event(
-        self, redemption_id: str, seq: int, column: Literal["event_seq", "conflict_seq"]
-    ) -> None:
-        await self._write(
-            (
-                f"UPDATE redemptions SET {column} = ? WHERE redemption_id = ?",  # noqa: S608
-                (seq, redemption_id),
             )
         )
 

@@ -255,7 +255,7 @@ async def test_redeem_offline_single_use_limit_forgery_and_expiry_then_reconcile
         await online(gw)
         await eventually(
             counter.store.counts,
-            lambda c: c["redemptions"] == {"accepted": 2, "void": 1},
+            lambda c: c["redemptions"] == {"accepted": 2},  # over the limit: nothing kept
             timeout=10,
             message="both offline redemptions reconciled",
         )
@@ -430,11 +430,13 @@ async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
         assert await cloud.member_points(seed.BRUNO) == points_before + 15 + 6
         appointment = await cloud.appointment(seed.APPT_SOON)
         assert appointment["status"] == "checked_in"
-        accrued = await cloud_events(cloud, "points.accrued", 3)
-        checked_in = await cloud_events(cloud, "appointment.checked_in", 2)
+        # what the cloud refused at once was never accepted: its one event is the refusal
         refused = await cloud_events(cloud, "counter.refused", 2)
+        accrued = await cloud_events(cloud, "points.accrued", 2)
+        checked_in = await cloud_events(cloud, "appointment.checked_in", 1)
+    assert sorted(e["receipt_id"] for e in accrued) == ["R1", "R2"]
     assert [e["accrual_id"] for e in accrued if e["receipt_id"] == "R2"] == ["ACC-R2"]
-    assert {e["appointment_id"] for e in checked_in} == {seed.APPT_LATER, seed.APPT_SOON}
+    assert [e["appointment_id"] for e in checked_in] == [seed.APPT_SOON]
     assert sorted(e["reason"] for e in refused) == ["too_early", "unknown_member"]
 
 
