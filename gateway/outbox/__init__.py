@@ -12,9 +12,12 @@ logged once per change of state (:mod:`.refusals`). Tables kept in the same file
 ledger) commit their rows in an event's own transaction (:mod:`.attached`).
 
 Durability: WAL with ``synchronous=FULL`` fsyncs the log on every commit, so a commit that
-returned survives power loss ("power-loss", the default). ``synchronous=NORMAL`` in WAL mode
-survives a crash of this process (kill -9) but may lose the last commits on power loss
-("crash"); it is for boxes whose storage is slow and whose power is backed up.
+returned survives power loss ("power-loss", the default); a commit that only deletes rows
+the broker (or the cloud) acknowledged is not fsynced by itself but by the next one that is:
+power lost in between re-publishes those events under their ids, never loses one.
+``synchronous=NORMAL`` in WAL mode survives a crash of this process (kill -9) but may lose
+the last commits on power loss ("crash"); it is for boxes whose storage is slow and whose
+power is backed up.
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ class OutboxState:
         self._envelope_bytes = 200 + len(store_id) + len(gateway_id)  # keys, id, seq, ts
         self._env_json = f'"store_id":{JSON_STR(store_id)},"gateway_id":{JSON_STR(gateway_id)},'
         self._durability = durability
+        self._full_sync = durability == "power-loss"
+        """Every commit with appends fsynced; deletes of acknowledged rows ride on the next."""
         self._max_bytes = max_bytes
         self._hard_max_bytes = int(max_bytes * (1 + high_priority_reserve))
         self._max_age_s = max_age_s

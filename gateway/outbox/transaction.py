@@ -89,6 +89,21 @@ def run_attached_transaction(
     return _in_transaction(conn, body)
 
 
+def relaxed(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+    """Run ``fn`` with ``synchronous=NORMAL``, then back to FULL.
+
+    For a commit that only deletes acknowledged rows: in WAL mode it is then not fsynced by
+    itself but by the next commit that is (the log is one file, synced whole), or by the next
+    checkpoint. Power lost before that brings the rows back, and they are published again
+    under their own event ids, which consumers de-duplicate on: a lost delete costs a
+    duplicate, never an event, and an append never waits for a delete's fsync."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return fn()
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
+
+
 def _in_transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
     """``body`` between BEGIN and COMMIT; rolled back whole on any failure."""
     try:

@@ -30,6 +30,7 @@ from gateway.outbox.state import JSON_STR, Pending
 from gateway.outbox.transaction import (
     ack_ranges,
     in_connection_thread,
+    relaxed,
     run_attached_transaction,
     run_transaction,
 )
@@ -168,7 +169,11 @@ class Writer(Refusals):
         def work(conn: sqlite3.Connection) -> None:
             if attached is None:
                 done, refused = rows, dict[int, sqlite3.IntegrityError]()
-                removed = run_transaction(conn, rows, ranges, meta_for(first - 1 + len(rows)))
+                meta = meta_for(first - 1 + len(rows))
+                if rows or not self._full_sync:
+                    removed = run_transaction(conn, rows, ranges, meta)
+                else:  # deletes only: durable with the next synced commit (transaction.py)
+                    removed = relaxed(conn, lambda: run_transaction(conn, rows, ranges, meta))
             else:
                 done, refused, removed = run_attached_transaction(
                     conn,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.events import Reading
-from gateway.outbox import Outbox
-from gateway.outbox.transaction import ack_ranges
+from gateway.outbox import Durability, Outbox
+from gateway.outbox.transaction import ack_ranges, in_connection_thread
 from gateway.outbox.writer import ACK_ROWS_PER_COMMIT
 from tests.support.waiting import eventually
 
@@ -78,3 +78,28 @@ async def test_appends_settled_waits_only_while_an_append_waits_for_its_commit(
         stored = await append
         await settled
     assert stored.seq == 1
+
+
+async def synchronous(outbox: Outbox) -> int:
+    """The writer connection's ``PRAGMA synchronous`` (2 FULL, 1 NORMAL) between commits."""
+    assert outbox._db is not None
+    level: int = await in_connection_thread(
+        outbox._db, lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
+    )
+    return level
+
+
+@pytest.mark.parametrize(("durability", "level"), [("power-loss", 2), ("crash", 1)])
+async def test_appends_after_a_deletes_only_commit_are_as_durable_as_configured(
+    db: Path, durability: Durability, level: int
+) -> None:
+    """Deletes of acknowledged rows are not fsynced by themselves (a lost one re-publishes an
+    event under its id); the next append must be fsynced all the same."""
+    async with Outbox(db, store_id="S001", gateway_id="gw-1", durability=durability) as ob:
+        stored = [await ob.append("s-1", reading(str(i))) for i in range(3)]
+        assert await synchronous(ob) == level
+        ob.ack([s.seq for s in stored])
+        await eventually(lambda: asyncio.to_thread(on_disk, db), lambda rows: rows == {})
+        assert await synchronous(ob) == level, "a deletes-only commit left the level changed"
+        after = await ob.append("s-1", reading("after"))
+    assert on_disk(db) == {after.seq: len(after.payload)}
