@@ -97,6 +97,7 @@ class MosquittoBroker:
             "log_type error\nlog_type warning\nlog_type notice\n"
             "max_inflight_messages 0\n"
             "max_queued_messages 0\n"
+            "set_tcp_nodelay true\n"  # as deploy/mosquitto/storegw.conf: small RPCs, no Nagle
             f"{self.extra_config}\n"
         )
         return conf

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from core import safejson
 from core.ids import utcnow
+from gateway.uplink import LOW_LATENCY
 from gateway.wire.tokens import KeySet, SigningKey
 from simulators import tasks
 from simulators.cloud import report
@@ -202,6 +203,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
             clean_session=None if v5 else not persistent,
             properties=connect,
             will=will,
+            socket_options=LOW_LATENCY,  # as a real consumer would: the RPC replies are small
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
