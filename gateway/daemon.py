@@ -101,6 +101,8 @@ class Gateway:
         self.delivery = Delivery(config.delivery, self.topics, self.outbox)
         """The pump's gate: when events go out, when a PUBACKed row may be deleted."""
         self.bridge.gate = self.delivery
+        self.bridge.rpc.heed(lambda: self.delivery.state == "offline")
+        """A cloud that said it is offline is not asked: till answers go offline at once."""
         self.certwatch = CertWatch.for_gateway(
             config,
             self.bridge.rpc,
@@ -167,6 +169,7 @@ class Gateway:
                 submit=self.submit,
                 durability=config.outbox.durability,
             )
+            self.delivery.when_back(self.counter.reconciler.trigger)
             tills = {d.id: d.till for d in config.devices if d.till is not None}
             features.append(Counter(self.counter, keys_topic=self.topics.cloud_keys, tills=tills))
             if config.api.listen is not None:

@@ -1,7 +1,8 @@
 """Request/response to the cloud over MQTT v5 (response topic + correlation data).
 
-The till is waiting, so calls fail fast: at once when the link is down, after a short
-timeout otherwise. Callers fall back to their offline rules on either error.
+The till is waiting, so calls fail fast: at once when the link is down or the cloud's own
+retained state says it is offline (:meth:`RpcClient.heed`), after a short timeout otherwise.
+Callers fall back to their offline rules on either error.
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ class RpcClient:
         self.reply_topic = reply_topic
         self._sender: Sender | None = None
         self._pending: dict[str, asyncio.Future[JsonObject]] = {}
+        self._cloud_offline: Callable[[], bool] = lambda: False
+
+    def heed(self, cloud_offline: Callable[[], bool]) -> None:
+        """Ask ``cloud_offline`` before each call: while the cloud says it is offline (its
+        retained state, or its Will), a call is refused at once instead of waiting out its
+        timeout for a reply nobody will send; an offline till answer takes milliseconds."""
+        self._cloud_offline = cloud_offline
 
     def attach(self, sender: Sender | None) -> None:
         """Called by the bridge when a session starts (sender) or ends (None)."""
@@ -82,13 +90,15 @@ class RpcClient:
 
     @property
     def available(self) -> bool:
-        return self._sender is not None
+        return self._sender is not None and not self._cloud_offline()
 
     async def call(self, method: str, args: JsonObject, timeout: float) -> JsonObject:
         """Return the reply's ``data``; raise RpcRefused, RpcUnavailable or RpcTimeout."""
         sender = self._sender
         if sender is None:
             raise RpcUnavailable("not connected to the cloud")
+        if self._cloud_offline():
+            raise RpcUnavailable("the cloud says it is offline")
         request_id = new_id()
         doc: JsonObject = {
             "id": request_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from core.events import JsonObject
 from gateway.config import DeliverySection
@@ -60,7 +60,13 @@ class Delivery(BaseFeature):
         self._problem: str | None = None
         self._held_at = 0.0
         self._tick = min(1.0, cfg.confirm_timeout_s / 4)
+        self._back: list[Callable[[], None]] = []
         self._update_gate()
+
+    def when_back(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the cloud says it is online again after offline (what
+        was decided offline meanwhile can be reconciled at once, not at the next round)."""
+        self._back.append(callback)
 
     # --- feature --------------------------------------------------------------------------
 
@@ -134,8 +140,14 @@ class Delivery(BaseFeature):
             log.debug("stale cloud state ignored", extra={"session": msg.session})
             return
         self.cloud = msg
-        self.state = msg.state
+        was, self.state = self.state, msg.state
         self._update_gate()
+        if was == "offline" and msg.state == "online":
+            for callback in list(self._back):
+                try:
+                    callback()
+                except Exception:  # one listener's bug must not stop the gate
+                    log.exception("cloud-back listener failed")
 
     def _on_confirm(self, payload: bytes) -> None:
         try:

@@ -6,6 +6,7 @@ fail at once), or the cloud stops answering while the broker is up (RPCs time ou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -36,7 +37,7 @@ from tests.support.config import counter_config
 from tests.support.counter import cloud_events, forged_coupon, offline, online, svc
 from tests.support.gateway import running
 from tests.support.link import Link
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, wait_for
 
 API = Origin(device_id="gateway", source="api", client="test")
 
@@ -311,11 +312,48 @@ async def test_offline_redemption_used_elsewhere_becomes_a_conflict(
     assert len(raw) == 1
 
 
+async def test_a_cloud_that_says_it_is_offline_is_not_waited_for_and_reconciled_when_back(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The cloud's retained state (its clean stop; its Will if it dies) says offline: a till's
+    answer does not wait out ``rpc_timeout_s`` (30 s here) for a reply nobody will send, and
+    what was decided meanwhile is reconciled as soon as the cloud says it is back (the
+    periodic round is an hour away)."""
+    cloud_db = tmp_path / "cloud.db"
+    cfg = counter_config(broker.url, tmp_path / "gw", rpc_timeout_s=30, reconcile_interval_s=3600)
+    async with running(Gateway(cfg)) as gw:
+        async with cloud_service(broker, cloud_db) as cloud:
+            token = await cloud.coupon_token(seed.COUPON_WELCOME)
+            counter = await online(gw)
+            assert counter.mode_now() == "online"
+        await wait_for(
+            lambda: counter.mode_now() == "offline", timeout=10, message="the cloud's offline"
+        )
+        assert gw.bridge.connected.is_set(), "the broker is up all along"
+        redeemed = await asyncio.wait_for(
+            counter.redeem(RedeemRequest(till="till-1", coupon=token), API), timeout=10
+        )
+        assert redeemed.mode == "offline"
+        assert redeemed.status == "pending"
+        async with cloud_service(broker, cloud_db) as cloud:
+            await eventually(
+                counter.store.counts,
+                lambda c: c["redemptions"] == {"accepted": 1},
+                timeout=10,
+                message="reconciled when the cloud said it is back",
+            )
+            state = await cloud.coupon(seed.COUPON_WELCOME)
+            assert state is not None
+            assert state["used_store"] == "S001"
+        assert counter.reconciler.rounds >= 2
+
+
 async def test_a_cloud_that_does_not_answer_counts_as_offline(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    """Broker up, cloud gone: each RPC times out after rpc_timeout_s and the offline rules
-    apply; when the cloud comes back the periodic reconciler confirms everything."""
+    """Broker up, cloud gone (it said so: each RPC is refused at once; a hung cloud that did
+    not would time out after rpc_timeout_s): the offline rules apply; when the cloud comes
+    back the reconciler confirms everything."""
     cloud_db = tmp_path / "cloud.db"
     async with cloud_service(broker, cloud_db) as cloud:
         token = await cloud.coupon_token(seed.COUPON_WELCOME)
