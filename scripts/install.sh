@@ -9,7 +9,9 @@
 #      dialout, input and plugdev;
 #   3. the venv /opt/storegw/venv with storegw in it (the unit's ExecStart);
 #   4. the unit, its pcscd drop-in (smart card only), the NFC udev rule and modprobe blacklist;
-#      /etc/storegw (root:storegw 0750) and the config (0640) when --config is given;
+#      /etc/storegw (0750) and the config (0640) when --config is given, owned by storegw with
+#      the remote-config drop-in (the cloud's config.set rewrites the file), by root:storegw
+#      and read-only to the daemon with --no-remote-config;
 #   5. udev reload, the NFC kernel drivers unloaded, `systemctl enable --now storegw`.
 # /var/lib/storegw and /var/log/storegw are made by systemd (StateDirectory=, LogsDirectory=).
 #
@@ -19,9 +21,9 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   echo "options: --root DIR  --config FILE  --smartcard|--no-smartcard  --no-apt"
-  echo "         --no-systemctl  --pip-args 'ARGS'  --print-packages"
+  echo "         --no-systemctl  --no-remote-config  --pip-args 'ARGS'  --print-packages"
 }
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,6 +32,7 @@ CONFIG=""
 SMARTCARD=auto
 APT=1
 SYSTEMCTL=1
+REMOTE_CONFIG=1
 PIP_ARGS=""
 PRINT_PACKAGES=0
 while [ $# -gt 0 ]; do
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     --no-smartcard) SMARTCARD=no ;;
     --no-apt) APT=0 ;;
     --no-systemctl) SYSTEMCTL=0 ;;
+    --no-remote-config) REMOTE_CONFIG=0 ;;
     --pip-args) PIP_ARGS="${2?--pip-args needs a value}"; shift ;;
     --print-packages) PRINT_PACKAGES=1 ;;
     -h|--help) usage; exit 0 ;;
@@ -125,6 +129,14 @@ if [ "$SMARTCARD" = yes ]; then
 else
   rm -f "$dropin"
 fi
+remote="$unit_dir/storegw.service.d/remote-config.conf"
+if [ "$REMOTE_CONFIG" = 1 ]; then
+  install -D -m 0644 "$SRC/deploy/storegw.service.d/remote-config.conf" "$remote"
+  etc_owner=storegw:storegw
+else
+  rm -f "$remote"
+  etc_owner=root:storegw
+fi
 install -D -m 0644 "$SRC/deploy/udev/60-storegw-nfc.rules" \
   "$ROOT/etc/udev/rules.d/60-storegw-nfc.rules"
 install -D -m 0644 "$SRC/deploy/modprobe/storegw-nfc-blacklist.conf" \
@@ -138,8 +150,8 @@ if [ -n "$CONFIG" ]; then
   fi
 fi
 if [ -z "$ROOT" ]; then
-  chown root:storegw "$ETC"
-  [ -f "$TOML" ] && chown root:storegw "$TOML" && chmod 0640 "$TOML"
+  chown "$etc_owner" "$ETC"
+  [ -f "$TOML" ] && chown "$etc_owner" "$TOML" && chmod 0640 "$TOML"
 fi
 
 # 5. activate

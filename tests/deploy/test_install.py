@@ -103,3 +103,26 @@ def test_it_refuses_to_run_as_a_user_on_the_real_root() -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "run as root" in done.stderr
+
+
+def test_remote_config_makes_the_config_directory_writable_unless_left_off(
+    installed: Installed,
+    tmp_path: Path,
+) -> None:
+    """config.set renames a new file over the config and keeps a .bak beside it: the unit must
+    let the daemon write the config's own directory, and only there."""
+    units = installed.root / "etc/systemd/system"
+    unit = (units / "storegw.service").read_text().splitlines()
+    exec_start = next(line for line in unit if line.startswith("ExecStart=")).split()
+    config_dir = str(Path(exec_start[exec_start.index("-c") + 1]).parent)
+    dropin = (units / "storegw.service.d/remote-config.conf").read_text().splitlines()
+    writable = [line.split("=", 1)[1] for line in dropin if line.startswith("ReadWritePaths=")]
+    assert writable == [config_dir]
+    assert "ProtectSystem=strict" in unit  # without the drop-in the directory is read-only
+
+    config = tmp_path / "plain.toml"
+    config.write_text('[gateway]\nstore_id = "S1"\ngateway_id = "g"\n[mqtt]\nurl = "mqtt://x"\n')
+    root = tmp_path / "root"
+    done = run_install(root, "--config", str(config), "--no-remote-config")
+    assert done.returncode == 0, done.stderr
+    assert not (root / "etc/systemd/system/storegw.service.d/remote-config.conf").exists()
