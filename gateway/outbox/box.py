@@ -160,9 +160,18 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
         """Commit what is pending, then close; appends after this raise OutboxClosed."""
         self._closing = True
         self._wake.set()
+        cancelled = False
         if self._writer_task is not None:
+            # asyncio.wait never raises the writer's own outcome, so a cancel seen here is the
+            # caller's: finish closing (the writer is committing what is pending), then pass
+            # it on. Suppressing it would let a cancelled shutdown carry on as if asked not to.
+            while not self._writer_task.done():
+                try:
+                    await asyncio.wait({self._writer_task})
+                except asyncio.CancelledError:
+                    cancelled = True
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
+                self._writer_task.result()
             self._writer_task = None
             try:  # a clean close: a restart knows exactly which seq were given out
                 await asyncio.to_thread(
@@ -171,6 +180,8 @@ class Outbox(Writer, Reader, Housekeeping, AsyncResource):
             except OSError as exc:
                 log.error("outbox seq mark not written on close", extra={"error": str(exc)})
         await self._close_connections()
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _close_connections(self) -> None:
         reader, writer, self._reader, self._db = self._reader, self._db, None, None

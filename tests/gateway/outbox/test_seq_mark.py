@@ -4,6 +4,7 @@ restart (clean, or kill -9 of ``storegw run``) reports nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from core.events import Reading
 from gateway.outbox import Outbox
-from gateway.outbox.mark import BLOCK, Mark, read_mark, reconcile, write_mark
+from gateway.outbox.mark import BLOCK, Mark, mark_path, read_mark, reconcile, write_mark
 from simulators.broker import free_port
 from tests.support.daemon import Daemon, daemon_config, outbox_rows
 from tests.support.pty import Pty
@@ -259,3 +260,28 @@ async def test_a_damaged_log_frame_after_a_crash_never_reuses_the_dropped_seqs(
     assert stats.damaged_total == 1
     [copy] = list(crashed.glob("outbox.db-wal.damaged-*"))
     assert reset["data"]["set_aside"] == copy.name
+
+
+async def test_a_close_that_is_cancelled_still_closes_and_stays_cancelled(tmp_path: Path) -> None:
+    """A stop cancelled while the outbox closes (a second Ctrl-C, a TaskGroup unwinding) must
+    neither lose what was accepted nor swallow the cancel, which would leave a shutdown
+    waiting forever for a task that carries on as if never asked to stop."""
+    db = tmp_path / "outbox.db"
+    ob = make_outbox(db)
+    await ob.open()
+    appends = [
+        asyncio.create_task(ob.append("scanner-1", Reading(kind="scan", data={"code": f"c{i}"})))
+        for i in range(300)
+    ]
+    await asyncio.sleep(0)  # every append admitted; the writer now commits them
+    closing = asyncio.create_task(ob.close())
+    await asyncio.sleep(0)  # close() is waiting for the writer
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    stored = await asyncio.gather(*appends)
+    assert [e.seq for e in stored] == list(range(1, 301))
+    assert len(docs(db)) == 300
+    mark = read_mark(mark_path(db))
+    assert mark is not None
+    assert mark.used == 300, "a clean close records the seq it gave out"
