@@ -39,7 +39,7 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
     from simulators.nfc import EmulatedNtag, NfcTagSimulator
     from simulators.oepl import OeplSimulator, VirtualTag
 
-    stop_on_signals()
+    stop = stop_on_signals()
     logs.setup("text", "WARNING")
     for name in ("gateway.bridge", "gateway.supervisor", "gateway.daemon"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -105,6 +105,7 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                 gateway = Gateway(config)
                 await run_store(
                     gateway,
+                    stop=stop,
                     cloud=cloud,
                     broker=broker,
                     scanner=scanner,

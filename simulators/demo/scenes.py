@@ -4,14 +4,16 @@ flash sale."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from typing import Any
 
 from core.ids import utcnow
 from gateway.daemon import Gateway
+from simulators import tasks
 from simulators.cloud import CloudService, seed
 from simulators.demo.narration import answer, console, say
-from simulators.demo.store import GATEWAY, LABELS, STORE, DemoBroker, wait_until
+from simulators.demo.store import GATEWAY, LABELS, STORE, DemoBroker, StopRequest, wait_until
 from simulators.scanner import BUILTIN_CODES, GARBAGE, PtyScanner
 
 
@@ -60,6 +62,7 @@ async def _scan_at_till(scanner: PtyScanner, text: str, what: str) -> None:
 async def run_store(
     gateway: Gateway,
     *,
+    stop: StopRequest,
     cloud: CloudService,
     broker: DemoBroker,
     scanner: PtyScanner,
@@ -68,10 +71,48 @@ async def run_store(
     outage: bool,
     duration: float,
 ) -> None:
-    from simulators.phone import Phone
-
     async with asyncio.TaskGroup() as tg:
-        background = [tg.create_task(gateway.run(), name="gateway")]
+        gateway_task = tg.create_task(gateway.run(), name="gateway")
+        helpers: list[asyncio.Task[None]] = []
+        story = _Story(
+            gateway=gateway,
+            cloud=cloud,
+            broker=broker,
+            scanner=scanner,
+            smartcard=smartcard,
+            till=till,
+            tg=tg,
+            helpers=helpers,
+        )
+        scenes = tg.create_task(story.tell(outage, duration, stop), name="scenes")
+        # From here a signal ends the scenes rather than cancelling this task: a cancel that
+        # lands as an awaited reply arrives is dropped by Python 3.11's wait_for (aiomqtt's
+        # publish uses it), and the demo would run on. Stopping a task re-cancels until done.
+        stop.cancel_task = False
+        await stop.event.wait()
+        await tasks.stop(scenes)
+        for task in helpers:
+            await tasks.stop(task)
+        gateway_task.cancel()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Story:
+    """What the demo narrates, in order; helper tasks it starts go into ``helpers``."""
+
+    gateway: Gateway
+    cloud: CloudService
+    broker: DemoBroker
+    scanner: PtyScanner
+    smartcard: bool
+    till: Till
+    tg: asyncio.TaskGroup
+    helpers: list[asyncio.Task[None]]
+
+    async def tell(self, outage: bool, duration: float, stop: StopRequest) -> None:
+        from simulators.phone import Phone
+
+        gateway, cloud, scanner, till = self.gateway, self.cloud, self.scanner, self.till
         await gateway.ready.wait()
         await wait_until(gateway.bridge.connected.is_set, 10)
         await wait_until(
@@ -79,8 +120,8 @@ async def run_store(
         )
         say("events flowing live (devices -> outbox -> MQTT -> cloud)")
         await wait_until(lambda: gateway.devices["till-1-scanner"].health.state == "available", 10)
-        if smartcard:
-            background.append(tg.create_task(_present_cards(gateway), name="cards"))
+        if self.smartcard:
+            self.helpers.append(self.tg.create_task(_present_cards(gateway), name="cards"))
         await _shelf(cloud, gateway)
         phone = await Phone.enroll(cloud, seed.ALICE, refresh_s=2.0)
 
@@ -104,18 +145,15 @@ async def run_store(
                 },
             ),
         )
-        background.append(tg.create_task(_product_scans(scanner), name="scans"))
+        self.helpers.append(self.tg.create_task(_product_scans(scanner), name="scans"))
         await asyncio.sleep(3)
         if outage:
-            await _outage(broker, gateway, cloud, till, phone)
+            await _outage(self.broker, gateway, cloud, till, phone)
         await _flash_sale(cloud)
         say("running; Ctrl-C to stop" if not duration else f"running for {duration:.0f}s more")
         if duration:
             await asyncio.sleep(duration)
-        else:
-            await asyncio.Event().wait()
-        for task in background:
-            task.cancel()
+            stop.event.set()
 
 
 async def _product_scans(scanner: PtyScanner) -> None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import faulthandler
+import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -204,12 +210,76 @@ def api_tokens(gw_dir: Path) -> tuple[str, str]:
     return store.create("till-1-pos"), store.create("kiosk-1-page", kiosk="kiosk-1")
 
 
-def stop_on_signals() -> None:
-    """SIGTERM (``timeout``, systemd, kill) and SIGHUP end the demo like Ctrl-C: the task is
-    cancelled, so every ``finally`` stops its child (pcscd, mosquitto). Python's default
-    would exit at once and leave them running."""
+@dataclasses.dataclass
+class StopRequest:
+    """Set by the first SIGTERM, SIGHUP or Ctrl-C. While ``cancel_task`` holds (start-up), the
+    signal also cancels the demo's task; once the scenes run as their own task, the demo
+    waits for ``event`` and stops them itself."""
+
+    event: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    cancel_task: bool = True
+
+
+def stop_on_signals(grace_s: float = 15.0) -> StopRequest:
+    """SIGTERM (``timeout``, systemd, kill), SIGHUP and Ctrl-C end the demo alike, so every
+    ``finally`` stops its child (pcscd, mosquitto). Python's default would exit at once and
+    leave them running.
+
+    A shutdown that hangs must still end: after ``grace_s`` (or at a second signal) every
+    thread's and task's stack goes to stderr, so the hang can be fixed, and the process
+    exits; its children die with it (PR_SET_PDEATHSIG)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
+    request = StopRequest()
+
+    def on_signal(name: str) -> None:
+        if request.event.is_set():
+            _give_up(loop, f"{name} again while stopping")
+        request.event.set()
+        print(f"demo: {name}, stopping (a second signal forces it)", file=sys.stderr, flush=True)
+        if request.cancel_task:
+            task.cancel()
+        threading.Thread(
+            target=_watchdog, args=(loop, grace_s), name="demo-stop-watchdog", daemon=True
+        ).start()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    return request
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop, grace_s: float) -> None:
+    time.sleep(grace_s)  # a daemon thread: a demo that stops in time never gets past this
+    _give_up(loop, f"still stopping after {grace_s:g} s")
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where ``task`` waits, outermost first, through every coroutine it awaits (3.11's
+    ``Task.print_stack`` shows only the outermost frame of a suspended task)."""
+    lines: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
+
+
+def _give_up(loop: asyncio.AbstractEventLoop, why: str) -> None:
+    err = sys.stderr
+    print(f"demo: {why}; stacks follow, then exit", file=err, flush=True)
+    faulthandler.dump_traceback(file=err, all_threads=True)
+    for _ in range(3):  # the set can change under us: this thread does not own the loop
+        try:
+            for pending in asyncio.all_tasks(loop):
+                print(f"task {pending.get_name()}:", file=err)
+                for line in _awaiting(pending):
+                    print(f"  {line}", file=err)
+            break
+        except RuntimeError:
+            continue
+    err.flush()
+    os._exit(1)

@@ -108,6 +108,7 @@ async def test_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals
     assert proc.stdout is not None
     seen: list[str] = []
     children: dict[int, str] = {}
+    after = ""
     try:
         async with asyncio.timeout(90):
             while "events flowing live" not in "".join(seen):
@@ -120,8 +121,8 @@ async def test_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals
         assert "cards   : Virtual PCD 00 00" in "".join(seen)
         assert not _vpcd_on_host()
         proc.send_signal(sig)
-        async with asyncio.timeout(30):
-            await proc.communicate()
+        out, _ = await communicate(proc, 30)  # a hung stop dumps its stacks (watchdog) here
+        after = out.decode(errors="replace")
         await wait_for(
             lambda: not any(_alive(pid) for pid in children),
             15,
@@ -136,4 +137,54 @@ async def test_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
     if sig != signal.SIGKILL:
-        assert proc.returncode == 0
+        assert proc.returncode == 0, after[-8000:]
+        assert "still stopping" not in after
+
+
+_STUBBORN = """
+import asyncio
+from simulators.demo.store import stop_on_signals
+
+async def stubborn_shutdown() -> None:
+    stop_on_signals(grace_s={grace})
+    print("ready", flush=True)
+    while True:  # a finally that never finishes: the hang the watchdog exists for
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+asyncio.run(stubborn_shutdown())
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+async def test_a_demo_that_hangs_while_stopping_still_ends_and_shows_where(signals: int) -> None:
+    """One signal: the watchdog ends it after the grace period; a second signal at once."""
+    grace = 1.0 if signals == 1 else 600.0
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", _STUBBORN.format(grace=grace)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            assert await proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        async with asyncio.timeout(30):
+            first = await proc.stderr.readline()
+        assert b"SIGTERM, stopping" in first
+        if signals == 2:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await communicate(proc, 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode(errors="replace")
+    assert proc.returncode == 1, text
+    why = "still stopping after 1 s" if signals == 1 else "SIGTERM again while stopping"
+    assert why in text
+    assert "stubborn_shutdown" in text  # the stuck task's stack, to fix the hang from
