@@ -225,7 +225,8 @@ def stop_on_signals(grace_s: float = 15.0) -> StopRequest:
     ``finally`` stops its child (pcscd, mosquitto). Python's default would exit at once and
     leave them running.
 
-    A shutdown that hangs must still end: after ``grace_s`` (or at a second signal) every
+    A shutdown that hangs must still end: after ``grace_s`` (or at a further signal, other than a
+    repeat of the first within a second) every
     thread's and task's stack goes to stderr, so the hang can be fixed, and the process
     exits; its children die with it (PR_SET_PDEATHSIG)."""
     loop = asyncio.get_running_loop()
@@ -233,9 +234,15 @@ def stop_on_signals(grace_s: float = 15.0) -> StopRequest:
     assert task is not None
     request = StopRequest()
 
+    first: list[tuple[str, float]] = []
+
     def on_signal(name: str) -> None:
-        if request.event.is_set():
-            _give_up(loop, f"{name} again while stopping")
+        now = time.monotonic()
+        if first:
+            if first[0][0] == name and now - first[0][1] < 1.0:
+                return  # the same signal twice: ``timeout`` sends it to the child and its group
+            _give_up(loop, f"{name} while stopping")
+        first.append((name, now))
         request.event.set()
         print(f"demo: {name}, stopping (a second signal forces it)", file=sys.stderr, flush=True)
         if request.cancel_task:
