@@ -218,6 +218,8 @@ class StopRequest:
 
     event: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     cancel_task: bool = True
+    signal: str | None = None
+    at: float = 0.0
 
 
 def stop_on_signals(grace_s: float = 15.0) -> StopRequest:
@@ -225,26 +227,23 @@ def stop_on_signals(grace_s: float = 15.0) -> StopRequest:
     ``finally`` stops its child (pcscd, mosquitto). Python's default would exit at once and
     leave them running.
 
-    A shutdown that hangs must still end: after ``grace_s`` (or at a further signal, other than a
-    repeat of the first within a second) every
-    thread's and task's stack goes to stderr, so the hang can be fixed, and the process
-    exits; its children die with it (PR_SET_PDEATHSIG)."""
+    A shutdown that hangs must still end: after ``grace_s``, or at another signal (not the
+    same one again within a second), every thread's and task's stack goes to stderr, so the
+    hang can be fixed, and the process exits; its children die with it (PR_SET_PDEATHSIG)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     request = StopRequest()
 
-    first: list[tuple[str, float]] = []
-
     def on_signal(name: str) -> None:
         now = time.monotonic()
-        if first:
-            if first[0][0] == name and now - first[0][1] < 1.0:
-                return  # the same signal twice: ``timeout`` sends it to the child and its group
+        if request.signal is not None:
+            if request.signal == name and now - request.at < 1.0:
+                return  # one signal twice: ``timeout`` sends it to the child and its group
             _give_up(loop, f"{name} while stopping")
-        first.append((name, now))
+        request.signal, request.at = name, now
         request.event.set()
-        print(f"demo: {name}, stopping (a second signal forces it)", file=sys.stderr, flush=True)
+        print(f"demo: {name}, stopping (another signal forces it)", file=sys.stderr, flush=True)
         if request.cancel_task:
             task.cancel()
         threading.Thread(
