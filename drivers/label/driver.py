@@ -89,10 +89,9 @@ class LabelDriver(PushDelivery, Driver[LabelConfig]):
         )
         self._events: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
-        self._claim_lock = asyncio.Lock()
         self._book = asyncio.Lock()
-        """Queue bookkeeping and the in-flight map change together under this lock, so a
-        label.show racing a finishing delivery reports a superseded push exactly once."""
+        """Queue bookkeeping and the in-flight map change together under this lock (claims
+        too), so a label.show racing a delivery reports a superseded push exactly once."""
         self._in_flight: dict[str, str] = {}
         """label id -> push id being delivered."""
         self._health: dict[str, LabelHealth] = {}

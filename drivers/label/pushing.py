@@ -48,7 +48,6 @@ class PushDelivery:
     queue: PushQueue
     _events: asyncio.Queue[Reading]
     _wake: asyncio.Event
-    _claim_lock: asyncio.Lock
     _book: asyncio.Lock
     _in_flight: dict[str, str]
     _health: dict[str, LabelHealth]
@@ -68,7 +67,9 @@ class PushDelivery:
         self._events.put_nowait(Reading(kind=EVENT_KIND, data=data, priority=priority))
 
     async def _claim(self) -> QueuedPush | None:
-        async with self._claim_lock:
+        # Under the bookkeeping lock: a label.show between reading the row and marking it in
+        # flight would report as superseded a push that is about to be uploaded.
+        async with self._book:
             item = await self.queue.next_due(time.time(), exclude=self._in_flight.keys())
             if item is not None:
                 self._in_flight[item.label_id] = item.push_id

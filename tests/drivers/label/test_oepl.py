@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -19,6 +20,7 @@ from drivers.label.config import LabelConfig, LabelSpec
 from drivers.label.content import ProductContent
 from drivers.label.driver import LabelDriver
 from drivers.label.oepl import DbPage, OeplBackend, OeplClient, led_pattern, parse_db_page
+from drivers.label.queue import Enqueued, QueuedPush
 from drivers.label.render import PALETTE_RGB, render_label
 from simulators.oepl import OeplSimulator, demo_mac
 from tests.support.labels import running
@@ -265,6 +267,61 @@ async def test_new_content_while_a_push_is_in_flight(
     milk = render_label(ProductContent.model_validate(MILK), "2.9").image
     bread = render_label(ProductContent.model_validate(BREAD), "2.9").image
     assert closest(ap.image(MAC), [bread, milk]) == 0
+
+
+async def test_new_content_while_a_worker_is_claiming_the_old_one(
+    ap: OeplSimulator, tmp_path: Path
+) -> None:
+    """label.show lands between a worker reading the queued row and marking it in flight: the
+    old push must not be reported superseded and then uploaded anyway (the CI flake)."""
+    driver = LabelDriver(config(ap.url), data_dir=tmp_path)
+    async with running(driver) as events:
+        queue = driver.queue
+        read_first, put_returned = asyncio.Event(), asyncio.Event()
+        real_next_due, real_put = queue.next_due, queue.put
+
+        async def next_due(now: float, exclude: Collection[str] = ()) -> QueuedPush | None:
+            item = await real_next_due(now, exclude)
+            if item is not None and not read_first.is_set():
+                read_first.set()
+                # Hold the claim here until label.show has replaced the row - unless the claim
+                # keeps label.show out (the fix), when waiting would be a deadlock.
+                if not driver._book.locked():
+                    await put_returned.wait()
+            return item
+
+        async def put(*args: Any, **kwargs: Any) -> Enqueued:
+            enqueued = await real_put(*args, **kwargs)
+            if read_first.is_set():  # the replacement, not the first push itself
+                put_returned.set()
+            return enqueued
+
+        real_push = driver._push
+
+        async def push(label: Any, item: QueuedPush) -> Any:
+            # With the claim and label.show serialised, hold the upload instead, so label.show
+            # still lands while the old push is in flight rather than after it finished.
+            await put_returned.wait()
+            return await real_push(label, item)
+
+        queue.next_due, queue.put = next_due, put  # type: ignore[method-assign]
+        driver._push = push  # type: ignore[method-assign]
+        first = await driver.perform(show(MAC, MILK))
+        await asyncio.wait_for(read_first.wait(), 5)
+        second = await driver.perform(show(MAC, BREAD))
+        assert second["replaced"] == first["push_id"]
+        await wait_for(
+            lambda: (
+                [e["push_id"] for e in events.esl("push", status="delivered")]
+                == [second["push_id"]]
+            ),
+            message="newest delivered",
+        )
+        mine = [e["status"] for e in events.esl("push") if e["push_id"] == first["push_id"]]
+    # Claimed before the replacement, so it is uploaded and then superseded at the AP: never
+    # "superseded" first and then an upload the cloud was told would not happen.
+    assert mine.count("superseded") == 1
+    assert mine.index("superseded") == len(mine) - 1
 
 
 async def test_a_damaged_queued_image_fails_the_push_not_the_driver(
