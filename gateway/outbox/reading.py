@@ -104,8 +104,8 @@ class Reader(OutboxState):
         hand out (rows it skipped above ``after`` do not count, or a reader would spin)."""
         floor, skipped_to = self._nothing_above
         threshold = skipped_to if floor == after else after
-        async with self._committed:
-            await self._committed.wait_for(lambda: self._last_seq > threshold)
+        while self._last_seq <= threshold:
+            await self._committed.wait()
 
     async def _quarantine(self, bad: list[tuple[int, str, object]]) -> None:
         assert self._db is not None

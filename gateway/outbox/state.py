@@ -81,7 +81,8 @@ class OutboxState:
         self._appends_settled = asyncio.Event()  # no append waits for its commit
         self._appends_settled.set()
         self._wake = asyncio.Event()
-        self._committed = asyncio.Condition()
+        self._committed = asyncio.Event()
+        """Set (and replaced by a fresh one) at each commit with rows: no lock to notify it."""
         self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
         self._writer_task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None

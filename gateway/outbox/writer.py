@@ -28,6 +28,7 @@ from gateway.outbox.mark import BLOCK, Mark, mark_path, write_mark
 from gateway.outbox.refusals import Refusals
 from gateway.outbox.state import JSON_STR, Pending
 from gateway.outbox.transaction import (
+    Committed,
     ack_ranges,
     in_connection_thread,
     relaxed,
@@ -164,50 +165,46 @@ class Writer(Refusals):
         # Without attached statements every seq is known now: encoded here, the connection's
         # thread only runs SQL. With them, seq is given out as each item's statements pass.
         rows = [] if attached else [self._row(it, first + i, now) for i, it in enumerate(batch)]
-        loop = asyncio.get_running_loop()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> Committed:
             if attached is None:
-                done, refused = rows, dict[int, sqlite3.IntegrityError]()
                 meta = meta_for(first - 1 + len(rows))
                 if rows or not self._full_sync:
                     removed = run_transaction(conn, rows, ranges, meta)
                 else:  # deletes only: durable with the next synced commit (transaction.py)
                     removed = relaxed(conn, lambda: run_transaction(conn, rows, ranges, meta))
-            else:
-                done, refused, removed = run_attached_transaction(
-                    conn,
-                    attached,
-                    first,
-                    lambda i, seq: self._row(batch[i], seq, now),
-                    ranges=ranges,
-                    meta_for=meta_for,
-                )
-            # Straight from the thread: the callers resume one loop turn sooner than through
-            # this task, which matters most to a lone scanner awaiting each code.
-            loop.call_soon_threadsafe(
-                lambda: self._done(
-                    batch,
-                    acks=acks,
-                    rows=done,
-                    refused=refused,
-                    now=now,
-                    removed=removed,
-                    reserved=reserved,
-                )
+                return rows, {}, removed
+            return run_attached_transaction(
+                conn,
+                attached,
+                first,
+                lambda i, seq: self._row(batch[i], seq, now),
+                ranges=ranges,
+                meta_for=meta_for,
+            )
+
+        def answer(committed: Committed) -> None:
+            # In the callback that wakes the writer: the appenders resume in the same loop
+            # turn as the writer, which matters most to a lone scanner awaiting each code.
+            done, refused, removed = committed
+            self._done(
+                batch,
+                acks=acks,
+                rows=done,
+                refused=refused,
+                now=now,
+                removed=removed,
+                reserved=reserved,
             )
 
         try:
-            await in_connection_thread(self._db, work)
+            await in_connection_thread(self._db, work, answer)
         except sqlite3.Error as exc:
             self._acks[:0] = acks  # retry the deletes with the next commit
             full = getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL"
             code = OutboxErrorCode.DISK_FULL if full else OutboxErrorCode.WRITE_FAILED
             self._fail(batch, code, f"outbox commit failed: {exc}")
             return False
-        if batch:
-            async with self._committed:
-                self._committed.notify_all()
         return True
 
     def _done(
@@ -240,3 +237,6 @@ class Writer(Refusals):
             row = next(committed)
             if not it.future.done():
                 it.future.set_result(StoredEvent(row[0], row[1], row[4], now))
+        if rows:  # wake whoever waits for new events (the pump), without a lock to take
+            landed, self._committed = self._committed, asyncio.Event()
+            landed.set()
