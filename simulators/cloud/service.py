@@ -36,7 +36,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from core import safejson
 from core.ids import utcnow
 from gateway.uplink import LOW_LATENCY
 from gateway.wire.tokens import KeySet, SigningKey
@@ -46,6 +45,7 @@ from simulators.cloud.admin import CloudAdmin
 from simulators.cloud.commands import GatewayCommands
 from simulators.cloud.delivery import Confirmations, DeliveryPeer
 from simulators.cloud.offers import OfferBook
+from simulators.cloud.presence import Presence
 from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
 from simulators.cloud.session import keep_connected
 from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
@@ -120,7 +120,8 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
         self._by_kind: Counter[str] = Counter()
         self._replayed = 0
         self._counters: Counter[str] = Counter()
-        self.status: dict[str, Json] = {}
+        self.presence = Presence()
+        self.status = self.presence.status  # gateway -> its last status (report, tests)
         self.confirmations = Confirmations()
         self.state_topic = f"{prefix}/cloud/state"
         self.state_session = 0
@@ -211,6 +212,7 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
         for topic in (
             f"{self.prefix}/+/+/events/#",
             f"{self.prefix}/+/+/status",
+            f"{self.prefix}/+/+/devices/+/availability",
             f"{self.prefix}/+/+/rpc/+",
             f"{self.prefix}/+/+/held",
             self.state_topic,
@@ -277,7 +279,9 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
             elif section == "held" and len(parts) == 3:
                 self.on_held(f"{store_id}/{gateway_id}", bytes(payload))
             elif section == "status" and len(parts) == 3:
-                self._on_status(f"{store_id}/{gateway_id}", bytes(payload))
+                self.presence.on_status(f"{store_id}/{gateway_id}", bytes(payload))
+            elif section == "devices" and len(parts) == 5 and parts[4] == "availability":
+                self.presence.on_availability(f"{store_id}/{gateway_id}", parts[3], bytes(payload))
             elif section == "rpc" and len(parts) == 4:
                 await self._on_rpc(client, (store_id, gateway_id), parts[3], bytes(payload), props)
         except aiomqtt.MqttError:
@@ -304,24 +308,6 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
             self._counters["duplicates"] += 1
         if self.on_event is not None:
             self.on_event(event, not new)
-
-    def _on_status(self, key: str, payload: bytes) -> None:
-        try:
-            doc = safejson.loads(payload)
-        except safejson.BadJson:
-            return
-        if not isinstance(doc, dict):
-            return
-        seen = self.status.get(key)
-        late_will = (
-            seen is not None
-            and doc.get("state") == "offline"
-            and isinstance(doc.get("session"), int)
-            and isinstance(seen.get("session"), int)
-            and doc["session"] < seen["session"]
-        )
-        if not late_will:
-            self.status[key] = doc
 
     async def _on_rpc(
         self,
@@ -380,4 +366,5 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
         """What arrived: counts by kind, duplicates, seq gaps per gateway, RPC outcomes."""
         out = report.report(self._counters, self._seqs, self._by_kind, self._replayed, self.status)
         out["delivery"] = self.confirmations.report()
+        out["devices"] = self.presence.device_states()
         return out

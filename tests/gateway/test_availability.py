@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.daemon import Gateway
 from simulators.broker import MosquittoBroker
+from simulators.cloud import CloudService
 from simulators.scanner import PtyScanner
 from tests.support.config import make_config
 from tests.support.gateway import running
@@ -103,3 +104,30 @@ async def test_a_removed_device_is_cleared_live_and_across_a_restart(
         assert json.loads((tmp_path / "availability.json").read_text()) == {
             "announced": ["scanner-1"]
         }
+
+
+async def test_the_cloud_sees_each_device_and_a_stopped_gateway_takes_them_all_down(
+    broker: MosquittoBroker, cloud: CloudService, scanner: PtyScanner, tmp_path: Path
+) -> None:
+    devices = [
+        {"id": "scanner-1", "kind": "scanner", "port": scanner.path},
+        {"id": "missing", "kind": "scanner", "port": str(tmp_path / "no-such-tty")},
+    ]
+
+    def seen() -> dict[str, str]:
+        states: dict[str, dict[str, str]] = cloud.report()["devices"]
+        return states.get("S001/gw-1", {})
+
+    async with running(Gateway(make_config(broker.url, tmp_path, devices=devices)), connected=True):
+        await wait_for(
+            lambda: seen() == {"scanner-1": "online", "missing": "offline"},
+            timeout=10,
+            message="the cloud sees both devices",
+        )
+    # The clean stop publishes the gateway offline; the scanner's own retained topic still
+    # says online (no Will per device), and the cloud counts it offline with its gateway.
+    await wait_for(
+        lambda: seen() == {"scanner-1": "offline", "missing": "offline"},
+        message="every device offline with its gateway",
+    )
+    assert (await retained(broker.url, "scanner-1") or {}).get("state") == "online"
