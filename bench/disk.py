@@ -147,7 +147,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="storegw-disk-", dir=args.dir) as tmp:
         workdir = Path(tmp)
         (workdir / "broker").mkdir()
-        with MosquittoBroker(workdir=workdir / "broker") as broker:
+        with MosquittoBroker(workdir=workdir / "broker", die_with_parent=True) as broker:
             cpu = CpuWatch(broker.proc.pid if broker.proc else None)
             new = await run(args, broker.url, workdir, "this checkout")
             old = None

@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # broker and workers inherit it
     data = Path(tempfile.mkdtemp(prefix="storegw-fleet-", dir=args.outbox_dir))
-    broker = MosquittoBroker(persistence=True, extra_config=BROKER_CONFIG)
+    broker = MosquittoBroker(persistence=True, extra_config=BROKER_CONFIG, die_with_parent=True)
     broker.start()
     f: Fleet | None = None
     try:

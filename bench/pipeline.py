@@ -43,7 +43,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="storegw-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "broker").mkdir()
-        with MosquittoBroker(workdir=workdir / "broker") as broker:
+        with MosquittoBroker(workdir=workdir / "broker", die_with_parent=True) as broker:
             return await run_all(args, broker, workdir)
 
 

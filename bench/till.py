@@ -164,7 +164,7 @@ async def main(args: argparse.Namespace) -> None:
         (tmp / "broker").mkdir()
         fs = fsync_rate(tmp, 3.0)
         fsync_ms = fs.seconds / fs.events * 1000
-        with MosquittoBroker(workdir=tmp / "broker") as broker:
+        with MosquittoBroker(workdir=tmp / "broker", die_with_parent=True) as broker:
             data, port = tmp / "gw", free_port()
             conf = tmp / "storegw.toml"
             conf.write_text(

@@ -39,7 +39,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def broker() -> Iterator[MosquittoBroker]:
-    with MosquittoBroker() as b:
+    with MosquittoBroker(die_with_parent=True) as b:
         yield b
 
 

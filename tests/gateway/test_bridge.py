@@ -201,7 +201,7 @@ async def test_config_get_hides_secrets(
 
 async def test_reconnect_backoff_is_capped(tmp_path: Path) -> None:
     """With the broker down for a while, the gateway connects within the cap once it is back."""
-    broker = MosquittoBroker()
+    broker = MosquittoBroker(die_with_parent=True)
     try:
         gw = Gateway(make_config(broker.url, tmp_path, mqtt={"reconnect_max_s": 0.3}))
         async with running(gw):

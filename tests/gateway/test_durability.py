@@ -52,7 +52,7 @@ def scanner_available(db: Path) -> bool:
 @pytest.fixture
 def offline_broker() -> Iterator[MosquittoBroker]:
     """A broker with a port but not started yet: the store's uplink is down."""
-    broker = MosquittoBroker()
+    broker = MosquittoBroker(die_with_parent=True)
     try:
         yield broker
     finally:

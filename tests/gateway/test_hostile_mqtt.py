@@ -137,7 +137,7 @@ async def test_a_publish_the_broker_refuses_does_not_end_the_session(
     acl = tmp_path / "strict.acl"
     acl.write_text(f"topic readwrite {BASE}/#\n")
     config = f"acl_file {acl}\nmax_queued_messages 1000\n"
-    with MosquittoBroker(extra_config=config) as strict:
+    with MosquittoBroker(extra_config=config, die_with_parent=True) as strict:
         async with (
             connected(strict, tmp_path / "gw") as gw,
             aiomqtt.Client("127.0.0.1", strict.port, protocol=aiomqtt.ProtocolVersion.V5) as cmd,

@@ -82,6 +82,31 @@ def test_the_child_dies_with_its_parent() -> None:
     wait_for_sync(lambda: _comm(grandchild) in (None, "zombie"), 10, "the child to end")
 
 
+def test_a_killed_test_run_takes_its_broker_with_it() -> None:
+    """What every test's Mosquitto is built with: a pytest killed with -9 (a CI timeout, an
+    OOM kill) leaves no broker holding ports and files for the next run."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from simulators.broker import MosquittoBroker\n"
+            "b = MosquittoBroker(die_with_parent=True)\n"
+            "b.start()\n"
+            "assert b.proc is not None\n"
+            "print(b.proc.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    broker = int(parent.stdout.readline())
+    assert _comm(broker) == "mosquitto"
+    parent.kill()
+    parent.wait()
+    wait_for_sync(lambda: _comm(broker) in (None, "zombie"), 10, "the broker to end")
+
+
 def _comm(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -21,7 +21,7 @@ def tls_broker(tmp: Path, *, require_cert: bool) -> tuple[MosquittoBroker, int, 
         f"require_certificate {'true' if require_cert else 'false'}\n"
         f"use_identity_as_username {'true' if require_cert else 'false'}\n"
     )
-    return MosquittoBroker(extra_config=extra), port, tmp / "pki"
+    return MosquittoBroker(extra_config=extra, die_with_parent=True), port, tmp / "pki"
 
 
 def mqtt_cfg(port: int, pki: Path, *, client_cert: bool, ca: Path | None = None) -> MqttSection:

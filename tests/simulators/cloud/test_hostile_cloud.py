@@ -106,7 +106,7 @@ async def test_rpc_replies_go_only_to_the_requesters_own_reply_topics(
 
 async def test_a_command_result_counts_only_from_the_gateway_it_was_sent_to(tmp_path: Path) -> None:
     """On a broker without ACL anyone can read a command and forge its result."""
-    with MosquittoBroker() as plain:
+    with MosquittoBroker(die_with_parent=True) as plain:
         async with (
             CloudService(plain.url, tmp_path / "cloud.db") as cloud,
             aiomqtt.Client("127.0.0.1", plain.port, protocol=aiomqtt.ProtocolVersion.V5) as peer,
