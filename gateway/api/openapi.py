@@ -116,7 +116,15 @@ ROUTES: tuple[Route, ...] = (
         "Accrue points for a purchase; accepted at once, confirmed by the cloud.",
         AccrueRequest,
         AccrueAnswer,
-        (*_BODY_ERRORS, "no_member", "unknown_member", "refused", "unavailable"),
+        (
+            *_BODY_ERRORS,
+            "no_member",
+            "unknown_member",
+            "wrong_currency",
+            "already_used",
+            "refused",
+            "unavailable",
+        ),
     ),
     Route(
         "POST",

@@ -123,7 +123,10 @@ class AccrueRequest(_Request):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     items: list[Item] = Field(default_factory=list, max_length=500)
     receipt_id: str = Field(pattern=ID)
+    """Unique in the store (a till's receipt number with its register): a receipt accrues
+    once, whichever key, till or gateway sends it."""
     accrual_id: str | None = Field(default=None, pattern=ID)
+    """Defaults to one derived from ``receipt_id``, so a retry without a key is harmless."""
 
 
 class CheckinRequest(_Request):
@@ -237,6 +240,7 @@ class CounterCode(StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     WRONG_STORE = "wrong_store"
+    WRONG_CURRENCY = "wrong_currency"
     CLOCK_WINDOW = "clock_window"
     OVER_OFFLINE_LIMIT = "over_offline_limit"
     NO_MEMBER = "no_member"
@@ -268,6 +272,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.EXPIRED: 422,
     CounterCode.NOT_YET_VALID: 422,
     CounterCode.WRONG_STORE: 422,
+    CounterCode.WRONG_CURRENCY: 422,
     CounterCode.CLOCK_WINDOW: 422,
     CounterCode.OVER_OFFLINE_LIMIT: 422,
     CounterCode.NO_MEMBER: 422,

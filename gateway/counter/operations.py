@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import KW_ONLY, dataclass, replace
 from decimal import Decimal
 
@@ -38,6 +39,16 @@ from gateway.outbox import AttachedRefused, OutboxError
 log = logging.getLogger(__name__)
 
 
+RECEIPTS = uuid.UUID("5f0c2d4e-8a51-4c8e-9a57-3b2f6c1d7e90")
+"""The namespace of accrual ids derived from receipt ids (any fixed UUID; never change it)."""
+
+
+def receipt_accrual_id(receipt_id: str) -> str:
+    """The accrual id of a receipt that came without one: the same receipt is the same row
+    here and the same key at the cloud, online or offline, on every gateway of the store."""
+    return f"rcpt-{uuid.uuid5(RECEIPTS, receipt_id)}"
+
+
 @dataclass(eq=False)
 class Operations:
     ledger: Ledger
@@ -57,7 +68,7 @@ class Operations:
 
     async def accrue(self, req: AccrueRequest, origin: Origin) -> AccrueAnswer:
         member_id = self.member_for(req.till, req.member_id)
-        op_id = req.accrual_id or new_id()
+        op_id = req.accrual_id or receipt_accrual_id(req.receipt_id)
         args: JsonObject = {
             "accrual_id": op_id,
             "member_id": member_id,
@@ -66,6 +77,15 @@ class Operations:
             "items": [{"sku": i.sku, "qty": i.qty, "price": str(i.price)} for i in req.items],
             "receipt_id": req.receipt_id,
         }
+        if req.accrual_id is None:
+            earlier = await self.ledger.store.operation(op_id)
+            if earlier is not None and earlier.args != args:
+                raise CounterError(
+                    "already_used",
+                    f"receipt {req.receipt_id} already accrued points",
+                    mode=self.ledger.mode_now(),
+                    details={"accrual_id": op_id, "member_id": earlier.args.get("member_id")},
+                )
         op = await self._record(op_id, "accrual", args, req.till, origin)
         result = op.result or {}
         return AccrueAnswer(

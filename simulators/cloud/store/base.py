@@ -49,6 +49,7 @@ class RefusalCode(StrEnum):
     UNKNOWN_MEMBER = "unknown_member"
     UNKNOWN_METHOD = "unknown_method"
     UNKNOWN_OFFER = "unknown_offer"
+    WRONG_CURRENCY = "wrong_currency"
     WRONG_STORE = "wrong_store"
 
 

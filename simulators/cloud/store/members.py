@@ -109,13 +109,32 @@ class MemberTables(StoreBase):
         gateway_id: str,
         now: datetime,
     ) -> Json:
-        """Add points for a purchase once per ``accrual_id``."""
+        """Add points for a purchase once per ``accrual_id`` and once per receipt of a store:
+        the same purchase again (another key, another gateway) gets the first answer, another
+        purchase on the same receipt is ``already_used``."""
         stored = await self._stored_reply("accruals", "accrual_id", accrual_id)
         if stored is not None:
             return stored
         member = await self.member_row(member_id)
         if member is None:
             raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
+        if currency != member["currency"]:
+            raise Refusal(
+                RefusalCode.WRONG_CURRENCY,
+                f"the member's programme counts {member['currency']}, not {currency}",
+                {"currency": member["currency"]},
+            )
+        if receipt_id is not None:
+            earlier = await self._receipt_accrual(store_id, receipt_id)
+            if earlier is not None:
+                first_id, first_member, first_amount, first_reply = earlier
+                if first_member == member_id and Decimal(first_amount) == amount:
+                    return first_reply
+                raise Refusal(
+                    RefusalCode.ALREADY_USED,
+                    f"receipt {receipt_id} already accrued points",
+                    {"accrual_id": first_id, "member_id": first_member, "amount": first_amount},
+                )
         multiplier = seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1))
         added = math.floor(amount * multiplier)
         points = member["points"] + added
@@ -140,3 +159,15 @@ class MemberTables(StoreBase):
         )
         await self.db.commit()
         return reply
+
+    async def _receipt_accrual(
+        self, store_id: str, receipt_id: str
+    ) -> tuple[str, str, str, Json] | None:
+        row = await self.fetch_one(
+            "SELECT accrual_id, member_id, amount, reply FROM accruals "
+            "WHERE store_id = ? AND receipt_id = ? ORDER BY at LIMIT 1",
+            (store_id, receipt_id),
+        )
+        if row is None:
+            return None
+        return str(row[0]), str(row[1]), str(row[2]), dict(json.loads(row[3]))

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS accruals (
     currency TEXT NOT NULL, receipt_id TEXT, items TEXT NOT NULL, store_id TEXT NOT NULL,
     gateway_id TEXT NOT NULL, at TEXT NOT NULL, reply TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS accruals_by_receipt ON accruals (store_id, receipt_id);
 CREATE TABLE IF NOT EXISTS appointments (
     appointment_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, store_id TEXT NOT NULL,
     starts_at TEXT NOT NULL, service TEXT NOT NULL, status TEXT NOT NULL,

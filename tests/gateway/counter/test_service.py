@@ -516,3 +516,59 @@ async def test_keys_are_kept_across_restarts_and_pinned_keys_are_trusted(
         assert pinned_answer.coupon_id == "CPN-PINNED"
     counter.keys.on_message(b"not json")  # garbage on the topic keeps the known keys
     assert "pinned-1" in counter.keys.keyset
+
+
+async def test_a_receipt_accrues_once_and_only_in_the_programmes_currency(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    """The till sends receipt R-1 again (no key, or a new key): the same answer, points
+    added once; another purchase on R-1 is already_used; CNY for a EUR member is refused."""
+    points_before = await cloud.member_points(seed.BRUNO)
+
+    def purchase(receipt: str, amount: str = "10", **extra: Any) -> AccrueRequest:
+        return AccrueRequest(
+            till="till-1",
+            member_id=seed.BRUNO,
+            amount=Decimal(amount),
+            currency=extra.pop("currency", "EUR"),
+            receipt_id=receipt,
+            **extra,
+        )
+
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
+        first = await counter.accrue(purchase("R-1"), API)
+        again = await counter.accrue(purchase("R-1"), API)
+        assert (again.accrual_id, again.points_added, again.points) == (
+            first.accrual_id,
+            15,
+            points_before + 15,
+        )
+        other_key = await counter.accrue(purchase("R-1", accrual_id="TILL-KEY-2"), API)
+        assert (other_key.points_added, other_key.points) == (15, points_before + 15)
+        assert await cloud.member_points(seed.BRUNO) == points_before + 15
+        with pytest.raises(CounterError) as reused:
+            await counter.accrue(purchase("R-1", "99"), API)
+        assert reused.value.code == "already_used"
+        with pytest.raises(CounterError) as cloud_reused:  # a key the cloud decides on
+            await counter.accrue(purchase("R-1", "99", accrual_id="TILL-KEY-3"), API)
+        assert cloud_reused.value.code == "already_used"
+        with pytest.raises(CounterError) as wrong:
+            await counter.accrue(purchase("R-CNY", currency="CNY"), API)
+        assert wrong.value.code == "wrong_currency"
+        assert wrong.value.details == {"currency": "EUR"}
+
+        await offline(gw, link)
+        pending = await counter.accrue(purchase("R-2", "4.00"), API)
+        assert pending.status == "pending"
+        assert (await counter.accrue(purchase("R-2", "4.00"), API)).accrual_id == pending.accrual_id
+        keyed = await counter.accrue(purchase("R-2", "4.00", accrual_id="TILL-KEY-4"), API)
+        assert keyed.status == "pending"
+        await link.restore()
+        await online(gw)
+        await eventually(
+            counter.store.counts,
+            lambda c: c["accruals"].get("confirmed") == 4,
+            timeout=10,
+            message="both offline accruals of R-2 confirmed",
+        )
+    assert await cloud.member_points(seed.BRUNO) == points_before + 15 + 6

@@ -250,7 +250,9 @@ async def test_offline_redemption_is_judged_at_offline_at(cloud: CloudService, g
 # --- points.accrue and appointment.checkin -------------------------------------------------
 
 
-async def test_points_accrue_once_per_accrual_id(cloud: CloudService, gw: Gateway) -> None:
+async def test_points_accrue_once_per_accrual_id_and_receipt(
+    cloud: CloudService, gw: Gateway
+) -> None:
     args = {
         "accrual_id": "acc-1",
         "member_id": seed.ALICE,
@@ -266,9 +268,24 @@ async def test_points_accrue_once_per_accrual_id(cloud: CloudService, gw: Gatewa
     silver = await call(
         gw,
         "points.accrue",
-        {**args, "accrual_id": "acc-2", "member_id": seed.BRUNO, "items": []},
+        {**args, "accrual_id": "acc-2", "member_id": seed.BRUNO, "items": [], "receipt_id": "r-78"},
     )
     assert silver == {"points_added": 18, "points": 358}
+    # one accrual per receipt of a store: the same purchase under another key gets the first
+    # answer; another member or amount on that receipt is refused, as is a foreign currency
+    assert await call(gw, "points.accrue", {**args, "accrual_id": "acc-5"}) == first
+    assert await cloud.member_points(seed.ALICE) == 1224
+    err = await refused(gw, "points.accrue", {**args, "accrual_id": "acc-6", "amount": "50"})
+    assert (err.code, err.details) == (
+        "already_used",
+        {"accrual_id": "acc-1", "member_id": seed.ALICE, "amount": "12.34"},
+    )
+    err = await refused(
+        gw,
+        "points.accrue",
+        {**args, "accrual_id": "acc-7", "receipt_id": "r-79", "currency": "CNY"},
+    )
+    assert (err.code, err.details) == ("wrong_currency", {"currency": "EUR"})
     err = await refused(gw, "points.accrue", {**args, "accrual_id": "acc-3", "member_id": "M0"})
     assert err.code == "unknown_member"
     err = await refused(gw, "points.accrue", {**args, "accrual_id": "acc-4", "amount": "-1"})
