@@ -139,6 +139,7 @@ ROUTES: tuple[Route, ...] = (
             "wrong_store",
             "too_early",
             "cancelled",
+            "already_checked_in",
             "refused",
             "unavailable",
         ),

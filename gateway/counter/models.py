@@ -188,6 +188,9 @@ class CheckinAnswer(_Answer):
     checkin_id: str
     appointment_id: str
     appointment: JsonObject | None = None
+    offline_check: Literal["verified", "unverified"] | None = None
+    """Offline only: ``verified`` against the member's cached appointments (what they rule
+    out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""
 
 
 class Conflict(BaseModel):
@@ -233,6 +236,7 @@ class CounterCode(StrEnum):
     ALREADY_USED = "already_used"
     REPLAYED = "replayed"
     CANCELLED = "cancelled"
+    ALREADY_CHECKED_IN = "already_checked_in"
     ALREADY_CLAIMED = "already_claimed"
     TOO_LARGE = "too_large"
     INVALID_COUPON = "invalid_coupon"
@@ -263,6 +267,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.UNKNOWN_CARD: 404,
     CounterCode.METHOD_NOT_ALLOWED: 405,
     CounterCode.ALREADY_USED: 409,
+    CounterCode.ALREADY_CHECKED_IN: 409,
     CounterCode.REPLAYED: 409,
     CounterCode.CANCELLED: 409,
     CounterCode.ALREADY_CLAIMED: 409,

@@ -18,9 +18,11 @@ import time
 import uuid
 from dataclasses import KW_ONLY, dataclass, replace
 from decimal import Decimal
+from typing import Literal
 
 from core.events import JsonObject
 from core.ids import new_id
+from gateway.counter.checkins import cached_appointments, check_offline
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import (
     AccrueAnswer,
@@ -49,11 +51,15 @@ def receipt_accrual_id(receipt_id: str) -> str:
     return f"rcpt-{uuid.uuid5(RECEIPTS, receipt_id)}"
 
 
+_VERDICT: dict[bool, Literal["verified", "unverified"]] = {True: "verified", False: "unverified"}
+
+
 @dataclass(eq=False)
 class Operations:
     ledger: Ledger
     _: KW_ONLY
     tills: TillSessions
+    store_id: str
 
     def member_for(self, till: str, member_id: str | None) -> str:
         """The member given, or the one identified at the till; refused when there is none."""
@@ -103,15 +109,42 @@ class Operations:
         args: JsonObject = {"checkin_id": op_id, "appointment_id": req.appointment_id}
         if member_id is not None:
             args["member_id"] = member_id
+        verified: bool | None = None
+        if self.ledger.mode_now() == "offline" and await self.ledger.store.operation(op_id) is None:
+            verified = await self._check_offline(req.appointment_id, member_id)
         op = await self._record(op_id, "checkin", args, req.till, origin)
         appointment = (op.result or {}).get("appointment")
+        pending = op.status != "confirmed"
         return CheckinAnswer(
-            mode="online" if op.status == "confirmed" else "offline",
-            status="confirmed" if op.status == "confirmed" else "pending",
+            mode="offline" if pending else "online",
+            status="pending" if pending else "confirmed",
             checkin_id=op_id,
             appointment_id=req.appointment_id,
             appointment=appointment if isinstance(appointment, dict) else None,
+            offline_check=None if verified is None or not pending else _VERDICT[verified],
         )
+
+    async def _check_offline(self, appointment_id: str, member_id: str | None) -> bool:
+        """Refuse what the cached profile rules out; False when nothing is cached to judge by."""
+        store = self.ledger.store
+        profile = await store.cached_member(member_id) if member_id is not None else None
+        appointments = cached_appointments(profile)
+        if appointments is None:
+            return False
+        here: set[str] = set()
+        for status in ("pending", "confirmed"):
+            for op in await store.operations(status):
+                appointment = op.args.get("appointment_id")
+                if op.kind == "checkin" and isinstance(appointment, str):
+                    here.add(appointment)
+        check_offline(
+            appointments,
+            appointment_id,
+            store_id=self.store_id,
+            now=self.ledger.clock(),
+            checked_in_here=here,
+        )
+        return True
 
     async def _record(
         self, op_id: str, kind: OpKind, args: JsonObject, till: str, origin: Origin

@@ -101,7 +101,7 @@ class CounterService(AsyncResource):
             store_id=store_id,
             offline_max_value=cfg.offline_max_value,
         )
-        self.operations = Operations(self.ledger, tills=self.tills)
+        self.operations = Operations(self.ledger, tills=self.tills, store_id=store_id)
         self.router = TillRouter(
             self.ledger, members=self.members, coupons=self.coupons, operations=self.operations
         )

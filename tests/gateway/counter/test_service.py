@@ -572,3 +572,56 @@ async def test_a_receipt_accrues_once_and_only_in_the_programmes_currency(
             message="both offline accruals of R-2 confirmed",
         )
     assert await cloud.member_points(seed.BRUNO) == points_before + 15 + 6
+
+
+async def test_offline_check_in_checks_the_cached_appointments(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    """Offline, what the cached profile rules out is refused at once (not shown checked in
+    until the reconnect rejects it); with nothing cached it is accepted, unverified."""
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
+        for member in (seed.ALICE, seed.BRUNO):
+            await counter.identify(
+                IdentifyRequest(till="till-1", by="member_id", member_id=member), API
+            )
+        await offline(gw, link)
+
+        async def refusal(appointment_id: str, member_id: str) -> tuple[str, str | None]:
+            with pytest.raises(CounterError) as err:
+                await counter.checkin(
+                    CheckinRequest(
+                        till="till-1", appointment_id=appointment_id, member_id=member_id
+                    ),
+                    API,
+                )
+            return err.value.code, err.value.mode
+
+        assert await refusal("APT-NOPE", seed.ALICE) == ("not_found", "offline")
+        assert await refusal(seed.APPT_DEMO, seed.ALICE) == ("wrong_store", "offline")
+        assert await refusal(seed.APPT_LATER, seed.BRUNO) == ("too_early", "offline")
+
+        soon = CheckinRequest(
+            till="till-1", appointment_id=seed.APPT_SOON, member_id=seed.ALICE, checkin_id="CHK-1"
+        )
+        accepted = await counter.checkin(soon, API)
+        assert (accepted.status, accepted.offline_check) == ("pending", "verified")
+        assert (await counter.checkin(soon, API)).checkin_id == "CHK-1"  # a retry: the same
+        assert await refusal(seed.APPT_SOON, seed.ALICE) == ("already_checked_in", "offline")
+
+        uncached = await counter.checkin(
+            CheckinRequest(
+                till="till-1", appointment_id=seed.APPT_OTHER_STORE, member_id=seed.CHLOE
+            ),
+            API,
+        )
+        assert (uncached.status, uncached.offline_check) == ("pending", "unverified")
+
+        await link.restore()
+        await online(gw)
+        await eventually(
+            counter.store.counts,
+            lambda c: c["checkins"] == {"confirmed": 1, "rejected": 1},
+            timeout=10,
+            message="the verified check-in confirmed, the unverified one rejected",
+        )
+    assert (await cloud.appointment(seed.APPT_SOON))["status"] == "checked_in"
