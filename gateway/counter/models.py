@@ -181,6 +181,10 @@ class AccrueAnswer(_Answer):
     member_id: str
     points_added: int | None = None
     points: int | None = None
+    projected: bool = False
+    """Offline: ``points_added`` and ``points`` are the gateway's projection from the cached
+    profile and its other pending accruals (printable on the receipt); the cloud's own
+    figures come with the reconciliation."""
 
 
 class CheckinAnswer(_Answer):

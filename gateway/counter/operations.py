@@ -14,6 +14,7 @@ key answers what is known about it, the same key for another request is refused.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import KW_ONLY, dataclass, replace
@@ -92,16 +93,60 @@ class Operations:
                     mode=self.ledger.mode_now(),
                     details={"accrual_id": op_id, "member_id": earlier.args.get("member_id")},
                 )
+        profile = None
+        if self.ledger.mode_now() == "offline":
+            profile = await self.ledger.store.cached_member(member_id)
+            programme = profile.get("currency") if profile is not None else None
+            if isinstance(programme, str) and programme != req.currency:
+                raise CounterError(
+                    "wrong_currency",
+                    f"the member's programme counts {programme}, not {req.currency}",
+                    mode="offline",
+                    details={"currency": programme},
+                )
         op = await self._record(op_id, "accrual", args, req.till, origin)
         result = op.result or {}
+        if op.status == "confirmed":
+            return AccrueAnswer(
+                mode="online",
+                status="confirmed",
+                accrual_id=op_id,
+                member_id=member_id,
+                points_added=_int_or_none(result.get("points_added")),
+                points=_int_or_none(result.get("points")),
+            )
+        projection = await self._project(op, profile)
         return AccrueAnswer(
-            mode="online" if op.status == "confirmed" else "offline",
-            status="confirmed" if op.status == "confirmed" else "pending",
+            mode="offline",
+            status="pending",
             accrual_id=op_id,
             member_id=str(op.args["member_id"]),
-            points_added=_int_or_none(result.get("points_added")),
-            points=_int_or_none(result.get("points")),
+            points_added=None if projection is None else projection[0],
+            points=None if projection is None else projection[1],
+            projected=projection is not None,
         )
+
+    async def _project(self, op: Operation, profile: JsonObject | None) -> tuple[int, int] | None:
+        """(points added, balance) as the cloud will count them, from the cached profile and
+        this gateway's other pending accruals for the member; None when it cannot tell."""
+        store = self.ledger.store
+        member_id = str(op.args["member_id"])
+        if profile is None:
+            profile = await store.cached_member(member_id)
+        if profile is None:
+            return None
+        points, rate = profile.get("points"), _decimal(profile.get("points_per_unit"))
+        if not isinstance(points, int) or isinstance(points, bool) or rate is None:
+            return None
+        added = _points_for(op.args, rate)
+        earlier = sum(
+            _points_for(other.args, rate)
+            for other in await store.operations("pending")
+            if other.kind == "accrual"
+            and other.op_id != op.op_id
+            and other.args.get("member_id") == member_id
+        )
+        return added, points + earlier + added
 
     async def checkin(self, req: CheckinRequest, origin: Origin) -> CheckinAnswer:
         member_id = req.member_id or self.tills.member(req.till)
@@ -240,6 +285,22 @@ def _rejection(op: Operation) -> CounterError:
         str(result.get("message", "")),
         result.get("details"),
     )
+
+
+def _decimal(value: object) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = Decimal(value)
+    except ArithmeticError:
+        return None
+    return parsed if parsed.is_finite() and parsed >= 0 else None
+
+
+def _points_for(args: JsonObject, rate: Decimal) -> int:
+    """The cloud's rule (docs/member-services.md): amount x rate, rounded down."""
+    amount = _decimal(args.get("amount"))
+    return 0 if amount is None else math.floor(amount * rate)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 
 from gateway.wire.tokens import Coupon
 from simulators.cloud import seed
@@ -32,6 +33,8 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
             raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         member["coupons"] = await self.usable_coupons(member_id, store_id=store_id, now=now)
         member["appointments"] = await self.current_appointments(member_id, now=now)
+        # So a gateway can project an offline accrual the way the cloud will count it.
+        member["points_per_unit"] = str(seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1)))
         return member
 
     async def is_seeded(self) -> bool:

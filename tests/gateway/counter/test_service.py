@@ -625,3 +625,48 @@ async def test_offline_check_in_checks_the_cached_appointments(
             message="the verified check-in confirmed, the unverified one rejected",
         )
     assert (await cloud.appointment(seed.APPT_SOON))["status"] == "checked_in"
+
+
+async def test_offline_accruals_answer_projected_points_a_receipt_can_print(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    points_before = await cloud.member_points(seed.BRUNO)  # silver: 1.5 points per EUR
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
+        await counter.identify(
+            IdentifyRequest(till="till-1", by="member_id", member_id=seed.BRUNO), API
+        )
+        await offline(gw, link)
+
+        def purchase(receipt: str, amount: str, member: str = seed.BRUNO) -> AccrueRequest:
+            return AccrueRequest(
+                till="till-1",
+                member_id=member,
+                amount=Decimal(amount),
+                currency="EUR",
+                receipt_id=receipt,
+            )
+
+        first = await counter.accrue(purchase("P-1", "4.00"), API)
+        assert (first.status, first.projected, first.points_added, first.points) == (
+            "pending",
+            True,
+            6,
+            points_before + 6,
+        )
+        second = await counter.accrue(purchase("P-2", "10.90"), API)  # 16.35, rounded down
+        assert (second.points_added, second.points) == (16, points_before + 22)
+        with pytest.raises(CounterError) as foreign:
+            await counter.accrue(purchase("P-3", "5").model_copy(update={"currency": "CNY"}), API)
+        assert (foreign.value.code, foreign.value.mode) == ("wrong_currency", "offline")
+        unknown = await counter.accrue(purchase("P-4", "3", seed.CHLOE), API)  # never cached
+        assert (unknown.projected, unknown.points) == (False, None)
+
+        await link.restore()
+        await online(gw)
+        await eventually(
+            counter.store.counts,
+            lambda c: c["accruals"].get("confirmed") == 3,
+            timeout=10,
+            message="the offline accruals confirmed",
+        )
+    assert await cloud.member_points(seed.BRUNO) == points_before + 22  # as projected
