@@ -518,6 +518,20 @@ async def test_keys_are_kept_across_restarts_and_pinned_keys_are_trusted(
     assert "pinned-1" in counter.keys.keyset
 
 
+async def back_online(
+    gw: Gateway, link: Link, counter: CounterService, *, confirmed_accruals: int
+) -> None:
+    """The link returns; wait until the reconciler has confirmed that many accruals."""
+    await link.restore()
+    await online(gw)
+    await eventually(
+        counter.store.counts,
+        lambda c: c["accruals"].get("confirmed") == confirmed_accruals,
+        timeout=10,
+        message=f"{confirmed_accruals} accruals confirmed",
+    )
+
+
 async def test_a_receipt_accrues_once_and_only_in_the_programmes_currency(
     link: Link, cloud: CloudService, tmp_path: Path
 ) -> None:
@@ -563,14 +577,7 @@ async def test_a_receipt_accrues_once_and_only_in_the_programmes_currency(
         assert (await counter.accrue(purchase("R-2", "4.00"), API)).accrual_id == pending.accrual_id
         keyed = await counter.accrue(purchase("R-2", "4.00", accrual_id="TILL-KEY-4"), API)
         assert keyed.status == "pending"
-        await link.restore()
-        await online(gw)
-        await eventually(
-            counter.store.counts,
-            lambda c: c["accruals"].get("confirmed") == 4,
-            timeout=10,
-            message="both offline accruals of R-2 confirmed",
-        )
+        await back_online(gw, link, counter, confirmed_accruals=4)
     assert await cloud.member_points(seed.BRUNO) == points_before + 15 + 6
 
 
@@ -661,12 +668,5 @@ async def test_offline_accruals_answer_projected_points_a_receipt_can_print(
         unknown = await counter.accrue(purchase("P-4", "3", seed.CHLOE), API)  # never cached
         assert (unknown.projected, unknown.points) == (False, None)
 
-        await link.restore()
-        await online(gw)
-        await eventually(
-            counter.store.counts,
-            lambda c: c["accruals"].get("confirmed") == 3,
-            timeout=10,
-            message="the offline accruals confirmed",
-        )
+        await back_online(gw, link, counter, confirmed_accruals=3)
     assert await cloud.member_points(seed.BRUNO) == points_before + 22  # as projected
