@@ -189,7 +189,7 @@ async def test_no_cloud_service_means_the_skew_is_not_measured(tmp_path: Path) -
     pki = CloudPki.open(tmp_path / "pki")
     from simulators.cloud.enrollment import DeployedBroker
 
-    broker = DeployedBroker(pki, tmp_path / "broker")
+    broker = DeployedBroker(pki, tmp_path / "broker", die_with_parent=True)
     broker.start()
     try:
         files = pki.issue_files("S001", "gw-1", tmp_path / "box" / "data" / "tls", timedelta(1))

@@ -30,7 +30,7 @@ def pki(tmp_path: Path) -> CloudPki:
 
 @pytest.fixture
 def deployed_broker(pki: CloudPki, tmp_path: Path) -> Iterator[DeployedBroker]:
-    b = DeployedBroker(pki, tmp_path / "broker")
+    b = DeployedBroker(pki, tmp_path / "broker", die_with_parent=True)
     b.start()
     try:
         yield b

@@ -55,8 +55,9 @@ class DeployedBroker(MosquittoBroker):
         port: int | None = None,
         provision_port: int | None = None,
         deploy_dir: Path = DEPLOY_DIR,
+        die_with_parent: bool = False,
     ) -> None:
-        super().__init__(port, workdir=workdir)
+        super().__init__(port, workdir=workdir, die_with_parent=die_with_parent)
         self.pki = pki
         self.provision_port = provision_port or free_port()
         self.deploy_dir = deploy_dir

@@ -48,7 +48,7 @@ class Listener:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[DeployedBroker]:
-    b = DeployedBroker(CloudPki.open(tmp_path / "pki"), tmp_path / "broker")
+    b = DeployedBroker(CloudPki.open(tmp_path / "pki"), tmp_path / "broker", die_with_parent=True)
     b.start()
     try:
         yield b
