@@ -180,8 +180,8 @@ async def _body(request: web.Request, model: type[M]) -> M:
         ) from None
 
 
-def _origin(request: web.Request) -> Origin:
-    return Origin(device_id="gateway", source="api", client=request.get(CLIENT))
+def _origin(request: web.Request, staff: str | None = None) -> Origin:
+    return Origin(device_id="gateway", source="api", client=request.get(CLIENT), staff=staff)
 
 
 def _with_errors(
@@ -215,7 +215,7 @@ def build_app(
 
     async def identify(request: web.Request) -> web.Response:
         req = await _body(request, IdentifyRequest)
-        return _answer(await service.identify(req, _origin(request)))
+        return _answer(await service.identify(req, _origin(request, req.staff)))
 
     async def get_member(request: web.Request) -> web.Response:
         mid = request.match_info["member_id"]
@@ -225,15 +225,15 @@ def build_app(
 
     async def redeem_coupon(request: web.Request) -> web.Response:
         req = await _body(request, RedeemRequest)
-        return _answer(await service.redeem(req, _origin(request)))
+        return _answer(await service.redeem(req, _origin(request, req.staff)))
 
     async def accrue_points(request: web.Request) -> web.Response:
         req = await _body(request, AccrueRequest)
-        return _answer(await service.accrue(req, _origin(request)))
+        return _answer(await service.accrue(req, _origin(request, req.staff)))
 
     async def checkin_appointment(request: web.Request) -> web.Response:
         req = await _body(request, CheckinRequest)
-        return _answer(await service.checkin(req, _origin(request)))
+        return _answer(await service.checkin(req, _origin(request, req.staff)))
 
     async def list_conflicts(_request: web.Request) -> web.Response:
         return _answer(ConflictsAnswer(conflicts=await service.conflicts()))

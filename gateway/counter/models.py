@@ -88,6 +88,8 @@ class IdentifyRequest(_Request):
     code: str | None = Field(default=None, min_length=1, max_length=4096)
     uid: str | None = Field(default=None, pattern=UID)
     member_id: str | None = Field(default=None, pattern=ID)
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
 
     @model_validator(mode="after")
     def _one_credential(self) -> IdentifyRequest:
@@ -106,6 +108,8 @@ class RedeemRequest(_Request):
     coupon: str = Field(pattern=COUPON, max_length=4096)
     member_id: str | None = Field(default=None, pattern=ID)
     redemption_id: str | None = Field(default=None, pattern=ID)
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
 
 
 class Item(_Request):
@@ -127,6 +131,8 @@ class AccrueRequest(_Request):
     once, whichever key, till or gateway sends it."""
     accrual_id: str | None = Field(default=None, pattern=ID)
     """Defaults to one derived from ``receipt_id``, so a retry without a key is harmless."""
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
 
 
 class CheckinRequest(_Request):
@@ -136,6 +142,8 @@ class CheckinRequest(_Request):
     appointment_id: str = Field(pattern=ID)
     member_id: str | None = Field(default=None, pattern=ID)
     checkin_id: str | None = Field(default=None, pattern=ID)
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
 
 
 # --- answers ------------------------------------------------------------------------------
@@ -352,9 +360,14 @@ class Origin:
     device_id: str = "gateway"
     source: Literal["api", "device"] = "api"
     client: str | None = None
+    staff: str | None = None
+    """The staff member who served (导购), as the request named them: head office's
+    attribution reads it from the events."""
 
     def event_fields(self) -> JsonObject:
         out: JsonObject = {"source": self.source}
         if self.client is not None:
             out["client"] = self.client
+        if self.staff is not None:
+            out["staff"] = self.staff
         return out

@@ -25,7 +25,7 @@ from simulators.phone import Phone
 from simulators.pki import make_tls_files
 from storegw.cli import app as cli_app
 from tests.support.config import counter_config, write_config
-from tests.support.counter import forged_coupon, offline, online
+from tests.support.counter import cloud_events, forged_coupon, offline, online
 from tests.support.gateway import running
 from tests.support.http import DEFAULT_TOKEN, TokenClient
 from tests.support.link import Link
@@ -468,3 +468,47 @@ def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path
     assert again.exit_code == 1
     bad = runner.invoke(cli_app, ["api", "token", "create", "no spaces", "-c", str(conf)])
     assert bad.exit_code == 1
+
+
+async def test_the_staff_member_named_at_the_till_is_in_every_event(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    """导购 attribution: each counter operation may name who served, online and offline."""
+    welcome = await cloud.coupon_token(seed.COUPON_WELCOME)
+    staff = {"staff": "staff-anna"}
+    async with api_running(link, tmp_path / "gw") as api:
+        await api.ok(
+            "POST",
+            "/v1/identify",
+            {"till": "till-1", "by": "member_id", "member_id": seed.ALICE, **staff},
+        )
+        await api.ok("POST", "/v1/coupons/redeem", {"till": "till-1", "coupon": welcome, **staff})
+        await offline(api.gw, link)
+        await api.ok(
+            "POST",
+            "/v1/points/accrue",
+            {"till": "till-1", "amount": "5.00", "currency": "EUR", "receipt_id": "S-1", **staff},
+        )
+        await api.ok(
+            "POST",
+            "/v1/appointments/checkin",
+            {"till": "till-1", "appointment_id": seed.APPT_SOON, **staff},
+        )
+        assert (
+            await api.refused(
+                "POST",
+                "/v1/identify",
+                {
+                    "till": "till-1",
+                    "by": "member_id",
+                    "member_id": seed.ALICE,
+                    "staff": "no spaces",
+                },
+            )
+        )[1] == "bad_request"
+        await link.restore()
+        await online(api.gw)
+        kinds = ("member.identified", "coupon.redeemed", "points.accrued", "appointment.checked_in")
+        for kind in kinds:
+            events = await cloud_events(cloud, kind)
+            assert [e.get("staff") for e in events] == ["staff-anna"], kind
