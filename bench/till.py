@@ -176,7 +176,10 @@ async def main(args: argparse.Namespace) -> None:
                             "data_dir": str(data),
                         },
                         "mqtt": {"url": broker.url},
-                        "counter": {"rpc_timeout_s": args.rpc_timeout_s},
+                        "counter": {
+                            "rpc_timeout_s": args.rpc_timeout_s,
+                            "tills": ["t0", "t1", "t2", "t3"],
+                        },
                         "api": {"listen": f"127.0.0.1:{port}"},
                         "log": {"level": "ERROR"},
                     }

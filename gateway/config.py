@@ -275,6 +275,11 @@ class Config(_Section):
             raise _located(type(self).__name__, problems)
         return self
 
+    def tills(self) -> frozenset[str]:
+        """Every till a counter request may name: declared, a device's, or a kiosk's."""
+        named = {d.till for d in self.devices if d.till is not None}
+        return frozenset({*self.counter.tills, *named, *(k.name for k in self.kiosks)})
+
     def device(self, device_id: str) -> DeviceConfigUnion:
         for device in self.devices:
             if device.id == device_id:

@@ -168,6 +168,7 @@ class Gateway:
                 rpc=self.bridge.rpc,
                 submit=self.submit,
                 durability=config.outbox.durability,
+                tills=config.tills(),
             )
             self.delivery.when_back(self.counter.reconciler.trigger)
             tills = {d.id: d.till for d in config.devices if d.till is not None}

@@ -210,7 +210,7 @@ def build_app(
         ],
     )
     schemes = {k: v for ext in extensions for k, v in ext.security_schemes.items()}
-    openapi = build_openapi(routes, schemes)
+    openapi = build_openapi(routes, schemes, service.known_tills)
     member_id = re.compile(ID)
 
     async def identify(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ body cannot differ from the accepted one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,8 +209,12 @@ def _responses(route: Route, refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> 
 
 
 def build_openapi(
-    routes: Sequence[Route] = ROUTES, security_schemes: Mapping[str, Any] | None = None
+    routes: Sequence[Route] = ROUTES,
+    security_schemes: Mapping[str, Any] | None = None,
+    tills: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """The document; with ``tills``, every request's ``till`` is one of them (the store's
+    configuration), so a client reading the document knows which names are accepted."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for route in routes:
         if route.request is not None:
@@ -219,6 +223,10 @@ def build_openapi(
             models.append((route.response, "serialization"))
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = {**defs.get("$defs", {}), "Error": _ERROR_SCHEMA}
+    if tills is not None:
+        for route in routes:
+            if route.request is not None:
+                _restrict_till(schemas.get(route.request.__name__, {}), tills)
     paths: dict[str, Any] = {}
     for route in routes:
         op: dict[str, Any] = {
@@ -269,3 +277,15 @@ def build_openapi(
         "security": [{"bearer": []}],
         "paths": paths,
     }
+
+
+def _restrict_till(schema: dict[str, Any], tills: Collection[str]) -> None:
+    till = schema.get("properties", {}).get("till")
+    if till is None:
+        return
+    till.pop("pattern", None)
+    if tills:
+        till["enum"] = sorted(tills)
+    else:
+        till["not"] = {}  # no till configured: none is accepted
+    till["description"] = "One of the store's configured tills ([counter] tills, devices, kiosks)."

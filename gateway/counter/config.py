@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.identifiers import ID_PATTERN
 
 
 class CounterSection(BaseModel):
@@ -22,5 +25,8 @@ class CounterSection(BaseModel):
     qr_window_s: float = Field(default=90.0, gt=0, le=3600)
     till_session_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=30.0, gt=0, le=86400)
+    tills: tuple[Annotated[str, Field(pattern=ID_PATTERN)], ...] = Field(default=(), max_length=256)
+    """The store's tills, by the names their POS software sends. Every device's ``till`` and
+    every kiosk's name count as well; a request naming any other till is refused."""
     cloud_keys_file: Path | None = None
     """A JWKS file with pinned cloud public keys, trusted in addition to the published ones."""

@@ -37,6 +37,7 @@ from gateway.counter.models import (
     CheckinAnswer,
     CheckinRequest,
     Conflict,
+    CounterError,
     IdentifyAnswer,
     IdentifyRequest,
     MemberAnswer,
@@ -70,8 +71,11 @@ class CounterService(AsyncResource):
         submit: Submit,
         durability: Literal["power-loss", "crash"] = "power-loss",
         clock: Callable[[], datetime] = utcnow,
+        tills: frozenset[str] = frozenset(),
     ) -> None:
         self.cfg = cfg
+        self.known_tills = tills
+        """The tills a request may name (``Config.tills()``): another is a typo or a guess."""
         self.store_id = store_id
         self.rpc = rpc
         self.clock = clock
@@ -136,22 +140,38 @@ class CounterService(AsyncResource):
         return await self.ledger.call(method, args)
 
     async def identify(self, req: IdentifyRequest, origin: Origin) -> IdentifyAnswer:
+        self.check_till(req.till)
         return await self.members.identify(req, origin)
 
     async def member(self, member_id: str) -> MemberAnswer:
         return await self.members.member(member_id)
 
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
+        self.check_till(req.till)
         return await self.coupons.redeem(req, origin)
 
     async def conflicts(self) -> list[Conflict]:
         return await self.coupons.conflicts()
 
     async def accrue(self, req: AccrueRequest, origin: Origin) -> AccrueAnswer:
+        self.check_till(req.till)
         return await self.operations.accrue(req, origin)
 
     async def checkin(self, req: CheckinRequest, origin: Origin) -> CheckinAnswer:
+        self.check_till(req.till)
         return await self.operations.checkin(req, origin)
+
+    def check_till(self, till: str) -> None:
+        """Refuse a till the configuration does not name, listing the ones it does."""
+        if till not in self.known_tills:
+            known = sorted(self.known_tills)
+            raise CounterError(
+                "bad_request",
+                f"unknown till {till!r}; configured: {', '.join(known) or 'none'}"
+                " ([counter] tills, a device's till, a kiosk's name)",
+                mode=self.mode_now(),
+                details={"tills": list[JsonValue](known)},
+            )
 
     def on_device_reading(self, device_id: str, till: str, reading: Reading) -> None:
         self.router.on_device_reading(device_id, till, reading)

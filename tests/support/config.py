@@ -11,6 +11,8 @@ from gateway.config import Config, parse_config
 
 GATEWAY = {"store_id": "S001", "gateway_id": "gw-1"}
 SUPERVISOR = {"retry_min_s": 0.05, "retry_max_s": 0.5}
+TILLS = ("till-1", "till-2", "till-3", "till-4", "t1", "t2", "t3")
+"""What the tests' stores declare in ``[counter] tills``."""
 
 
 def make_config(
@@ -31,7 +33,15 @@ def make_config(
         "devices": devices or [],
     }
     data.update(sections)
-    return parse_config(data)
+    return parse_config(with_tills(data))
+
+
+def with_tills(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the tests' tills in ``[counter] tills``, unless it declares its own."""
+    counter = doc.setdefault("counter", {})
+    if isinstance(counter, dict):
+        counter.setdefault("tills", list(TILLS))
+    return doc
 
 
 def counter_config(
@@ -66,5 +76,5 @@ def write_config(
         "devices": devices or [],
         **sections,
     }
-    path.write_text(tomli_w.dumps(doc))
+    path.write_text(tomli_w.dumps(with_tills(doc)))
     return path

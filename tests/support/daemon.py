@@ -19,6 +19,7 @@ from typing import Any, Self, cast
 
 import tomli_w
 
+from tests.support.config import with_tills
 from tests.support.paths import REPO
 
 PYTHON = sys.executable  # the venv's python when the tests run under .venv/bin/pytest
@@ -62,7 +63,7 @@ class Daemon:
         self.umask = umask  # -1: inherit this process's
         self.config_path = workdir / f"{name}.toml"
         self.log_path = workdir / f"{name}.log"
-        self.config_path.write_text(tomli_w.dumps(config))
+        self.config_path.write_text(tomli_w.dumps(with_tills(config)))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:

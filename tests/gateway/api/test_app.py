@@ -512,3 +512,23 @@ async def test_the_staff_member_named_at_the_till_is_in_every_event(
         for kind in kinds:
             events = await cloud_events(cloud, kind)
             assert [e.get("staff") for e in events] == ["staff-anna"], kind
+
+
+async def test_a_till_the_store_did_not_declare_is_refused_naming_the_declared_ones(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    devices = [{"id": "door-nfc", "kind": "nfc", "till": "door", "enabled": False}]
+    async with api_running(link, tmp_path / "gw", devices=devices, tills=["till-1"]) as api:
+        body = {"till": "till-9", "by": "member_id", "member_id": seed.ALICE}
+        status, doc = await api.call("POST", "/v1/identify", body)
+        assert (status, doc["error"]["code"]) == (400, "bad_request")
+        assert doc["error"]["details"] == {"tills": ["door", "till-1"]}  # declared + a device's
+        assert "till-9" in doc["error"]["message"]
+        for path, extra in (
+            ("/v1/points/accrue", {"amount": "1", "currency": "EUR", "receipt_id": "R"}),
+            ("/v1/appointments/checkin", {"appointment_id": seed.APPT_SOON}),
+        ):
+            status, doc = await api.call("POST", path, {"till": "till-9", **extra})
+            assert (status, doc["error"]["code"]) == (400, "bad_request"), path
+        ok = await api.ok("POST", "/v1/identify", {**body, "till": "door"})
+        assert ok["member"]["member_id"] == seed.ALICE

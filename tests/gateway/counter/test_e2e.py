@@ -120,7 +120,11 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     "connect_timeout_s": 3,
                 },
                 "outbox": {"durability": "crash"},
-                "counter": {"rpc_timeout_s": 1.0, "reconcile_interval_s": 0.5},
+                "counter": {
+                    "rpc_timeout_s": 1.0,
+                    "reconcile_interval_s": 0.5,
+                    "tills": ["t1", "t2", "t3"],
+                },
                 "api": {"listen": f"127.0.0.1:{port}"},
             }
         )

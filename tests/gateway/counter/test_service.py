@@ -418,7 +418,7 @@ async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
         with pytest.raises(CounterError) as unknown:
             await counter.accrue(
                 AccrueRequest(
-                    till="till-9",
+                    till="till-4",
                     member_id="M-NOBODY",
                     amount=Decimal(1),
                     currency="EUR",
@@ -429,7 +429,7 @@ async def test_accrue_and_checkin_online_and_offline_confirmed_on_reconnect(
         assert unknown.value.code == "unknown_member"
         with pytest.raises(CounterError) as no_member:
             await counter.accrue(
-                AccrueRequest(till="till-9", amount=Decimal(1), currency="EUR", receipt_id="R0"),
+                AccrueRequest(till="till-4", amount=Decimal(1), currency="EUR", receipt_id="R0"),
                 API,
             )
         assert no_member.value.code == "no_member"
@@ -510,9 +510,9 @@ async def test_keys_are_kept_across_restarts_and_pinned_keys_are_trusted(
         counter = svc(gw2)
         assert not gw2.bridge.connected.is_set()
         assert sorted(counter.keys.keyset.kids) == sorted([*cloud.keys.kids, "pinned-1"])
-        answer = await counter.redeem(RedeemRequest(till="t", coupon=token), API)
+        answer = await counter.redeem(RedeemRequest(till="t1", coupon=token), API)
         assert answer.mode == "offline"
-        pinned_answer = await counter.redeem(RedeemRequest(till="t", coupon=pinned_coupon), API)
+        pinned_answer = await counter.redeem(RedeemRequest(till="t1", coupon=pinned_coupon), API)
         assert pinned_answer.coupon_id == "CPN-PINNED"
     counter.keys.on_message(b"not json")  # garbage on the topic keeps the known keys
     assert "pinned-1" in counter.keys.keyset
