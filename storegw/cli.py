@@ -122,11 +122,16 @@ def token_create(
         str | None,
         typer.Option(help="Bind the token to this kiosk ([[kiosks]] name); it acts only as it."),
     ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option("--admin", help="Back office: member answers include coupon bearer tokens."),
+    ] = False,
 ) -> None:
     """Create a token for a client and print it once; only its hash is kept.
 
     Example: storegw api token create pos-1 -c /etc/storegw/storegw.toml
     A kiosk: storegw api token create kiosk-1-page --kiosk kiosk-1 -c storegw.toml
+    Back office: storegw api token create office --admin -c storegw.toml
     """
     from gateway.api.auth import TokenStoreError
 
@@ -136,7 +141,7 @@ def token_create(
         if kiosk not in kiosks:
             raise _fail(f"no [[kiosks]] entry named {kiosk!r} in {config} (have: {kiosks})", 1)
     try:
-        token = store.create(name, kiosk=kiosk)
+        token = store.create(name, kiosk=kiosk, role="admin" if admin else None)
     except TokenStoreError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(token)
@@ -171,7 +176,7 @@ def token_list(config: ConfigOpt) -> None:
     for entry in _token_store(config).list():
         created = datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="seconds")
         bound = f"\tkiosk={entry.kiosk}" if entry.kiosk else ""
-        typer.echo(f"{entry.name}\t{created}{bound}")
+        typer.echo(f"{entry.name}\t{created}\trole={entry.role}{bound}")
 
 
 def mount_simulators(argv: list[str] | None = None) -> None:

@@ -46,6 +46,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT: Any = web.RequestKey("client", str) if hasattr(web, "RequestKey") else "storegw.client"
 KIOSK: Any = web.RequestKey("kiosk", str) if hasattr(web, "RequestKey") else "storegw.kiosk"
 """Set when the request's token is bound to a kiosk (its name)."""
+ROLE: Any = web.RequestKey("role", str) if hasattr(web, "RequestKey") else "storegw.role"
+"""The token's role: ``pos``, ``kiosk`` or ``admin`` (gateway/api/auth.py)."""
 M = TypeVar("M", bound=BaseModel)
 _PUBLIC = frozenset(r.path for r in ROUTES if not r.auth)
 
@@ -82,6 +84,20 @@ def _json(doc: Any, status: int = 200) -> web.Response:
 
 def _answer(model: BaseModel) -> web.Response:
     return _json(model.model_dump(mode="json"))
+
+
+def _member_answer(request: web.Request, model: BaseModel) -> web.Response:
+    """A member profile as the token's role may see it: a ``pos`` token gets the member's
+    coupons without their bearer tokens (a till redeems what the member shows, not what it
+    looked up); ``admin`` and ``kiosk`` (only for the member at it) get them whole."""
+    doc = model.model_dump(mode="json")
+    if request.get(ROLE) == "pos":
+        coupons = doc.get("member", {}).get("coupons")
+        if isinstance(coupons, list):
+            for coupon in coupons:
+                if isinstance(coupon, dict):
+                    coupon.pop("token", None)
+    return _json(doc)
 
 
 def _error(code: str, message: str) -> web.Response:
@@ -151,6 +167,7 @@ def _auth(tokens: TokenStore, public: frozenset[str] = _PUBLIC) -> Middleware:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="storegw"'
             return resp
         request[CLIENT] = client.name
+        request[ROLE] = client.role
         if client.kiosk is not None:
             request[KIOSK] = client.kiosk
         return await handler(request)
@@ -215,13 +232,13 @@ def build_app(
 
     async def identify(request: web.Request) -> web.Response:
         req = await _body(request, IdentifyRequest)
-        return _answer(await service.identify(req, _origin(request, req.staff)))
+        return _member_answer(request, await service.identify(req, _origin(request, req.staff)))
 
     async def get_member(request: web.Request) -> web.Response:
         mid = request.match_info["member_id"]
         if not member_id.match(mid):
             raise ApiError("bad_request", "not a member id")
-        return _answer(await service.member(mid))
+        return _member_answer(request, await service.member(mid))
 
     async def redeem_coupon(request: web.Request) -> web.Response:
         req = await _body(request, RedeemRequest)

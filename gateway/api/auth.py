@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from core.errors import StoregwError, StrEnum
 from core.identifiers import is_identifier
@@ -36,11 +37,16 @@ CREATE TABLE IF NOT EXISTS tokens (
 """
 _KIOSK_COLUMN = "ALTER TABLE tokens ADD COLUMN kiosk TEXT"
 """Added for kiosks; databases made before it get the column on first open."""
+_ADMIN_COLUMN = "ALTER TABLE tokens ADD COLUMN admin INTEGER NOT NULL DEFAULT 0"
+"""Added for roles; a token made before it is ``pos`` (or ``kiosk`` when bound to one)."""
+
+Role = Literal["pos", "kiosk", "admin"]
 
 
 class TokenStoreCode(StrEnum):
     BAD_NAME = "bad_name"
     BAD_KIOSK = "bad_kiosk"
+    BAD_ROLE = "bad_role"
     EXISTS = "exists"
     UNKNOWN = "unknown"
 
@@ -59,6 +65,15 @@ class ClientToken:
     created: float
     kiosk: str | None = None
     """The kiosk this token acts as, or None for a POS/back-office client."""
+    admin: bool = False
+    """Back office: sees what a till must not (members' coupon bearer tokens)."""
+
+    @property
+    def role(self) -> Role:
+        """``kiosk`` when bound to a kiosk, ``admin`` for the back office, else ``pos``."""
+        if self.kiosk is not None:
+            return "kiosk"
+        return "admin" if self.admin else "pos"
 
 
 def token_hash(token: str) -> str:
@@ -76,11 +91,20 @@ class TokenStore:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
             if "kiosk" not in columns:
                 conn.execute(_KIOSK_COLUMN)
+            if "admin" not in columns:
+                conn.execute(_ADMIN_COLUMN)
             yield conn
 
-    def create(self, name: str, *, kiosk: str | None = None) -> str:
-        """Make a token for ``name`` (bound to ``kiosk`` if given) and return it; it cannot be
-        shown again."""
+    def create(self, name: str, *, kiosk: str | None = None, role: Role | None = None) -> str:
+        """Make a token for ``name`` (bound to ``kiosk`` if given; ``role`` ``pos`` by default,
+        ``kiosk`` with a kiosk) and return it; it cannot be shown again."""
+        wanted = role or ("kiosk" if kiosk is not None else "pos")
+        if wanted not in ("pos", "kiosk", "admin") or (wanted == "kiosk") != (kiosk is not None):
+            raise TokenStoreError(
+                TokenStoreCode.BAD_ROLE,
+                "a kiosk token is bound to a kiosk (--kiosk); pos and admin tokens are not",
+                name=name,
+            )
         if not re.match(NAME_PATTERN, name):
             raise TokenStoreError(
                 TokenStoreCode.BAD_NAME,
@@ -97,8 +121,8 @@ class TokenStore:
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO tokens(name, hash, created, kiosk) VALUES (?, ?, ?, ?)",
-                    (name, token_hash(token), time.time(), kiosk),
+                    "INSERT INTO tokens(name, hash, created, kiosk, admin) VALUES (?, ?, ?, ?, ?)",
+                    (name, token_hash(token), time.time(), kiosk, int(wanted == "admin")),
                 )
             except sqlite3.IntegrityError:
                 raise TokenStoreError(
@@ -116,8 +140,10 @@ class TokenStore:
 
     def list(self) -> list[ClientToken]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, created, kiosk FROM tokens ORDER BY name").fetchall()
-        return [ClientToken(name=r[0], created=r[1], kiosk=r[2]) for r in rows]
+            rows = conn.execute(
+                "SELECT name, created, kiosk, admin FROM tokens ORDER BY name"
+            ).fetchall()
+        return [_client(r) for r in rows]
 
     def lookup(self, token: str) -> str | None:
         """The client name for a presented token, or None. Blocking: run it in a thread."""
@@ -130,6 +156,11 @@ class TokenStore:
             return None
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT name, created, kiosk FROM tokens WHERE hash = ?", (token_hash(token),)
+                "SELECT name, created, kiosk, admin FROM tokens WHERE hash = ?",
+                (token_hash(token),),
             ).fetchone()
-        return None if row is None else ClientToken(name=row[0], created=row[1], kiosk=row[2])
+        return None if row is None else _client(row)
+
+
+def _client(row: tuple[str, float, str | None, int]) -> ClientToken:
+    return ClientToken(name=row[0], created=row[1], kiosk=row[2], admin=bool(row[3]))

@@ -532,3 +532,23 @@ async def test_a_till_the_store_did_not_declare_is_refused_naming_the_declared_o
             assert (status, doc["error"]["code"]) == (400, "bad_request"), path
         ok = await api.ok("POST", "/v1/identify", {**body, "till": "door"})
         assert ok["member"]["member_id"] == seed.ALICE
+
+
+async def test_a_pos_token_never_sees_coupon_bearer_tokens_an_admin_token_does(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    async with api_running(link, tmp_path / "gw") as api:
+        admin = api.tokens.create("office", role="admin")
+        for path, body in (
+            (f"/v1/members/{seed.ALICE}", None),
+            ("/v1/identify", {"till": "till-1", "by": "member_id", "member_id": seed.ALICE}),
+        ):
+            method = "GET" if body is None else "POST"
+            pos_view = (await api.ok(method, path, body))["member"]["coupons"]
+            status, admin_doc = await api.call(method, path, body, token=admin)
+            assert status == 200
+            admin_view = admin_doc["member"]["coupons"]
+            assert admin_view, "Alice has coupons to show"
+            assert all(c["token"].startswith("SGC1:") for c in admin_view)
+            assert pos_view == [{k: v for k, v in c.items() if k != "token"} for c in admin_view]
+        assert {c.name: c.role for c in api.tokens.list()} == {"pos-1": "pos", "office": "admin"}
