@@ -24,6 +24,7 @@ from gateway.counter.desk import TokenDesk
 from gateway.counter.ledger import refusal
 from gateway.counter.models import (
     Conflict,
+    ConflictWinner,
     CounterError,
     Origin,
     RedeemAnswer,
@@ -212,6 +213,7 @@ class Coupons(TokenDesk):
                     offline_at=row.offline_at,
                     detected_at=rfc3339(row.updated),
                     cloud=cloud.get("details"),
+                    winner=ConflictWinner.from_details(cloud.get("details")),
                 )
             )
         return out

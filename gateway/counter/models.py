@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -205,6 +206,29 @@ class CheckinAnswer(_Answer):
     out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""
 
 
+class ConflictWinner(BaseModel):
+    """Where and when the coupon was used first (what the cloud knows of it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    used_at: str
+    store_id: str
+    gateway_id: str | None = None
+    till: str | None = None
+    redemption_id: str | None = None
+
+    @classmethod
+    def from_details(cls, details: object) -> ConflictWinner | None:
+        if not isinstance(details, dict):
+            return None
+        try:
+            return cls.model_validate(
+                {k: details[k] for k in cls.model_fields if isinstance(details.get(k), str)}
+            )
+        except ValidationError:
+            return None
+
+
 class Conflict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -221,6 +245,8 @@ class Conflict(BaseModel):
     detected_at: str
     cloud: JsonValue
     """The cloud's details (for ``already_used``: ``used_at``, ``store_id``)."""
+    winner: ConflictWinner | None = None
+    """For ``already_used``: the redemption that got the coupon, as the cloud names it."""
 
 
 class ConflictsAnswer(BaseModel):

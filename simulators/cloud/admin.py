@@ -86,10 +86,24 @@ class CloudAdmin:
         return await self.store.coupon_state(coupon_id)
 
     async def mark_coupon_used(
-        self, coupon_id: str, *, store_id: str = "S999", at: datetime | None = None
+        self,
+        coupon_id: str,
+        *,
+        store_id: str = "S999",
+        at: datetime | None = None,
+        gateway_id: str = "gw-elsewhere",
+        till: str | None = None,
+        redemption_id: str = "admin",
     ) -> None:
         """Pretend another store redeemed the coupon (stages an ``already_used`` conflict)."""
-        await self.store.mark_coupon_used(coupon_id, store_id=store_id, at=at or self.clock())
+        await self.store.mark_coupon_used(
+            coupon_id,
+            store_id=store_id,
+            at=at or self.clock(),
+            gateway_id=gateway_id,
+            till=till,
+            redemption_id=redemption_id,
+        )
 
     async def member_points(self, member_id: str) -> int:
         member = await self.store.member_row(member_id)

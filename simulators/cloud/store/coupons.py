@@ -155,10 +155,17 @@ class CouponTables(StoreBase):
         if state is None:
             raise Refusal(RefusalCode.NOT_FOUND, "the cloud has no such coupon")
         if state["used_at"] is not None:
+            winner = {
+                "used_at": state["used_at"],
+                "store_id": state["used_store"],
+                "gateway_id": state["used_gateway"],
+                "till": state["used_till"],
+                "redemption_id": state["redemption_id"],
+            }
             reply = Refusal(
                 RefusalCode.ALREADY_USED,
                 "the coupon was already redeemed",
-                {"used_at": state["used_at"], "store_id": state["used_store"]},
+                {k: v for k, v in winner.items() if v is not None},
             ).as_reply()
         else:
             reply = {

@@ -284,7 +284,13 @@ async def test_offline_redemption_used_elsewhere_becomes_a_conflict(
         await offline(gw, link)
         answer = await counter.redeem(RedeemRequest(till="till-4", coupon=token), API)
         assert answer.status == "pending"
-        await cloud.mark_coupon_used(seed.COUPON_BEARER, store_id="S777")  # meanwhile, there
+        await cloud.mark_coupon_used(  # meanwhile, there
+            seed.COUPON_BEARER,
+            store_id="S777",
+            gateway_id="gw-9",
+            till="till-7",
+            redemption_id="R-W",
+        )
         await link.restore()
         await online(gw)
         conflicts = await eventually(
@@ -296,6 +302,14 @@ async def test_offline_redemption_used_elsewhere_becomes_a_conflict(
         assert conflict.till == "till-4"
         assert isinstance(conflict.cloud, dict)
         assert conflict.cloud["store_id"] == "S777"
+        assert conflict.winner is not None  # who got the coupon: store, gateway, till, id, time
+        assert (
+            conflict.winner.store_id,
+            conflict.winner.gateway_id,
+            conflict.winner.till,
+            conflict.winner.redemption_id,
+        ) == ("S777", "gw-9", "till-7", "R-W")
+        assert conflict.winner.used_at == conflict.cloud["used_at"]
         status = await gw.status()
         assert isinstance(status["counter"], dict)
         shown = status["counter"]["conflicts"]

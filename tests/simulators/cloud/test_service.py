@@ -181,7 +181,13 @@ async def test_redemption_is_idempotent_by_redemption_id(cloud: CloudService, gw
 
     other = await refused(gw, "coupon.redeem", {**args, "redemption_id": "red-2"})
     assert other.code == "already_used"
-    assert other.details == {"used_at": first["used_at"], "store_id": "S001"}
+    assert other.details == {  # the winner, for the conflict the loser will show
+        "used_at": first["used_at"],
+        "store_id": "S001",
+        "gateway_id": "gw-1",
+        "till": "till-1",
+        "redemption_id": "red-1",
+    }
     assert (await refused(gw, "coupon.redeem", {**args, "redemption_id": "red-2"})).code == (
         "already_used"
     )
@@ -196,7 +202,12 @@ async def test_a_coupon_used_elsewhere_is_already_used_with_details(
     token = await cloud.coupon_token(seed.COUPON_GOLD)
     err = await refused(gw, "coupon.redeem", {"coupon": token, "redemption_id": rid()})
     assert err.code == "already_used"
-    assert err.details == {"used_at": "2026-11-20T09:30:00Z", "store_id": "DEMO1"}
+    assert err.details == {
+        "used_at": "2026-11-20T09:30:00Z",
+        "store_id": "DEMO1",
+        "gateway_id": "gw-elsewhere",
+        "redemption_id": "admin",
+    }
 
 
 async def test_redemption_refusals(cloud: CloudService, gw: Gateway) -> None:
