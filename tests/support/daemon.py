@@ -19,6 +19,7 @@ from typing import Any, Self, cast
 
 import tomli_w
 
+from simulators import spawn
 from tests.support.config import with_tills
 from tests.support.paths import REPO
 
@@ -69,16 +70,18 @@ class Daemon:
     def start(self) -> Self:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    PYTHON,
-                    "-m",
-                    "storegw",
-                    "run",
-                    "-c",
-                    str(self.config_path),
-                    "--log-format",
-                    "json",
-                ],
+                spawn.command(  # ends with the test run, even when that is killed -9
+                    [
+                        PYTHON,
+                        "-m",
+                        "storegw",
+                        "run",
+                        "-c",
+                        str(self.config_path),
+                        "--log-format",
+                        "json",
+                    ]
+                ),
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -141,7 +144,9 @@ def start_appender(db: Path, durability: str, seed: int, out: Path) -> subproces
     """Stdout goes to a file, not a pipe: a full pipe would stall the child, not the disk."""
     with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
         return subprocess.Popen(
-            [PYTHON, "-m", "tests.support.daemon", "append", str(db), durability, str(seed)],
+            spawn.command(
+                [PYTHON, "-m", "tests.support.daemon", "append", str(db), durability, str(seed)]
+            ),
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
