@@ -62,49 +62,44 @@ def test_without_privileges_it_says_so_and_still_runs() -> None:
 
 
 def test_the_child_dies_with_its_parent() -> None:
-    parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import subprocess, sys, time\n"
-            "from simulators import spawn\n"
-            "c = subprocess.Popen(spawn.command(['sleep', '60']))\n"
-            "print(c.pid, flush=True)\n"
-            "time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
+    grandchild = _killed_parent_of(
+        "import subprocess\n"
+        "from simulators import spawn\n"
+        "c = subprocess.Popen(spawn.command(['sleep', '60']))\n"
+        "print(c.pid, flush=True)\n",
+        until_comm="sleep",
     )
-    assert parent.stdout is not None
-    grandchild = int(parent.stdout.readline())
-    wait_for_sync(lambda: _comm(grandchild) == "sleep", 10, "the child to exec sleep")
-    parent.kill()  # no cleanup code runs: only the death signal can end the child
-    parent.wait()
     wait_for_sync(lambda: _comm(grandchild) in (None, "zombie"), 10, "the child to end")
 
 
 def test_a_killed_test_run_takes_its_broker_with_it() -> None:
     """What every test's Mosquitto is built with: a pytest killed with -9 (a CI timeout, an
     OOM kill) leaves no broker holding ports and files for the next run."""
+    broker = _killed_parent_of(
+        "from simulators.broker import MosquittoBroker\n"
+        "b = MosquittoBroker(die_with_parent=True)\n"
+        "b.start()\n"
+        "assert b.proc is not None\n"
+        "print(b.proc.pid, flush=True)\n",
+        until_comm="mosquitto",
+    )
+    wait_for_sync(lambda: _comm(broker) in (None, "zombie"), 10, "the broker to end")
+
+
+def _killed_parent_of(script: str, *, until_comm: str) -> int:
+    """Run ``script`` (it prints a child's pid) in a parent that then idles; once the child
+    runs ``until_comm``, kill the parent with -9 (no cleanup code runs: only the death
+    signal can end the child) and return the child's pid."""
     parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\n"
-            "from simulators.broker import MosquittoBroker\n"
-            "b = MosquittoBroker(die_with_parent=True)\n"
-            "b.start()\n"
-            "assert b.proc is not None\n"
-            "print(b.proc.pid, flush=True)\n"
-            "time.sleep(60)\n",
-        ],
+        [sys.executable, "-c", script + "import time\ntime.sleep(60)\n"],
         stdout=subprocess.PIPE,
     )
     assert parent.stdout is not None
-    broker = int(parent.stdout.readline())
-    assert _comm(broker) == "mosquitto"
+    child = int(parent.stdout.readline())
+    wait_for_sync(lambda: _comm(child) == until_comm, 10, f"the child to run {until_comm}")
     parent.kill()
     parent.wait()
-    wait_for_sync(lambda: _comm(broker) in (None, "zombie"), 10, "the broker to end")
+    return child
 
 
 def _comm(pid: int) -> str | None:
