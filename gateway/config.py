@@ -23,10 +23,10 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.errors import StoregwError
 from core.identifiers import ID_PATTERN
+from core.validation import duplicate_ids, located_error
 from drivers import registry
 from drivers.base import DeviceConfig
 from drivers.kind import DeviceKind
@@ -46,37 +46,6 @@ if TYPE_CHECKING:
     DeviceConfigUnion: TypeAlias = DeviceConfig
 else:
     DeviceConfigUnion = _device_union()
-
-
-def _located(title: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ValidationError:
-    """A validation error for each problem at its own key, rather than one for the section."""
-    return ValidationError.from_exception_data(
-        title,
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("config", "{message}", {"message": msg}),
-                loc=loc,
-                input=None,
-            )
-            for loc, msg in problems
-        ],
-    )
-
-
-def _duplicate_ids(ids: list[object]) -> list[tuple[int, str]]:
-    """(index, message) for every device that reuses an earlier device's id."""
-    first: dict[str, int] = {}
-    out: list[tuple[int, str]] = []
-    for i, dev_id in enumerate(ids):
-        if not isinstance(dev_id, str):
-            continue
-        if dev_id in first:
-            out.append(
-                (i, f"device id {dev_id!r} is used twice (first by devices[{first[dev_id]}])")
-            )
-        else:
-            first[dev_id] = i
-    return out
 
 
 class _Section(BaseModel):
@@ -182,7 +151,7 @@ class MqttSection(_Section):
         if self.reconnect_min_s > self.reconnect_max_s:
             problems.append(("reconnect_min_s", "reconnect_min_s must not exceed reconnect_max_s"))
         if problems:
-            raise _located(type(self).__name__, [((key,), msg) for key, msg in problems])
+            raise located_error(type(self).__name__, [((key,), msg) for key, msg in problems])
         return self
 
 
@@ -263,16 +232,16 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _unique_device_ids(self) -> Config:
-        dupes = _duplicate_ids([device.id for device in self.devices])
+        dupes = duplicate_ids([device.id for device in self.devices])
         if dupes:
-            raise _located(type(self).__name__, [(("devices", i, "id"), m) for i, m in dupes])
+            raise located_error(type(self).__name__, [(("devices", i, "id"), m) for i, m in dupes])
         return self
 
     @model_validator(mode="after")
     def _kiosk_devices(self) -> Config:
         problems = kiosk_problems(self.kiosks, {d.id: d.till for d in self.devices})
         if problems:
-            raise _located(type(self).__name__, problems)
+            raise located_error(type(self).__name__, problems)
         return self
 
     def tills(self) -> frozenset[str]:
@@ -398,7 +367,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     devices = data.get("devices")
     if isinstance(devices, list):
         ids = [d.get("id") if isinstance(d, dict) else None for d in devices]
-        for i, msg in _duplicate_ids(ids):
+        for i, msg in duplicate_ids(ids):
             problem = ConfigProblem(path=f"devices[{i}].id", message=msg)
             if problem not in problems:
                 problems.append(problem)
