@@ -46,10 +46,11 @@ RECEIPTS = uuid.UUID("5f0c2d4e-8a51-4c8e-9a57-3b2f6c1d7e90")
 """The namespace of accrual ids derived from receipt ids (any fixed UUID; never change it)."""
 
 
-def receipt_accrual_id(receipt_id: str) -> str:
+def receipt_accrual_id(store_id: str, receipt_id: str) -> str:
     """The accrual id of a receipt that came without one: the same receipt is the same row
-    here and the same key at the cloud, online or offline, on every gateway of the store."""
-    return f"rcpt-{uuid.uuid5(RECEIPTS, receipt_id)}"
+    here and the same key at the cloud, online or offline, on every gateway of the store;
+    another store's receipt of the same number is another key (the cloud's keys are global)."""
+    return f"rcpt-{uuid.uuid5(RECEIPTS, f'{store_id}/{receipt_id}')}"
 
 
 _VERDICT: dict[bool, Literal["verified", "unverified"]] = {True: "verified", False: "unverified"}
@@ -75,7 +76,7 @@ class Operations:
 
     async def accrue(self, req: AccrueRequest, origin: Origin) -> AccrueAnswer:
         member_id = self.member_for(req.till, req.member_id)
-        op_id = req.accrual_id or receipt_accrual_id(req.receipt_id)
+        op_id = req.accrual_id or receipt_accrual_id(self.store_id, req.receipt_id)
         args: JsonObject = {
             "accrual_id": op_id,
             "member_id": member_id,
