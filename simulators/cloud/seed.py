@@ -228,3 +228,16 @@ OFFERS = (
         ends_in=timedelta(days=-1),
     ),
 )
+
+OFFLINE_ALLOWANCE: dict[str, Decimal] = {
+    "basic": Decimal("20.00"),
+    "silver": Decimal("30.00"),
+    "gold": Decimal("50.00"),
+}
+"""Stored value a member may spend while the store is offline, per wallet credential."""
+POINTS_OFFLINE = 500
+"""Points a member may redeem while the store is offline, per wallet credential."""
+POINTS_VALUE = Decimal("0.01")
+"""What one redeemed point is worth in the member's currency."""
+WALLET_TTL = timedelta(hours=24)
+"""How long a wallet credential lets a store spend offline against it."""

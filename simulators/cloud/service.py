@@ -49,6 +49,7 @@ from simulators.cloud.presence import Presence
 from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
 from simulators.cloud.session import keep_connected
 from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
+from simulators.cloud.wallet import WalletAnswers
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ RpcPrinter = Callable[[str, str, Json, Json], None]
 """(method, "store/gateway", args, reply)"""
 
 
-class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
+class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
     """``async with CloudService(url, db_path) as cloud:`` — connected and answering."""
 
     def __init__(
@@ -100,6 +101,9 @@ class CloudService(RpcAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
         """Coupon offers members claim at kiosks (``coupon.claim``, the Member's ``offers``)."""
         self.methods["coupon.claim"] = self._claim
         self.methods["clock.now"] = self._clock_now
+        self.methods["balance.pay"] = self._pay
+        self.methods["balance.refund"] = self._refund
+        self.methods["balance.topup"] = self._topup
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s

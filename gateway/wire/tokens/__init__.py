@@ -1,4 +1,5 @@
-"""Signed coupons and member codes, shared by the gateway and the (simulated) cloud.
+"""Signed coupons, member codes and wallet credentials, shared by the gateway and the
+(simulated) cloud.
 
 Pure functions, no I/O: the gateway verifies at the till even when the cloud is unreachable,
 so everything it needs is in the scanned text plus the cloud's public keys (:mod:`.keys`).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
 from gateway.wire.tokens.errors import ClaimTokenError, TokenError, TokenErrorCode
-from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, scan_kind
+from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, WALLET_PREFIX, scan_kind
 from gateway.wire.tokens.keys import KeySet, SigningKey, thumbprint
 from gateway.wire.tokens.members import (
     MemberCode,
@@ -18,10 +19,12 @@ from gateway.wire.tokens.members import (
     make_member_qr,
     verify_member_qr,
 )
+from gateway.wire.tokens.wallets import WalletCredential, sign_wallet, verify_wallet
 
 __all__ = [
     "COUPON_PREFIX",
     "MEMBER_PREFIX",
+    "WALLET_PREFIX",
     "ClaimTokenError",
     "Coupon",
     "KeySet",
@@ -29,11 +32,14 @@ __all__ = [
     "SigningKey",
     "TokenError",
     "TokenErrorCode",
+    "WalletCredential",
     "issue_member_credential",
     "make_member_qr",
     "scan_kind",
     "sign_coupon",
+    "sign_wallet",
     "thumbprint",
     "verify_coupon",
     "verify_member_qr",
+    "verify_wallet",
 ]

@@ -20,6 +20,7 @@ from gateway.wire.tokens.keys import KeySet, SigningKey
 
 COUPON_PREFIX = "SGC1:"
 MEMBER_PREFIX = "SGM1:"
+WALLET_PREFIX = "SGW1:"
 ALGORITHM = "EdDSA"
 MAX_TEXT = 8192
 """Longer scanned text is refused before any parsing (a QR code holds at most ~3 KB)."""

@@ -1,6 +1,7 @@
 """The simulated cloud's state in SQLite (aiosqlite), so it survives restarts.
 
 Members, cards, coupons (with the signed token issued for each), redemptions, accruals,
+stored-value payments (with the wallet credentials issued),
 appointments and check-ins, prices and promotions, the cloud's signing keys, and every event
 received (deduplicated by id), each subject in its own module. Mutations keyed by an
 idempotency key store the answer they gave, so a retry gets the same answer even after a
@@ -20,10 +21,10 @@ from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
-from simulators.cloud.store.members import MemberTables
+from simulators.cloud.store.wallets import WalletTables
 
 
-class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
+class CloudStore(WalletTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
@@ -35,6 +36,8 @@ class CloudStore(MemberTables, CouponTables, AppointmentTables, CatalogueTables,
         member["appointments"] = await self.current_appointments(member_id, now=now)
         # So a gateway can project an offline accrual the way the cloud will count it.
         member["points_per_unit"] = str(seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1)))
+        member["points_value"] = str(seed.POINTS_VALUE)
+        member["wallet"] = await self.wallet_credential(member, now=now)
         return member
 
     async def is_seeded(self) -> bool:

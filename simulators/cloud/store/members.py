@@ -70,6 +70,19 @@ class MemberTables(StoreBase):
             "tags": json.loads(row[6]),
         }
 
+    async def member_in(self, member_id: str, currency: str) -> Json:
+        """The member, whose programme (points and stored value) must count ``currency``."""
+        member = await self.member_row(member_id)
+        if member is None:
+            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
+        if currency != member["currency"]:
+            raise Refusal(
+                RefusalCode.WRONG_CURRENCY,
+                f"the member's programme counts {member['currency']}, not {currency}",
+                {"currency": member["currency"]},
+            )
+        return member
+
     async def member_by_uid(self, uid: str) -> str | None:
         row = await self.fetch_one(
             "SELECT member_id FROM cards WHERE uid = ?", (normalise_uid(uid),)
@@ -115,15 +128,7 @@ class MemberTables(StoreBase):
         stored = await self._stored_reply("accruals", "accrual_id", accrual_id)
         if stored is not None:
             return stored
-        member = await self.member_row(member_id)
-        if member is None:
-            raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
-        if currency != member["currency"]:
-            raise Refusal(
-                RefusalCode.WRONG_CURRENCY,
-                f"the member's programme counts {member['currency']}, not {currency}",
-                {"currency": member["currency"]},
-            )
+        member = await self.member_in(member_id, currency)
         if receipt_id is not None:
             earlier = await self._receipt_accrual(store_id, receipt_id)
             if earlier is not None:

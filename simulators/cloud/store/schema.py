@@ -60,5 +60,18 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (store_id, gateway_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_seq ON events(store_id, gateway_id, seq);
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, kind TEXT NOT NULL, member_id TEXT NOT NULL,
+    amount TEXT NOT NULL, currency TEXT NOT NULL, ref TEXT, receipt_id TEXT, method TEXT,
+    store_id TEXT NOT NULL, gateway_id TEXT NOT NULL, till TEXT, at TEXT NOT NULL,
+    offline_at TEXT, credential_id TEXT, reply TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_by_ref ON payments (ref);
+CREATE TABLE IF NOT EXISTS wallet_versions (member_id TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS wallet_credentials (
+    credential_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, balance TEXT NOT NULL,
+    allowance TEXT NOT NULL, version INTEGER NOT NULL, issued_at TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """

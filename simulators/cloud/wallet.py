@@ -1,0 +1,108 @@
+"""The stored-value RPCs (``balance.pay``, ``balance.refund``, ``balance.topup``): their
+arguments and answers; the rules are in :mod:`simulators.cloud.store.wallets`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from simulators.cloud.rpc import OFFLINE_AT_SKEW, bad_args
+from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
+
+
+class _MoneyArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    till: str | None = Field(default=None, pattern=KEY)
+    amount: Decimal = Field(gt=0, allow_inf_nan=False, max_digits=12, decimal_places=2)
+    offline_at: AwareDatetime | None = None
+    """Set when the gateway reconciles a movement it accepted offline."""
+
+
+M = TypeVar("M", bound=_MoneyArgs)
+
+
+class PayArgs(_MoneyArgs):
+    payment_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    receipt_id: str = Field(pattern=KEY)
+    credential_id: str | None = Field(default=None, pattern=KEY)
+    """The wallet credential an offline payment was allowed against."""
+
+
+class RefundArgs(_MoneyArgs):
+    refund_id: str = Field(pattern=KEY)
+    payment_id: str = Field(pattern=KEY)
+
+
+class TopupArgs(_MoneyArgs):
+    topup_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    method: str = Field(pattern=KEY)
+    """How the member paid for the top-up (``cash``, ``card``, ...), as the till says."""
+    receipt_id: str = Field(pattern=KEY)
+
+
+def _parse(model: type[M], args: Json, now: datetime) -> M:
+    try:
+        parsed = model.model_validate(args)
+    except ValidationError as exc:
+        raise bad_args(exc) from None
+    if parsed.offline_at is not None and parsed.offline_at > now + OFFLINE_AT_SKEW:
+        raise Refusal(RefusalCode.BAD_ARGS, "offline_at is in the future")
+    return parsed
+
+
+class WalletAnswers:
+    """Mixed into :class:`~simulators.cloud.service.CloudService`."""
+
+    store: CloudStore
+    clock: Callable[[], datetime]
+
+    async def _pay(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        pay = _parse(PayArgs, args, now)
+        return await self.store.pay(
+            payment_id=pay.payment_id,
+            member_id=pay.member_id,
+            amount=pay.amount,
+            currency=pay.currency,
+            receipt_id=pay.receipt_id,
+            where=(store_id, gateway_id, pay.till),
+            offline_at=pay.offline_at,
+            credential_id=pay.credential_id,
+            now=now,
+        )
+
+    async def _refund(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        refund = _parse(RefundArgs, args, now)
+        return await self.store.refund(
+            refund_id=refund.refund_id,
+            payment_id=refund.payment_id,
+            amount=refund.amount,
+            where=(store_id, gateway_id, refund.till),
+            offline_at=refund.offline_at,
+            now=now,
+        )
+
+    async def _topup(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        topup = _parse(TopupArgs, args, now)
+        return await self.store.topup(
+            topup_id=topup.topup_id,
+            member_id=topup.member_id,
+            amount=topup.amount,
+            currency=topup.currency,
+            method=topup.method,
+            receipt_id=topup.receipt_id,
+            where=(store_id, gateway_id, topup.till),
+            offline_at=topup.offline_at,
+            now=now,
+        )

@@ -1,0 +1,102 @@
+"""Stored value at the simulated cloud: pay, refund, top up, and the wallet credential."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from gateway.daemon import Gateway
+from gateway.wire.tokens import verify_wallet
+from simulators.cloud import CloudService, seed
+from tests.simulators.cloud.test_service import call, gw, refused
+
+__all__ = ["gw"]  # the fixture, shared with the member-service tests
+
+
+def pay(payment_id: str, amount: str, **more: str) -> dict[str, str]:
+    return {
+        "payment_id": payment_id,
+        "member_id": seed.ALICE,
+        "amount": amount,
+        "currency": "EUR",
+        "receipt_id": f"R-{payment_id}",
+        **more,
+    }
+
+
+async def balance(cloud: CloudService) -> str:
+    member = await cloud.member(seed.ALICE)
+    assert member is not None
+    return str(member["balance"])
+
+
+async def test_pay_debits_once_per_key_and_refuses_what_the_balance_cannot_cover(
+    cloud: CloudService, gw: Gateway
+) -> None:
+    first = await call(gw, "balance.pay", pay("p-1", "10.00"))
+    assert first == {"payment_id": "p-1", "amount": "10.00", "currency": "EUR", "balance": "15.00"}
+    assert await call(gw, "balance.pay", pay("p-1", "10.00")) == first
+    assert await balance(cloud) == "15.00"
+    err = await refused(gw, "balance.pay", pay("p-1", "11.00"))
+    assert err.code == "bad_args"
+    err = await refused(gw, "balance.pay", pay("p-2", "15.01"))
+    assert (err.code, err.details) == (
+        "insufficient_funds",
+        {"balance": "15.00", "currency": "EUR"},
+    )
+    err = await refused(gw, "balance.pay", {**pay("p-3", "1.00"), "currency": "CNY"})
+    assert err.code == "wrong_currency"
+    err = await refused(gw, "balance.pay", pay("p-4", "1.001"))
+    assert err.code == "bad_args"  # money has cents, not fractions of them
+    assert await balance(cloud) == "15.00"
+
+
+async def test_an_offline_payment_is_applied_with_its_shortfall(
+    cloud: CloudService, gw: Gateway
+) -> None:
+    profile = (await call(gw, "member.identify", {"by": "member_id", "member_id": seed.ALICE}))[
+        "member"
+    ]
+    wallet = verify_wallet(profile["wallet"], cloud.keys, member_id=seed.ALICE, now=cloud.clock())
+    assert (wallet.balance, wallet.allowance) == (Decimal("25.00"), Decimal("50.00"))
+    assert wallet.expires - wallet.issued_at == timedelta(hours=24)
+    await call(gw, "balance.pay", pay("online", "20.00"))  # spent online meanwhile
+    offline_at = (cloud.clock() - timedelta(minutes=3)).isoformat()
+    late = await call(
+        gw,
+        "balance.pay",
+        pay("offline", "12.00", offline_at=offline_at, credential_id=wallet.credential_id),
+    )
+    assert (late["balance"], late["shortfall"]) == ("-7.00", "7.00")
+    assert await balance(cloud) == "-7.00"
+    err = await refused(
+        gw, "balance.pay", pay("forged", "1.00", offline_at=offline_at, credential_id="wal-x")
+    )
+    assert err.code == "not_found"  # an offline payment rests on a credential we issued
+
+
+async def test_refunds_return_at_most_what_was_paid(cloud: CloudService, gw: Gateway) -> None:
+    await call(gw, "balance.pay", pay("p-9", "8.00"))
+    first = await call(
+        gw, "balance.refund", {"refund_id": "rf-1", "payment_id": "p-9", "amount": "5.00"}
+    )
+    assert (first["balance"], first["refundable"]) == ("22.00", "3.00")
+    err = await refused(
+        gw, "balance.refund", {"refund_id": "rf-2", "payment_id": "p-9", "amount": "3.01"}
+    )
+    assert (err.code, err.details) == ("over_refund", {"refundable": "3.00", "currency": "EUR"})
+    err = await refused(
+        gw, "balance.refund", {"refund_id": "rf-3", "payment_id": "nope", "amount": "1.00"}
+    )
+    assert err.code == "not_found"
+    topup = {
+        "topup_id": "t-1",
+        "member_id": seed.ALICE,
+        "amount": "50.00",
+        "currency": "EUR",
+        "method": "cash",
+        "receipt_id": "R-t1",
+    }
+    assert (await call(gw, "balance.topup", topup))["balance"] == "72.00"
+    assert (await call(gw, "balance.topup", topup))["balance"] == "72.00"
+    assert await balance(cloud) == "72.00"
