@@ -16,7 +16,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -35,7 +35,10 @@ from gateway.counter.models import (
     CounterError,
     IdentifyRequest,
     Origin,
+    PayRequest,
     RedeemRequest,
+    RefundRequest,
+    TopupRequest,
 )
 from gateway.counter.service import CounterService
 from gateway.counter.store import StoreError
@@ -201,6 +204,22 @@ def _origin(request: web.Request, staff: str | None = None) -> Origin:
     return Origin(device_id="gateway", source="api", client=request.get(CLIENT), staff=staff)
 
 
+class _Staffed(Protocol):
+    @property
+    def staff(self) -> str | None: ...
+
+
+def _operation(model: type[M], call: Callable[[M, Origin], Awaitable[BaseModel]]) -> Handler:
+    """The handler of a counter operation: the body as ``model``, the staff it names."""
+
+    async def handle(request: web.Request) -> web.Response:
+        req = await _body(request, model)
+        staffed = cast("_Staffed", req)
+        return _answer(await call(req, _origin(request, staffed.staff)))
+
+    return handle
+
+
 def _with_errors(
     routes: Sequence[Route], added: Sequence[Mapping[str, tuple[str, ...]]]
 ) -> tuple[Route, ...]:
@@ -240,20 +259,13 @@ def build_app(
             raise ApiError("bad_request", "not a member id")
         return _member_answer(request, await service.member(mid))
 
-    async def redeem_coupon(request: web.Request) -> web.Response:
-        req = await _body(request, RedeemRequest)
-        return _answer(await service.redeem(req, _origin(request, req.staff)))
-
-    async def accrue_points(request: web.Request) -> web.Response:
-        req = await _body(request, AccrueRequest)
-        return _answer(await service.accrue(req, _origin(request, req.staff)))
-
-    async def checkin_appointment(request: web.Request) -> web.Response:
-        req = await _body(request, CheckinRequest)
-        return _answer(await service.checkin(req, _origin(request, req.staff)))
-
     async def list_conflicts(_request: web.Request) -> web.Response:
-        return _answer(ConflictsAnswer(conflicts=await service.conflicts()))
+        return _answer(
+            ConflictsAnswer(
+                conflicts=await service.conflicts(),
+                balance_conflicts=await service.balance_conflicts(),
+            )
+        )
 
     async def openapi_doc(_request: web.Request) -> web.Response:
         return _json(openapi)
@@ -261,9 +273,12 @@ def build_app(
     handlers: dict[str, Handler] = {
         "identify": identify,
         "get_member": get_member,
-        "redeem_coupon": redeem_coupon,
-        "accrue_points": accrue_points,
-        "checkin_appointment": checkin_appointment,
+        "redeem_coupon": _operation(RedeemRequest, service.redeem),
+        "accrue_points": _operation(AccrueRequest, service.accrue),
+        "checkin_appointment": _operation(CheckinRequest, service.checkin),
+        "pay_balance": _operation(PayRequest, service.pay),
+        "refund_balance": _operation(RefundRequest, service.refund),
+        "topup_balance": _operation(TopupRequest, service.topup),
         "list_conflicts": list_conflicts,
         "openapi": openapi_doc,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,12 @@ class CounterSection(BaseModel):
     member_cache_size: int = Field(default=5000, ge=1, le=1_000_000)
     offline_max_value: Decimal = Field(default=Decimal("20.00"), ge=0, max_digits=12)
     """The highest coupon value redeemed without the cloud; above it the till must wait."""
+    offline_balance_total: Decimal = Field(default=Decimal("200.00"), ge=0, max_digits=12)
+    """The most stored value this gateway lets members spend offline in all, until the cloud
+    has confirmed it (each member also within their wallet credential's allowance)."""
+    offline_topup: Literal["refuse", "pending"] = "refuse"
+    """Offline top-ups: refused, or accepted as ``pending`` (never spendable before the cloud
+    confirms them)."""
     qr_window_s: float = Field(default=90.0, gt=0, le=3600)
     till_session_s: float = Field(default=300.0, gt=0, le=86400)
     reconcile_interval_s: float = Field(default=30.0, gt=0, le=86400)

@@ -162,7 +162,7 @@ class Coupons(TokenDesk):
             return None
         if earlier.coupon_id != coupon.coupon_id:
             raise CounterError(
-                "bad_request",
+                "already_used",
                 "redemption_id was used for another coupon",
                 mode=self.ledger.mode_now(),
             )

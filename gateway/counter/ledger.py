@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 
 from core.events import JsonObject, Priority, Reading
 from gateway.counter.models import CounterError, Mode
-from gateway.counter.rows import Operation, OpStatus, Redemption, put
+from gateway.counter.rows import Operation, OpKind, OpStatus, Redemption, put
 from gateway.counter.store import CounterStore
 from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent
 from gateway.rpc import RpcClient, RpcError, RpcRefused
@@ -43,8 +43,30 @@ def refusal(exc: RpcRefused) -> JsonObject:
     return out
 
 
-def _op_method(op: Operation) -> str:
-    return "points.accrue" if op.kind == "accrual" else "appointment.checkin"
+METHOD: dict[OpKind, str] = {
+    "accrual": "points.accrue",
+    "checkin": "appointment.checkin",
+    "payment": "balance.pay",
+    "refund": "balance.refund",
+    "topup": "balance.topup",
+}
+"""The cloud's RPC for each kind of operation."""
+ACCEPTED: dict[OpKind, str] = {
+    "accrual": "points.accrued",
+    "checkin": "appointment.checked_in",
+    "payment": "balance.paid",
+    "refund": "balance.refunded",
+    "topup": "balance.topped_up",
+}
+"""The event each kind of operation is recorded with."""
+KEY: dict[OpKind, str] = {
+    "accrual": "accrual_id",
+    "checkin": "checkin_id",
+    "payment": "payment_id",
+    "refund": "refund_id",
+    "topup": "topup_id",
+}
+"""The idempotency key's name, in the request and the events."""
 
 
 @dataclass(eq=False)
@@ -149,10 +171,9 @@ class Ledger:
     async def emit_operation(self, op: Operation, *, write: bool = False) -> None:
         """The operation's accepted event, committed with the row (``write``: the row as it
         is now, else just its ``event_seq``)."""
-        kind = "points.accrued" if op.kind == "accrual" else "appointment.checked_in"
         await self.emit(
             op.device_id,
-            kind,
+            ACCEPTED[op.kind],
             {**op.args, **op.origin},
             datetime.fromtimestamp(op.created, UTC),
             [
@@ -168,11 +189,11 @@ class Ledger:
         once has no accepted event: its refusal is its whole story, in both columns."""
         result = op.result or {}
         data: JsonObject = {
-            "operation": _op_method(op),
+            "operation": METHOD[op.kind],
             "reason": str(result.get("code", "rejected")),
             "message": str(result.get("message", "")),
             "till": op.origin.get("till"),
-            ("accrual_id" if op.kind == "accrual" else "checkin_id"): op.op_id,
+            KEY[op.kind]: op.op_id,
         }
         if not write:
             attached = self.store.mark("operations", op.op_id, "outcome_seq")
@@ -192,7 +213,7 @@ class Ledger:
         """Ask the cloud about ``op``: the row as its answer makes it (confirmed or rejected),
         or None when the cloud could not be reached."""
         try:
-            data = await self.call(_op_method(op), op.args)
+            data = await self.call(METHOD[op.kind], op.args)
         except RpcRefused as exc:
             confirmed = op.kind == "checkin" and exc.code == "already_checked_in"
             status: OpStatus = "confirmed" if confirmed else "rejected"
@@ -230,5 +251,46 @@ class Ledger:
                 await self.store.set_operation(op.op_id, "rejected", settled.result)
                 log.warning("refusal event deferred", extra={"op_id": op.op_id})
             return True
+        shortfall = (settled.result or {}).get("shortfall")
+        if op.kind == "payment" and isinstance(shortfall, str):
+            conflicted = replace(settled, status="conflict")
+            log.warning(
+                "offline payment left the balance short",
+                extra={"op_id": op.op_id, "shortfall": shortfall},
+            )
+            try:
+                await self.emit_balance_conflict(conflicted, write=True)
+            except OutboxError:  # the repair of a later round emits it
+                await self.store.set_operation(op.op_id, "conflict", settled.result)
+            return True
         await self.store.set_operation(op.op_id, "confirmed", settled.result)
         return True
+
+    async def emit_balance_conflict(self, op: Operation, *, write: bool = False) -> None:
+        """``balance.conflict``: an offline payment the cloud applied although the balance no
+        longer covered it (spent online meanwhile), naming the shortfall; committed with the
+        row (``write``) or marking its ``outcome_seq``."""
+        result = op.result or {}
+        data: JsonObject = {
+            "payment_id": op.op_id,
+            "member_id": op.args.get("member_id"),
+            "amount": op.args.get("amount"),
+            "currency": op.args.get("currency"),
+            "shortfall": result.get("shortfall"),
+            "balance": result.get("balance"),
+            "receipt_id": op.args.get("receipt_id"),
+            "offline_at": op.args.get("offline_at"),
+            "credential_id": op.args.get("credential_id"),
+            **op.origin,
+        }
+        await self.emit(
+            op.device_id,
+            "balance.conflict",
+            data,
+            datetime.fromtimestamp(op.updated, UTC),
+            [
+                put(op, outcome_seq=EVENT_SEQ)
+                if write
+                else self.store.mark("operations", op.op_id, "outcome_seq")
+            ],
+        )

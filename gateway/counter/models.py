@@ -147,6 +147,76 @@ class CheckinRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
+MONEY = r"^\d{1,10}(\.\d{1,2})?$"
+"""A stored-value amount as a JSON string: whole cents, at most 10 integer digits."""
+WALLET = r"^SGW1:\S+$"
+
+
+def _money_string(value: object) -> object:
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(MONEY, value):
+        raise ValueError('must be an amount in whole cents such as "12.50" (not a JSON number)')
+    if Decimal(value) <= 0:
+        raise ValueError("must be more than zero")
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_string),
+    WithJsonSchema(
+        {"type": "string", "pattern": MONEY, "not": {"pattern": r"^0+(\.0+)?$"}},
+        mode="validation",
+    ),
+]
+"""A positive amount of stored value; a zero payment or refund is a mistake, not a no-op."""
+
+
+class PayRequest(_Request):
+    """Pay from the stored value of the member identified at this till. ``payment_id`` is
+    required: a payment retried without its key could be a second payment."""
+
+    till: str = Field(pattern=ID)
+    payment_id: str = Field(pattern=ID)
+    member_id: str | None = Field(default=None, pattern=ID)
+    """If given, must be the till's current member: stored value is spent only for a member
+    who showed their code, card or phone here."""
+    amount: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    receipt_id: str = Field(pattern=ID)
+    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
+    """The member's signed wallet credential as their phone shows it; otherwise the one in
+    the member's cached profile is used when the cloud is unreachable."""
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
+class RefundRequest(_Request):
+    """Return stored value against an earlier payment, at most what it paid."""
+
+    till: str = Field(pattern=ID)
+    refund_id: str = Field(pattern=ID)
+    payment_id: str = Field(pattern=ID)
+    amount: Money
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
+class TopupRequest(_Request):
+    """Add stored value the member paid for at the till (``method``: how, e.g. ``cash``)."""
+
+    till: str = Field(pattern=ID)
+    topup_id: str = Field(pattern=ID)
+    member_id: str | None = Field(default=None, pattern=ID)
+    amount: Money
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    method: str = Field(pattern=ID)
+    receipt_id: str = Field(pattern=ID)
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -206,6 +276,42 @@ class CheckinAnswer(_Answer):
     out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""
 
 
+class BalanceAnswer(_Answer):
+    """A stored-value movement: ``payment_id``, ``refund_id`` or ``topup_id`` names it."""
+
+    status: Literal["confirmed", "pending"]
+    member_id: str
+    amount: Decimal
+    currency: str
+    payment_id: str | None = None
+    refund_id: str | None = None
+    topup_id: str | None = None
+    balance: Decimal | None = None
+    """The stored value after it: the cloud's (online), or offline the gateway's projection
+    from the wallet credential and what this gateway spent against it (``projected``)."""
+    projected: bool = False
+    spendable_offline: Decimal | None = None
+    """Offline payments: what the member may still spend here until the cloud is back."""
+
+
+class BalanceConflict(BaseModel):
+    """An offline payment the cloud applied although the balance no longer covered it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    payment_id: str
+    member_id: str
+    amount: Decimal
+    currency: str
+    shortfall: Decimal
+    balance: Decimal
+    """The member's stored value at the cloud after the payment (negative: owed)."""
+    till: str | None
+    receipt_id: str | None
+    offline_at: str | None
+    detected_at: str
+
+
 class ConflictWinner(BaseModel):
     """Where and when the coupon was used first (what the cloud knows of it)."""
 
@@ -253,6 +359,9 @@ class ConflictsAnswer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     conflicts: list[Conflict]
+    """Coupon redemptions the cloud refused on reconciliation."""
+    balance_conflicts: list[BalanceConflict] = Field(default_factory=list)
+    """Offline stored-value payments that left the member's balance short."""
 
 
 # --- errors and origins -------------------------------------------------------------------
@@ -287,6 +396,10 @@ class CounterCode(StrEnum):
     OVER_OFFLINE_LIMIT = "over_offline_limit"
     NO_MEMBER = "no_member"
     TOO_EARLY = "too_early"
+    BAD_SIGNATURE = "bad_signature"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    OVER_REFUND = "over_refund"
+    NEEDS_CLOUD = "needs_cloud"
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"
     UNKNOWN_OFFLINE = "unknown_offline"
@@ -320,6 +433,10 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.OVER_OFFLINE_LIMIT: 422,
     CounterCode.NO_MEMBER: 422,
     CounterCode.TOO_EARLY: 422,
+    CounterCode.BAD_SIGNATURE: 422,
+    CounterCode.INSUFFICIENT_FUNDS: 422,
+    CounterCode.OVER_REFUND: 422,
+    CounterCode.NEEDS_CLOUD: 503,
     CounterCode.REFUSED: 422,
     CounterCode.UNAVAILABLE: 503,
     CounterCode.UNKNOWN_OFFLINE: 503,

@@ -13,10 +13,12 @@ key answers what is known about it, the same key for another request is refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, replace
 from decimal import Decimal
 from typing import Literal
@@ -24,7 +26,7 @@ from typing import Literal
 from core.events import JsonObject
 from core.ids import new_id
 from gateway.counter.checkins import cached_appointments, check_offline
-from gateway.counter.ledger import Ledger
+from gateway.counter.ledger import KEY, Ledger
 from gateway.counter.models import (
     AccrueAnswer,
     AccrueRequest,
@@ -51,6 +53,19 @@ def receipt_accrual_id(store_id: str, receipt_id: str) -> str:
     here and the same key at the cloud, online or offline, on every gateway of the store;
     another store's receipt of the same number is another key (the cloud's keys are global)."""
     return f"rcpt-{uuid.uuid5(RECEIPTS, f'{store_id}/{receipt_id}')}"
+
+
+OFFLINE_ARGS = frozenset({"offline_at", "credential_id"})
+"""Arguments an offline decision adds for the cloud; a retry of the request is without them."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineRule:
+    """How an operation may go ahead without the cloud: ``decide()`` raises a CounterError
+    to refuse, or returns the arguments to add; it and the write run under ``lock``."""
+
+    lock: asyncio.Lock
+    decide: Callable[[], Awaitable[JsonObject]]
 
 
 _VERDICT: dict[bool, Literal["verified", "unverified"]] = {True: "verified", False: "unverified"}
@@ -105,7 +120,7 @@ class Operations:
                     mode="offline",
                     details={"currency": programme},
                 )
-        op = await self._record(op_id, "accrual", args, req.till, origin)
+        op = await self.record(op_id, "accrual", args, req.till, origin)
         result = op.result or {}
         if op.status == "confirmed":
             return AccrueAnswer(
@@ -158,7 +173,7 @@ class Operations:
         verified: bool | None = None
         if self.ledger.mode_now() == "offline" and await self.ledger.store.operation(op_id) is None:
             verified = await self._check_offline(req.appointment_id, member_id)
-        op = await self._record(op_id, "checkin", args, req.till, origin)
+        op = await self.record(op_id, "checkin", args, req.till, origin)
         appointment = (op.result or {}).get("appointment")
         pending = op.status != "confirmed"
         return CheckinAnswer(
@@ -192,10 +207,19 @@ class Operations:
         )
         return True
 
-    async def _record(
-        self, op_id: str, kind: OpKind, args: JsonObject, till: str, origin: Origin
+    async def record(
+        self,
+        op_id: str,
+        kind: OpKind,
+        args: JsonObject,
+        till: str,
+        origin: Origin,
+        *,
+        offline: OfflineRule | None = None,
     ) -> Operation:
-        """Ask the cloud, then record its answer (or the offline acceptance) with its event."""
+        """Ask the cloud, then record its answer (or the offline acceptance) with its event.
+        ``offline`` decides whether the cloud's absence may be bridged, under its lock, and
+        adds what the cloud must hear on reconciliation (``OFFLINE_ARGS``)."""
         ledger = self.ledger
         ledger.begin(op_id)
         try:  # in flight until recorded: the reconciler keeps off
@@ -218,28 +242,39 @@ class Operations:
                 result=None,
             )
             settled = await ledger.settle(op)
-            done = replace(op, attempts=1) if settled is None else settled
-            try:
-                await self._write(done)
-            except AttachedRefused:  # recorded meanwhile by another process on this data
-                recorded = await ledger.store.operation(op_id)
-                if recorded is None:
-                    raise CounterError(
-                        "unavailable", f"cannot record the {kind}", mode=ledger.mode_now()
-                    ) from None
-                return self._retried(recorded, kind, args)
+            if settled is not None:
+                done = await self._commit(settled, args)
+            elif offline is None:
+                done = await self._commit(replace(op, attempts=1), args)
+            else:
+                async with offline.lock:  # decided and written before the next one decides
+                    extra = await offline.decide()
+                    done = await self._commit(replace(op, args={**args, **extra}, attempts=1), args)
         finally:
             ledger.inflight.discard(op_id)
         if done.status == "rejected":
             raise _rejection(done)
         return done
 
+    async def _commit(self, done: Operation, args: JsonObject) -> Operation:
+        try:
+            await self._write(done)
+        except AttachedRefused:  # recorded meanwhile by another process on this data
+            recorded = await self.ledger.store.operation(done.op_id)
+            if recorded is None:
+                raise CounterError(
+                    "unavailable", f"cannot record the {done.kind}", mode=self.ledger.mode_now()
+                ) from None
+            return self._retried(recorded, done.kind, args)
+        return done
+
     def _retried(self, existing: Operation, kind: OpKind, args: JsonObject) -> Operation:
         """A retry: what is known about it, unless the key was used for another request."""
-        if existing.kind != kind or existing.args != args:
+        asked = {k: v for k, v in existing.args.items() if k not in OFFLINE_ARGS}
+        if existing.kind != kind or asked != args:
             raise CounterError(
-                "bad_request",
-                f"{kind}_id was used for another request",
+                "already_used",
+                f"{KEY[kind]} was used for another request",
                 mode=self.ledger.mode_now(),
             )
         if existing.status == "rejected":

@@ -1,4 +1,5 @@
-"""The ``operations`` table: accruals and check-ins, pending until the cloud confirms them."""
+"""The ``operations`` table: accruals, check-ins and stored-value movements, pending until
+the cloud confirms them."""
 
 from __future__ import annotations
 
@@ -60,6 +61,6 @@ class OperationTable:
     async def operations_without_event(self) -> list[Operation]:
         rows = await self._all(
             "SELECT * FROM operations WHERE event_seq IS NULL"
-            " OR (outcome_seq IS NULL AND status = 'rejected') ORDER BY created"
+            " OR (outcome_seq IS NULL AND status IN ('rejected', 'conflict')) ORDER BY created"
         )
         return [operation_from(r) for r in rows]

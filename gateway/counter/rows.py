@@ -4,7 +4,8 @@
 * ``redemptions`` — the coupon ledger. A partial unique index allows one *live* row per coupon
   (reserved, accepted, pending, conflict), which is what makes a coupon single-use in this
   store even offline; refused and void rows stay for the audit trail without blocking.
-* ``operations`` — accruals and check-ins, pending until the cloud confirms them.
+* ``operations`` — accruals, check-ins and stored-value movements, pending until the cloud
+  confirms them.
 * ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
 
 The tables live in the outbox's own file, so a till operation's row commits in its event's
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 RowT = TypeVar("RowT", bound="DataclassInstance")
 
 RedemptionStatus = Literal["reserved", "accepted", "pending", "conflict", "rejected", "void"]
-OpKind = Literal["accrual", "checkin"]
-OpStatus = Literal["pending", "confirmed", "rejected"]
+OpKind = Literal["accrual", "checkin", "payment", "refund", "topup"]
+OpStatus = Literal["pending", "confirmed", "rejected", "conflict"]
+"""``conflict``: the cloud applied an offline payment the balance no longer covered."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (

@@ -1,4 +1,4 @@
-"""Counter operations (identify, redeem, accrue, check in), online and offline.
+"""Counter operations (identify, redeem, accrue, check in, stored value), online and offline.
 
 The rules are in docs/member-services.md. In short: tokens are verified locally before the
 cloud is asked, so a forged or expired coupon never needs the cloud; the cloud decides when
@@ -8,8 +8,8 @@ event are committed (one transaction: the ledger lives in the outbox's file, ``l
 and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
-coupons, accruals and check-ins (:mod:`.operations`), the till devices (:mod:`.routing`) and
-the reconciler, which works on the ledger alone.
+coupons, accruals and check-ins (:mod:`.operations`), stored value (:mod:`.wallet`), the
+till devices (:mod:`.routing`) and the reconciler, which works on the ledger alone.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from gateway.counter.members import Members
 from gateway.counter.models import (
     AccrueAnswer,
     AccrueRequest,
+    BalanceAnswer,
+    BalanceConflict,
     CheckinAnswer,
     CheckinRequest,
     Conflict,
@@ -43,8 +45,11 @@ from gateway.counter.models import (
     MemberAnswer,
     Mode,
     Origin,
+    PayRequest,
     RedeemAnswer,
     RedeemRequest,
+    RefundRequest,
+    TopupRequest,
 )
 from gateway.counter.operations import Operations
 from gateway.counter.reconcile import Reconciler
@@ -52,6 +57,7 @@ from gateway.counter.replay import ReplayCache
 from gateway.counter.routing import TillRouter
 from gateway.counter.store import CounterStore
 from gateway.counter.tills import TillSessions
+from gateway.counter.wallet import Wallet
 from gateway.rpc import RpcClient
 
 log = logging.getLogger(__name__)
@@ -106,6 +112,12 @@ class CounterService(AsyncResource):
             offline_max_value=cfg.offline_max_value,
         )
         self.operations = Operations(self.ledger, tills=self.tills, store_id=store_id)
+        self.wallet = Wallet(
+            self.operations,
+            keys=self.keys,
+            offline_total=cfg.offline_balance_total,
+            offline_topup=cfg.offline_topup,
+        )
         self.router = TillRouter(
             self.ledger, members=self.members, coupons=self.coupons, operations=self.operations
         )
@@ -161,6 +173,21 @@ class CounterService(AsyncResource):
         self.check_till(req.till)
         return await self.operations.checkin(req, origin)
 
+    async def pay(self, req: PayRequest, origin: Origin) -> BalanceAnswer:
+        self.check_till(req.till)
+        return await self.wallet.pay(req, origin)
+
+    async def refund(self, req: RefundRequest, origin: Origin) -> BalanceAnswer:
+        self.check_till(req.till)
+        return await self.wallet.refund(req, origin)
+
+    async def topup(self, req: TopupRequest, origin: Origin) -> BalanceAnswer:
+        self.check_till(req.till)
+        return await self.wallet.topup(req, origin)
+
+    async def balance_conflicts(self) -> list[BalanceConflict]:
+        return await self.wallet.conflicts()
+
     def check_till(self, till: str) -> None:
         """Refuse a till the configuration does not name, listing the ones it does."""
         if till not in self.known_tills:
@@ -178,8 +205,12 @@ class CounterService(AsyncResource):
 
     async def status(self) -> JsonObject:
         conflicts: list[JsonValue] = [c.model_dump(mode="json") for c in await self.conflicts()]
+        balance: list[JsonValue] = [
+            c.model_dump(mode="json") for c in await self.balance_conflicts()
+        ]
         return {
             "conflicts": conflicts,
+            "balance_conflicts": balance,
             "ledger": await self.store.counts(),
             "cloud_keys": list[JsonValue](self.keys.keyset.kids),
             "tills": [{"till": s.till, "member_id": s.member_id} for s in self.tills.active()],

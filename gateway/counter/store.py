@@ -330,6 +330,10 @@ class CounterStore(OperationTable, Database):
             "redemptions": {r["status"]: r["n"] for r in red},
             "accruals": {r["status"]: r["n"] for r in ops if r["kind"] == "accrual"},
             "checkins": {r["status"]: r["n"] for r in ops if r["kind"] == "checkin"},
+            **{
+                f"{kind}s": {r["status"]: r["n"] for r in ops if r["kind"] == kind}
+                for kind in ("payment", "refund", "topup")
+            },
             "cached_members": await self.cache_size(),
         }
         return out

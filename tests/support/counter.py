@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from gateway.wire.tokens import Coupon, SigningKey, sign_coupon
 from simulators.cloud import CloudService
+from tests.support.config import counter_config
+from tests.support.gateway import running
 from tests.support.link import Link
 from tests.support.waiting import eventually, wait_for
 
@@ -24,6 +29,16 @@ async def online(gw: Gateway) -> CounterService:
     await wait_for(gw.bridge.connected.is_set, timeout=10, message="gateway connected")
     await wait_for(lambda: len(svc(gw).keys.keyset) > 0, timeout=10, message="cloud keys")
     return svc(gw)
+
+
+@contextlib.asynccontextmanager
+async def online_gateway(
+    link: Link, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[Gateway, CounterService]]:
+    """A running gateway whose counter is connected and has the cloud's keys."""
+    gw = Gateway(counter_config(link.url, data_dir, **overrides))
+    async with running(gw):
+        yield gw, await online(gw)
 
 
 async def offline(gw: Gateway, link: Link) -> CounterService:

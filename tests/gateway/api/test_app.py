@@ -156,8 +156,46 @@ async def test_every_endpoint_online_answers_per_the_document(
         )
         assert checkin["status"] == "confirmed"
         assert checkin["appointment"]["status"] == "checked_in"
+        paid = await api.ok(
+            "POST",
+            "/v1/balance/pay",
+            {
+                "till": "till-1",
+                "payment_id": "P-100",
+                "amount": "5.00",
+                "currency": "EUR",
+                "receipt_id": "R-100",
+            },
+            "BalanceAnswer",
+        )
+        assert (paid["status"], paid["balance"], paid["member_id"]) == (
+            "confirmed",
+            "20.00",
+            seed.ALICE,
+        )
+        refunded = await api.ok(
+            "POST",
+            "/v1/balance/refund",
+            {"till": "till-1", "refund_id": "RF-100", "payment_id": "P-100", "amount": "2.00"},
+            "BalanceAnswer",
+        )
+        assert refunded["balance"] == "22.00"
+        topped = await api.ok(
+            "POST",
+            "/v1/balance/topup",
+            {
+                "till": "till-1",
+                "topup_id": "T-100",
+                "amount": "10",
+                "currency": "EUR",
+                "method": "cash",
+                "receipt_id": "R-101",
+            },
+            "BalanceAnswer",
+        )
+        assert topped["balance"] == "32.00"
         conflicts = await api.ok("GET", "/v1/conflicts", schema="ConflictsAnswer")
-        assert conflicts == {"conflicts": []}
+        assert conflicts == {"conflicts": [], "balance_conflicts": []}
         # a retry with the client's own idempotency key gets the same answer
         body = {"till": "till-1", "coupon": await cloud.coupon_token(seed.COUPON_BEARER)}
         body["redemption_id"] = "POS1-R-77"
@@ -423,7 +461,7 @@ async def test_the_api_serves_tls_when_configured(
             f"https://localhost:{port}/v1/conflicts", ssl=ctx, headers=headers
         ) as r:
             assert r.status == 200
-            assert await r.json() == {"conflicts": []}
+            assert await r.json() == {"conflicts": [], "balance_conflicts": []}
 
         async def plain_http() -> int:
             async with http.get(f"http://127.0.0.1:{port}/v1/conflicts", headers=headers) as r:

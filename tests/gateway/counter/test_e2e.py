@@ -160,6 +160,18 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 {"till": "t1", "amount": "10", "currency": "EUR", "receipt_id": "R-1"},
             )
             assert first["status"] == "confirmed"
+            paid = await pos.ok(
+                "POST",
+                "/v1/balance/pay",
+                {
+                    "till": "t1",
+                    "payment_id": "P-1",
+                    "amount": "5.00",
+                    "currency": "EUR",
+                    "receipt_id": "R-1",
+                },
+            )
+            assert (paid["status"], paid["balance"]) == ("confirmed", "20.00")
 
             # outage: the till keeps working
             await link.cut()
@@ -184,7 +196,16 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
             checkin = await pos.ok(
                 "POST", "/v1/appointments/checkin", {"till": "t1", "appointment_id": seed.APPT_SOON}
             )
-            for answer in (spring, gold, second, checkin):
+            offline_pay = {
+                "till": "t1",
+                "payment_id": "P-2",
+                "amount": "4.00",
+                "currency": "EUR",
+                "receipt_id": "R-2",
+            }
+            paid_offline = await pos.ok("POST", "/v1/balance/pay", offline_pay)
+            assert (paid_offline["balance"], paid_offline["projected"]) == ("16.00", True)
+            for answer in (spring, gold, second, checkin, paid_offline):
                 assert answer["mode"] == "offline", answer
                 assert answer["status"] == "pending", answer
             await cloud.mark_coupon_used(seed.COUPON_GOLD, store_id="S002")  # meanwhile
@@ -197,7 +218,16 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 "POST", "/v1/coupons/redeem", {"till": "t3", "coupon": spring_token}
             )
             assert (status, again["error"]["code"]) == (409, "already_used")
-            assert await pos.ok("GET", "/v1/conflicts") == {"conflicts": []}
+            assert await pos.ok("GET", "/v1/conflicts") == {
+                "conflicts": [],
+                "balance_conflicts": [],
+            }
+            # the till that got no answer before the crash retries with its key: one payment
+            await pos.ok(
+                "POST", "/v1/identify", {"till": "t1", "by": "card", "uid": seed.CARD_ALICE}
+            )
+            retried = await pos.ok("POST", "/v1/balance/pay", offline_pay)
+            assert (retried["status"], retried["payment_id"]) == ("pending", "P-2")
 
             # the link is back: reconciliation, replay, the conflict
             await link.restore()
@@ -238,17 +268,23 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     "points.accrued",
                     "appointment.checked_in",
                     "redemption.conflict",
+                    "balance.paid",
                 ):
                     out[kind] = await cloud.store.event_data(kind)
                 return out
 
             events = await eventually(
                 kinds,
-                lambda k: len(k["coupon.redeemed"]) == 3 and len(k["redemption.conflict"]) == 1,
+                lambda k: (
+                    len(k["coupon.redeemed"]) == 3
+                    and len(k["redemption.conflict"]) == 1
+                    and len(k["balance.paid"]) == 2
+                ),
                 timeout=10,
                 message="every event at the cloud",
             )
             report = cloud.report()
+            balance = (await cloud.member(seed.ALICE) or {})["balance"]
     finally:
         await link.cut()
     redeemed = {e["redemption_id"]: e for e in events["coupon.redeemed"]}
@@ -263,7 +299,9 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
         second["accrual_id"],
     }
     assert [e["checkin_id"] for e in events["appointment.checked_in"]] == [checkin["checkin_id"]]
-    assert [e["mode"] for e in events["member.identified"]] == ["online", "offline"]
+    assert [e["mode"] for e in events["member.identified"]] == ["online", "offline", "offline"]
+    assert sorted(e["payment_id"] for e in events["balance.paid"]) == ["P-1", "P-2"]
+    assert balance == "16.00"  # 25.00 less both payments, each once
     assert report["gaps"] == {"S001/gw-1": []}, json.dumps(report)
     # at-least-once delivery may repeat an event: each arrival is unique or a counted duplicate
     assert report["unique"] == report["received"] - report["duplicates"], json.dumps(report)

@@ -34,7 +34,7 @@ from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.phone import Phone
 from tests.support.config import counter_config
-from tests.support.counter import cloud_events, forged_coupon, offline, online, svc
+from tests.support.counter import cloud_events, forged_coupon, offline, online, online_gateway, svc
 from tests.support.gateway import running
 from tests.support.link import Link
 from tests.support.waiting import eventually, wait_for
@@ -46,16 +46,6 @@ API = Origin(device_id="gateway", source="api", client="test")
 async def cloud_service(broker: MosquittoBroker, path: Path) -> AsyncIterator[CloudService]:
     async with CloudService(broker.url, path) as cloud:
         yield cloud
-
-
-@contextlib.asynccontextmanager
-async def online_gateway(
-    link: Link, data_dir: Path, **overrides: Any
-) -> AsyncIterator[tuple[Gateway, CounterService]]:
-    """A running gateway whose counter is connected and has the cloud's keys."""
-    gw = Gateway(counter_config(link.url, data_dir, **overrides))
-    async with running(gw):
-        yield gw, await online(gw)
 
 
 async def events_of(gw: Gateway, kind: str) -> list[dict[str, Any]]:

@@ -1,0 +1,323 @@
+"""Stored value at the till (储值): pay, refund and top up, online and within the offline rules.
+
+Online the cloud decides. Offline a payment goes ahead only against the member's wallet
+credential (signed by the cloud: balance, offline allowance, expiry), and at most
+min(signed balance - what this gateway spent for the member since it was signed, allowance -
+what was spent offline against it, ``offline_balance_total`` - everything spent offline here
+and not yet confirmed). The check and the ledger write run under one lock, so concurrent
+payments from any number of tills cannot pass it together. A refund offline needs the payment
+in this gateway's ledger; a top-up offline is refused, or ``pending`` when configured and never
+spendable before the cloud confirms it. Each movement is keyed by the till's id, required here:
+a payment retried without its key could be a second payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import KW_ONLY, dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from core.events import JsonObject
+from core.ids import rfc3339
+from gateway.counter.keys import CloudKeys
+from gateway.counter.ledger import Ledger
+from gateway.counter.models import (
+    BalanceAnswer,
+    BalanceConflict,
+    CounterError,
+    Origin,
+    PayRequest,
+    RefundRequest,
+    TopupRequest,
+)
+from gateway.counter.operations import OfflineRule, Operations
+from gateway.counter.rows import Operation, OpStatus
+from gateway.wire.tokens import TokenError, WalletCredential, verify_wallet
+
+CENT = Decimal("0.01")
+_LIVE: tuple[OpStatus, ...] = ("pending", "confirmed", "conflict")
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENT))
+
+
+def _amount(op: Operation) -> Decimal:
+    return Decimal(str(op.args.get("amount", "0")))
+
+
+@dataclass(frozen=True, slots=True)
+class Spendable:
+    """What an offline payment may take, and why no more."""
+
+    balance_left: Decimal
+    allowance_left: Decimal
+    store_left: Decimal
+
+    @property
+    def now(self) -> Decimal:
+        return max(min(self.balance_left, self.allowance_left, self.store_left), Decimal(0))
+
+    def as_json(self) -> JsonObject:
+        return {
+            "available": _money(self.now),
+            "balance_left": _money(self.balance_left),
+            "allowance_left": _money(self.allowance_left),
+            "store_left": _money(self.store_left),
+        }
+
+
+@dataclass(eq=False)
+class Wallet:
+    operations: Operations
+    _: KW_ONLY
+    keys: CloudKeys
+    offline_total: Decimal
+    offline_topup: Literal["refuse", "pending"]
+    _offline: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    """Every offline decision on stored value, with its write: the store's total is shared."""
+
+    @property
+    def _ledger(self) -> Ledger:
+        return self.operations.ledger
+
+    # --- pay --------------------------------------------------------------------------------
+
+    async def pay(self, req: PayRequest, origin: Origin) -> BalanceAnswer:
+        member_id = self._present(req.till, req.member_id)
+        args: JsonObject = {
+            "payment_id": req.payment_id,
+            "member_id": member_id,
+            "amount": _money(req.amount),
+            "currency": req.currency,
+            "receipt_id": req.receipt_id,
+            "till": req.till,
+        }
+
+        async def decide() -> JsonObject:
+            credential = await self._credential(member_id, req.wallet)
+            if credential.currency != req.currency:
+                raise CounterError(
+                    "wrong_currency",
+                    f"the member's stored value is in {credential.currency}",
+                    mode="offline",
+                    details={"currency": credential.currency},
+                )
+            spendable = await self._spendable(credential)
+            if req.amount > spendable.now:
+                raise CounterError(
+                    "over_offline_limit",
+                    f"offline, at most {_money(spendable.now)} {credential.currency} may be"
+                    " paid from this member's stored value",
+                    mode="offline",
+                    details=spendable.as_json(),
+                )
+            return {
+                "offline_at": rfc3339(self._ledger.clock()),
+                "credential_id": credential.credential_id,
+            }
+
+        rule = OfflineRule(self._offline, decide)
+        op = await self.operations.record(
+            req.payment_id, "payment", args, req.till, origin, offline=rule
+        )
+        answer = _answer(op, payment_id=req.payment_id)
+        if op.status != "pending":
+            return answer
+        try:
+            credential = await self._credential(member_id, req.wallet)
+        except CounterError:
+            return answer
+        spendable = await self._spendable(credential)
+        return answer.model_copy(
+            update={
+                "balance": spendable.balance_left,
+                "projected": True,
+                "spendable_offline": spendable.now,
+            }
+        )
+
+    def _present(self, till: str, member_id: str | None) -> str:
+        """Stored value is spent only for the member identified at this till."""
+        current = self.operations.tills.member(till)
+        if current is None or (member_id is not None and member_id != current):
+            raise CounterError(
+                "no_member",
+                "paying from stored value needs the member identified at this till first"
+                " (member code, card or tap)",
+                mode=self._ledger.mode_now(),
+                details={"identified": current},
+            )
+        return current
+
+    async def _credential(self, member_id: str, shown: str | None) -> WalletCredential:
+        text = shown
+        if text is None:
+            profile = await self._ledger.store.cached_member(member_id)
+            cached = None if profile is None else profile.get("wallet")
+            text = cached if isinstance(cached, str) else None
+        if text is None:
+            raise CounterError(
+                "needs_cloud",
+                "no wallet credential for this member: offline payment needs one (identify"
+                " the member while online, or the app's)",
+                mode="offline",
+            )
+        try:
+            return verify_wallet(
+                text, self.keys.keyset, member_id=member_id, now=self._ledger.clock()
+            )
+        except TokenError as exc:
+            code = "expired" if exc.code == "expired" else "bad_signature"
+            raise CounterError(
+                code,
+                f"wallet credential refused: {exc.message}",
+                mode="offline",
+                details={"token_error": exc.code},
+            ) from None
+
+    async def _spendable(self, credential: WalletCredential) -> Spendable:
+        since = credential.issued_at.timestamp()
+        spent_since = against = store_open = Decimal(0)
+        for op in await self._payments():
+            offline_id = op.args.get("credential_id")
+            if op.status == "pending" and offline_id is not None:
+                store_open += _amount(op)
+            if op.args.get("member_id") != credential.member_id:
+                continue
+            if op.created >= since:
+                spent_since += _amount(op)
+            if offline_id == credential.credential_id:
+                against += _amount(op)
+        return Spendable(
+            balance_left=credential.balance - spent_since,
+            allowance_left=credential.allowance - against,
+            store_left=self.offline_total - store_open,
+        )
+
+    async def _payments(self) -> list[Operation]:
+        store = self._ledger.store
+        out: list[Operation] = []
+        for status in _LIVE:
+            out.extend(op for op in await store.operations(status) if op.kind == "payment")
+        return out
+
+    # --- refund and top-up ------------------------------------------------------------------
+
+    async def refund(self, req: RefundRequest, origin: Origin) -> BalanceAnswer:
+        args: JsonObject = {
+            "refund_id": req.refund_id,
+            "payment_id": req.payment_id,
+            "amount": _money(req.amount),
+            "till": req.till,
+        }
+        paid = await self._ledger.store.operation(req.payment_id)
+
+        async def decide() -> JsonObject:
+            if paid is None or paid.kind != "payment" or paid.status == "rejected":
+                raise CounterError(
+                    "needs_cloud",
+                    "the payment is not in this gateway's ledger: its refund needs the cloud",
+                    mode="offline",
+                )
+            refunded = Decimal(0)
+            for status in _LIVE:
+                for op in await self._ledger.store.operations(status):
+                    if op.kind == "refund" and op.args.get("payment_id") == req.payment_id:
+                        refunded += _amount(op)
+            refundable = _amount(paid) - refunded
+            if req.amount > refundable:
+                raise CounterError(
+                    "over_refund",
+                    "a refund is at most what the payment paid, less earlier refunds",
+                    mode="offline",
+                    details={"refundable": _money(refundable), "currency": paid.args["currency"]},
+                )
+            return {"offline_at": rfc3339(self._ledger.clock())}
+
+        rule = OfflineRule(self._offline, decide)
+        op = await self.operations.record(
+            req.refund_id, "refund", args, req.till, origin, offline=rule
+        )
+        result = op.result or {}
+        member = result.get("member_id", None if paid is None else paid.args.get("member_id"))
+        currency = result.get("currency", None if paid is None else paid.args.get("currency"))
+        return _answer(
+            op,
+            member_id=str(member),
+            currency=str(currency),
+            payment_id=req.payment_id,
+            refund_id=req.refund_id,
+        )
+
+    async def topup(self, req: TopupRequest, origin: Origin) -> BalanceAnswer:
+        member_id = self.operations.member_for(req.till, req.member_id)
+        args: JsonObject = {
+            "topup_id": req.topup_id,
+            "member_id": member_id,
+            "amount": _money(req.amount),
+            "currency": req.currency,
+            "method": req.method,
+            "receipt_id": req.receipt_id,
+            "till": req.till,
+        }
+
+        async def decide() -> JsonObject:
+            if self.offline_topup == "refuse":
+                raise CounterError(
+                    "needs_cloud",
+                    "top-ups need the cloud, which is unreachable ([counter] offline_topup)",
+                    mode="offline",
+                )
+            return {"offline_at": rfc3339(self._ledger.clock())}
+
+        rule = OfflineRule(self._offline, decide)
+        op = await self.operations.record(
+            req.topup_id, "topup", args, req.till, origin, offline=rule
+        )
+        return _answer(op, topup_id=req.topup_id)
+
+    async def conflicts(self) -> list[BalanceConflict]:
+        out = []
+        for op in await self._ledger.store.operations("conflict"):
+            result = op.result or {}
+            out.append(
+                BalanceConflict(
+                    payment_id=op.op_id,
+                    member_id=str(op.args.get("member_id")),
+                    amount=_amount(op),
+                    currency=str(op.args.get("currency")),
+                    shortfall=Decimal(str(result.get("shortfall", "0"))),
+                    balance=Decimal(str(result.get("balance", "0"))),
+                    till=_text(op.origin.get("till")),
+                    receipt_id=_text(op.args.get("receipt_id")),
+                    offline_at=_text(op.args.get("offline_at")),
+                    detected_at=rfc3339(op.updated),
+                )
+            )
+        return out
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _answer(op: Operation, **ids: str) -> BalanceAnswer:
+    result = op.result or {}
+    online = op.status != "pending"
+    balance = result.get("balance")
+    fields: dict[str, object] = {
+        "member_id": op.args.get("member_id"),
+        "currency": op.args.get("currency"),
+        **ids,
+    }
+    return BalanceAnswer.model_validate(
+        {
+            **fields,
+            "mode": "online" if online else "offline",
+            "status": "confirmed" if online else "pending",
+            "amount": op.args["amount"],
+            "balance": balance if online and isinstance(balance, str) else None,
+        }
+    )
