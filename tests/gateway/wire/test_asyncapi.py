@@ -37,6 +37,7 @@ from gateway.pricing.report import LabelOutcome, Sync
 from gateway.rpc import RpcRefused
 from gateway.wire.certs import build_csr, csr_pem
 from gateway.wire.enrolment import ClaimToken, EnrollRequest, request_topic, response_topic
+from gateway.wire.tokens import verify_wallet
 from provisioning.doctor.session import check_session
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
@@ -377,6 +378,32 @@ def _events() -> list[tuple[str, Reading]]:
             },
         ),
     ]
+    api = {"till": "till-1", "source": "api", "client": "pos", "staff": "S-7"}
+    paid = {
+        "payment_id": "pay-9",
+        "member_id": seed.ALICE,
+        "amount": "20.00",
+        "currency": "EUR",
+        "receipt_id": "r-9",
+        "offline_at": "2026-11-20T09:30:00.000Z",
+        "credential_id": "wal-1",
+        **api,
+    }
+    readings.append(("gateway", "balance.paid", paid))
+    readings.append(
+        (
+            "gateway",
+            "balance.refunded",
+            {"refund_id": "rf-9", "payment_id": "pay-9", "amount": "5.00", **api},
+        )
+    )
+    topped = {"topup_id": "t-9", "member_id": seed.ALICE, "amount": "50.00", "currency": "EUR"}
+    readings.append(
+        ("gateway", "balance.topped_up", {**topped, "method": "cash", "receipt_id": "r-10", **api})
+    )
+    readings.append(
+        ("gateway", "balance.conflict", {**paid, "shortfall": "7.00", "balance": "-7.00"})
+    )
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
@@ -456,6 +483,45 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     await call("coupon.claim", {**claim, "till": "kiosk-1"})
     await call("coupon.claim", {**claim, "claim_id": "k-2"}, "already_claimed")
     await call("coupon.claim", {**claim, "claim_id": "k-3", "offer_id": "NONE"}, "unknown_offer")
+    pay = {
+        "payment_id": "b-1",
+        "member_id": seed.ALICE,
+        "amount": "20.00",
+        "currency": "EUR",
+        "receipt_id": "r-b1",
+        "till": "till-1",
+    }
+    await call("balance.pay", pay)
+    await call("balance.pay", {**pay, "payment_id": "b-2"}, "insufficient_funds")
+    await call("balance.pay", {**pay, "payment_id": "b-3", "currency": "CNY"}, "wrong_currency")
+    wallet = (
+        await gw.bridge.rpc.call(
+            "member.identify", {"by": "member_id", "member_id": seed.ALICE}, timeout=5
+        )
+    )["member"]["wallet"]
+    credential = verify_wallet(wallet, cloud.keys, member_id=seed.ALICE, now=datetime.now(UTC))
+    await call(
+        "balance.pay",
+        {
+            **pay,
+            "payment_id": "b-4",
+            "offline_at": offline_at,
+            "credential_id": credential.credential_id,
+        },
+    )  # more than is left: applied, with its shortfall
+    refund = {"refund_id": "f-1", "payment_id": "b-1", "amount": "5.00"}
+    await call("balance.refund", refund)
+    await call("balance.refund", {**refund, "refund_id": "f-2", "amount": "15.01"}, "over_refund")
+    topup = {
+        "topup_id": "u-1",
+        "member_id": seed.ALICE,
+        "amount": "30.00",
+        "currency": "EUR",
+        "method": "card",
+        "receipt_id": "r-u1",
+    }
+    await call("balance.topup", topup)
+    await call("balance.topup", {**topup, "topup_id": "u-2", "member_id": "M0"}, "unknown_member")
     await call("clock.now", {})
 
 

@@ -105,6 +105,9 @@ async def test_a_kiosk_token_acts_only_as_its_kiosk_and_kiosk_routes_need_one(
             "receipt_id": "R1",
         }
         assert await api.refused("POST", "/v1/points/accrue", accrue) == (403, "forbidden")
+        pay = {**accrue, "payment_id": "P-K", "amount": "1.00"}
+        del pay["member_id"]
+        assert await api.refused("POST", "/v1/balance/pay", pay) == (403, "forbidden")
         assert await api.refused("GET", "/v1/conflicts") == (403, "forbidden")
         other_till = {"till": "till-1", "by": "card", "uid": seed.CARD_ALICE}
         assert await api.refused("POST", "/v1/identify", other_till) == (403, "forbidden")
