@@ -46,6 +46,13 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "points.accrued": lambda d: f"{d.get('member_id')} {d.get('amount')} {d.get('currency')}",
     "redemption.conflict": lambda d: f"[red]{d.get('coupon_id')}: {d.get('reason')}[/]",
+    "balance.paid": lambda d: (
+        f"{d.get('payment_id')} {d.get('amount')} {d.get('currency')}"
+        f"{' offline' if d.get('offline_at') else ''}"
+    ),
+    "balance.conflict": lambda d: (
+        f"[red]{d.get('payment_id')}: short {d.get('shortfall')} {d.get('currency')}[/]"
+    ),
     "counter.refused": lambda d: f"[red]{d.get('operation')}: {d.get('reason')}[/]",
     "price.sync": lambda d: (
         f"{d.get('reason')}: updated {len(d.get('updated') or [])}, "
@@ -80,7 +87,20 @@ def answer(what: str, status: int, doc: dict[str, Any]) -> None:
 
 
 def _brief(doc: dict[str, Any]) -> str:
-    keys = ("member_id", "coupon_id", "value", "points_added", "points", "status", "cached")
+    keys = (
+        "member_id",
+        "coupon_id",
+        "value",
+        "points_added",
+        "points",
+        "payment_id",
+        "amount",
+        "balance",
+        "projected",
+        "spendable_offline",
+        "status",
+        "cached",
+    )
     found = {k: doc[k] for k in keys if k in doc}
     member = doc.get("member")
     if isinstance(member, dict):

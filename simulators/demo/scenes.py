@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+from decimal import Decimal
 from typing import Any
 
 from core.ids import utcnow
@@ -145,6 +146,10 @@ class _Story:
                 },
             ),
         )
+        answer(
+            "pay 12.00 EUR from Alice's stored value",
+            *await till.post("/v1/balance/pay", _payment("P-1001", "12.00", "R-1001")),
+        )
         self.helpers.append(self.tg.create_task(_product_scans(scanner), name="scans"))
         await asyncio.sleep(3)
         if outage:
@@ -230,6 +235,26 @@ async def _outage(
             },
         ),
     )
+    answer(
+        "pay 10.00 EUR from stored value (offline, within the signed wallet credential)",
+        *await till.post("/v1/balance/pay", _payment("P-1002", "10.00", "R-1002")),
+    )
+    answer(
+        "pay 5.00 EUR more (more than the credential leaves)",
+        *await till.post("/v1/balance/pay", _payment("P-1003", "5.00", "R-1002")),
+    )
+    await cloud.store.pay(
+        payment_id="P-ELSEWHERE",
+        member_id=seed.ALICE,
+        amount=Decimal("8.00"),
+        currency="EUR",
+        receipt_id="R-S999",
+        where=("S999", "gw-1", None),
+        offline_at=None,
+        credential_id=None,
+        now=cloud.clock(),
+    )
+    console.print("  [dim](meanwhile Alice pays 8.00 EUR online in another store)[/]")
     for _ in range(3):
         await asyncio.sleep(1)
         stats = await gateway.outbox.stats()
@@ -248,7 +273,7 @@ async def _outage(
     async def have_conflict() -> bool:
         nonlocal conflicts
         conflicts = await till.get("/v1/conflicts")
-        return bool(conflicts.get("conflicts"))
+        return bool(conflicts.get("conflicts")) and bool(conflicts.get("balance_conflicts"))
 
     for _ in range(100):  # the reconciler runs right after the reconnect
         if await have_conflict():
@@ -258,7 +283,25 @@ async def _outage(
         console.print(
             f"  [red]conflict[/]: {c.get('coupon_id')} {c.get('reason')}: {c.get('message')}"
         )
+    for c in conflicts.get("balance_conflicts", []):
+        console.print(
+            f"  [red]balance conflict[/]: offline payment {c.get('payment_id')} left Alice "
+            f"short {c.get('shortfall')} {c.get('currency')} (balance {c.get('balance')})"
+        )
+    member = await cloud.member(seed.ALICE) or {}
+    console.print(f"  cloud: Alice's stored value is now {member.get('balance')} EUR")
     console.print(f"  outbox drained: depth {(await gateway.outbox.stats()).depth}")
+
+
+def _payment(payment_id: str, amount: str, receipt_id: str) -> dict[str, Any]:
+    """A stored-value payment by the member identified at till-1 (Alice, by her QR)."""
+    return {
+        "till": "till-1",
+        "payment_id": payment_id,
+        "amount": amount,
+        "currency": "EUR",
+        "receipt_id": receipt_id,
+    }
 
 
 async def _flash_sale(cloud: CloudService) -> None:

@@ -43,6 +43,8 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
         "coupon.redeemed",
         "points.accrued",
         "redemption.conflict",
+        "balance.paid",
+        "balance.conflict",
         "price.sync",
     )
     for kind in kinds:
@@ -53,6 +55,13 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
     assert re.search(r"redeem CPN-GOLD-15 again: .*409.* already_used", text)
     assert re.search(r"over the offline cap\): .*422.* over_offline_limit", text)
     assert "conflict: CPN-SPRING-10 already_used" in text
+    assert re.search(r"pay 12.00 EUR from Alice's stored value: .*200.* mode=online", text)
+    assert re.search(
+        r"signed wallet credential\): .*200.* mode=offline .*\"projected\": true", text
+    )
+    assert re.search(r"credential leaves\): .*422.* over_offline_limit", text)
+    assert "balance conflict: offline payment P-1002 left Alice short 5.00 EUR" in text
+    assert "Alice's stored value is now -5.00 EUR" in text
     assert "kiosk   : open http://127.0.0.1:" in text
     assert "replayed" in text
     summary = re.search(r"cloud received (\d+) unique events .* seq gaps: (\d+)", text)
