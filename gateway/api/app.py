@@ -36,6 +36,8 @@ from gateway.counter.models import (
     IdentifyRequest,
     Origin,
     PayRequest,
+    PointsRedeemRequest,
+    PointsReverseRequest,
     RedeemRequest,
     RefundRequest,
     TopupRequest,
@@ -264,6 +266,7 @@ def build_app(
             ConflictsAnswer(
                 conflicts=await service.conflicts(),
                 balance_conflicts=await service.balance_conflicts(),
+                points_conflicts=await service.points_conflicts(),
             )
         )
 
@@ -279,6 +282,8 @@ def build_app(
         "pay_balance": _operation(PayRequest, service.pay),
         "refund_balance": _operation(RefundRequest, service.refund),
         "topup_balance": _operation(TopupRequest, service.topup),
+        "redeem_points": _operation(PointsRedeemRequest, service.redeem_points),
+        "reverse_points": _operation(PointsReverseRequest, service.reverse_points),
         "list_conflicts": list_conflicts,
         "openapi": openapi_doc,
     }

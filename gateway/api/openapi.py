@@ -28,6 +28,9 @@ from gateway.counter.models import (
     IdentifyRequest,
     MemberAnswer,
     PayRequest,
+    PointsAnswer,
+    PointsRedeemRequest,
+    PointsReverseRequest,
     RedeemAnswer,
     RedeemRequest,
     RefundRequest,
@@ -38,6 +41,11 @@ MAX_BODY_BYTES = 64 * 1024
 
 _AUTH_ERRORS = ("unauthorized",)
 _BODY_ERRORS = ("bad_json", "bad_request", "too_large")
+_RECORDED = ("needs_cloud", "already_used", "refused", "unavailable")
+"""What an operation the ledger records may answer: offline it may need the cloud, its key
+may be another request's, the cloud may refuse, the record may fail."""
+_SPENT_OFFLINE = ("over_offline_limit", "bad_signature", "expired", *_RECORDED)
+"""Spending against the wallet credential: over its allowance, forged, stale."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +171,7 @@ ROUTES: tuple[Route, ...] = (
             "unknown_member",
             "wrong_currency",
             "insufficient_funds",
-            "over_offline_limit",
-            "bad_signature",
-            "expired",
-            "needs_cloud",
-            "already_used",
-            "refused",
-            "unavailable",
+            *_SPENT_OFFLINE,
         ),
     ),
     Route(
@@ -183,10 +185,7 @@ ROUTES: tuple[Route, ...] = (
             *_BODY_ERRORS,
             "not_found",
             "over_refund",
-            "needs_cloud",
-            "already_used",
-            "refused",
-            "unavailable",
+            *_RECORDED,
         ),
     ),
     Route(
@@ -201,17 +200,44 @@ ROUTES: tuple[Route, ...] = (
             "no_member",
             "unknown_member",
             "wrong_currency",
-            "needs_cloud",
-            "already_used",
-            "refused",
-            "unavailable",
+            *_RECORDED,
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/points/redeem",
+        "redeem_points",
+        "Spend the identified member's points for a discount; offline within the signed"
+        " wallet credential's allowance.",
+        PointsRedeemRequest,
+        PointsAnswer,
+        (
+            *_BODY_ERRORS,
+            "no_member",
+            "unknown_member",
+            "insufficient_points",
+            *_SPENT_OFFLINE,
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/points/reverse",
+        "reverse_points",
+        "Take back the points of returned items, against the purchase's accrual.",
+        PointsReverseRequest,
+        PointsAnswer,
+        (
+            *_BODY_ERRORS,
+            "not_found",
+            "over_refund",
+            *_RECORDED,
         ),
     ),
     Route(
         "GET",
         "/v1/conflicts",
         "list_conflicts",
-        "Offline redemptions the cloud refused and offline payments that left a balance short.",
+        "Offline redemptions the cloud refused, offline spending that left a member short.",
         None,
         ConflictsAnswer,
         (),

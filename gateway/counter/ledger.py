@@ -49,6 +49,8 @@ METHOD: dict[OpKind, str] = {
     "payment": "balance.pay",
     "refund": "balance.refund",
     "topup": "balance.topup",
+    "points_redemption": "points.redeem",
+    "reversal": "points.reverse",
 }
 """The cloud's RPC for each kind of operation."""
 ACCEPTED: dict[OpKind, str] = {
@@ -57,6 +59,8 @@ ACCEPTED: dict[OpKind, str] = {
     "payment": "balance.paid",
     "refund": "balance.refunded",
     "topup": "balance.topped_up",
+    "points_redemption": "points.redeemed",
+    "reversal": "points.reversed",
 }
 """The event each kind of operation is recorded with."""
 KEY: dict[OpKind, str] = {
@@ -65,8 +69,15 @@ KEY: dict[OpKind, str] = {
     "payment": "payment_id",
     "refund": "refund_id",
     "topup": "topup_id",
+    "points_redemption": "redeem_id",
+    "reversal": "reversal_id",
 }
 """The idempotency key's name, in the request and the events."""
+SHORTFALL: dict[OpKind, str] = {
+    "payment": "balance.conflict",
+    "points_redemption": "points.conflict",
+}
+"""Spending accepted offline that the cloud may find short, and the event that says so."""
 
 
 @dataclass(eq=False)
@@ -252,40 +263,34 @@ class Ledger:
                 log.warning("refusal event deferred", extra={"op_id": op.op_id})
             return True
         shortfall = (settled.result or {}).get("shortfall")
-        if op.kind == "payment" and isinstance(shortfall, str):
+        if op.kind in SHORTFALL and shortfall is not None:
             conflicted = replace(settled, status="conflict")
             log.warning(
-                "offline payment left the balance short",
-                extra={"op_id": op.op_id, "shortfall": shortfall},
+                "offline spending left the member short",
+                extra={"op_id": op.op_id, "kind": op.kind, "shortfall": shortfall},
             )
             try:
-                await self.emit_balance_conflict(conflicted, write=True)
+                await self.emit_shortfall(conflicted, write=True)
             except OutboxError:  # the repair of a later round emits it
                 await self.store.set_operation(op.op_id, "conflict", settled.result)
             return True
         await self.store.set_operation(op.op_id, "confirmed", settled.result)
         return True
 
-    async def emit_balance_conflict(self, op: Operation, *, write: bool = False) -> None:
-        """``balance.conflict``: an offline payment the cloud applied although the balance no
-        longer covered it (spent online meanwhile), naming the shortfall; committed with the
-        row (``write``) or marking its ``outcome_seq``."""
+    async def emit_shortfall(self, op: Operation, *, write: bool = False) -> None:
+        """``balance.conflict`` / ``points.conflict``: spending accepted offline that the cloud
+        applied although the balance (the points) no longer covered it - spent online
+        meanwhile - naming the shortfall; committed with the row (``write``) or marking its
+        ``outcome_seq``."""
         result = op.result or {}
         data: JsonObject = {
-            "payment_id": op.op_id,
-            "member_id": op.args.get("member_id"),
-            "amount": op.args.get("amount"),
-            "currency": op.args.get("currency"),
-            "shortfall": result.get("shortfall"),
-            "balance": result.get("balance"),
-            "receipt_id": op.args.get("receipt_id"),
-            "offline_at": op.args.get("offline_at"),
-            "credential_id": op.args.get("credential_id"),
+            **op.args,
+            **{k: result[k] for k in ("shortfall", "balance", "points") if k in result},
             **op.origin,
         }
         await self.emit(
             op.device_id,
-            "balance.conflict",
+            SHORTFALL[op.kind],
             data,
             datetime.fromtimestamp(op.updated, UTC),
             [

@@ -217,6 +217,36 @@ class TopupRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
+class PointsRedeemRequest(_Request):
+    """Spend points for a discount at the cloud's rate (the Member's ``points_value``)."""
+
+    till: str = Field(pattern=ID)
+    redeem_id: str = Field(pattern=ID)
+    member_id: str | None = Field(default=None, pattern=ID)
+    """If given, must be the till's current member, as for stored value."""
+    points: int = Field(ge=1, le=100_000_000)
+    receipt_id: str = Field(pattern=ID)
+    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
+    """The member's signed wallet credential, as for a payment."""
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
+class PointsReverseRequest(_Request):
+    """Take back the points of returned items: ``amount`` is their value on the receipt."""
+
+    till: str = Field(pattern=ID)
+    reversal_id: str = Field(pattern=ID)
+    receipt_id: str = Field(pattern=ID)
+    """The receipt of the purchase; its accrual is the one its points came from."""
+    accrual_id: str | None = Field(default=None, pattern=ID)
+    """The purchase's accrual when the till gave it its own key (else derived from
+    ``receipt_id``, as the accrual's was)."""
+    amount: Money
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -294,6 +324,40 @@ class BalanceAnswer(_Answer):
     """Offline payments: what the member may still spend here until the cloud is back."""
 
 
+class PointsAnswer(_Answer):
+    """A points redemption (``redeem_id``) or reversal (``reversal_id``)."""
+
+    status: Literal["confirmed", "pending"]
+    member_id: str | None = None
+    redeem_id: str | None = None
+    reversal_id: str | None = None
+    accrual_id: str | None = None
+    points_redeemed: int | None = None
+    value: Decimal | None = None
+    """The discount the redeemed points are worth, in ``currency``."""
+    currency: str | None = None
+    points_removed: int | None = None
+    points: int | None = None
+    """The member's points after it: the cloud's, or offline the projection (``projected``)."""
+    projected: bool = False
+
+
+class PointsConflict(BaseModel):
+    """Points redeemed offline that the member no longer held when the cloud applied them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    redeem_id: str
+    member_id: str
+    points_redeemed: int
+    shortfall: int
+    points: int
+    till: str | None
+    receipt_id: str | None
+    offline_at: str | None
+    detected_at: str
+
+
 class BalanceConflict(BaseModel):
     """An offline payment the cloud applied although the balance no longer covered it."""
 
@@ -362,6 +426,8 @@ class ConflictsAnswer(BaseModel):
     """Coupon redemptions the cloud refused on reconciliation."""
     balance_conflicts: list[BalanceConflict] = Field(default_factory=list)
     """Offline stored-value payments that left the member's balance short."""
+    points_conflicts: list[PointsConflict] = Field(default_factory=list)
+    """Offline points redemptions that left the member's points short."""
 
 
 # --- errors and origins -------------------------------------------------------------------
@@ -398,6 +464,7 @@ class CounterCode(StrEnum):
     TOO_EARLY = "too_early"
     BAD_SIGNATURE = "bad_signature"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    INSUFFICIENT_POINTS = "insufficient_points"
     OVER_REFUND = "over_refund"
     NEEDS_CLOUD = "needs_cloud"
     REFUSED = "refused"
@@ -435,6 +502,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.TOO_EARLY: 422,
     CounterCode.BAD_SIGNATURE: 422,
     CounterCode.INSUFFICIENT_FUNDS: 422,
+    CounterCode.INSUFFICIENT_POINTS: 422,
     CounterCode.OVER_REFUND: 422,
     CounterCode.NEEDS_CLOUD: 503,
     CounterCode.REFUSED: 422,

@@ -94,7 +94,7 @@ class Reconciler:
             if op.status == "rejected" and op.outcome_seq is None:
                 await ledger.emit_operation_refused(op)
             if op.status == "conflict" and op.outcome_seq is None:
-                await ledger.emit_balance_conflict(op)
+                await ledger.emit_shortfall(op)
             log.info("operation event repaired", extra={"op_id": op.op_id})
 
     async def reconcile(self) -> None:

@@ -30,9 +30,12 @@ if TYPE_CHECKING:
 RowT = TypeVar("RowT", bound="DataclassInstance")
 
 RedemptionStatus = Literal["reserved", "accepted", "pending", "conflict", "rejected", "void"]
-OpKind = Literal["accrual", "checkin", "payment", "refund", "topup"]
+OpKind = Literal[
+    "accrual", "checkin", "payment", "refund", "topup", "points_redemption", "reversal"
+]
 OpStatus = Literal["pending", "confirmed", "rejected", "conflict"]
-"""``conflict``: the cloud applied an offline payment the balance no longer covered."""
+"""``conflict``: the cloud applied an offline payment (or points redemption) that the balance
+(the points) no longer covered."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (

@@ -8,8 +8,9 @@ event are committed (one transaction: the ledger lives in the outbox's file, ``l
 and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
-coupons, accruals and check-ins (:mod:`.operations`), stored value (:mod:`.wallet`), the
-till devices (:mod:`.routing`) and the reconciler, which works on the ledger alone.
+coupons, accruals and check-ins (:mod:`.operations`), stored value (:mod:`.wallet`), points
+spent and reversed (:mod:`.points`), the till devices (:mod:`.routing`) and the
+reconciler, which works on the ledger alone.
 """
 
 from __future__ import annotations
@@ -46,12 +47,17 @@ from gateway.counter.models import (
     Mode,
     Origin,
     PayRequest,
+    PointsAnswer,
+    PointsConflict,
+    PointsRedeemRequest,
+    PointsReverseRequest,
     RedeemAnswer,
     RedeemRequest,
     RefundRequest,
     TopupRequest,
 )
 from gateway.counter.operations import Operations
+from gateway.counter.points import Points
 from gateway.counter.reconcile import Reconciler
 from gateway.counter.replay import ReplayCache
 from gateway.counter.routing import TillRouter
@@ -118,6 +124,7 @@ class CounterService(AsyncResource):
             offline_total=cfg.offline_balance_total,
             offline_topup=cfg.offline_topup,
         )
+        self.points = Points(self.wallet)
         self.router = TillRouter(
             self.ledger, members=self.members, coupons=self.coupons, operations=self.operations
         )
@@ -188,6 +195,17 @@ class CounterService(AsyncResource):
     async def balance_conflicts(self) -> list[BalanceConflict]:
         return await self.wallet.conflicts()
 
+    async def redeem_points(self, req: PointsRedeemRequest, origin: Origin) -> PointsAnswer:
+        self.check_till(req.till)
+        return await self.points.redeem(req, origin)
+
+    async def reverse_points(self, req: PointsReverseRequest, origin: Origin) -> PointsAnswer:
+        self.check_till(req.till)
+        return await self.points.reverse(req, origin)
+
+    async def points_conflicts(self) -> list[PointsConflict]:
+        return await self.points.conflicts()
+
     def check_till(self, till: str) -> None:
         """Refuse a till the configuration does not name, listing the ones it does."""
         if till not in self.known_tills:
@@ -208,9 +226,11 @@ class CounterService(AsyncResource):
         balance: list[JsonValue] = [
             c.model_dump(mode="json") for c in await self.balance_conflicts()
         ]
+        points: list[JsonValue] = [c.model_dump(mode="json") for c in await self.points_conflicts()]
         return {
             "conflicts": conflicts,
             "balance_conflicts": balance,
+            "points_conflicts": points,
             "ledger": await self.store.counts(),
             "cloud_keys": list[JsonValue](self.keys.keyset.kids),
             "tills": [{"till": s.till, "member_id": s.member_id} for s in self.tills.active()],

@@ -332,7 +332,7 @@ class CounterStore(OperationTable, Database):
             "checkins": {r["status"]: r["n"] for r in ops if r["kind"] == "checkin"},
             **{
                 f"{kind}s": {r["status"]: r["n"] for r in ops if r["kind"] == kind}
-                for kind in ("payment", "refund", "topup")
+                for kind in ("payment", "refund", "topup", "points_redemption", "reversal")
             },
             "cached_members": await self.cache_size(),
         }

@@ -36,14 +36,14 @@ from gateway.counter.rows import Operation, OpStatus
 from gateway.wire.tokens import TokenError, WalletCredential, verify_wallet
 
 CENT = Decimal("0.01")
-_LIVE: tuple[OpStatus, ...] = ("pending", "confirmed", "conflict")
+LIVE: tuple[OpStatus, ...] = ("pending", "confirmed", "conflict")
 
 
-def _money(value: Decimal) -> str:
+def money(value: Decimal) -> str:
     return str(value.quantize(CENT))
 
 
-def _amount(op: Operation) -> Decimal:
+def amount_of(op: Operation) -> Decimal:
     return Decimal(str(op.args.get("amount", "0")))
 
 
@@ -61,10 +61,10 @@ class Spendable:
 
     def as_json(self) -> JsonObject:
         return {
-            "available": _money(self.now),
-            "balance_left": _money(self.balance_left),
-            "allowance_left": _money(self.allowance_left),
-            "store_left": _money(self.store_left),
+            "available": money(self.now),
+            "balance_left": money(self.balance_left),
+            "allowance_left": money(self.allowance_left),
+            "store_left": money(self.store_left),
         }
 
 
@@ -75,28 +75,29 @@ class Wallet:
     keys: CloudKeys
     offline_total: Decimal
     offline_topup: Literal["refuse", "pending"]
-    _offline: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    """Every offline decision on stored value, with its write: the store's total is shared."""
+    offline_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    """Every offline decision on stored value and points, with its write (the store's total
+    and a member's credential are shared by all tills)."""
 
     @property
-    def _ledger(self) -> Ledger:
+    def ledger(self) -> Ledger:
         return self.operations.ledger
 
     # --- pay --------------------------------------------------------------------------------
 
     async def pay(self, req: PayRequest, origin: Origin) -> BalanceAnswer:
-        member_id = self._present(req.till, req.member_id)
+        member_id = self.present(req.till, req.member_id)
         args: JsonObject = {
             "payment_id": req.payment_id,
             "member_id": member_id,
-            "amount": _money(req.amount),
+            "amount": money(req.amount),
             "currency": req.currency,
             "receipt_id": req.receipt_id,
             "till": req.till,
         }
 
         async def decide() -> JsonObject:
-            credential = await self._credential(member_id, req.wallet)
+            credential = await self.credential(member_id, req.wallet)
             if credential.currency != req.currency:
                 raise CounterError(
                     "wrong_currency",
@@ -108,17 +109,17 @@ class Wallet:
             if req.amount > spendable.now:
                 raise CounterError(
                     "over_offline_limit",
-                    f"offline, at most {_money(spendable.now)} {credential.currency} may be"
+                    f"offline, at most {money(spendable.now)} {credential.currency} may be"
                     " paid from this member's stored value",
                     mode="offline",
                     details=spendable.as_json(),
                 )
             return {
-                "offline_at": rfc3339(self._ledger.clock()),
+                "offline_at": rfc3339(self.ledger.clock()),
                 "credential_id": credential.credential_id,
             }
 
-        rule = OfflineRule(self._offline, decide)
+        rule = OfflineRule(self.offline_lock, decide)
         op = await self.operations.record(
             req.payment_id, "payment", args, req.till, origin, offline=rule
         )
@@ -126,7 +127,7 @@ class Wallet:
         if op.status != "pending":
             return answer
         try:
-            credential = await self._credential(member_id, req.wallet)
+            credential = await self.credential(member_id, req.wallet)
         except CounterError:
             return answer
         spendable = await self._spendable(credential)
@@ -138,35 +139,36 @@ class Wallet:
             }
         )
 
-    def _present(self, till: str, member_id: str | None) -> str:
-        """Stored value is spent only for the member identified at this till."""
+    def present(self, till: str, member_id: str | None) -> str:
+        """Stored value and points are spent only for the member identified at this till."""
         current = self.operations.tills.member(till)
         if current is None or (member_id is not None and member_id != current):
             raise CounterError(
                 "no_member",
-                "paying from stored value needs the member identified at this till first"
+                "spending stored value or points needs the member identified at this till first"
                 " (member code, card or tap)",
-                mode=self._ledger.mode_now(),
+                mode=self.ledger.mode_now(),
                 details={"identified": current},
             )
         return current
 
-    async def _credential(self, member_id: str, shown: str | None) -> WalletCredential:
+    async def credential(self, member_id: str, shown: str | None) -> WalletCredential:
+        """The member's wallet credential, verified now: the one shown, else the cached one."""
         text = shown
         if text is None:
-            profile = await self._ledger.store.cached_member(member_id)
+            profile = await self.ledger.store.cached_member(member_id)
             cached = None if profile is None else profile.get("wallet")
             text = cached if isinstance(cached, str) else None
         if text is None:
             raise CounterError(
                 "needs_cloud",
-                "no wallet credential for this member: offline payment needs one (identify"
+                "no wallet credential for this member: spending offline needs one (identify"
                 " the member while online, or the app's)",
                 mode="offline",
             )
         try:
             return verify_wallet(
-                text, self.keys.keyset, member_id=member_id, now=self._ledger.clock()
+                text, self.keys.keyset, member_id=member_id, now=self.ledger.clock()
             )
         except TokenError as exc:
             code = "expired" if exc.code == "expired" else "bad_signature"
@@ -183,13 +185,13 @@ class Wallet:
         for op in await self._payments():
             offline_id = op.args.get("credential_id")
             if op.status == "pending" and offline_id is not None:
-                store_open += _amount(op)
+                store_open += amount_of(op)
             if op.args.get("member_id") != credential.member_id:
                 continue
             if op.created >= since:
-                spent_since += _amount(op)
+                spent_since += amount_of(op)
             if offline_id == credential.credential_id:
-                against += _amount(op)
+                against += amount_of(op)
         return Spendable(
             balance_left=credential.balance - spent_since,
             allowance_left=credential.allowance - against,
@@ -197,9 +199,9 @@ class Wallet:
         )
 
     async def _payments(self) -> list[Operation]:
-        store = self._ledger.store
+        store = self.ledger.store
         out: list[Operation] = []
-        for status in _LIVE:
+        for status in LIVE:
             out.extend(op for op in await store.operations(status) if op.kind == "payment")
         return out
 
@@ -209,10 +211,10 @@ class Wallet:
         args: JsonObject = {
             "refund_id": req.refund_id,
             "payment_id": req.payment_id,
-            "amount": _money(req.amount),
+            "amount": money(req.amount),
             "till": req.till,
         }
-        paid = await self._ledger.store.operation(req.payment_id)
+        paid = await self.ledger.store.operation(req.payment_id)
 
         async def decide() -> JsonObject:
             if paid is None or paid.kind != "payment" or paid.status == "rejected":
@@ -222,21 +224,21 @@ class Wallet:
                     mode="offline",
                 )
             refunded = Decimal(0)
-            for status in _LIVE:
-                for op in await self._ledger.store.operations(status):
+            for status in LIVE:
+                for op in await self.ledger.store.operations(status):
                     if op.kind == "refund" and op.args.get("payment_id") == req.payment_id:
-                        refunded += _amount(op)
-            refundable = _amount(paid) - refunded
+                        refunded += amount_of(op)
+            refundable = amount_of(paid) - refunded
             if req.amount > refundable:
                 raise CounterError(
                     "over_refund",
                     "a refund is at most what the payment paid, less earlier refunds",
                     mode="offline",
-                    details={"refundable": _money(refundable), "currency": paid.args["currency"]},
+                    details={"refundable": money(refundable), "currency": paid.args["currency"]},
                 )
-            return {"offline_at": rfc3339(self._ledger.clock())}
+            return {"offline_at": rfc3339(self.ledger.clock())}
 
-        rule = OfflineRule(self._offline, decide)
+        rule = OfflineRule(self.offline_lock, decide)
         op = await self.operations.record(
             req.refund_id, "refund", args, req.till, origin, offline=rule
         )
@@ -256,7 +258,7 @@ class Wallet:
         args: JsonObject = {
             "topup_id": req.topup_id,
             "member_id": member_id,
-            "amount": _money(req.amount),
+            "amount": money(req.amount),
             "currency": req.currency,
             "method": req.method,
             "receipt_id": req.receipt_id,
@@ -270,9 +272,9 @@ class Wallet:
                     "top-ups need the cloud, which is unreachable ([counter] offline_topup)",
                     mode="offline",
                 )
-            return {"offline_at": rfc3339(self._ledger.clock())}
+            return {"offline_at": rfc3339(self.ledger.clock())}
 
-        rule = OfflineRule(self._offline, decide)
+        rule = OfflineRule(self.offline_lock, decide)
         op = await self.operations.record(
             req.topup_id, "topup", args, req.till, origin, offline=rule
         )
@@ -280,26 +282,28 @@ class Wallet:
 
     async def conflicts(self) -> list[BalanceConflict]:
         out = []
-        for op in await self._ledger.store.operations("conflict"):
+        for op in await self.ledger.store.operations("conflict"):
+            if op.kind != "payment":
+                continue
             result = op.result or {}
             out.append(
                 BalanceConflict(
                     payment_id=op.op_id,
                     member_id=str(op.args.get("member_id")),
-                    amount=_amount(op),
+                    amount=amount_of(op),
                     currency=str(op.args.get("currency")),
                     shortfall=Decimal(str(result.get("shortfall", "0"))),
                     balance=Decimal(str(result.get("balance", "0"))),
-                    till=_text(op.origin.get("till")),
-                    receipt_id=_text(op.args.get("receipt_id")),
-                    offline_at=_text(op.args.get("offline_at")),
+                    till=text_or_none(op.origin.get("till")),
+                    receipt_id=text_or_none(op.args.get("receipt_id")),
+                    offline_at=text_or_none(op.args.get("offline_at")),
                     detected_at=rfc3339(op.updated),
                 )
             )
         return out
 
 
-def _text(value: object) -> str | None:
+def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 

@@ -1,5 +1,6 @@
-"""The stored-value RPCs (``balance.pay``, ``balance.refund``, ``balance.topup``): their
-arguments and answers; the rules are in :mod:`simulators.cloud.store.wallets`."""
+"""The wallet RPCs - stored value (``balance.pay``, ``balance.refund``, ``balance.topup``) and
+points spent or given back (``points.redeem``, ``points.reverse``): their arguments and
+answers; the rules are in :mod:`simulators.cloud.store.wallets` and ``.points``."""
 
 from __future__ import annotations
 
@@ -14,16 +15,33 @@ from simulators.cloud.rpc import OFFLINE_AT_SKEW, bad_args
 from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
 
 
-class _MoneyArgs(BaseModel):
+class _Offline(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     till: str | None = Field(default=None, pattern=KEY)
-    amount: Decimal = Field(gt=0, allow_inf_nan=False, max_digits=12, decimal_places=2)
     offline_at: AwareDatetime | None = None
-    """Set when the gateway reconciles a movement it accepted offline."""
+    """Set when the gateway reconciles a move it accepted offline."""
 
 
-M = TypeVar("M", bound=_MoneyArgs)
+class _MoneyArgs(_Offline):
+    amount: Decimal = Field(gt=0, allow_inf_nan=False, max_digits=12, decimal_places=2)
+
+
+M = TypeVar("M", bound=_Offline)
+
+
+class PointsRedeemArgs(_Offline):
+    redeem_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    points: int = Field(ge=1, le=100_000_000)
+    receipt_id: str = Field(pattern=KEY)
+    credential_id: str | None = Field(default=None, pattern=KEY)
+
+
+class PointsReverseArgs(_MoneyArgs):
+    reversal_id: str = Field(pattern=KEY)
+    accrual_id: str = Field(pattern=KEY)
+    """The accrual of the purchase the items came back from; ``amount`` is their value."""
 
 
 class PayArgs(_MoneyArgs):
@@ -77,6 +95,32 @@ class WalletAnswers:
             where=(store_id, gateway_id, pay.till),
             offline_at=pay.offline_at,
             credential_id=pay.credential_id,
+            now=now,
+        )
+
+    async def _redeem_points(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        redeem = _parse(PointsRedeemArgs, args, now)
+        return await self.store.redeem_points(
+            redeem_id=redeem.redeem_id,
+            member_id=redeem.member_id,
+            points=redeem.points,
+            receipt_id=redeem.receipt_id,
+            where=(store_id, gateway_id, redeem.till),
+            offline_at=redeem.offline_at,
+            credential_id=redeem.credential_id,
+            now=now,
+        )
+
+    async def _reverse_points(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        reverse = _parse(PointsReverseArgs, args, now)
+        return await self.store.reverse_points(
+            reversal_id=reverse.reversal_id,
+            accrual_id=reverse.accrual_id,
+            amount=reverse.amount,
+            where=(store_id, gateway_id, reverse.till),
+            offline_at=reverse.offline_at,
             now=now,
         )
 

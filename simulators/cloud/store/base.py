@@ -39,6 +39,7 @@ class RefusalCode(StrEnum):
     EXPIRED = "expired"
     IDENTITY_MISMATCH = "identity_mismatch"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    INSUFFICIENT_POINTS = "insufficient_points"
     INTERNAL = "internal"
     NOT_ENROLLED = "not_enrolled"
     NOT_FOUND = "not_found"

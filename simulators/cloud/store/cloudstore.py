@@ -21,10 +21,10 @@ from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
-from simulators.cloud.store.wallets import WalletTables
+from simulators.cloud.store.points import PointsTables
 
 
-class CloudStore(WalletTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
+class CloudStore(PointsTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:

@@ -73,5 +73,12 @@ CREATE TABLE IF NOT EXISTS wallet_credentials (
     allowance TEXT NOT NULL, version INTEGER NOT NULL, issued_at TEXT NOT NULL,
     expires TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS points_moves (
+    move_id TEXT PRIMARY KEY, kind TEXT NOT NULL, member_id TEXT NOT NULL,
+    points INTEGER NOT NULL, amount TEXT, ref TEXT, receipt_id TEXT, store_id TEXT NOT NULL,
+    gateway_id TEXT NOT NULL, till TEXT, at TEXT NOT NULL, offline_at TEXT,
+    credential_id TEXT, reply TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS points_moves_by_ref ON points_moves (ref);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """

@@ -195,7 +195,7 @@ async def test_every_endpoint_online_answers_per_the_document(
         )
         assert topped["balance"] == "32.00"
         conflicts = await api.ok("GET", "/v1/conflicts", schema="ConflictsAnswer")
-        assert conflicts == {"conflicts": [], "balance_conflicts": []}
+        assert conflicts == {"conflicts": [], "balance_conflicts": [], "points_conflicts": []}
         # a retry with the client's own idempotency key gets the same answer
         body = {"till": "till-1", "coupon": await cloud.coupon_token(seed.COUPON_BEARER)}
         body["redemption_id"] = "POS1-R-77"
@@ -461,7 +461,11 @@ async def test_the_api_serves_tls_when_configured(
             f"https://localhost:{port}/v1/conflicts", ssl=ctx, headers=headers
         ) as r:
             assert r.status == 200
-            assert await r.json() == {"conflicts": [], "balance_conflicts": []}
+            assert await r.json() == {
+                "conflicts": [],
+                "balance_conflicts": [],
+                "points_conflicts": [],
+            }
 
         async def plain_http() -> int:
             async with http.get(f"http://127.0.0.1:{port}/v1/conflicts", headers=headers) as r:

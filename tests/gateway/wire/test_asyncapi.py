@@ -404,6 +404,20 @@ def _events() -> list[tuple[str, Reading]]:
     readings.append(
         ("gateway", "balance.conflict", {**paid, "shortfall": "7.00", "balance": "-7.00"})
     )
+    spent = {"redeem_id": "pr-9", "member_id": seed.ALICE, "points": 400, "receipt_id": "r-9"}
+    readings.append(
+        ("gateway", "points.redeemed", {**spent, "offline_at": paid["offline_at"], **api})
+    )
+    readings.append(
+        (
+            "gateway",
+            "points.reversed",
+            {"reversal_id": "rv-9", "accrual_id": "acc-9", "amount": "5.00", **api},
+        )
+    )
+    readings.append(
+        ("gateway", "points.conflict", {**spent, "points": -190, "shortfall": 190, **api})
+    )
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
@@ -522,6 +536,24 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     }
     await call("balance.topup", topup)
     await call("balance.topup", {**topup, "topup_id": "u-2", "member_id": "M0"}, "unknown_member")
+    spend = {"redeem_id": "q-1", "member_id": seed.ALICE, "points": 100, "receipt_id": "r-q1"}
+    await call("points.redeem", spend)
+    await call(
+        "points.redeem", {**spend, "redeem_id": "q-2", "points": 10**8}, "insufficient_points"
+    )
+    await call(
+        "points.redeem",
+        {
+            **spend,
+            "redeem_id": "q-3",
+            "points": 5000,
+            "offline_at": offline_at,
+            "credential_id": credential.credential_id,
+        },
+    )  # more than she holds: applied, with its shortfall
+    back = {"reversal_id": "v-1", "accrual_id": "p-1", "amount": "3.00"}
+    await call("points.reverse", back)
+    await call("points.reverse", {**back, "reversal_id": "v-2", "amount": "7.00"}, "over_refund")
     await call("clock.now", {})
 
 

@@ -100,3 +100,39 @@ async def test_refunds_return_at_most_what_was_paid(cloud: CloudService, gw: Gat
     assert (await call(gw, "balance.topup", topup))["balance"] == "72.00"
     assert (await call(gw, "balance.topup", topup))["balance"] == "72.00"
     assert await balance(cloud) == "72.00"
+
+
+async def test_points_redeem_at_the_cloud_rate_and_reverse_with_the_purchase(
+    cloud: CloudService, gw: Gateway
+) -> None:
+    redeem = {"redeem_id": "pr-1", "member_id": seed.ALICE, "points": 500, "receipt_id": "R-p1"}
+    first = await call(gw, "points.redeem", redeem)
+    assert first == {
+        "redeem_id": "pr-1",
+        "points_redeemed": 500,
+        "value": "5.00",
+        "currency": "EUR",
+        "points": 700,
+    }
+    assert await call(gw, "points.redeem", redeem) == first
+    err = await refused(gw, "points.redeem", {**redeem, "redeem_id": "pr-2", "points": 701})
+    assert (err.code, err.details) == ("insufficient_points", {"points": 700})
+    accrual = {
+        "accrual_id": "acc-r",
+        "member_id": seed.ALICE,
+        "amount": "40.00",
+        "currency": "EUR",
+        "receipt_id": "R-p2",
+    }
+    assert (await call(gw, "points.accrue", accrual))["points"] == 780  # gold: 2 per EUR
+    back = {"reversal_id": "rv-1", "accrual_id": "acc-r", "amount": "10.00"}
+    reversed_ = await call(gw, "points.reverse", back)
+    assert (reversed_["points_removed"], reversed_["points"]) == (20, 760)
+    assert await call(gw, "points.reverse", back) == reversed_
+    err = await refused(gw, "points.reverse", {**back, "reversal_id": "rv-2", "amount": "30.01"})
+    assert (err.code, err.details) == ("over_refund", {"refundable": "30.00"})
+    whole = await call(gw, "points.reverse", {**back, "reversal_id": "rv-3", "amount": "30.00"})
+    assert (whole["points_removed"], whole["points"]) == (60, 700)  # never more than added
+    err = await refused(gw, "points.reverse", {**back, "reversal_id": "rv-4", "accrual_id": "x"})
+    assert err.code == "not_found"
+    assert await cloud.member_points(seed.ALICE) == 700
