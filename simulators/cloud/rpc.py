@@ -85,6 +85,8 @@ class CheckinArgs(_Args):
     checkin_id: str = Field(pattern=KEY)
     appointment_id: str = Field(pattern=KEY)
     member_id: str | None = Field(default=None, pattern=KEY)
+    offline_at: AwareDatetime | None = None
+    """Set when the gateway reconciles a check-in it accepted offline."""
 
 
 METHODS = ("member.identify", "coupon.redeem", "points.accrue", "appointment.checkin")
@@ -151,6 +153,7 @@ class RpcAnswers:
                     member_id=checkin.member_id,
                     store_id=store_id,
                     now=now,
+                    offline_at=checkin.offline_at,
                 )
         except ValidationError as exc:
             raise bad_args(exc) from None

@@ -129,6 +129,8 @@ APPT_OTHER_STORE = "APT-1003"
 """Chloé, S002, in 20 minutes: wrong store for S001."""
 APPT_CANCELLED = "APT-1004"
 """Dev, S001, in 45 minutes, cancelled."""
+APPT_PACKAGE = "APT-1005"
+"""Bruno, S001, in 20 minutes, booked against his training package: check-in uses a session."""
 APPT_DEMO = "APT-2001"
 """Alice, DEMO1, in 15 minutes."""
 
@@ -140,7 +142,31 @@ APPOINTMENTS = (
         APPT_CANCELLED, DEV, "S001", timedelta(minutes=45), "eye test", status="cancelled"
     ),
     SeedAppointment(APPT_DEMO, ALICE, "DEMO1", timedelta(minutes=15), "eye test"),
+    SeedAppointment(APPT_PACKAGE, BRUNO, "S001", timedelta(minutes=20), "personal training"),
 )
+
+
+@dataclass(frozen=True)
+class SeedPackage:
+    package_id: str
+    member_id: str
+    service: str
+    total: int
+    used: int
+    expires_in: timedelta
+
+
+PACKAGE_FACIAL = "PKG-FACIAL-10"
+"""Alice: 10 facials, 7 used."""
+PACKAGE_TRAINING = "PKG-PT-8"
+"""Bruno: 8 personal-training sessions, none used; APPT_PACKAGE is booked against it."""
+
+PACKAGES = (
+    SeedPackage(PACKAGE_FACIAL, ALICE, "facial", 10, 7, timedelta(days=180)),
+    SeedPackage(PACKAGE_TRAINING, BRUNO, "personal training", 8, 0, timedelta(days=90)),
+)
+APPOINTMENT_PACKAGES = {APPT_PACKAGE: PACKAGE_TRAINING}
+"""Appointments booked against a package: checking in uses one of its sessions."""
 
 CHECKIN_OPENS = timedelta(minutes=60)
 """Check-in is allowed from this long before an appointment starts."""

@@ -1,5 +1,6 @@
 """The wallet RPCs - stored value (``balance.pay``, ``balance.refund``, ``balance.topup``) and
-points spent or given back (``points.redeem``, ``points.reverse``): their arguments and
+points spent or given back (``points.redeem``, ``points.reverse``), service packages used
+(``package.consume``): their arguments and
 answers; the rules are in :mod:`simulators.cloud.store.wallets` and ``.points``."""
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class PointsReverseArgs(_MoneyArgs):
     reversal_id: str = Field(pattern=KEY)
     accrual_id: str = Field(pattern=KEY)
     """The accrual of the purchase the items came back from; ``amount`` is their value."""
+
+
+class PackageConsumeArgs(_Offline):
+    use_id: str = Field(pattern=KEY)
+    member_id: str = Field(pattern=KEY)
+    package_id: str = Field(pattern=KEY)
+    sessions: int = Field(ge=1, le=1000)
+    credential_id: str | None = Field(default=None, pattern=KEY)
 
 
 class PayArgs(_MoneyArgs):
@@ -121,6 +130,20 @@ class WalletAnswers:
             amount=reverse.amount,
             where=(store_id, gateway_id, reverse.till),
             offline_at=reverse.offline_at,
+            now=now,
+        )
+
+    async def _consume_package(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        use = _parse(PackageConsumeArgs, args, now)
+        return await self.store.consume_package(
+            use_id=use.use_id,
+            member_id=use.member_id,
+            package_id=use.package_id,
+            sessions=use.sessions,
+            where=(store_id, gateway_id, use.till),
+            offline_at=use.offline_at,
+            credential_id=use.credential_id,
             now=now,
         )
 

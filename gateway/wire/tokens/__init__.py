@@ -19,7 +19,12 @@ from gateway.wire.tokens.members import (
     make_member_qr,
     verify_member_qr,
 )
-from gateway.wire.tokens.wallets import WalletCredential, sign_wallet, verify_wallet
+from gateway.wire.tokens.wallets import (
+    PackageClaim,
+    WalletCredential,
+    sign_wallet,
+    verify_wallet,
+)
 
 __all__ = [
     "COUPON_PREFIX",
@@ -29,6 +34,7 @@ __all__ = [
     "Coupon",
     "KeySet",
     "MemberCode",
+    "PackageClaim",
     "SigningKey",
     "TokenError",
     "TokenErrorCode",

@@ -1,5 +1,6 @@
-"""Wallet credentials: ``SGW1:<jwt>``, the cloud's signed word on a member's stored value and
-points, so a till can let a member spend a bounded part of them while the cloud is away.
+"""Wallet credentials: ``SGW1:<jwt>``, the cloud's signed word on a member's stored value,
+points and service packages, so a till can let a member spend a bounded part of them while
+the cloud is away.
 
 The cloud states the balance it holds, how much of it may be spent offline (the allowance),
 for how long, and a version that grows with every change of the balance; the gateway never
@@ -32,6 +33,19 @@ from gateway.wire.tokens.keys import KeySet, SigningKey
 MAX_AMOUNT_TEXT = 32
 
 
+class PackageClaim(BaseModel):
+    """A service package as signed: ``left`` sessions of ``service`` when it was signed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    package_id: str = Field(min_length=1, max_length=64)
+    service: str = Field(max_length=128)
+    left: int = Field(ge=0)
+
+
+MAX_PACKAGES = 32
+
+
 class WalletCredential(BaseModel):
     """A credential's claims; amounts are decimals in ``currency``, times whole UTC seconds."""
 
@@ -49,6 +63,8 @@ class WalletCredential(BaseModel):
     points_value: Decimal = Field(ge=0)
     """What one point is worth in ``currency`` when redeemed (the cloud's rate)."""
     version: int = Field(ge=0)
+    packages: tuple[PackageClaim, ...] = Field(default=(), max_length=MAX_PACKAGES)
+    """The member's service packages and the sessions each had left."""
     issued_at: datetime
     expires: datetime
 
@@ -78,6 +94,9 @@ def sign_wallet(credential: WalletCredential, key: SigningKey) -> str:
         "pts_off": credential.points_allowance,
         "pv": str(credential.points_value),
         "ver": credential.version,
+        "pkgs": [
+            {"id": p.package_id, "svc": p.service, "left": p.left} for p in credential.packages
+        ],
         "iat": epoch(credential.issued_at),
         "exp": epoch(credential.expires),
     }
@@ -102,6 +121,26 @@ def _count(claims: Mapping[str, Any], name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TokenError("malformed", f"claim {name!r} must be a non-negative integer")
     return value
+
+
+def _packages(claims: Mapping[str, Any]) -> tuple[PackageClaim, ...]:
+    raw = claims.get("pkgs", [])
+    if not isinstance(raw, list) or len(raw) > MAX_PACKAGES:
+        raise TokenError("malformed", "claim 'pkgs' must be a short list")
+    out = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise TokenError("malformed", "claim 'pkgs' lists objects")
+        package_id, service = entry.get("id"), entry.get("svc", "")
+        if not isinstance(package_id, str) or not package_id or not isinstance(service, str):
+            raise TokenError("malformed", "a package needs an id and a service")
+        try:
+            out.append(
+                PackageClaim(package_id=package_id, service=service, left=_count(entry, "left"))
+            )
+        except ValueError:
+            raise TokenError("malformed", "a package claim is out of range") from None
+    return tuple(out)
 
 
 def verify_wallet(text: str, keys: KeySet, *, member_id: str, now: datetime) -> WalletCredential:
@@ -132,6 +171,7 @@ def verify_wallet(text: str, keys: KeySet, *, member_id: str, now: datetime) -> 
         points_allowance=_count(claims, "pts_off"),
         points_value=points_value,
         version=_count(claims, "ver"),
+        packages=_packages(claims),
         issued_at=datetime.fromtimestamp(iat, UTC),
         expires=datetime.fromtimestamp(exp, UTC),
     )

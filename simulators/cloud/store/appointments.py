@@ -47,7 +47,27 @@ class AppointmentTables(StoreBase):
         if row is None:
             raise Refusal(RefusalCode.NOT_FOUND, "no such appointment")
         keys = ("appointment_id", "member_id", "store_id", "starts_at", "service", "status")
-        return dict(zip(keys, row, strict=True))
+        out: Json = dict(zip(keys, row, strict=True))
+        package = await self.fetch_one(
+            "SELECT package_id FROM appointment_packages WHERE appointment_id = ?",
+            (appointment_id,),
+        )
+        if package is not None:
+            out["package_id"] = package[0]
+        return out
+
+    async def on_checkin(
+        self,
+        appointment: Json,
+        checkin_id: str,
+        *,
+        store_id: str,
+        offline_at: datetime | None,
+        now: datetime,
+    ) -> Json:
+        """More of the check-in, in its transaction (a package session): extra reply data;
+        raises Refusal to refuse the check-in before anything is written."""
+        return {}
 
     async def checkin(
         self,
@@ -57,8 +77,10 @@ class AppointmentTables(StoreBase):
         member_id: str | None,
         store_id: str,
         now: datetime,
+        offline_at: datetime | None = None,
     ) -> Json:
-        """Check in once; the same ``checkin_id`` gets the same answer."""
+        """Check in once; the same ``checkin_id`` gets the same answer. ``offline_at``: the
+        gateway accepted it offline (a package it uses is used even if used up by now)."""
         row = await self.fetch_one(
             "SELECT appointment_id, reply FROM checkins WHERE checkin_id = ?", (checkin_id,)
         )
@@ -81,13 +103,16 @@ class AppointmentTables(StoreBase):
                 "check-in opens an hour before the appointment",
                 {"starts_at": appt["starts_at"]},
             )
+        extra = await self.on_checkin(
+            appt, checkin_id, store_id=store_id, offline_at=offline_at, now=now
+        )
         await self.db.execute(
             "UPDATE appointments SET status = 'checked_in', checkin_id = ?, checked_in_at = ? "
             "WHERE appointment_id = ?",
             (checkin_id, iso(now), appointment_id),
         )
         appt["status"] = "checked_in"
-        reply = {"ok": True, "data": {"appointment": appt}}
+        reply = {"ok": True, "data": {"appointment": appt, **extra}}
         await self.db.execute(
             "INSERT INTO checkins VALUES (?, ?, ?, ?)",
             (checkin_id, appointment_id, iso(now), json.dumps(reply)),

@@ -49,6 +49,7 @@ class RefusalCode(StrEnum):
     REVOKED = "revoked"
     TOO_EARLY = "too_early"
     UNKNOWN_CARD = "unknown_card"
+    USED_UP = "used_up"
     UNKNOWN_MEMBER = "unknown_member"
     UNKNOWN_METHOD = "unknown_method"
     UNKNOWN_OFFER = "unknown_offer"

@@ -21,10 +21,10 @@ from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
-from simulators.cloud.store.points import PointsTables
+from simulators.cloud.store.packages import PackageTables
 
 
-class CloudStore(PointsTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
+class CloudStore(PackageTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
@@ -37,6 +37,7 @@ class CloudStore(PointsTables, CouponTables, AppointmentTables, CatalogueTables,
         # So a gateway can project an offline accrual the way the cloud will count it.
         member["points_per_unit"] = str(seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1)))
         member["points_value"] = str(seed.POINTS_VALUE)
+        member["packages"] = await self.member_packages(member_id, now=now)
         member["wallet"] = await self.wallet_credential(member, now=now)
         return member
 
@@ -75,6 +76,18 @@ class CloudStore(PointsTables, CouponTables, AppointmentTables, CatalogueTables,
                 status=a.status,
                 commit=False,
             )
+        for pkg in seed.PACKAGES:
+            await self.add_package(
+                pkg.package_id,
+                pkg.member_id,
+                pkg.service,
+                pkg.total,
+                used=pkg.used,
+                expires=seed.at(now, pkg.expires_in),
+                commit=False,
+            )
+        for appointment_id, package_id in seed.APPOINTMENT_PACKAGES.items():
+            await self.book_against(appointment_id, package_id, commit=False)
         for p in seed.PRODUCTS:
             await self.set_price(**asdict(p), commit=False)
         for promo in seed.PROMOTIONS:

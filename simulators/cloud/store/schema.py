@@ -80,5 +80,18 @@ CREATE TABLE IF NOT EXISTS points_moves (
     credential_id TEXT, reply TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS points_moves_by_ref ON points_moves (ref);
+CREATE TABLE IF NOT EXISTS packages (
+    package_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, service TEXT NOT NULL,
+    total INTEGER NOT NULL, used INTEGER NOT NULL, expires TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS package_uses (
+    use_id TEXT PRIMARY KEY, package_id TEXT NOT NULL, member_id TEXT NOT NULL,
+    sessions INTEGER NOT NULL, appointment_id TEXT, store_id TEXT NOT NULL,
+    gateway_id TEXT NOT NULL, till TEXT, at TEXT NOT NULL, offline_at TEXT,
+    credential_id TEXT, reply TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS appointment_packages (
+    appointment_id TEXT PRIMARY KEY, package_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """

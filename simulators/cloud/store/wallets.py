@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Literal
 
 from core.ids import new_id
-from gateway.wire.tokens import WalletCredential, sign_wallet
+from gateway.wire.tokens import PackageClaim, WalletCredential, sign_wallet
 from simulators.cloud import seed
 from simulators.cloud.store.base import Json, Refusal, RefusalCode, StoreBase, iso, money
 from simulators.cloud.store.members import MemberTables
@@ -50,6 +50,12 @@ class WalletTables(MemberTables, StoreBase):
             points_allowance=seed.POINTS_OFFLINE,
             points_value=seed.POINTS_VALUE,
             version=await self.wallet_version(member["member_id"]),
+            packages=tuple(
+                PackageClaim(
+                    package_id=p["package_id"], service=p["service"], left=max(p["left"], 0)
+                )
+                for p in member.get("packages", ())
+            ),
             issued_at=now,
             expires=now + seed.WALLET_TTL,
         )

@@ -136,3 +136,46 @@ async def test_points_redeem_at_the_cloud_rate_and_reverse_with_the_purchase(
     err = await refused(gw, "points.reverse", {**back, "reversal_id": "rv-4", "accrual_id": "x"})
     assert err.code == "not_found"
     assert await cloud.member_points(seed.ALICE) == 700
+
+
+async def test_packages_are_used_once_per_key_and_by_checking_in_a_booked_appointment(
+    cloud: CloudService, gw: Gateway
+) -> None:
+    bruno = (await call(gw, "member.identify", {"by": "member_id", "member_id": seed.BRUNO}))[
+        "member"
+    ]
+    assert [(p["package_id"], p["left"]) for p in bruno["packages"]] == [(seed.PACKAGE_TRAINING, 8)]
+    booked = next(a for a in bruno["appointments"] if a["appointment_id"] == seed.APPT_PACKAGE)
+    assert booked["package_id"] == seed.PACKAGE_TRAINING
+    wallet = verify_wallet(bruno["wallet"], cloud.keys, member_id=seed.BRUNO, now=cloud.clock())
+    assert [(p.package_id, p.left) for p in wallet.packages] == [(seed.PACKAGE_TRAINING, 8)]
+    use = {
+        "use_id": "u-1",
+        "member_id": seed.BRUNO,
+        "package_id": seed.PACKAGE_TRAINING,
+        "sessions": 2,
+    }
+    first = await call(gw, "package.consume", use)
+    assert (first["left"], first["service"]) == (6, "personal training")
+    assert await call(gw, "package.consume", use) == first
+    err = await refused(gw, "package.consume", {**use, "use_id": "u-2", "sessions": 7})
+    assert (err.code, err.details) == ("used_up", {"left": 6})
+    err = await refused(gw, "package.consume", {**use, "use_id": "u-3", "member_id": seed.ALICE})
+    assert err.code == "not_found"  # another member's package
+    checked = await call(
+        gw, "appointment.checkin", {"checkin_id": "c-p", "appointment_id": seed.APPT_PACKAGE}
+    )
+    assert checked["package"]["left"] == 5  # the check-in used a session, in one go
+    offline_at = (cloud.clock() - timedelta(minutes=1)).isoformat()
+    late = await call(
+        gw,
+        "package.consume",
+        {
+            **use,
+            "use_id": "u-4",
+            "sessions": 6,
+            "offline_at": offline_at,
+            "credential_id": wallet.credential_id,
+        },
+    )
+    assert (late["left"], late["shortfall"]) == (-1, 1)  # the service was given: applied
