@@ -301,6 +301,9 @@ class CheckinAnswer(_Answer):
     checkin_id: str
     appointment_id: str
     appointment: JsonObject | None = None
+    package: JsonObject | None = None
+    """Online, for an appointment booked against a service package: the session the check-in
+    used (``package_id``, ``left``)."""
     offline_check: Literal["verified", "unverified"] | None = None
     """Offline only: ``verified`` against the member's cached appointments (what they rule
     out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""

@@ -19,12 +19,12 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
 from core.events import JsonObject
-from core.ids import new_id
+from core.ids import new_id, rfc3339
 from gateway.counter.checkins import cached_appointments, check_offline
 from gateway.counter.ledger import KEY, Ledger
 from gateway.counter.models import (
@@ -77,6 +77,12 @@ class Operations:
     _: KW_ONLY
     tills: TillSessions
     store_id: str
+
+    _checkins: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    async def offline_now(self) -> JsonObject:
+        """What an operation accepted offline tells the cloud on reconciliation."""
+        return {"offline_at": rfc3339(self.ledger.clock())}
 
     def member_for(self, till: str, member_id: str | None) -> str:
         """The member given, or the one identified at the till; refused when there is none."""
@@ -164,7 +170,11 @@ class Operations:
         )
         return added, points + earlier + added
 
-    async def checkin(self, req: CheckinRequest, origin: Origin) -> CheckinAnswer:
+    async def checkin(
+        self, req: CheckinRequest, origin: Origin, *, offline: OfflineRule | None = None
+    ) -> CheckinAnswer:
+        """``offline``: what else an offline check-in must pass (a package session), under
+        its lock; either way one accepted offline tells the cloud when (``offline_at``)."""
         member_id = req.member_id or self.tills.member(req.till)
         op_id = req.checkin_id or new_id()
         args: JsonObject = {"checkin_id": op_id, "appointment_id": req.appointment_id}
@@ -173,8 +183,10 @@ class Operations:
         verified: bool | None = None
         if self.ledger.mode_now() == "offline" and await self.ledger.store.operation(op_id) is None:
             verified = await self._check_offline(req.appointment_id, member_id)
-        op = await self.record(op_id, "checkin", args, req.till, origin)
+        rule = offline or OfflineRule(self._checkins, self.offline_now)
+        op = await self.record(op_id, "checkin", args, req.till, origin, offline=rule)
         appointment = (op.result or {}).get("appointment")
+        package = (op.result or {}).get("package")
         pending = op.status != "confirmed"
         return CheckinAnswer(
             mode="offline" if pending else "online",
@@ -182,6 +194,7 @@ class Operations:
             checkin_id=op_id,
             appointment_id=req.appointment_id,
             appointment=appointment if isinstance(appointment, dict) else None,
+            package=package if isinstance(package, dict) else None,
             offline_check=None if verified is None or not pending else _VERDICT[verified],
         )
 
