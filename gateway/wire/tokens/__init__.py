@@ -1,16 +1,17 @@
-"""Signed coupons and member codes, shared by the gateway and the (simulated) cloud.
+"""Signed coupons, member codes and pickup codes, shared by the gateway and the cloud.
 
 Pure functions, no I/O: the gateway verifies at the till even when the cloud is unreachable,
 so everything it needs is in the scanned text plus the cloud's public keys (:mod:`.keys`).
-Both kinds share one format (:mod:`.jws`); :mod:`.coupons` and :mod:`.members` are the two
-kinds. Every failure is a :class:`TokenError` with a stable ``code``.
+All kinds share one format (:mod:`.jws`): :mod:`.coupons`, :mod:`.members` and
+:mod:`.pickups` (order pickup codes). Every failure is a :class:`TokenError` with a stable
+``code``.
 """
 
 from __future__ import annotations
 
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
 from gateway.wire.tokens.errors import ClaimTokenError, TokenError, TokenErrorCode
-from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, scan_kind
+from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, PICKUP_PREFIX, scan_kind
 from gateway.wire.tokens.keys import KeySet, SigningKey, thumbprint
 from gateway.wire.tokens.members import (
     MemberCode,
@@ -18,14 +19,18 @@ from gateway.wire.tokens.members import (
     make_member_qr,
     verify_member_qr,
 )
+from gateway.wire.tokens.pickups import Pickup, PickupLine, sign_pickup, verify_pickup
 
 __all__ = [
     "COUPON_PREFIX",
     "MEMBER_PREFIX",
+    "PICKUP_PREFIX",
     "ClaimTokenError",
     "Coupon",
     "KeySet",
     "MemberCode",
+    "Pickup",
+    "PickupLine",
     "SigningKey",
     "TokenError",
     "TokenErrorCode",
@@ -33,7 +38,9 @@ __all__ = [
     "make_member_qr",
     "scan_kind",
     "sign_coupon",
+    "sign_pickup",
     "thumbprint",
     "verify_coupon",
     "verify_member_qr",
+    "verify_pickup",
 ]
