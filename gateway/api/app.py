@@ -35,6 +35,7 @@ from gateway.counter.models import (
     CounterError,
     IdentifyRequest,
     Origin,
+    PickupRequest,
     RedeemRequest,
 )
 from gateway.counter.service import CounterService
@@ -88,15 +89,16 @@ def _answer(model: BaseModel) -> web.Response:
 
 def _member_answer(request: web.Request, model: BaseModel) -> web.Response:
     """A member profile as the token's role may see it: a ``pos`` token gets the member's
-    coupons without their bearer tokens (a till redeems what the member shows, not what it
-    looked up); ``admin`` and ``kiosk`` (only for the member at it) get them whole."""
+    coupons and orders without their bearer tokens (a till redeems what the member shows, not
+    what it looked up); ``admin`` and ``kiosk`` (only for the member at it) get them whole."""
     doc = model.model_dump(mode="json")
     if request.get(ROLE) == "pos":
-        coupons = doc.get("member", {}).get("coupons")
-        if isinstance(coupons, list):
-            for coupon in coupons:
-                if isinstance(coupon, dict):
-                    coupon.pop("token", None)
+        for listed in ("coupons", "orders"):  # pickup codes are bearer tokens too
+            entries = doc.get("member", {}).get(listed)
+            if isinstance(entries, list):
+                for entry in entries:
+                    if isinstance(entry, dict):
+                        entry.pop("token", None)
     return _json(doc)
 
 
@@ -252,8 +254,17 @@ def build_app(
         req = await _body(request, CheckinRequest)
         return _answer(await service.checkin(req, _origin(request, req.staff)))
 
+    async def pickup_order(request: web.Request) -> web.Response:
+        req = await _body(request, PickupRequest)
+        return _answer(await service.pickup(req, _origin(request, req.staff)))
+
     async def list_conflicts(_request: web.Request) -> web.Response:
-        return _answer(ConflictsAnswer(conflicts=await service.conflicts()))
+        return _answer(
+            ConflictsAnswer(
+                conflicts=await service.conflicts(),
+                pickup_conflicts=await service.pickup_conflicts(),
+            )
+        )
 
     async def openapi_doc(_request: web.Request) -> web.Response:
         return _json(openapi)
@@ -262,6 +273,7 @@ def build_app(
         "identify": identify,
         "get_member": get_member,
         "redeem_coupon": redeem_coupon,
+        "pickup_order": pickup_order,
         "accrue_points": accrue_points,
         "checkin_appointment": checkin_appointment,
         "list_conflicts": list_conflicts,

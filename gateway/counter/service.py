@@ -1,4 +1,4 @@
-"""Counter operations (identify, redeem, accrue, check in), online and offline.
+"""Counter operations (identify, redeem, pick up, accrue, check in), online and offline.
 
 The rules are in docs/member-services.md. In short: tokens are verified locally before the
 cloud is asked, so a forged or expired coupon never needs the cloud; the cloud decides when
@@ -8,8 +8,8 @@ event are committed (one transaction: the ledger lives in the outbox's file, ``l
 and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
-coupons, accruals and check-ins (:mod:`.operations`), the till devices (:mod:`.routing`) and
-the reconciler, which works on the ledger alone.
+coupons, order pickups (:mod:`.pickups`), accruals and check-ins (:mod:`.operations`), the
+till devices (:mod:`.routing`) and the reconciler, which works on the ledger alone.
 """
 
 from __future__ import annotations
@@ -43,10 +43,14 @@ from gateway.counter.models import (
     MemberAnswer,
     Mode,
     Origin,
+    PickupAnswer,
+    PickupConflict,
+    PickupRequest,
     RedeemAnswer,
     RedeemRequest,
 )
 from gateway.counter.operations import Operations
+from gateway.counter.pickups import Pickups
 from gateway.counter.reconcile import Reconciler
 from gateway.counter.replay import ReplayCache
 from gateway.counter.routing import TillRouter
@@ -105,9 +109,14 @@ class CounterService(AsyncResource):
             store_id=store_id,
             offline_max_value=cfg.offline_max_value,
         )
+        self.pickups = Pickups(self.ledger, keys=self.keys, tills=self.tills, store_id=store_id)
         self.operations = Operations(self.ledger, tills=self.tills, store_id=store_id)
         self.router = TillRouter(
-            self.ledger, members=self.members, coupons=self.coupons, operations=self.operations
+            self.ledger,
+            members=self.members,
+            coupons=self.coupons,
+            pickups=self.pickups,
+            operations=self.operations,
         )
         self.reconciler = Reconciler(self.ledger, cfg.reconcile_interval_s)
 
@@ -153,6 +162,13 @@ class CounterService(AsyncResource):
     async def conflicts(self) -> list[Conflict]:
         return await self.coupons.conflicts()
 
+    async def pickup(self, req: PickupRequest, origin: Origin) -> PickupAnswer:
+        self.check_till(req.till)
+        return await self.pickups.pickup(req, origin)
+
+    async def pickup_conflicts(self) -> list[PickupConflict]:
+        return await self.pickups.conflicts()
+
     async def accrue(self, req: AccrueRequest, origin: Origin) -> AccrueAnswer:
         self.check_till(req.till)
         return await self.operations.accrue(req, origin)
@@ -178,8 +194,12 @@ class CounterService(AsyncResource):
 
     async def status(self) -> JsonObject:
         conflicts: list[JsonValue] = [c.model_dump(mode="json") for c in await self.conflicts()]
+        pickup_conflicts: list[JsonValue] = [
+            c.model_dump(mode="json") for c in await self.pickup_conflicts()
+        ]
         return {
             "conflicts": conflicts,
+            "pickup_conflicts": pickup_conflicts,
             "ledger": await self.store.counts(),
             "cloud_keys": list[JsonValue](self.keys.keyset.kids),
             "tills": [{"till": s.till, "member_id": s.member_id} for s in self.tills.active()],

@@ -197,7 +197,7 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 "POST", "/v1/coupons/redeem", {"till": "t3", "coupon": spring_token}
             )
             assert (status, again["error"]["code"]) == (409, "already_used")
-            assert await pos.ok("GET", "/v1/conflicts") == {"conflicts": []}
+            assert await pos.ok("GET", "/v1/conflicts") == {"conflicts": [], "pickup_conflicts": []}
 
             # the link is back: reconciliation, replay, the conflict
             await link.restore()
