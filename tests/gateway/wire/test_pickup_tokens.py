@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.wire.tokens import (
     KeySet,
@@ -20,7 +22,7 @@ from gateway.wire.tokens import (
     verify_coupon,
     verify_pickup,
 )
-from tests.gateway.wire.test_tokens import _b64, _unb64, coupon
+from tests.gateway.wire.test_tokens import _TOKENISH, _b64, _mutations, _unb64, coupon
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 CLOUD = SigningKey.generate("cloud-2026")
@@ -135,3 +137,23 @@ def test_malformed_texts(text: str) -> None:
     with pytest.raises(TokenError) as err:
         verify_pickup(text, KEYS, store_id="S001", now=NOW)
     assert _code(err) == "malformed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.builds(lambda t: "SGP1:" + t, _TOKENISH)))
+def test_arbitrary_text_raises_only_token_errors(text: str) -> None:
+    with pytest.raises(TokenError):
+        verify_pickup(text, KEYS, store_id="S001", now=NOW)
+
+
+VALID = sign_pickup(pickup(), CLOUD)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutations(VALID))
+def test_mutated_codes_verify_unchanged_or_raise_token_errors(text: str) -> None:
+    try:
+        result = verify_pickup(text, KEYS, store_id="S001", now=NOW)
+    except TokenError:
+        return
+    assert result == pickup()  # only a no-op edit (base64 slack bits) may still verify
