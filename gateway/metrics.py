@@ -49,6 +49,8 @@ EVENT_KINDS = frozenset(
         "member.identified",
         "coupon.redeemed",
         "redemption.conflict",
+        "order.picked_up",
+        "pickup.conflict",
         "points.accrued",
         "appointment.checked_in",
         "counter.refused",

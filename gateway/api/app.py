@@ -36,6 +36,7 @@ from gateway.counter.models import (
     IdentifyRequest,
     Origin,
     PayRequest,
+    PickupRequest,
     PointsRedeemRequest,
     PointsReverseRequest,
     RedeemRequest,
@@ -93,15 +94,16 @@ def _answer(model: BaseModel) -> web.Response:
 
 def _member_answer(request: web.Request, model: BaseModel) -> web.Response:
     """A member profile as the token's role may see it: a ``pos`` token gets the member's
-    coupons without their bearer tokens (a till redeems what the member shows, not what it
-    looked up); ``admin`` and ``kiosk`` (only for the member at it) get them whole."""
+    coupons and orders without their bearer tokens (a till redeems what the member shows, not
+    what it looked up); ``admin`` and ``kiosk`` (only for the member at it) get them whole."""
     doc = model.model_dump(mode="json")
     if request.get(ROLE) == "pos":
-        coupons = doc.get("member", {}).get("coupons")
-        if isinstance(coupons, list):
-            for coupon in coupons:
-                if isinstance(coupon, dict):
-                    coupon.pop("token", None)
+        for listed in ("coupons", "orders"):  # pickup codes are bearer tokens too
+            entries = doc.get("member", {}).get(listed)
+            if isinstance(entries, list):
+                for entry in entries:
+                    if isinstance(entry, dict):
+                        entry.pop("token", None)
     return _json(doc)
 
 
@@ -265,6 +267,7 @@ def build_app(
         return _answer(
             ConflictsAnswer(
                 conflicts=await service.conflicts(),
+                pickup_conflicts=await service.pickup_conflicts(),
                 balance_conflicts=await service.balance_conflicts(),
                 points_conflicts=await service.points_conflicts(),
             )
@@ -277,6 +280,7 @@ def build_app(
         "identify": identify,
         "get_member": get_member,
         "redeem_coupon": _operation(RedeemRequest, service.redeem),
+        "pickup_order": _operation(PickupRequest, service.pickup),
         "accrue_points": _operation(AccrueRequest, service.accrue),
         "checkin_appointment": _operation(CheckinRequest, service.checkin),
         "pay_balance": _operation(PayRequest, service.pay),

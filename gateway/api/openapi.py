@@ -28,6 +28,8 @@ from gateway.counter.models import (
     IdentifyRequest,
     MemberAnswer,
     PayRequest,
+    PickupAnswer,
+    PickupRequest,
     PointsAnswer,
     PointsRedeemRequest,
     PointsReverseRequest,
@@ -117,6 +119,25 @@ ROUTES: tuple[Route, ...] = (
             "unknown_coupon",
             "already_used",
             "over_offline_limit",
+            "refused",
+            "unavailable",
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/orders/pickup",
+        "pickup_order",
+        "Hand over an online order (到店自提) by its pickup code (SGP1:...): its lines to check.",
+        PickupRequest,
+        PickupAnswer,
+        (
+            *_BODY_ERRORS,
+            "invalid_pickup",
+            "expired",
+            "not_yet_valid",
+            "wrong_store",
+            "unknown_order",
+            "already_used",
             "refused",
             "unavailable",
         ),
@@ -237,7 +258,8 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/conflicts",
         "list_conflicts",
-        "Offline redemptions the cloud refused, offline spending that left a member short.",
+        "Offline redemptions and pickups the cloud refused, offline spending that left a"
+        " member short.",
         None,
         ConflictsAnswer,
         (),
@@ -354,11 +376,11 @@ def build_openapi(
                 "answer says mode: online (the cloud decided) or offline (the gateway did, "
                 "to be reconciled). Request bodies are JSON, at most "
                 f"{MAX_BODY_BYTES // 1024} KiB. Roles (a token's, from `storegw api token "
-                "create`): pos, every counter route, member answers list coupons without "
-                "their bearer token; kiosk (--kiosk), only the kiosk routes and identify, "
+                "create`): pos, every counter route, member answers list coupons and orders "
+                "without their bearer token; kiosk (--kiosk), only the kiosk routes and identify, "
                 "member, redeem, check-in, claim and appointments, as its own till and for "
                 "the member identified at it; admin (--admin), what pos may, with coupon "
-                "tokens."
+                "and pickup tokens."
             ),
         },
         "components": {

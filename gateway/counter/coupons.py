@@ -3,25 +3,24 @@
 The ledger's one live row per coupon makes a coupon single-use in this store even offline; a
 coupon worth more than ``offline_max_value`` needs the cloud. While the cloud is asked, the
 coupon is claimed in memory (a second redemption of it meanwhile is refused); the decision is
-then written once, the row with its event in one transaction, so a redemption costs one fsync.
-A crash during the question leaves nothing behind, as the voided reservation of old did: the
-till had no answer, and the cloud's own idempotency key makes the till's retry harmless.
+then written once, the row with its event in one transaction, so a redemption costs one fsync
+(:mod:`.single_use`, shared with order pickups). A crash during the question leaves nothing
+behind, as the voided reservation of old did: the till had no answer, and the cloud's own
+idempotency key makes the till's retry harmless.
 Whatever was accepted offline is put to the cloud later by the reconciler, and a refusal then
 becomes a listed conflict.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
-from core.events import JsonObject
 from core.ids import new_id, rfc3339
 from gateway.counter.desk import TokenDesk
-from gateway.counter.ledger import refusal
+from gateway.counter.ledger import refusal, token_args
 from gateway.counter.models import (
     Conflict,
     ConflictWinner,
@@ -31,13 +30,10 @@ from gateway.counter.models import (
     RedeemRequest,
     cloud_error,
 )
-from gateway.counter.rows import Redemption
-from gateway.counter.store import StoreError
-from gateway.outbox import AttachedRefused, OutboxError
+from gateway.counter.rows import Redemption, fresh
+from gateway.counter.single_use import SingleUse
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Coupon, verify_coupon
-
-log = logging.getLogger(__name__)
 
 _COUPON_TOKEN_CODES = {
     "expired": "expired",
@@ -51,8 +47,23 @@ _COUPON_CLOUD_CODES = {"bad_signature": "invalid_coupon", "not_found": "unknown_
 class Coupons(TokenDesk):
     store_id: str
     offline_max_value: Decimal
-    _claims: dict[str, Redemption] = field(default_factory=dict, init=False)
-    """Coupons being redeemed right now (the cloud is being asked), by coupon id."""
+    _once: SingleUse[Redemption] = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = self.ledger.store
+        self._once = SingleUse(
+            self.ledger,
+            what="redemption",
+            noun="coupon",
+            key_name="redemption_id",
+            row_key=lambda row: row.redemption_id,
+            token_id=lambda row: row.coupon_id,
+            find=store.redemption,
+            live=store.live_redemption,
+            put=store.put_redemption,
+            emit=lambda row: self.ledger.emit_redeemed(row, write=True),
+            taken=self._taken,
+        )
 
     def _verify_coupon(self, text: str) -> Coupon:
         return self.verified(
@@ -68,50 +79,23 @@ class Coupons(TokenDesk):
         member_id = req.member_id or self.tills.member(req.till)
         rid = req.redemption_id or new_id()
         if req.redemption_id is not None:
-            earlier = await self._earlier(rid, coupon)
+            earlier = await self._once.earlier(rid, coupon.coupon_id)
             if earlier is not None:
-                return earlier
-        self.ledger.begin(rid)
-        try:  # in flight until recorded: the reconciler's repair keeps off
-            now = time.time()
-            row = Redemption(
-                redemption_id=rid,
-                coupon_id=coupon.coupon_id,
-                token=text,
-                till=req.till,
-                member_id=member_id,
-                value=coupon.value,
-                currency=coupon.currency,
-                title=coupon.title or None,
-                device_id=origin.device_id,
-                origin={**origin.event_fields()},
-                status="reserved",
-                created=now,
-                updated=now,
-                offline_at=None,
-                event_seq=None,
-                conflict_seq=None,
-                attempts=0,
-                cloud=None,
-            )
-            self._claim(row)
-            try:
-                live = await self.ledger.store.live_redemption(coupon.coupon_id)
-                if live is not None:
-                    raise self._taken(live)
-                decided = await self._decide(row, text)
-                return await self._record_redemption(decided)
-            finally:
-                del self._claims[coupon.coupon_id]
-        finally:
-            self.ledger.inflight.discard(rid)
-
-    def _claim(self, row: Redemption) -> None:
-        """Single use while the cloud is asked: checked and taken with no await between."""
-        claimed = self._claims.get(row.coupon_id)
-        if claimed is not None:
-            raise self._taken(claimed)
-        self._claims[row.coupon_id] = row
+                return _redeem_answer(earlier)
+        row = Redemption(
+            redemption_id=rid,
+            coupon_id=coupon.coupon_id,
+            token=text,
+            till=req.till,
+            member_id=member_id,
+            value=coupon.value,
+            currency=coupon.currency,
+            title=coupon.title or None,
+            device_id=origin.device_id,
+            origin={**origin.event_fields()},
+            **fresh(time.time()),
+        )
+        return _redeem_answer(await self._once.use(row, self._decide))
 
     def _taken(self, prior: Redemption) -> CounterError:
         return CounterError(
@@ -126,61 +110,18 @@ class Coupons(TokenDesk):
             },
         )
 
-    async def _record_redemption(self, row: Redemption) -> RedeemAnswer:
-        """The row and its event in one transaction."""
-        try:
-            await self.ledger.emit_redeemed(row, write=True)
-        except AttachedRefused:
-            # Another process on this data directory recorded the coupon meanwhile.
-            live = await self.ledger.store.live_redemption(row.coupon_id)
-            raise self._taken(live or row) from None
-        except OutboxError as exc:
-            if row.status == "pending":
-                raise CounterError(
-                    "unavailable", f"cannot record the redemption: {exc}", mode="offline"
-                ) from None
-            # The cloud has it: the ledger keeps it, and the reconciler emits the event later.
-            log.warning(
-                "redemption event deferred",
-                extra={"redemption_id": row.redemption_id, "error": str(exc)},
-            )
-            await self._keep(row, "redemption accepted by the cloud but not in the ledger")
-        return _redeem_answer(row)
-
-    async def _keep(self, row: Redemption, failure: str) -> None:
-        """Write a row that has no event to go with it; a failure is logged, not raised (the
-        till's answer does not depend on it)."""
-        try:
-            await self.ledger.store.put_redemption(row)
-        except StoreError as exc:
-            log.error(failure, extra={"redemption_id": row.redemption_id, "error": str(exc)})
-
-    async def _earlier(self, rid: str, coupon: Coupon) -> RedeemAnswer | None:
-        """A client retrying with its own redemption_id gets the same answer again."""
-        earlier = await self.ledger.store.redemption(rid)
-        if earlier is None or earlier.status not in ("accepted", "pending"):
-            return None
-        if earlier.coupon_id != coupon.coupon_id:
-            raise CounterError(
-                "already_used",
-                "redemption_id was used for another coupon",
-                mode=self.ledger.mode_now(),
-            )
-        return _redeem_answer(earlier)
-
-    async def _decide(self, row: Redemption, text: str) -> Redemption:
+    async def _decide(self, row: Redemption) -> Redemption:
         """The cloud decides if it answers; otherwise the offline rules do. Returns the row
         to record; a refusal is kept (no event: the till hears it) and raised."""
-        args: JsonObject = {"coupon": text, "redemption_id": row.redemption_id, "till": row.till}
-        if row.member_id is not None:
-            args["member_id"] = row.member_id
         try:
-            data = await self.ledger.call("coupon.redeem", args)
+            data = await self.ledger.call(
+                "coupon.redeem", token_args(row, "coupon", "redemption_id")
+            )
         except RpcRefused as exc:
             rejected = replace(
                 row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
             )
-            await self._keep(rejected, "refused redemption not kept")
+            await self._once.keep(rejected, "refused redemption not kept")
             raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
             limit = self.offline_max_value

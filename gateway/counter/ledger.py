@@ -16,9 +16,11 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from pydantic import JsonValue
+
 from core.events import JsonObject, Priority, Reading
 from gateway.counter.models import CounterError, Mode
-from gateway.counter.rows import Operation, OpKind, OpStatus, Redemption, put
+from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore
 from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent
 from gateway.rpc import RpcClient, RpcError, RpcRefused
@@ -80,6 +82,40 @@ SHORTFALL: dict[OpKind, str] = {
 """Spending accepted offline that the cloud may find short, and the event that says so."""
 
 
+def _token_fields(row: Redemption | PickupRow) -> JsonObject:
+    """What a coupon's and an order's events both say: where, for whom, online or not, and
+    the origin (source, client, staff)."""
+    return {
+        "till": row.till,
+        "member_id": row.member_id,
+        "offline": row.offline_at is not None,
+        "mode": "offline" if row.offline_at is not None else "online",
+        **row.origin,
+    }
+
+
+def token_args(row: Redemption | PickupRow, token: str, key: str) -> JsonObject:
+    """A token row's RPC arguments (``coupon.redeem``, ``order.pickup``): the scanned text as
+    ``token``, the row's idempotency key as ``key``, and the member and offline time if any."""
+    row_key = row.redemption_id if isinstance(row, Redemption) else row.pickup_id
+    args: JsonObject = {token: row.token, key: row_key, "till": row.till}
+    if row.member_id is not None:
+        args["member_id"] = row.member_id
+    if row.offline_at is not None:
+        args["offline_at"] = row.offline_at
+    return args
+
+
+def _conflict_fields(row: Redemption | PickupRow) -> JsonObject:
+    """The cloud's refusal of an offline decision, as its conflict event carries it."""
+    cloud = row.cloud or {}
+    return {
+        "reason": str(cloud.get("code", "rejected")),
+        "message": str(cloud.get("message", "")),
+        "cloud": cloud.get("details"),
+    }
+
+
 @dataclass(eq=False)
 class Ledger:
     store: CounterStore
@@ -130,11 +166,7 @@ class Ledger:
             "coupon_id": row.coupon_id,
             "value": str(row.value),
             "currency": row.currency,
-            "till": row.till,
-            "member_id": row.member_id,
-            "offline": row.offline_at is not None,
-            "mode": "offline" if row.offline_at is not None else "online",
-            **row.origin,
+            **_token_fields(row),
         }
         if row.title:
             data["title"] = row.title
@@ -145,37 +177,52 @@ class Ledger:
     async def emit_redeemed(self, row: Redemption, *, write: bool = False) -> None:
         """The ``coupon.redeemed`` event, committed with the row (``write``: the row as it is
         now, else just its ``event_seq``)."""
-        await self.emit(
-            row.device_id,
-            "coupon.redeemed",
-            self.redemption_data(row),
-            datetime.fromtimestamp(row.created, UTC),
-            [self._redemption_mark(row, "event_seq", write)],
-        )
-
-    def _redemption_mark(
-        self, row: Redemption, column: Literal["event_seq", "conflict_seq"], write: bool
-    ) -> Statement:
-        if write:
-            return put(row, **{column: EVENT_SEQ})
-        return self.store.mark("redemptions", row.redemption_id, column)
+        await self._emit_token(row, "coupon.redeemed", self.redemption_data(row), write=write)
 
     async def emit_conflict(self, row: Redemption, *, write: bool = False) -> None:
-        cloud = row.cloud or {}
+        data = {"coupon_id": row.coupon_id, **_conflict_fields(row)}
+        data["redemption"] = self.redemption_data(row)
+        await self._emit_token(row, "redemption.conflict", data, write=write)
+
+    # --- pickups --------------------------------------------------------------------------
+
+    @staticmethod
+    def pickup_data(row: PickupRow) -> JsonObject:
         data: JsonObject = {
-            "coupon_id": row.coupon_id,
-            "reason": str(cloud.get("code", "rejected")),
-            "message": str(cloud.get("message", "")),
-            "redemption": self.redemption_data(row),
-            "cloud": cloud.get("details"),
+            "pickup_id": row.pickup_id,
+            "order_id": row.order_id,
+            "lines": list[JsonValue](row.lines),
+            **_token_fields(row),
         }
-        await self.emit(
-            row.device_id,
-            "redemption.conflict",
-            data,
-            datetime.fromtimestamp(row.updated, UTC),
-            [self._redemption_mark(row, "conflict_seq", write)],
-        )
+        if row.offline_at is not None:
+            data["offline_at"] = row.offline_at
+        return data
+
+    async def emit_picked_up(self, row: PickupRow, *, write: bool = False) -> None:
+        """The ``order.picked_up`` event, committed with the row (``write``: the row as it is
+        now, else just its ``event_seq``)."""
+        await self._emit_token(row, "order.picked_up", self.pickup_data(row), write=write)
+
+    async def emit_pickup_conflict(self, row: PickupRow, *, write: bool = False) -> None:
+        data = {"order_id": row.order_id, **_conflict_fields(row)}
+        data["pickup"] = self.pickup_data(row)
+        await self._emit_token(row, "pickup.conflict", data, write=write)
+
+    async def _emit_token(
+        self, row: Redemption | PickupRow, kind: str, data: JsonObject, *, write: bool
+    ) -> None:
+        """A token row's event (``.conflict``: its conflict event, at the conflict's time),
+        committed with the row: ``write``, the row as it is now, else just the seq column."""
+        conflict = kind.endswith(".conflict")
+        column: Literal["event_seq", "conflict_seq"] = "conflict_seq" if conflict else "event_seq"
+        if write:
+            attached = put(row, **{column: EVENT_SEQ})
+        elif isinstance(row, Redemption):
+            attached = self.store.mark("redemptions", row.redemption_id, column)
+        else:
+            attached = self.store.mark("pickups", row.pickup_id, column)
+        at = row.updated if conflict else row.created
+        await self.emit(row.device_id, kind, data, datetime.fromtimestamp(at, UTC), [attached])
 
     # --- accruals and check-ins -----------------------------------------------------------
 

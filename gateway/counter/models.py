@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,10 @@ DECIMAL = r"^\d{1,10}(\.\d{1,4})?$"
 """A non-negative amount as a JSON string, at most 10 integer and 4 fractional digits."""
 COUPON = r"^SGC1:\S+$"
 """A scanned coupon's text; the signature and claims are checked by the counter (422)."""
+PICKUP = r"^SGP1:[!-~]+$"
+"""A scanned pickup code's text (到店自提); checked by the counter like a coupon (422).
+Printable ASCII spelled out: "\\S" differs between Python (U+0085 is a space) and the
+ECMA-262 regexes of JSON Schema, and a token is ASCII anyway."""
 
 
 def _decimal_string(value: object) -> object:
@@ -109,6 +113,18 @@ class RedeemRequest(_Request):
     coupon: str = Field(pattern=COUPON, max_length=4096)
     member_id: str | None = Field(default=None, pattern=ID)
     redemption_id: str | None = Field(default=None, pattern=ID)
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
+class PickupRequest(_Request):
+    """Hand over an online order: the member shows its pickup code (``SGP1:...``).
+    ``pickup_id`` makes a retry safe: the same id gives the same answer."""
+
+    till: str = Field(pattern=ID)
+    code: str = Field(pattern=PICKUP, max_length=4096)
+    member_id: str | None = Field(default=None, pattern=ID)
+    pickup_id: str | None = Field(default=None, pattern=ID)
     staff: str | None = Field(default=None, pattern=ID)
     """The staff member who served (导购); carried into the operation's events."""
 
@@ -284,6 +300,29 @@ class RedeemAnswer(_Answer):
     offline: bool
 
 
+class PickupLineAnswer(BaseModel):
+    """A line to hand over: the article and how many."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    name: str | None = None
+    qty: int
+
+
+class PickupAnswer(_Answer):
+    status: Literal["accepted", "pending"]
+    """``pending``: handed over offline, to be confirmed by the cloud on reconnect."""
+    pickup_id: str
+    order_id: str
+    member_id: str | None = None
+    """The order's member (the code's), or the one the request named."""
+    lines: list[PickupLineAnswer]
+    """What to hand over, for the till to check."""
+    till: str | None = None
+    offline: bool
+
+
 class AccrueAnswer(_Answer):
     status: Literal["confirmed", "pending"]
     accrual_id: str
@@ -379,19 +418,16 @@ class BalanceConflict(BaseModel):
     detected_at: str
 
 
-class ConflictWinner(BaseModel):
-    """Where and when the coupon was used first (what the cloud knows of it)."""
-
+class _Winner(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    used_at: str
     store_id: str
     gateway_id: str | None = None
     till: str | None = None
-    redemption_id: str | None = None
 
     @classmethod
-    def from_details(cls, details: object) -> ConflictWinner | None:
+    def from_details(cls, details: object) -> Self | None:
+        """The winner as the cloud's refusal details name it; None when they do not."""
         if not isinstance(details, dict):
             return None
         try:
@@ -400,6 +436,20 @@ class ConflictWinner(BaseModel):
             )
         except ValidationError:
             return None
+
+
+class ConflictWinner(_Winner):
+    """Where and when the coupon was used first (what the cloud knows of it)."""
+
+    used_at: str
+    redemption_id: str | None = None
+
+
+class PickupWinner(_Winner):
+    """Where and when the order was collected first (what the cloud knows of it)."""
+
+    collected_at: str
+    pickup_id: str | None = None
 
 
 class Conflict(BaseModel):
@@ -422,11 +472,34 @@ class Conflict(BaseModel):
     """For ``already_used``: the redemption that got the coupon, as the cloud names it."""
 
 
+class PickupConflict(BaseModel):
+    """An order handed over offline that the cloud says was collected (or refused) otherwise."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pickup_id: str
+    order_id: str
+    reason: str
+    """The cloud's error code, e.g. ``already_collected``."""
+    message: str
+    till: str | None
+    member_id: str | None
+    lines: list[PickupLineAnswer]
+    offline_at: str | None
+    detected_at: str
+    cloud: JsonValue
+    """The cloud's details (for ``already_collected``: the winner's fields)."""
+    winner: PickupWinner | None = None
+    """For ``already_collected``: the pickup that got the order, as the cloud names it."""
+
+
 class ConflictsAnswer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     conflicts: list[Conflict]
-    """Coupon redemptions the cloud refused on reconciliation."""
+    """Coupons redeemed offline that the cloud refused."""
+    pickup_conflicts: list[PickupConflict] = Field(default_factory=list)
+    """Orders handed over offline that the cloud refused."""
     balance_conflicts: list[BalanceConflict] = Field(default_factory=list)
     """Offline stored-value payments that left the member's balance short."""
     points_conflicts: list[PointsConflict] = Field(default_factory=list)
@@ -446,6 +519,7 @@ class CounterCode(StrEnum):
     NOT_FOUND = "not_found"
     UNKNOWN_OFFER = "unknown_offer"
     UNKNOWN_COUPON = "unknown_coupon"
+    UNKNOWN_ORDER = "unknown_order"
     UNKNOWN_MEMBER = "unknown_member"
     UNKNOWN_CARD = "unknown_card"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -457,6 +531,7 @@ class CounterCode(StrEnum):
     TOO_LARGE = "too_large"
     INVALID_COUPON = "invalid_coupon"
     INVALID_CODE = "invalid_code"
+    INVALID_PICKUP = "invalid_pickup"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     WRONG_STORE = "wrong_store"
@@ -484,6 +559,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.NOT_FOUND: 404,
     CounterCode.UNKNOWN_OFFER: 404,
     CounterCode.UNKNOWN_COUPON: 404,
+    CounterCode.UNKNOWN_ORDER: 404,
     CounterCode.UNKNOWN_MEMBER: 404,
     CounterCode.UNKNOWN_CARD: 404,
     CounterCode.METHOD_NOT_ALLOWED: 405,
@@ -495,6 +571,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.TOO_LARGE: 413,
     CounterCode.INVALID_COUPON: 422,
     CounterCode.INVALID_CODE: 422,
+    CounterCode.INVALID_PICKUP: 422,
     CounterCode.EXPIRED: 422,
     CounterCode.NOT_YET_VALID: 422,
     CounterCode.WRONG_STORE: 422,

@@ -1,10 +1,11 @@
 """Reconciliation: everything decided offline is put to the cloud once it is reachable.
 
 Runs after every (re)connect (the bridge's ``on_connected``) and every
-``reconcile_interval_s``. Each pending redemption, accrual and check-in is sent again with its
-idempotency key, so a retry after a lost reply is harmless. A redemption the cloud refuses
-(``already_used`` elsewhere meanwhile, or any other refusal) becomes a *conflict*: ledger
-status ``conflict`` and a HIGH ``redemption.conflict`` event, listed by the API and ``status``.
+``reconcile_interval_s``. Each pending redemption, pickup, accrual and check-in is sent again
+with its idempotency key, so a retry after a lost reply is harmless. A redemption or pickup the
+cloud refuses (used or collected elsewhere meanwhile, or any other refusal) becomes a
+*conflict*: ledger status ``conflict`` and a HIGH ``redemption.conflict`` / ``pickup.conflict``
+event, listed by the API and ``status``.
 
 Before that, each round repairs events that a crash or a full outbox kept from the outbox:
 a ledger row that says "redeemed" always gets its event eventually.
@@ -15,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from core.events import JsonObject
-from gateway.counter.ledger import Ledger, refusal
+from gateway.counter.ledger import Ledger, refusal, token_args
+from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
+from gateway.counter.token_tables import TokenTable
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused
 
@@ -78,14 +83,8 @@ class Reconciler:
     async def repair(self) -> None:
         """Emit the events of ledger rows that have none yet (a crash between two commits)."""
         ledger = self._ledger
-        for row in await ledger.store.redemptions_without_event():
-            if row.redemption_id in ledger.inflight:
-                continue
-            if row.event_seq is None:
-                await ledger.emit_redeemed(row)
-            if row.status == "conflict" and row.conflict_seq is None:
-                await ledger.emit_conflict(row)
-            log.info("redemption event repaired", extra={"redemption_id": row.redemption_id})
+        await self._repair(_REDEMPTIONS)
+        await self._repair(_PICKUPS)
         for op in await ledger.store.operations_without_event():
             if op.op_id in ledger.inflight:
                 continue
@@ -97,23 +96,46 @@ class Reconciler:
                 await ledger.emit_shortfall(op)
             log.info("operation event repaired", extra={"op_id": op.op_id})
 
+    async def _repair(self, kind: _TokenKind[R]) -> None:
+        """A token ledger's rows without their event (or conflict event) get it."""
+        ledger = self._ledger
+        for row in await kind.unrecorded(ledger):
+            key = kind.key(row)
+            if key in ledger.inflight:
+                continue
+            if row.event_seq is None:
+                await kind.emit(ledger, row, False)
+            if row.status == "conflict" and row.conflict_seq is None:
+                await kind.emit_conflict(ledger, row, False)
+            log.info(f"{kind.what} event repaired", extra={kind.key_name: key})
+
     async def reconcile(self) -> None:
         """One pass over everything pending; stops at the first sign the cloud is gone."""
         ledger = self._ledger
-        for row in await ledger.store.redemptions("pending"):
-            if row.redemption_id in ledger.inflight:
+        redemptions = await ledger.store.redemptions("pending")
+        if not await self._settle(_REDEMPTIONS, redemptions):
+            return
+        if not await self._settle(_PICKUPS, await ledger.store.pickups("pending")):
+            return
+        for op in await ledger.store.operations("pending"):
+            if op.op_id in ledger.inflight:
                 continue
-            args: JsonObject = {
-                "coupon": row.token,
-                "redemption_id": row.redemption_id,
-                "till": row.till,
-            }
-            if row.member_id is not None:
-                args["member_id"] = row.member_id
-            if row.offline_at is not None:
-                args["offline_at"] = row.offline_at
+            if not await ledger.confirm(op):
+                self.last_error = "cloud unreachable"
+                return
+            self.confirmed += 1
+        self.last_error = None
+
+    async def _settle(self, kind: _TokenKind[R], rows: list[R]) -> bool:
+        """Put each pending token row to the cloud; a refusal is a conflict (row and event in
+        one transaction). False at the first sign the cloud is gone."""
+        ledger = self._ledger
+        for row in rows:
+            key = kind.key(row)
+            if key in ledger.inflight:
+                continue
             try:
-                data = await ledger.call("coupon.redeem", args)
+                data = await ledger.call(kind.method, kind.args(row))
             except RpcRefused as exc:
                 conflicted = replace(
                     row,
@@ -123,34 +145,65 @@ class Reconciler:
                     updated=time.time(),
                 )
                 try:  # the conflict and its event, in one transaction
-                    await ledger.emit_conflict(conflicted, write=True)
+                    await kind.emit_conflict(ledger, conflicted, True)
                 except OutboxError:  # the repair of a later round emits it
-                    await ledger.store.set_redemption(
-                        row.redemption_id, "conflict", cloud=refusal(exc), attempt=True
+                    await ledger.store.settle_token(
+                        kind.table, key, "conflict", cloud=refusal(exc), attempt=True
                     )
                 self.conflicts += 1
                 log.warning(
-                    "offline redemption refused by the cloud",
-                    extra={
-                        "redemption_id": row.redemption_id,
-                        "coupon_id": row.coupon_id,
-                        "code": exc.code,
-                    },
+                    f"offline {kind.what} refused by the cloud",
+                    extra={kind.key_name: key, "code": exc.code},
                 )
                 continue
             except RpcError as exc:
-                await ledger.store.count_attempt(row.redemption_id)
+                await ledger.store.count_token_attempt(kind.table, key)
                 self.last_error = str(exc)
-                return
-            await ledger.store.set_redemption(
-                row.redemption_id, "accepted", cloud=data, attempt=True
-            )
+                return False
+            await ledger.store.settle_token(kind.table, key, "accepted", cloud=data, attempt=True)
             self.confirmed += 1
-        for op in await ledger.store.operations("pending"):
-            if op.op_id in ledger.inflight:
-                continue
-            if not await ledger.confirm(op):
-                self.last_error = "cloud unreachable"
-                return
-            self.confirmed += 1
-        self.last_error = None
+        return True
+
+
+R = TypeVar("R", Redemption, PickupRow)
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenKind(Generic[R]):
+    """How the reconciler settles one token ledger (coupons, orders)."""
+
+    table: TokenTable
+    what: str
+    key_name: str
+    method: str
+    key: Callable[[R], str]
+    args: Callable[[R], JsonObject]
+    unrecorded: Callable[[Ledger], Awaitable[list[R]]]
+    """Rows whose event (or conflict event) may be missing."""
+    emit: Callable[[Ledger, R, bool], Awaitable[None]]
+    """The accepted event (``True``: with the row as it is, else marking its seq)."""
+    emit_conflict: Callable[[Ledger, R, bool], Awaitable[None]]
+
+
+_REDEMPTIONS: _TokenKind[Redemption] = _TokenKind(
+    table="redemptions",
+    what="redemption",
+    key_name="redemption_id",
+    method="coupon.redeem",
+    key=lambda row: row.redemption_id,
+    args=lambda row: token_args(row, "coupon", "redemption_id"),
+    unrecorded=lambda ledger: ledger.store.redemptions_without_event(),
+    emit=lambda ledger, row, write: ledger.emit_redeemed(row, write=write),
+    emit_conflict=lambda ledger, row, write: ledger.emit_conflict(row, write=write),
+)
+_PICKUPS: _TokenKind[PickupRow] = _TokenKind(
+    table="pickups",
+    what="pickup",
+    key_name="pickup_id",
+    method="order.pickup",
+    key=lambda row: row.pickup_id,
+    args=lambda row: token_args(row, "code", "pickup_id"),
+    unrecorded=lambda ledger: ledger.store.pickups_without_event(),
+    emit=lambda ledger, row, write: ledger.emit_picked_up(row, write=write),
+    emit_conflict=lambda ledger, row, write: ledger.emit_pickup_conflict(row, write=write),
+)

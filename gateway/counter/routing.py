@@ -17,8 +17,16 @@ from core.events import JsonObject, Reading
 from gateway.counter.coupons import Coupons
 from gateway.counter.ledger import Ledger
 from gateway.counter.members import Members
-from gateway.counter.models import CounterError, IdentifyRequest, Mode, Origin, RedeemRequest
+from gateway.counter.models import (
+    CounterError,
+    IdentifyRequest,
+    Mode,
+    Origin,
+    PickupRequest,
+    RedeemRequest,
+)
 from gateway.counter.operations import Operations
+from gateway.counter.pickups import Pickups
 from gateway.outbox import OutboxError
 from gateway.wire.tokens import scan_kind
 
@@ -30,11 +38,18 @@ TILL_QUEUE = 100
 
 class TillRouter:
     def __init__(
-        self, ledger: Ledger, *, members: Members, coupons: Coupons, operations: Operations
+        self,
+        ledger: Ledger,
+        *,
+        members: Members,
+        coupons: Coupons,
+        pickups: Pickups,
+        operations: Operations,
     ) -> None:
         self._ledger = ledger
         self._members = members
         self._coupons = coupons
+        self._pickups = pickups
         self._operations = operations
         self._queues: dict[str, asyncio.Queue[tuple[str, Reading]]] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -89,6 +104,10 @@ class TillRouter:
                     operation = "coupon.redeem"
                     self._operations.member_for(till, None)  # a till coupon needs its member
                     await self._coupons.redeem(RedeemRequest(till=till, coupon=code), origin)
+                elif kind == "pickup":  # the code names its member: no till session needed
+                    assert isinstance(code, str)
+                    operation = "order.pickup"
+                    await self._pickups.pickup(PickupRequest(till=till, code=code), origin)
             else:
                 uid = reading.data.get("uid")
                 by: Literal["card", "nfc"] = "card" if reading.kind == "card" else "nfc"

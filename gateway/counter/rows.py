@@ -4,6 +4,9 @@
 * ``redemptions`` — the coupon ledger. A partial unique index allows one *live* row per coupon
   (reserved, accepted, pending, conflict), which is what makes a coupon single-use in this
   store even offline; refused and void rows stay for the audit trail without blocking.
+* ``pickups`` — online orders collected here (到店自提), the coupon ledger's twin: one live row
+  per order (accepted, pending, conflict) makes a second pickup in this store impossible, even
+  offline.
 * ``operations`` — accruals, check-ins and stored-value movements, pending until the cloud
   confirms them.
 * ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
@@ -72,6 +75,27 @@ CREATE TABLE IF NOT EXISTS redemptions (
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
 CREATE INDEX IF NOT EXISTS redemptions_status ON redemptions(status);
+CREATE TABLE IF NOT EXISTS pickups (
+    pickup_id     TEXT PRIMARY KEY,
+    order_id      TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    till          TEXT,
+    member_id     TEXT,
+    lines         TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    origin        TEXT NOT NULL DEFAULT '{}',
+    status        TEXT NOT NULL,
+    created       REAL NOT NULL,
+    updated       REAL NOT NULL,
+    offline_at    TEXT,
+    event_seq     INTEGER,
+    conflict_seq  INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    cloud         TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS pickups_live ON pickups(order_id)
+    WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
+CREATE INDEX IF NOT EXISTS pickups_status ON pickups(status);
 CREATE TABLE IF NOT EXISTS operations (
     op_id     TEXT PRIMARY KEY,
     kind      TEXT NOT NULL,
@@ -119,6 +143,28 @@ class Redemption:
 
 
 @dataclass(frozen=True, slots=True)
+class PickupRow:
+    """An order collected at a till; ``lines`` are what the pickup code listed."""
+
+    pickup_id: str
+    order_id: str
+    token: str
+    till: str | None
+    member_id: str | None
+    lines: list[JsonObject]
+    device_id: str
+    origin: JsonObject
+    status: RedemptionStatus
+    created: float
+    updated: float
+    offline_at: str | None
+    event_seq: int | None
+    conflict_seq: int | None
+    attempts: int
+    cloud: JsonObject | None
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     op_id: str
     kind: OpKind
@@ -134,6 +180,20 @@ class Operation:
     result: JsonObject | None
 
 
+def fresh(now: float) -> dict[str, Any]:
+    """The bookkeeping columns of a token row not decided yet (coupons, pickups)."""
+    return {
+        "status": "reserved",
+        "created": now,
+        "updated": now,
+        "offline_at": None,
+        "event_seq": None,
+        "conflict_seq": None,
+        "attempts": 0,
+        "cloud": None,
+    }
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -146,6 +206,7 @@ _DECODED: dict[str, Callable[[Any], Any]] = {
     "value": Decimal,
     "origin": json.loads,
     "args": json.loads,
+    "lines": json.loads,
     "cloud": _loads,
     "result": _loads,
 }
@@ -169,14 +230,21 @@ _ENCODED: dict[str, Callable[[Any], Any]] = {
     "value": str,
     "origin": dumps,
     "args": dumps,
+    "lines": dumps,
     "cloud": _dumps_or_none,
     "result": _dumps_or_none,
 }
 
-_KEYS = {Redemption: ("redemptions", "redemption_id"), Operation: ("operations", "op_id")}
+_KEYS = {
+    Redemption: ("redemptions", "redemption_id"),
+    PickupRow: ("pickups", "pickup_id"),
+    Operation: ("operations", "op_id"),
+}
+TABLE_KEYS = dict(_KEYS.values())
+"""Each table's key column."""
 
 
-def put(row: Redemption | Operation, **columns: object) -> Statement:
+def put(row: Redemption | PickupRow | Operation, **columns: object) -> Statement:
     """Write ``row`` as it is (inserted, or replacing the row with its key), with ``columns``
     overriding its values (``event_seq=EVENT_SEQ``: the seq of the event it commits with)."""
     table, key = _KEYS[type(row)]
@@ -194,6 +262,10 @@ def put(row: Redemption | Operation, **columns: object) -> Statement:
 
 def redemption_from(row: sqlite3.Row) -> Redemption:
     return _from_row(Redemption, row)
+
+
+def pickup_from(row: sqlite3.Row) -> PickupRow:
+    return _from_row(PickupRow, row)
 
 
 def operation_from(row: sqlite3.Row) -> Operation:

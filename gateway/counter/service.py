@@ -1,4 +1,5 @@
-"""Counter operations (identify, redeem, accrue, check in, stored value), online and offline.
+"""Counter operations (identify, redeem, pick up, accrue, check in, stored value, points),
+online and offline.
 
 The rules are in docs/member-services.md. In short: tokens are verified locally before the
 cloud is asked, so a forged or expired coupon never needs the cloud; the cloud decides when
@@ -8,9 +9,9 @@ event are committed (one transaction: the ledger lives in the outbox's file, ``l
 and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
-coupons, accruals and check-ins (:mod:`.operations`), stored value (:mod:`.wallet`), points
-spent and reversed (:mod:`.points`), the till devices (:mod:`.routing`) and the
-reconciler, which works on the ledger alone.
+coupons, order pickups (:mod:`.pickups`), accruals and check-ins (:mod:`.operations`), stored
+value (:mod:`.wallet`), points spent and reversed (:mod:`.points`), the till devices
+(:mod:`.routing`) and the reconciler, which works on the ledger alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from gateway.counter.models import (
     Mode,
     Origin,
     PayRequest,
+    PickupAnswer,
+    PickupConflict,
+    PickupRequest,
     PointsAnswer,
     PointsConflict,
     PointsRedeemRequest,
@@ -57,6 +61,7 @@ from gateway.counter.models import (
     TopupRequest,
 )
 from gateway.counter.operations import Operations
+from gateway.counter.pickups import Pickups
 from gateway.counter.points import Points
 from gateway.counter.reconcile import Reconciler
 from gateway.counter.replay import ReplayCache
@@ -117,6 +122,7 @@ class CounterService(AsyncResource):
             store_id=store_id,
             offline_max_value=cfg.offline_max_value,
         )
+        self.pickups = Pickups(self.ledger, keys=self.keys, tills=self.tills, store_id=store_id)
         self.operations = Operations(self.ledger, tills=self.tills, store_id=store_id)
         self.wallet = Wallet(
             self.operations,
@@ -126,7 +132,11 @@ class CounterService(AsyncResource):
         )
         self.points = Points(self.wallet)
         self.router = TillRouter(
-            self.ledger, members=self.members, coupons=self.coupons, operations=self.operations
+            self.ledger,
+            members=self.members,
+            coupons=self.coupons,
+            pickups=self.pickups,
+            operations=self.operations,
         )
         self.reconciler = Reconciler(self.ledger, cfg.reconcile_interval_s)
 
@@ -171,6 +181,13 @@ class CounterService(AsyncResource):
 
     async def conflicts(self) -> list[Conflict]:
         return await self.coupons.conflicts()
+
+    async def pickup(self, req: PickupRequest, origin: Origin) -> PickupAnswer:
+        self.check_till(req.till)
+        return await self.pickups.pickup(req, origin)
+
+    async def pickup_conflicts(self) -> list[PickupConflict]:
+        return await self.pickups.conflicts()
 
     async def accrue(self, req: AccrueRequest, origin: Origin) -> AccrueAnswer:
         self.check_till(req.till)
@@ -223,12 +240,16 @@ class CounterService(AsyncResource):
 
     async def status(self) -> JsonObject:
         conflicts: list[JsonValue] = [c.model_dump(mode="json") for c in await self.conflicts()]
+        pickup_conflicts: list[JsonValue] = [
+            c.model_dump(mode="json") for c in await self.pickup_conflicts()
+        ]
         balance: list[JsonValue] = [
             c.model_dump(mode="json") for c in await self.balance_conflicts()
         ]
         points: list[JsonValue] = [c.model_dump(mode="json") for c in await self.points_conflicts()]
         return {
             "conflicts": conflicts,
+            "pickup_conflicts": pickup_conflicts,
             "balance_conflicts": balance,
             "points_conflicts": points,
             "ledger": await self.store.counts(),

@@ -31,12 +31,14 @@ from gateway.counter.adopt import adopt
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
     SCHEMA,
+    TABLE_KEYS,
     Redemption,
     RedemptionStatus,
     dumps,
     put,
     redemption_from,
 )
+from gateway.counter.token_tables import TokenTables
 from gateway.outbox import EVENT_SEQ, Statement
 
 
@@ -59,7 +61,7 @@ class StoreError(StoregwError):
         super().__init__(code, message)
 
 
-class CounterStore(OperationTable, Database):
+class CounterStore(TokenTables, OperationTable, Database):
     """One connection; each writing method is one transaction, serialised by a lock so that
     concurrent till operations never interleave statements inside each other's transaction."""
 
@@ -228,18 +230,10 @@ class CounterStore(OperationTable, Database):
     # --- coupon ledger --------------------------------------------------------------------
 
     async def redemption(self, redemption_id: str) -> Redemption | None:
-        rows = await self._all(
-            "SELECT * FROM redemptions WHERE redemption_id = ?", (redemption_id,)
-        )
-        return redemption_from(rows[0]) if rows else None
+        return await self._keyed("redemptions", redemption_id, redemption_from)
 
     async def live_redemption(self, coupon_id: str) -> Redemption | None:
-        rows = await self._all(
-            "SELECT * FROM redemptions WHERE coupon_id = ? AND status IN"
-            " ('reserved', 'accepted', 'pending', 'conflict')",
-            (coupon_id,),
-        )
-        return redemption_from(rows[0]) if rows else None
+        return await self._live("redemptions", "coupon_id", coupon_id, redemption_from)
 
     async def put_redemption(self, row: Redemption) -> None:
         """Write ``row`` without an event (a refusal; an accepted row whose event the outbox
@@ -248,14 +242,13 @@ class CounterStore(OperationTable, Database):
 
     @staticmethod
     def mark(
-        table: Literal["redemptions", "operations"],
+        table: Literal["redemptions", "pickups", "operations"],
         key: str,
         column: Literal["event_seq", "conflict_seq", "outcome_seq"],
     ) -> Statement:
         """Set a row's ``column`` to the seq of the event it commits with."""
-        id_column = "redemption_id" if table == "redemptions" else "op_id"
         return (
-            f"UPDATE {table} SET {column} = ? WHERE {id_column} = ?",  # noqa: S608
+            f"UPDATE {table} SET {column} = ? WHERE {TABLE_KEYS[table]} = ?",  # noqa: S608
             (EVENT_SEQ, key),
         )
 
@@ -268,37 +261,20 @@ class CounterStore(OperationTable, Database):
         cloud: JsonObject | None = None,
         attempt: bool = False,
     ) -> None:
-        await self._write(
-            (
-                "UPDATE redemptions SET status = ?, updated = ?,"
-                " offline_at = coalesce(?, offline_at), cloud = coalesce(?, cloud),"
-                " attempts = attempts + ? WHERE redemption_id = ?",
-                (
-                    status,
-                    time.time(),
-                    offline_at,
-                    None if cloud is None else dumps(cloud),
-                    1 if attempt else 0,
-                    redemption_id,
-                ),
-            )
+        await self.settle_token(
+            "redemptions",
+            redemption_id,
+            status,
+            offline_at=offline_at,
+            cloud=cloud,
+            attempt=attempt,
         )
 
     async def count_attempt(self, redemption_id: str) -> None:
-        await self._write(
-            (
-                "UPDATE redemptions SET attempts = attempts + 1 WHERE redemption_id = ?",
-                (redemption_id,),
-            )
-        )
+        await self.count_token_attempt("redemptions", redemption_id)
 
     async def redemptions(self, *statuses: RedemptionStatus) -> list[Redemption]:
-        marks = ",".join("?" * len(statuses))
-        rows = await self._all(
-            f"SELECT * FROM redemptions WHERE status IN ({marks}) ORDER BY created",  # noqa: S608
-            tuple(statuses),
-        )
-        return [redemption_from(r) for r in rows]
+        return await self._with_status("redemptions", statuses, redemption_from)
 
     async def void_reserved(self) -> int:
         """After a crash: a reservation whose RPC never finished was never answered."""
@@ -312,22 +288,19 @@ class CounterStore(OperationTable, Database):
     async def redemptions_without_event(self) -> list[Redemption]:
         """Rows whose event (or conflict event) may not have reached the outbox (a crash
         between the two commits, or a full outbox)."""
-        rows = await self._all(
-            "SELECT * FROM redemptions WHERE (event_seq IS NULL"
-            " AND status IN ('accepted', 'pending', 'conflict'))"
-            " OR (conflict_seq IS NULL AND status = 'conflict') ORDER BY created"
-        )
-        return [redemption_from(r) for r in rows]
+        return await self._without_event("redemptions", redemption_from)
 
     # --- summaries ------------------------------------------------------------------------
 
     async def counts(self) -> JsonObject:
         red = await self._all("SELECT status, count(*) AS n FROM redemptions GROUP BY status")
+        pick = await self._all("SELECT status, count(*) AS n FROM pickups GROUP BY status")
         ops = await self._all(
             "SELECT kind, status, count(*) AS n FROM operations GROUP BY kind, status"
         )
         out: JsonObject = {
             "redemptions": {r["status"]: r["n"] for r in red},
+            "pickups": {r["status"]: r["n"] for r in pick},
             "accruals": {r["status"]: r["n"] for r in ops if r["kind"] == "accrual"},
             "checkins": {r["status"]: r["n"] for r in ops if r["kind"] == "checkin"},
             **{

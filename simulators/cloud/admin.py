@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.wire.tokens import Coupon
+from gateway.wire.tokens import Coupon, Pickup, PickupLine
 from simulators.cloud.offers import OfferBook
 from simulators.cloud.store import CloudStore, Json, normalise_uid
 
@@ -103,6 +103,55 @@ class CloudAdmin:
             gateway_id=gateway_id,
             till=till,
             redemption_id=redemption_id,
+        )
+
+    async def add_order(
+        self,
+        order_id: str,
+        member_id: str,
+        lines: tuple[tuple[str, str | None, int], ...],
+        *,
+        stores: tuple[str, ...] = ("*",),
+        expires: datetime | None = None,
+    ) -> str:
+        """Place an online order to collect; returns its pickup code (``SGP1:...``)."""
+        pickup = Pickup(
+            order_id=order_id,
+            member_id=member_id,
+            stores=stores,
+            expires=expires or self.clock() + timedelta(days=7),
+            lines=tuple(PickupLine(sku=sku, name=name, qty=qty) for sku, name, qty in lines),
+        )
+        return await self.store.add_order(pickup)
+
+    async def order_token(self, order_id: str) -> str:
+        state = await self.store.order_state(order_id)
+        if state is None:
+            raise KeyError(order_id)
+        return str(state["token"])
+
+    async def order(self, order_id: str) -> Json | None:
+        """The order's state: status, collected_at, store_id, pickup_id, ... (None if unknown)."""
+        return await self.store.order_state(order_id)
+
+    async def mark_order_collected(
+        self,
+        order_id: str,
+        *,
+        store_id: str = "S999",
+        at: datetime | None = None,
+        gateway_id: str = "gw-elsewhere",
+        till: str | None = None,
+        pickup_id: str = "admin",
+    ) -> None:
+        """Pretend another store handed the order over (stages a ``pickup.conflict``)."""
+        await self.store.mark_order_collected(
+            order_id,
+            store_id=store_id,
+            at=at or self.clock(),
+            gateway_id=gateway_id,
+            till=till,
+            pickup_id=pickup_id,
         )
 
     async def member_points(self, member_id: str) -> int:

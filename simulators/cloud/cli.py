@@ -30,7 +30,7 @@ def _print_event(event: dict[str, Any], duplicate: bool) -> None:
 
 
 def _print_rpc(method: str, gateway: str, args: dict[str, Any], reply: dict[str, Any]) -> None:
-    shown = {k: ("<token>" if k == "coupon" else v) for k, v in args.items()}
+    shown = {k: ("<token>" if k in ("coupon", "code") else v) for k, v in args.items()}
     outcome = "ok" if reply.get("ok") else f"refused {reply.get('error', {}).get('code')}"
     typer.echo(f"cloud rpc {gateway} {method} {json.dumps(shown)} -> {outcome}")
 

@@ -64,6 +64,13 @@ class RedeemArgs(_Args):
     offline_at: AwareDatetime | None = None
 
 
+class PickupArgs(_Args):
+    code: str = Field(min_length=1, max_length=4096)
+    pickup_id: str = Field(pattern=KEY)
+    member_id: str | None = Field(default=None, pattern=KEY)
+    offline_at: AwareDatetime | None = None
+
+
 class Item(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,7 +96,13 @@ class CheckinArgs(_Args):
     """Set when the gateway reconciles a check-in it accepted offline."""
 
 
-METHODS = ("member.identify", "coupon.redeem", "points.accrue", "appointment.checkin")
+METHODS = (
+    "member.identify",
+    "coupon.redeem",
+    "order.pickup",
+    "points.accrue",
+    "appointment.checkin",
+)
 REPLY_TOPICS = ("rpc-reply", "doctor/reply")
 """Where a gateway's RPC replies may go, below its base: the daemon's and the doctor's inboxes
 (docs/mqtt.md); deploy/mosquitto/storegw.acl grants the cloud write on exactly these."""
@@ -101,6 +114,11 @@ def bad_args(exc: ValidationError) -> Refusal:
         for e in exc.errors(include_url=False, include_input=False)
     ]
     return Refusal(RefusalCode.BAD_ARGS, "invalid arguments", {"errors": details})
+
+
+def _check_offline_at(offline_at: datetime | None, now: datetime) -> None:
+    if offline_at is not None and offline_at > now + OFFLINE_AT_SKEW:
+        raise Refusal(RefusalCode.BAD_ARGS, "offline_at is in the future")
 
 
 class RpcAnswers:
@@ -120,8 +138,7 @@ class RpcAnswers:
                 return {"ok": True, "data": await self._identify(ident, store_id, now)}
             if method == "coupon.redeem":
                 redeem = RedeemArgs.model_validate(args)
-                if redeem.offline_at is not None and redeem.offline_at > now + OFFLINE_AT_SKEW:
-                    raise Refusal(RefusalCode.BAD_ARGS, "offline_at is in the future")
+                _check_offline_at(redeem.offline_at, now)
                 return await self.store.redeem(
                     token=redeem.coupon,
                     redemption_id=redeem.redemption_id,
@@ -130,6 +147,19 @@ class RpcAnswers:
                     till=redeem.till,
                     member_id=redeem.member_id,
                     offline_at=redeem.offline_at,
+                    now=now,
+                )
+            if method == "order.pickup":
+                pickup = PickupArgs.model_validate(args)
+                _check_offline_at(pickup.offline_at, now)
+                return await self.store.pickup(
+                    code=pickup.code,
+                    pickup_id=pickup.pickup_id,
+                    store_id=store_id,
+                    gateway_id=gateway_id,
+                    till=pickup.till,
+                    member_id=pickup.member_id,
+                    offline_at=pickup.offline_at,
                     now=now,
                 )
             if method == "points.accrue":

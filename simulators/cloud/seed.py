@@ -1,4 +1,4 @@
-"""Seed data for the simulated cloud: known members, cards, coupons, appointments, prices.
+"""Seed data for the simulated cloud: members, cards, coupons, orders, appointments, prices.
 
 Constants so tests and the demo can name them; times are relative to the moment of seeding
 (appointments "today"), computed by the functions below from the service's clock.
@@ -119,6 +119,52 @@ COUPONS = (
         not_before_in=timedelta(days=7),
     ),
     SeedCoupon(COUPON_BEARER, None, Decimal("10.00"), "Spring 10 EUR", ("*",), timedelta(days=60)),
+)
+
+
+@dataclass(frozen=True)
+class SeedOrder:
+    order_id: str
+    member_id: str
+    stores: tuple[str, ...]
+    expires_in: timedelta
+    lines: tuple[tuple[str, str, int], ...]
+    """(sku, name, qty)"""
+
+
+ORDER_ALICE = "ORD-1001"
+"""Alice's online order, collectable in the seeded stores: two lines."""
+ORDER_BRUNO = "ORD-1002"
+"""Bruno's, any store."""
+ORDER_CHLOE = "ORD-1003"
+"""Chloé's, any store (the demo collects Alice's, tests are free to use this one)."""
+ORDER_EXPIRED = "ORD-1004"
+"""Dev's: the pickup window closed yesterday."""
+ORDER_OTHER_STORE = "ORD-1005"
+"""Bruno's, to be collected in S999 only."""
+
+ORDERS = (
+    SeedOrder(
+        ORDER_ALICE,
+        ALICE,
+        SEED_STORES,
+        timedelta(days=7),
+        (("4006381333931", "Stabilo pen", 3), ("5901234123457", "Notebook A5", 1)),
+    ),
+    SeedOrder(
+        ORDER_BRUNO, BRUNO, ("*",), timedelta(days=7), (("4000000000002", "Coffee 500 g", 2),)
+    ),
+    SeedOrder(ORDER_CHLOE, CHLOE, ("*",), timedelta(days=7), (("4000000000001", "Milk 1 l", 6),)),
+    SeedOrder(
+        ORDER_EXPIRED, DEV, ("*",), timedelta(days=-1), (("5901234123457", "Notebook A5", 2),)
+    ),
+    SeedOrder(
+        ORDER_OTHER_STORE,
+        BRUNO,
+        ("S999",),
+        timedelta(days=7),
+        (("4006381333931", "Stabilo pen", 1),),
+    ),
 )
 
 APPT_SOON = "APT-1001"

@@ -30,6 +30,18 @@ def _nfc(d: dict[str, Any]) -> str:
     return f"{d.get('product') or d.get('type')} uid {d.get('uid')} {uri}"
 
 
+def _lines(d: dict[str, Any]) -> str:
+    """An order's lines as a till would read them out: ``3x Stabilo pen, 1x Notebook A5``."""
+    lines = d.get("lines")
+    if not isinstance(lines, list):
+        return ""
+    return ", ".join(
+        f"{line.get('qty')}x {line.get('name') or line.get('sku')}"
+        for line in lines
+        if isinstance(line, dict)
+    )
+
+
 def _mode(d: dict[str, Any]) -> str:
     return f"[dim]({d.get('mode')})[/]" if d.get("mode") else ""
 
@@ -44,6 +56,8 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{d.get('coupon_id')} {d.get('value')} {d.get('currency')}"
         f"{' offline' if d.get('offline') else ''} {_mode(d)}"
     ),
+    "order.picked_up": lambda d: f"{d.get('order_id')} {_lines(d)} {_mode(d)}",
+    "pickup.conflict": lambda d: f"[red]{d.get('order_id')}: {d.get('reason')}[/]",
     "points.accrued": lambda d: f"{d.get('member_id')} {d.get('amount')} {d.get('currency')}",
     "redemption.conflict": lambda d: f"[red]{d.get('coupon_id')}: {d.get('reason')}[/]",
     "balance.paid": lambda d: (
@@ -90,6 +104,7 @@ def _brief(doc: dict[str, Any]) -> str:
     keys = (
         "member_id",
         "coupon_id",
+        "order_id",
         "value",
         "points_added",
         "points",
@@ -101,7 +116,9 @@ def _brief(doc: dict[str, Any]) -> str:
         "status",
         "cached",
     )
-    found = {k: doc[k] for k in keys if k in doc}
+    found: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
+    if "lines" in doc:
+        found["lines"] = _lines(doc)
     member = doc.get("member")
     if isinstance(member, dict):
         found.update({k: member[k] for k in ("member_id", "name", "points") if k in member})

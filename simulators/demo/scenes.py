@@ -150,6 +150,12 @@ class _Story:
             "pay 12.00 EUR from Alice's stored value",
             *await till.post("/v1/balance/pay", _payment("P-1001", "12.00", "R-1001")),
         )
+        say("到店自提: Alice collects her online order; the till checks the lines it answers")
+        order = await cloud.order_token(seed.ORDER_ALICE)
+        answer(
+            f"pick up {seed.ORDER_ALICE} (SGP1 code)",
+            *await till.post("/v1/orders/pickup", {"till": "till-1", "code": order}),
+        )
         self.helpers.append(self.tg.create_task(_product_scans(scanner), name="scans"))
         await asyncio.sleep(3)
         if outage:

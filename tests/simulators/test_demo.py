@@ -41,6 +41,7 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
         "device.status",
         "member.identified",
         "coupon.redeemed",
+        "order.picked_up",
         "points.accrued",
         "redemption.conflict",
         "balance.paid",
@@ -50,6 +51,7 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
     for kind in kinds:
         assert re.search(rf"cloud <- #\d+\s+\S+\s+{re.escape(kind)}\s", text), (kind, text[-3000:])
     assert "OUTAGE" in text
+    assert re.search(r"pick up ORD-1001 \(SGP1 code\): .*200.* mode=online .*3x Stabilo pen", text)
     # offline rules, narrated: accepted within the rules, refused beyond them
     assert re.search(r"redeem CPN-GOLD-15 \(offline rules\): .*200.* mode=offline", text)
     assert re.search(r"redeem CPN-GOLD-15 again: .*409.* already_used", text)

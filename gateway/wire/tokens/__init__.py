@@ -1,17 +1,24 @@
-"""Signed coupons, member codes and wallet credentials, shared by the gateway and the
-(simulated) cloud.
+"""Signed coupons, member codes, pickup codes and wallet credentials, shared by the gateway
+and the (simulated) cloud.
 
 Pure functions, no I/O: the gateway verifies at the till even when the cloud is unreachable,
 so everything it needs is in the scanned text plus the cloud's public keys (:mod:`.keys`).
-Both kinds share one format (:mod:`.jws`); :mod:`.coupons` and :mod:`.members` are the two
-kinds. Every failure is a :class:`TokenError` with a stable ``code``.
+All kinds share one format (:mod:`.jws`): :mod:`.coupons`, :mod:`.members` and
+:mod:`.pickups` (order pickup codes). Every failure is a :class:`TokenError` with a stable
+``code``.
 """
 
 from __future__ import annotations
 
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
 from gateway.wire.tokens.errors import ClaimTokenError, TokenError, TokenErrorCode
-from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, WALLET_PREFIX, scan_kind
+from gateway.wire.tokens.jws import (
+    COUPON_PREFIX,
+    MEMBER_PREFIX,
+    PICKUP_PREFIX,
+    WALLET_PREFIX,
+    scan_kind,
+)
 from gateway.wire.tokens.keys import KeySet, SigningKey, thumbprint
 from gateway.wire.tokens.members import (
     MemberCode,
@@ -19,6 +26,7 @@ from gateway.wire.tokens.members import (
     make_member_qr,
     verify_member_qr,
 )
+from gateway.wire.tokens.pickups import Pickup, PickupLine, sign_pickup, verify_pickup
 from gateway.wire.tokens.wallets import (
     PackageClaim,
     WalletCredential,
@@ -29,12 +37,15 @@ from gateway.wire.tokens.wallets import (
 __all__ = [
     "COUPON_PREFIX",
     "MEMBER_PREFIX",
+    "PICKUP_PREFIX",
     "WALLET_PREFIX",
     "ClaimTokenError",
     "Coupon",
     "KeySet",
     "MemberCode",
     "PackageClaim",
+    "Pickup",
+    "PickupLine",
     "SigningKey",
     "TokenError",
     "TokenErrorCode",
@@ -43,9 +54,11 @@ __all__ = [
     "make_member_qr",
     "scan_kind",
     "sign_coupon",
+    "sign_pickup",
     "sign_wallet",
     "thumbprint",
     "verify_coupon",
     "verify_member_qr",
+    "verify_pickup",
     "verify_wallet",
 ]

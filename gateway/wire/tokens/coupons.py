@@ -10,16 +10,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from gateway.wire.tokens.errors import TokenError
+from gateway.wire.tokens.fields import StoreScope, TokenTime, verify_scoped
 from gateway.wire.tokens.jws import (
     COUPON_PREFIX,
-    check_times,
-    decode,
     encode,
     epoch,
+    in_stores,
+    stores_claim,
     str_claim,
     time_claim,
-    token_body,
-    whole_seconds,
 )
 from gateway.wire.tokens.keys import KeySet, SigningKey
 
@@ -32,9 +31,9 @@ class Coupon(BaseModel):
     coupon_id: str
     value: Decimal
     currency: str
-    expires: datetime
-    not_before: datetime | None = None
-    stores: tuple[str, ...]
+    expires: TokenTime
+    not_before: TokenTime | None = None
+    stores: StoreScope
     member_id: str | None = None
     title: str = ""
 
@@ -52,25 +51,8 @@ class Coupon(BaseModel):
             raise ValueError("value must be a finite, non-negative amount")
         return v
 
-    @field_validator("expires")
-    @classmethod
-    def _expires(cls, v: datetime) -> datetime:
-        return whole_seconds(v)
-
-    @field_validator("not_before")
-    @classmethod
-    def _not_before(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else whole_seconds(v)
-
-    @field_validator("stores")
-    @classmethod
-    def _stores(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v or not all(isinstance(s, str) and s for s in v):
-            raise ValueError("stores lists at least one store id (or '*')")
-        return v
-
     def valid_in(self, store_id: str) -> bool:
-        return "*" in self.stores or store_id in self.stores
+        return in_stores(self.stores, store_id)
 
 
 def sign_coupon(coupon: Coupon, key: SigningKey) -> str:
@@ -104,13 +86,7 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
         raise TokenError("malformed", "claim 'val' must be a decimal string") from None
     if not value.is_finite() or value < 0:
         raise TokenError("malformed", "claim 'val' must be a non-negative amount")
-    stores = claims.get("stores")
-    if (
-        not isinstance(stores, list)
-        or not stores
-        or not all(isinstance(s, str) and s for s in stores)
-    ):
-        raise TokenError("malformed", "claim 'stores' must be a non-empty list of store ids")
+    stores = stores_claim(claims)
     title = claims.get("title", "")
     if not isinstance(title, str):
         raise TokenError("malformed", "claim 'title' must be a string")
@@ -125,27 +101,20 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
         currency=currency,
         expires=datetime.fromtimestamp(exp, UTC),
         not_before=None if nbf is None else datetime.fromtimestamp(nbf, UTC),
-        stores=tuple(stores),
+        stores=stores,
         member_id=member_id,
         title=title,
     )
 
 
 def verify_coupon(text: str, keys: KeySet, *, store_id: str, now: datetime) -> Coupon:
-    """Check a scanned ``SGC1:`` coupon: signature, type, time window and store scope.
-
-    Single use is not decided here: that takes the cloud (online) or the gateway's ledger.
-    """
-    token = token_body(text, COUPON_PREFIX)
-    claims = decode(token, keys)
-    if claims.get("typ") != "coupon":
-        raise TokenError("wrong_type", "token is not a coupon")
-    coupon = _coupon_from_claims(claims)
-    check_times(
-        epoch(coupon.expires),
-        None if coupon.not_before is None else epoch(coupon.not_before),
-        now,
+    """Check a scanned ``SGC1:`` coupon: signature, type, time window and store scope."""
+    return verify_scoped(
+        text,
+        keys,
+        prefix=COUPON_PREFIX,
+        typ="coupon",
+        parse=_coupon_from_claims,
+        store_id=store_id,
+        now=now,
     )
-    if not coupon.valid_in(store_id):
-        raise TokenError("wrong_store", "coupon is not valid in this store")
-    return coupon

@@ -21,6 +21,7 @@ from gateway.wire.tokens.keys import KeySet, SigningKey
 COUPON_PREFIX = "SGC1:"
 MEMBER_PREFIX = "SGM1:"
 WALLET_PREFIX = "SGW1:"
+PICKUP_PREFIX = "SGP1:"
 ALGORITHM = "EdDSA"
 MAX_TEXT = 8192
 """Longer scanned text is refused before any parsing (a QR code holds at most ~3 KB)."""
@@ -53,12 +54,14 @@ def epoch(value: datetime) -> int:
     return math.floor(utc(value).timestamp())
 
 
-def scan_kind(text: str) -> Literal["coupon", "member"] | None:
+def scan_kind(text: str) -> Literal["coupon", "member", "pickup"] | None:
     """Which token a scanned text is, by its prefix; None for anything else."""
     if text.startswith(COUPON_PREFIX):
         return "coupon"
     if text.startswith(MEMBER_PREFIX):
         return "member"
+    if text.startswith(PICKUP_PREFIX):
+        return "pickup"
     return None
 
 
@@ -121,6 +124,22 @@ def time_claim(claims: Mapping[str, Any], name: str, *, required: bool = True) -
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_EPOCH:
         raise TokenError("malformed", f"claim {name!r} must be a NumericDate")
     return value
+
+
+def stores_claim(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``stores`` claim: a non-empty list of store ids (or ``"*"``)."""
+    stores = claims.get("stores")
+    if (
+        not isinstance(stores, list)
+        or not stores
+        or not all(isinstance(s, str) and s for s in stores)
+    ):
+        raise TokenError("malformed", "claim 'stores' must be a non-empty list of store ids")
+    return tuple(stores)
+
+
+def in_stores(stores: tuple[str, ...], store_id: str) -> bool:
+    return "*" in stores or store_id in stores
 
 
 def check_times(exp: int, nbf: int | None, now: datetime) -> None:

@@ -4,17 +4,17 @@ signing keys (coupons and credentials are signed with them) and the counters."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import StoregwError
 from core.ids import rfc3339, utcnow
 from core.sqlite import Database, open_database
-from gateway.wire.tokens import KeySet, SigningKey
+from gateway.wire.tokens import KeySet, SigningKey, TokenError
 from simulators.cloud.store.schema import SCHEMA
 
 Json = dict[str, Any]
@@ -29,6 +29,7 @@ class RefusalCode(StrEnum):
     ``bad_csr`` and ``identity_mismatch`` also answer ``cert.renew``."""
 
     ALREADY_CHECKED_IN = "already_checked_in"
+    ALREADY_COLLECTED = "already_collected"
     ALREADY_CLAIMED = "already_claimed"
     ALREADY_USED = "already_used"
     BAD_ARGS = "bad_args"
@@ -55,6 +56,29 @@ class RefusalCode(StrEnum):
     UNKNOWN_OFFER = "unknown_offer"
     WRONG_CURRENCY = "wrong_currency"
     WRONG_STORE = "wrong_store"
+
+
+TOKEN_REFUSALS = {
+    "expired": RefusalCode.EXPIRED,
+    "not_yet_valid": RefusalCode.NOT_YET_VALID,
+    "wrong_store": RefusalCode.WRONG_STORE,
+    "bad_signature": RefusalCode.BAD_SIGNATURE,
+    "unknown_key": RefusalCode.BAD_SIGNATURE,
+    "malformed": RefusalCode.BAD_SIGNATURE,
+    "wrong_type": RefusalCode.BAD_SIGNATURE,
+}
+"""A refused coupon or pickup code's token error, as the RPC's refusal code."""
+
+
+T = TypeVar("T")
+
+
+def verified(verify: Callable[[], T]) -> T:
+    """A coupon or pickup code checked by ``verify()``; a refused one is the RPC's refusal."""
+    try:
+        return verify()
+    except TokenError as exc:
+        raise Refusal(TOKEN_REFUSALS[exc.code], exc.message) from None
 
 
 class Refusal(StoregwError):
@@ -134,6 +158,17 @@ class StoreBase(Database):
     async def _stored_reply(self, table: str, key: str, value: str) -> Json | None:
         row = await self.fetch_one(f"SELECT reply FROM {table} WHERE {key} = ?", (value,))  # noqa: S608
         return None if row is None else dict(json.loads(row[0]))
+
+    async def _record_reply(self, table: str, values: Sequence[Any], reply: Json) -> Json:
+        """Keep an idempotent RPC's answer (the row's last column) with what it changed, in
+        one commit, so its key answers the same forever; returns the reply."""
+        marks = ", ".join("?" * (len(values) + 1))
+        await self.db.execute(
+            f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608 - our table names
+            (*values, json.dumps(reply)),
+        )
+        await self.db.commit()
+        return reply
 
     # --- keys -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The simulated cloud's state in SQLite (aiosqlite), so it survives restarts.
 
-Members, cards, coupons (with the signed token issued for each), redemptions, accruals,
-stored-value payments (with the wallet credentials issued),
+Members, cards, coupons (with the signed token issued for each), redemptions, online orders
+(with their pickup codes) and pickups, accruals, stored-value payments (with the wallet
+credentials issued), points moves and service packages,
 appointments and check-ins, prices and promotions, the cloud's signing keys, and every event
 received (deduplicated by id), each subject in its own module. Mutations keyed by an
 idempotency key store the answer they gave, so a retry gets the same answer even after a
@@ -14,26 +15,31 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
-from gateway.wire.tokens import Coupon
+from gateway.wire.tokens import Coupon, Pickup, PickupLine
 from simulators.cloud import seed
 from simulators.cloud.store.appointments import AppointmentTables
 from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
+from simulators.cloud.store.orders import OrderTables
 from simulators.cloud.store.packages import PackageTables
 
 
-class CloudStore(PackageTables, CouponTables, AppointmentTables, CatalogueTables, EventTables):
+class CloudStore(
+    PackageTables, CouponTables, OrderTables, AppointmentTables, CatalogueTables, EventTables
+):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 
     async def member_profile(self, member_id: str, *, store_id: str, now: datetime) -> Json:
-        """The Member object of the design: profile, usable coupons, current appointments."""
+        """The Member object of the design: profile, usable coupons, current appointments,
+        orders to collect here."""
         member = await self.member_row(member_id)
         if member is None:
             raise Refusal(RefusalCode.UNKNOWN_MEMBER, "no such member")
         member["coupons"] = await self.usable_coupons(member_id, store_id=store_id, now=now)
         member["appointments"] = await self.current_appointments(member_id, now=now)
+        member["orders"] = await self.open_orders(member_id, store_id=store_id, now=now)
         # So a gateway can project an offline accrual the way the cloud will count it.
         member["points_per_unit"] = str(seed.TIER_MULTIPLIER.get(member["tier"], Decimal(1)))
         member["points_value"] = str(seed.POINTS_VALUE)
@@ -63,6 +69,17 @@ class CloudStore(PackageTables, CouponTables, AppointmentTables, CatalogueTables
                     stores=c.stores,
                     member_id=c.member_id,
                     title=c.title,
+                ),
+                commit=False,
+            )
+        for o in seed.ORDERS:
+            await self.add_order(
+                Pickup(
+                    order_id=o.order_id,
+                    member_id=o.member_id,
+                    stores=o.stores,
+                    expires=seed.at(now, o.expires_in),
+                    lines=tuple(PickupLine(sku=s, name=n, qty=q) for s, n, q in o.lines),
                 ),
                 commit=False,
             )

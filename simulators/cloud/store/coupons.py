@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gateway.wire.tokens import Coupon, TokenError, sign_coupon, verify_coupon
+from gateway.wire.tokens import Coupon, sign_coupon, verify_coupon
 from simulators.cloud.store.base import (
     Json,
     Refusal,
@@ -14,17 +14,8 @@ from simulators.cloud.store.base import (
     in_scope,
     iso,
     parse_time,
+    verified,
 )
-
-_TOKEN_REFUSALS = {
-    "expired": RefusalCode.EXPIRED,
-    "not_yet_valid": RefusalCode.NOT_YET_VALID,
-    "wrong_store": RefusalCode.WRONG_STORE,
-    "bad_signature": RefusalCode.BAD_SIGNATURE,
-    "unknown_key": RefusalCode.BAD_SIGNATURE,
-    "malformed": RefusalCode.BAD_SIGNATURE,
-    "wrong_type": RefusalCode.BAD_SIGNATURE,
-}
 
 
 class CouponTables(StoreBase):
@@ -147,10 +138,7 @@ class CouponTables(StoreBase):
         if stored is not None:
             return stored
         at = offline_at or now
-        try:
-            coupon = verify_coupon(token, self.keys, store_id=store_id, now=at)
-        except TokenError as exc:
-            raise Refusal(_TOKEN_REFUSALS[exc.code], exc.message) from None
+        coupon = verified(lambda: verify_coupon(token, self.keys, store_id=store_id, now=at))
         state = await self.coupon_state(coupon.coupon_id)
         if state is None:
             raise Refusal(RefusalCode.NOT_FOUND, "the cloud has no such coupon")
@@ -184,8 +172,8 @@ class CouponTables(StoreBase):
                 "used_by = ? WHERE coupon_id = ? AND used_at IS NULL",
                 (iso(at), store_id, gateway_id, till, redemption_id, coupon.coupon_id),
             )
-        await self.db.execute(
-            "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        return await self._record_reply(
+            "redemptions",
             (
                 redemption_id,
                 coupon.coupon_id,
@@ -195,8 +183,6 @@ class CouponTables(StoreBase):
                 member_id,
                 iso(now),
                 None if offline_at is None else iso(offline_at),
-                json.dumps(reply),
             ),
+            reply,
         )
-        await self.db.commit()
-        return reply

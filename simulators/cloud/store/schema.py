@@ -25,6 +25,18 @@ CREATE TABLE IF NOT EXISTS redemptions (
     gateway_id TEXT NOT NULL, till TEXT, member_id TEXT, at TEXT NOT NULL, offline_at TEXT,
     reply TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, stores TEXT NOT NULL,
+    lines TEXT NOT NULL, expires TEXT NOT NULL, token TEXT NOT NULL, status TEXT NOT NULL,
+    collected_at TEXT, collected_store TEXT, collected_gateway TEXT, collected_till TEXT,
+    pickup_id TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_by_member ON orders (member_id, status);
+CREATE TABLE IF NOT EXISTS pickups (
+    pickup_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, store_id TEXT NOT NULL,
+    gateway_id TEXT NOT NULL, till TEXT, member_id TEXT, at TEXT NOT NULL, offline_at TEXT,
+    reply TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS accruals (
     accrual_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, amount TEXT NOT NULL,
     currency TEXT NOT NULL, receipt_id TEXT, items TEXT NOT NULL, store_id TEXT NOT NULL,

@@ -195,7 +195,12 @@ async def test_every_endpoint_online_answers_per_the_document(
         )
         assert topped["balance"] == "32.00"
         conflicts = await api.ok("GET", "/v1/conflicts", schema="ConflictsAnswer")
-        assert conflicts == {"conflicts": [], "balance_conflicts": [], "points_conflicts": []}
+        assert conflicts == {
+            "conflicts": [],
+            "pickup_conflicts": [],
+            "balance_conflicts": [],
+            "points_conflicts": [],
+        }
         # a retry with the client's own idempotency key gets the same answer
         body = {"till": "till-1", "coupon": await cloud.coupon_token(seed.COUPON_BEARER)}
         body["redemption_id"] = "POS1-R-77"
@@ -463,6 +468,7 @@ async def test_the_api_serves_tls_when_configured(
             assert r.status == 200
             assert await r.json() == {
                 "conflicts": [],
+                "pickup_conflicts": [],
                 "balance_conflicts": [],
                 "points_conflicts": [],
             }

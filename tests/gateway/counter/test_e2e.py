@@ -154,6 +154,12 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 {"till": "t1", "coupon": await cloud.coupon_token(seed.COUPON_WELCOME)},
             )
             assert welcome["mode"] == "online"
+            handed = await pos.ok(
+                "POST",
+                "/v1/orders/pickup",
+                {"till": "t1", "code": await cloud.order_token(seed.ORDER_ALICE)},
+            )
+            assert (handed["mode"], handed["status"]) == ("online", "accepted")
             first = await pos.ok(
                 "POST",
                 "/v1/points/accrue",
@@ -205,7 +211,9 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
             }
             paid_offline = await pos.ok("POST", "/v1/balance/pay", offline_pay)
             assert (paid_offline["balance"], paid_offline["projected"]) == ("16.00", True)
-            for answer in (spring, gold, second, checkin, paid_offline):
+            chloe_code = await cloud.order_token(seed.ORDER_CHLOE)
+            pickup = await pos.ok("POST", "/v1/orders/pickup", {"till": "t2", "code": chloe_code})
+            for answer in (spring, gold, second, checkin, paid_offline, pickup):
                 assert answer["mode"] == "offline", answer
                 assert answer["status"] == "pending", answer
             await cloud.mark_coupon_used(seed.COUPON_GOLD, store_id="S002")  # meanwhile
@@ -218,8 +226,13 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 "POST", "/v1/coupons/redeem", {"till": "t3", "coupon": spring_token}
             )
             assert (status, again["error"]["code"]) == (409, "already_used")
+            status, twice = await pos.call(
+                "POST", "/v1/orders/pickup", {"till": "t3", "code": chloe_code}
+            )
+            assert (status, twice["error"]["code"]) == (409, "already_used")
             assert await pos.ok("GET", "/v1/conflicts") == {
                 "conflicts": [],
+                "pickup_conflicts": [],
                 "balance_conflicts": [],
                 "points_conflicts": [],
             }
@@ -254,6 +267,14 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 timeout=10,
                 message="both accruals at the cloud (gold: 2 points per EUR)",
             )
+            chloe_order = await eventually(
+                lambda: cloud.order(seed.ORDER_CHLOE),
+                lambda state: state is not None and state["status"] == "collected",
+                timeout=10,
+                message="the offline pickup confirmed",
+            )
+            assert chloe_order is not None
+            assert chloe_order["pickup_id"] == pickup["pickup_id"]
             await eventually(
                 lambda: cloud.appointment(seed.APPT_SOON),
                 lambda appointment: appointment["status"] == "checked_in",
@@ -270,6 +291,7 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     "appointment.checked_in",
                     "redemption.conflict",
                     "balance.paid",
+                    "order.picked_up",
                 ):
                     out[kind] = await cloud.store.event_data(kind)
                 return out
@@ -280,6 +302,7 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     len(k["coupon.redeemed"]) == 3
                     and len(k["redemption.conflict"]) == 1
                     and len(k["balance.paid"]) == 2
+                    and len(k["order.picked_up"]) == 2
                 ),
                 timeout=10,
                 message="every event at the cloud",
@@ -300,6 +323,9 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
         second["accrual_id"],
     }
     assert [e["checkin_id"] for e in events["appointment.checked_in"]] == [checkin["checkin_id"]]
+    picked = {e["pickup_id"]: e for e in events["order.picked_up"]}  # each exactly once
+    assert set(picked) == {handed["pickup_id"], pickup["pickup_id"]}
+    assert picked[pickup["pickup_id"]]["offline"] is True
     assert [e["mode"] for e in events["member.identified"]] == ["online", "offline", "offline"]
     assert sorted(e["payment_id"] for e in events["balance.paid"]) == ["P-1", "P-2"]
     assert balance == "16.00"  # 25.00 less both payments, each once

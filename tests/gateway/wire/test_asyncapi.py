@@ -285,6 +285,18 @@ def _events() -> list[tuple[str, Reading]]:
         "title": "5 EUR welcome",
         "offline_at": (now - timedelta(minutes=5)).isoformat(),
     }
+    pickup = {
+        "pickup_id": "pk-77",
+        "order_id": seed.ORDER_ALICE,
+        "lines": [{"sku": "4006381333931", "name": "Stabilo pen", "qty": 3}],
+        "till": "till-1",
+        "member_id": seed.ALICE,
+        "offline": False,
+        "mode": "online",
+        "source": "api",
+        "client": "pos",
+        "staff": "S-17",
+    }
     readings: list[tuple[str, str, dict[str, Any]]] = [
         ("scanner-1", "scan", {"code": "4006381333931", "symbology": "EAN-13", "aim_id": "]E0"}),
         ("scanner-1", "scan", {"code": "010950600013435217251231", "gs1": {"01": "x"}}),
@@ -337,6 +349,18 @@ def _events() -> list[tuple[str, Reading]]:
                 "message": "used",
                 "redemption": redemption,
                 "cloud": {"used_at": "2026-11-20T09:30:00Z", "store_id": "S002"},
+            },
+        ),
+        ("gateway", "order.picked_up", pickup),
+        (
+            "gateway",
+            "pickup.conflict",
+            {
+                "order_id": seed.ORDER_ALICE,
+                "reason": "already_collected",
+                "message": "collected",
+                "pickup": pickup,
+                "cloud": {"collected_at": "2026-11-20T09:30:00Z", "store_id": "S002"},
             },
         ),
         (
@@ -475,6 +499,12 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
         "coupon.redeem",
         {"coupon": bearer, "redemption_id": "a-4", "till": None, "offline_at": offline_at},
     )
+    order = await cloud.order_token(seed.ORDER_ALICE)
+    pickup = {"code": order, "pickup_id": "o-1", "till": "till-1", "member_id": seed.ALICE}
+    await call("order.pickup", pickup)
+    await call("order.pickup", {**pickup, "pickup_id": "o-2"}, "already_collected")
+    expired_order = await cloud.order_token(seed.ORDER_EXPIRED)
+    await call("order.pickup", {"code": expired_order, "pickup_id": "o-3"}, "expired")
     accrual = {
         "accrual_id": "p-1",
         "member_id": seed.ALICE,

@@ -109,6 +109,8 @@ async def test_a_kiosk_token_acts_only_as_its_kiosk_and_kiosk_routes_need_one(
         del pay["member_id"]
         assert await api.refused("POST", "/v1/balance/pay", pay) == (403, "forbidden")
         assert await api.refused("GET", "/v1/conflicts") == (403, "forbidden")
+        pickup = {"till": KIOSK, "code": "SGP1:x.y.z"}  # goods are handed over by staff
+        assert await api.refused("POST", "/v1/orders/pickup", pickup) == (403, "forbidden")
         other_till = {"till": "till-1", "by": "card", "uid": seed.CARD_ALICE}
         assert await api.refused("POST", "/v1/identify", other_till) == (403, "forbidden")
         typed = {"till": KIOSK, "by": "member_id", "member_id": seed.ALICE}

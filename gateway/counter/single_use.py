@@ -1,0 +1,117 @@
+"""One use of a scanned single-use token (a coupon, an order's pickup code), decided once.
+
+What coupons and pickups share: the token is claimed in memory while the cloud is asked (a
+second use meanwhile is refused, with no await between check and claim), the ledger's live
+row refuses it afterwards (even offline, even after a restart), and the decision is written
+once, the row with its event in one transaction. A crash while the cloud is asked leaves
+nothing behind: the till had no answer, and its retry with the same key is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Generic, TypeVar
+
+from gateway.counter.ledger import Ledger
+from gateway.counter.models import CounterError
+from gateway.counter.rows import PickupRow, Redemption
+from gateway.counter.store import StoreError
+from gateway.outbox import AttachedRefused, OutboxError
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", Redemption, PickupRow)
+
+
+@dataclass(eq=False)
+class SingleUse(Generic[R]):
+    """The claim-decide-record cycle for one kind of token row."""
+
+    ledger: Ledger
+    _: KW_ONLY
+    what: str
+    """``redemption``, ``pickup``: for messages and logs."""
+    noun: str
+    """``coupon``, ``order``: what is used once, for messages."""
+    key_name: str
+    """The row's idempotency key, as logs name it."""
+    row_key: Callable[[R], str]
+    token_id: Callable[[R], str]
+    """What may be used once (coupon id, order id)."""
+    find: Callable[[str], Awaitable[R | None]]
+    """The ledger's row by its key."""
+    live: Callable[[str], Awaitable[R | None]]
+    """The ledger's live row for a token id."""
+    put: Callable[[R], Awaitable[None]]
+    """Write a row without its event."""
+    emit: Callable[[R], Awaitable[None]]
+    """Write a row with its accepted event, in one transaction."""
+    taken: Callable[[R], CounterError]
+    """The refusal when an earlier row (``prior``) has the token."""
+    _claims: dict[str, R] = field(default_factory=dict, init=False)
+    """Tokens being used right now (the cloud is being asked), by token id."""
+
+    async def earlier(self, key: str, token: str) -> R | None:
+        """A client retrying with its own key gets the same answer again: the row it got
+        (None when there is none, or it was refused: the retry is decided anew)."""
+        row = await self.find(key)
+        if row is None or row.status not in ("accepted", "pending"):
+            return None
+        if self.token_id(row) != token:
+            raise CounterError(
+                "already_used",
+                f"{self.key_name} was used for another {self.noun}",
+                mode=self.ledger.mode_now(),
+            )
+        return row
+
+    async def use(self, row: R, decide: Callable[[R], Awaitable[R]]) -> R:
+        """Claim the token, let ``decide`` settle the row (it raises a refusal), record it;
+        returns the recorded row."""
+        key, token = self.row_key(row), self.token_id(row)
+        self.ledger.begin(key)
+        try:  # in flight until recorded: the reconciler's repair keeps off
+            claimed = self._claims.get(token)
+            if claimed is not None:
+                raise self.taken(claimed)
+            self._claims[token] = row
+            try:
+                live = await self.live(token)
+                if live is not None:
+                    raise self.taken(live)
+                decided = await decide(row)
+                await self._record(decided)
+                return decided
+            finally:
+                del self._claims[token]
+        finally:
+            self.ledger.inflight.discard(key)
+
+    async def _record(self, row: R) -> None:
+        """The row and its event in one transaction."""
+        try:
+            await self.emit(row)
+        except AttachedRefused:
+            # Another process on this data directory recorded the token meanwhile.
+            raise self.taken(await self.live(self.token_id(row)) or row) from None
+        except OutboxError as exc:
+            if row.status == "pending":
+                raise CounterError(
+                    "unavailable", f"cannot record the {self.what}: {exc}", mode="offline"
+                ) from None
+            # The cloud has it: the ledger keeps it, and the reconciler emits the event later.
+            log.warning(
+                f"{self.what} event deferred",
+                extra={self.key_name: self.row_key(row), "error": str(exc)},
+            )
+            await self.keep(row, f"{self.what} accepted by the cloud but not in the ledger")
+
+    async def keep(self, row: R, failure: str) -> None:
+        """Write a row that has no event to go with it (a refusal, or an event the outbox
+        refused); a failure is logged, not raised (the till's answer does not depend on it)."""
+        try:
+            await self.put(row)
+        except StoreError as exc:
+            log.error(failure, extra={self.key_name: self.row_key(row), "error": str(exc)})
