@@ -61,6 +61,8 @@ EVENT_KINDS = frozenset(
         "points.redeemed",
         "points.reversed",
         "points.conflict",
+        "package.used",
+        "package.conflict",
         "price.sync",
         "cert.expiring",
         "cert.renewed",

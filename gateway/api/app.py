@@ -35,6 +35,7 @@ from gateway.counter.models import (
     CounterError,
     IdentifyRequest,
     Origin,
+    PackageUseRequest,
     PayRequest,
     PickupRequest,
     PointsRedeemRequest,
@@ -270,6 +271,7 @@ def build_app(
                 pickup_conflicts=await service.pickup_conflicts(),
                 balance_conflicts=await service.balance_conflicts(),
                 points_conflicts=await service.points_conflicts(),
+                package_conflicts=await service.package_conflicts(),
             )
         )
 
@@ -288,6 +290,7 @@ def build_app(
         "topup_balance": _operation(TopupRequest, service.topup),
         "redeem_points": _operation(PointsRedeemRequest, service.redeem_points),
         "reverse_points": _operation(PointsReverseRequest, service.reverse_points),
+        "use_package": _operation(PackageUseRequest, service.use_package),
         "list_conflicts": list_conflicts,
         "openapi": openapi_doc,
     }

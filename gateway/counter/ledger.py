@@ -53,6 +53,7 @@ METHOD: dict[OpKind, str] = {
     "topup": "balance.topup",
     "points_redemption": "points.redeem",
     "reversal": "points.reverse",
+    "package_use": "package.consume",
 }
 """The cloud's RPC for each kind of operation."""
 ACCEPTED: dict[OpKind, str] = {
@@ -63,6 +64,7 @@ ACCEPTED: dict[OpKind, str] = {
     "topup": "balance.topped_up",
     "points_redemption": "points.redeemed",
     "reversal": "points.reversed",
+    "package_use": "package.used",
 }
 """The event each kind of operation is recorded with."""
 KEY: dict[OpKind, str] = {
@@ -73,13 +75,30 @@ KEY: dict[OpKind, str] = {
     "topup": "topup_id",
     "points_redemption": "redeem_id",
     "reversal": "reversal_id",
+    "package_use": "use_id",
 }
 """The idempotency key's name, in the request and the events."""
 SHORTFALL: dict[OpKind, str] = {
     "payment": "balance.conflict",
     "points_redemption": "points.conflict",
+    "package_use": "package.conflict",
+    "checkin": "package.conflict",
 }
-"""Spending accepted offline that the cloud may find short, and the event that says so."""
+"""Spending accepted offline that the cloud may find short, and the event that says so (a
+check-in: the package session it used)."""
+
+
+def shortfall_fields(op: Operation) -> JsonObject:
+    """What the cloud's answer says of a shortfall (empty: none); a check-in's is in the
+    package session it used."""
+    result = op.result or {}
+    if op.kind == "checkin":
+        package = result.get("package")
+        result = package if isinstance(package, dict) else {}
+    if result.get("shortfall") is None:
+        return {}
+    keep = ("shortfall", "balance", "points", "left", "package_id")
+    return {k: result[k] for k in keep if k in result}
 
 
 def _token_fields(row: Redemption | PickupRow) -> JsonObject:
@@ -309,7 +328,7 @@ class Ledger:
                 await self.store.set_operation(op.op_id, "rejected", settled.result)
                 log.warning("refusal event deferred", extra={"op_id": op.op_id})
             return True
-        shortfall = (settled.result or {}).get("shortfall")
+        shortfall = shortfall_fields(settled).get("shortfall")
         if op.kind in SHORTFALL and shortfall is not None:
             conflicted = replace(settled, status="conflict")
             log.warning(
@@ -325,16 +344,11 @@ class Ledger:
         return True
 
     async def emit_shortfall(self, op: Operation, *, write: bool = False) -> None:
-        """``balance.conflict`` / ``points.conflict``: spending accepted offline that the cloud
-        applied although the balance (the points) no longer covered it - spent online
-        meanwhile - naming the shortfall; committed with the row (``write``) or marking its
-        ``outcome_seq``."""
-        result = op.result or {}
-        data: JsonObject = {
-            **op.args,
-            **{k: result[k] for k in ("shortfall", "balance", "points") if k in result},
-            **op.origin,
-        }
+        """``balance.conflict`` / ``points.conflict`` / ``package.conflict``: spending accepted
+        offline that the cloud applied although the balance (points, sessions) no longer
+        covered it - spent online meanwhile - naming the shortfall; committed with the row
+        (``write``) or marking its ``outcome_seq``."""
+        data: JsonObject = {**op.args, **shortfall_fields(op), **op.origin}
         await self.emit(
             op.device_id,
             SHORTFALL[op.kind],

@@ -263,6 +263,22 @@ class PointsReverseRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
+class PackageUseRequest(_Request):
+    """Use sessions of a service package (次卡) for the member identified at this till."""
+
+    till: str = Field(pattern=ID)
+    use_id: str = Field(pattern=ID)
+    package_id: str = Field(pattern=ID)
+    sessions: int = Field(default=1, ge=1, le=1000)
+    """Offline only one: a package is used at most once per visit without the cloud."""
+    member_id: str | None = Field(default=None, pattern=ID)
+    """If given, must be the till's current member, as for stored value."""
+    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
+    """The member's signed wallet credential, as for a payment."""
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -400,6 +416,36 @@ class PointsConflict(BaseModel):
     detected_at: str
 
 
+class PackageAnswer(_Answer):
+    status: Literal["confirmed", "pending"]
+    use_id: str
+    member_id: str
+    package_id: str
+    sessions: int
+    service: str | None = None
+    left: int | None = None
+    """Sessions left after it: the cloud's, or offline the projection (``projected``)."""
+    projected: bool = False
+
+
+class PackageConflict(BaseModel):
+    """A package session used offline (at the till or by a check-in) that the cloud found
+    used up when it applied it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    use_id: str
+    """The use's id, or the check-in's id for a session a check-in used."""
+    member_id: str | None
+    package_id: str
+    shortfall: int
+    left: int
+    till: str | None
+    appointment_id: str | None
+    offline_at: str | None
+    detected_at: str
+
+
 class BalanceConflict(BaseModel):
     """An offline payment the cloud applied although the balance no longer covered it."""
 
@@ -504,6 +550,8 @@ class ConflictsAnswer(BaseModel):
     """Offline stored-value payments that left the member's balance short."""
     points_conflicts: list[PointsConflict] = Field(default_factory=list)
     """Offline points redemptions that left the member's points short."""
+    package_conflicts: list[PackageConflict] = Field(default_factory=list)
+    """Package sessions used offline that the package no longer had."""
 
 
 # --- errors and origins -------------------------------------------------------------------
@@ -543,6 +591,7 @@ class CounterCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     INSUFFICIENT_POINTS = "insufficient_points"
+    USED_UP = "used_up"
     OVER_REFUND = "over_refund"
     NEEDS_CLOUD = "needs_cloud"
     REFUSED = "refused"
@@ -583,6 +632,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.BAD_SIGNATURE: 422,
     CounterCode.INSUFFICIENT_FUNDS: 422,
     CounterCode.INSUFFICIENT_POINTS: 422,
+    CounterCode.USED_UP: 409,
     CounterCode.OVER_REFUND: 422,
     CounterCode.NEEDS_CLOUD: 503,
     CounterCode.REFUSED: 422,

@@ -187,7 +187,7 @@ class Operations:
         op = await self.record(op_id, "checkin", args, req.till, origin, offline=rule)
         appointment = (op.result or {}).get("appointment")
         package = (op.result or {}).get("package")
-        pending = op.status != "confirmed"
+        pending = op.status == "pending"
         return CheckinAnswer(
             mode="offline" if pending else "online",
             status="pending" if pending else "confirmed",

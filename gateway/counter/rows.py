@@ -34,7 +34,14 @@ RowT = TypeVar("RowT", bound="DataclassInstance")
 
 RedemptionStatus = Literal["reserved", "accepted", "pending", "conflict", "rejected", "void"]
 OpKind = Literal[
-    "accrual", "checkin", "payment", "refund", "topup", "points_redemption", "reversal"
+    "accrual",
+    "checkin",
+    "payment",
+    "refund",
+    "topup",
+    "points_redemption",
+    "reversal",
+    "package_use",
 ]
 OpStatus = Literal["pending", "confirmed", "rejected", "conflict"]
 """``conflict``: the cloud applied an offline payment (or points redemption) that the balance

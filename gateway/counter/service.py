@@ -10,8 +10,9 @@ and whatever was decided offline is confirmed later by the reconciler.
 
 :class:`CounterService` wires the rooms together: the ledger (:mod:`.ledger`), members,
 coupons, order pickups (:mod:`.pickups`), accruals and check-ins (:mod:`.operations`), stored
-value (:mod:`.wallet`), points spent and reversed (:mod:`.points`), the till devices
-(:mod:`.routing`) and the reconciler, which works on the ledger alone.
+value (:mod:`.wallet`), points spent and reversed (:mod:`.points`), service packages
+(:mod:`.packages`), the till devices (:mod:`.routing`) and the reconciler, which works on the
+ledger alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from gateway.counter.models import (
     MemberAnswer,
     Mode,
     Origin,
+    PackageAnswer,
+    PackageConflict,
+    PackageUseRequest,
     PayRequest,
     PickupAnswer,
     PickupConflict,
@@ -61,6 +65,7 @@ from gateway.counter.models import (
     TopupRequest,
 )
 from gateway.counter.operations import Operations
+from gateway.counter.packages import Packages
 from gateway.counter.pickups import Pickups
 from gateway.counter.points import Points
 from gateway.counter.reconcile import Reconciler
@@ -131,6 +136,7 @@ class CounterService(AsyncResource):
             offline_topup=cfg.offline_topup,
         )
         self.points = Points(self.wallet)
+        self.packages = Packages(self.wallet)
         self.router = TillRouter(
             self.ledger,
             members=self.members,
@@ -195,7 +201,7 @@ class CounterService(AsyncResource):
 
     async def checkin(self, req: CheckinRequest, origin: Origin) -> CheckinAnswer:
         self.check_till(req.till)
-        return await self.operations.checkin(req, origin)
+        return await self.packages.checkin(req, origin)
 
     async def pay(self, req: PayRequest, origin: Origin) -> BalanceAnswer:
         self.check_till(req.till)
@@ -223,6 +229,13 @@ class CounterService(AsyncResource):
     async def points_conflicts(self) -> list[PointsConflict]:
         return await self.points.conflicts()
 
+    async def use_package(self, req: PackageUseRequest, origin: Origin) -> PackageAnswer:
+        self.check_till(req.till)
+        return await self.packages.use(req, origin)
+
+    async def package_conflicts(self) -> list[PackageConflict]:
+        return await self.packages.conflicts()
+
     def check_till(self, till: str) -> None:
         """Refuse a till the configuration does not name, listing the ones it does."""
         if till not in self.known_tills:
@@ -247,11 +260,15 @@ class CounterService(AsyncResource):
             c.model_dump(mode="json") for c in await self.balance_conflicts()
         ]
         points: list[JsonValue] = [c.model_dump(mode="json") for c in await self.points_conflicts()]
+        packages: list[JsonValue] = [
+            c.model_dump(mode="json") for c in await self.package_conflicts()
+        ]
         return {
             "conflicts": conflicts,
             "pickup_conflicts": pickup_conflicts,
             "balance_conflicts": balance,
             "points_conflicts": points,
+            "package_conflicts": packages,
             "ledger": await self.store.counts(),
             "cloud_keys": list[JsonValue](self.keys.keyset.kids),
             "tills": [{"till": s.till, "member_id": s.member_id} for s in self.tills.active()],

@@ -305,7 +305,14 @@ class CounterStore(TokenTables, OperationTable, Database):
             "checkins": {r["status"]: r["n"] for r in ops if r["kind"] == "checkin"},
             **{
                 f"{kind}s": {r["status"]: r["n"] for r in ops if r["kind"] == kind}
-                for kind in ("payment", "refund", "topup", "points_redemption", "reversal")
+                for kind in (
+                    "payment",
+                    "refund",
+                    "topup",
+                    "points_redemption",
+                    "reversal",
+                    "package_use",
+                )
             },
             "cached_members": await self.cache_size(),
         }

@@ -200,6 +200,7 @@ async def test_every_endpoint_online_answers_per_the_document(
             "pickup_conflicts": [],
             "balance_conflicts": [],
             "points_conflicts": [],
+            "package_conflicts": [],
         }
         # a retry with the client's own idempotency key gets the same answer
         body = {"till": "till-1", "coupon": await cloud.coupon_token(seed.COUPON_BEARER)}
@@ -471,6 +472,7 @@ async def test_the_api_serves_tls_when_configured(
                 "pickup_conflicts": [],
                 "balance_conflicts": [],
                 "points_conflicts": [],
+                "package_conflicts": [],
             }
 
         async def plain_http() -> int:

@@ -235,6 +235,7 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 "pickup_conflicts": [],
                 "balance_conflicts": [],
                 "points_conflicts": [],
+                "package_conflicts": [],
             }
             # the till that got no answer before the crash retries with its key: one payment
             await pos.ok(

@@ -442,6 +442,9 @@ def _events() -> list[tuple[str, Reading]]:
     readings.append(
         ("gateway", "points.conflict", {**spent, "points": -190, "shortfall": 190, **api})
     )
+    used = {"use_id": "u-9", "member_id": seed.BRUNO, "package_id": "PKG-PT-8", "sessions": 1}
+    readings.append(("gateway", "package.used", {**used, "offline_at": paid["offline_at"], **api}))
+    readings.append(("gateway", "package.conflict", {**used, "shortfall": 1, "left": -1, **api}))
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
@@ -584,6 +587,16 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     back = {"reversal_id": "v-1", "accrual_id": "p-1", "amount": "3.00"}
     await call("points.reverse", back)
     await call("points.reverse", {**back, "reversal_id": "v-2", "amount": "7.00"}, "over_refund")
+    pkg = {
+        "use_id": "w-1",
+        "member_id": seed.BRUNO,
+        "package_id": seed.PACKAGE_TRAINING,
+        "sessions": 1,
+    }
+    await call("package.consume", pkg)
+    await call("package.consume", {**pkg, "use_id": "w-2", "sessions": 99}, "used_up")
+    await call("package.consume", {**pkg, "use_id": "w-3", "member_id": seed.ALICE}, "not_found")
+    await call("appointment.checkin", {"checkin_id": "c-3", "appointment_id": seed.APPT_PACKAGE})
     await call("clock.now", {})
 
 
