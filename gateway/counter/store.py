@@ -20,7 +20,7 @@ import sqlite3
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import aiosqlite
 
@@ -32,6 +32,7 @@ from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
     SCHEMA,
     TABLE_KEYS,
+    OpKind,
     Redemption,
     RedemptionStatus,
     dumps,
@@ -301,18 +302,9 @@ class CounterStore(TokenTables, OperationTable, Database):
         out: JsonObject = {
             "redemptions": {r["status"]: r["n"] for r in red},
             "pickups": {r["status"]: r["n"] for r in pick},
-            "accruals": {r["status"]: r["n"] for r in ops if r["kind"] == "accrual"},
-            "checkins": {r["status"]: r["n"] for r in ops if r["kind"] == "checkin"},
             **{
                 f"{kind}s": {r["status"]: r["n"] for r in ops if r["kind"] == kind}
-                for kind in (
-                    "payment",
-                    "refund",
-                    "topup",
-                    "points_redemption",
-                    "reversal",
-                    "package_use",
-                )
+                for kind in get_args(OpKind)
             },
             "cached_members": await self.cache_size(),
         }
