@@ -110,13 +110,17 @@ def _brief(doc: dict[str, Any]) -> str:
         "points",
         "payment_id",
         "amount",
+        "points_redeemed",
+        "points_removed",
+        "use_id",
+        "left",
         "balance",
         "projected",
         "spendable_offline",
         "status",
         "cached",
     )
-    found: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
+    found: dict[str, Any] = {k: doc[k] for k in keys if doc.get(k) is not None}
     if "lines" in doc:
         found["lines"] = _lines(doc)
     member = doc.get("member")

@@ -150,6 +150,17 @@ class _Story:
             "pay 12.00 EUR from Alice's stored value",
             *await till.post("/v1/balance/pay", _payment("P-1001", "12.00", "R-1001")),
         )
+        answer(
+            "redeem 300 of Alice's points for a discount",
+            *await till.post(
+                "/v1/points/redeem",
+                {"till": "till-1", "redeem_id": "PR-1001", "points": 300, "receipt_id": "R-1001"},
+            ),
+        )
+        answer(
+            "use one of Alice's facials (service package)",
+            *await till.post("/v1/packages/use", _package_use("U-1001")),
+        )
         say("到店自提: Alice collects her online order; the till checks the lines it answers")
         order = await cloud.order_token(seed.ORDER_ALICE)
         answer(
@@ -249,6 +260,17 @@ async def _outage(
         "pay 5.00 EUR more (more than the credential leaves)",
         *await till.post("/v1/balance/pay", _payment("P-1003", "5.00", "R-1002")),
     )
+    answer(
+        "use another facial (offline: once per visit, within the signed sessions)",
+        *await till.post("/v1/packages/use", _package_use("U-1002")),
+    )
+    answer(
+        "points back for a returned item (offline, the purchase's accrual is here)",
+        *await till.post(
+            "/v1/points/reverse",
+            {"till": "till-1", "reversal_id": "RV-1002", "receipt_id": "R-1002", "amount": "9.90"},
+        ),
+    )
     await cloud.store.pay(
         payment_id="P-ELSEWHERE",
         member_id=seed.ALICE,
@@ -297,6 +319,10 @@ async def _outage(
     member = await cloud.member(seed.ALICE) or {}
     console.print(f"  cloud: Alice's stored value is now {member.get('balance')} EUR")
     console.print(f"  outbox drained: depth {(await gateway.outbox.stats()).depth}")
+
+
+def _package_use(use_id: str) -> dict[str, Any]:
+    return {"till": "till-1", "use_id": use_id, "package_id": seed.PACKAGE_FACIAL}
 
 
 def _payment(payment_id: str, amount: str, receipt_id: str) -> dict[str, Any]:

@@ -64,6 +64,11 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
     assert re.search(r"credential leaves\): .*422.* over_offline_limit", text)
     assert "balance conflict: offline payment P-1002 left Alice short 5.00 EUR" in text
     assert "Alice's stored value is now -5.00 EUR" in text
+    assert re.search(
+        r"redeem 300 of Alice's points for a discount: .*200.* \"value\": \"3.00\"", text
+    )
+    assert re.search(r"use one of Alice's facials \(service package\): .*200.* \"left\": 2", text)
+    assert re.search(r"use another facial \(offline: once per visit.*409.* already_used", text)
     assert "kiosk   : open http://127.0.0.1:" in text
     assert "replayed" in text
     summary = re.search(r"cloud received (\d+) unique events .* seq gaps: (\d+)", text)
