@@ -213,7 +213,17 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
             assert (paid_offline["balance"], paid_offline["projected"]) == ("16.00", True)
             chloe_code = await cloud.order_token(seed.ORDER_CHLOE)
             pickup = await pos.ok("POST", "/v1/orders/pickup", {"till": "t2", "code": chloe_code})
-            for answer in (spring, gold, second, checkin, paid_offline, pickup):
+            spent = await pos.ok(
+                "POST",
+                "/v1/points/redeem",
+                {"till": "t1", "redeem_id": "PR-2", "points": 100, "receipt_id": "R-2"},
+            )
+            facial = await pos.ok(
+                "POST",
+                "/v1/packages/use",
+                {"till": "t1", "use_id": "U-2", "package_id": seed.PACKAGE_FACIAL},
+            )
+            for answer in (spring, gold, second, checkin, paid_offline, pickup, spent, facial):
                 assert answer["mode"] == "offline", answer
                 assert answer["status"] == "pending", answer
             await cloud.mark_coupon_used(seed.COUPON_GOLD, store_id="S002")  # meanwhile
@@ -264,9 +274,9 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
             assert spring_state["redemption_id"] == spring["redemption_id"]
             await eventually(
                 lambda: cloud.member_points(seed.ALICE),
-                lambda points: points == points_before + 20 + 14,
+                lambda points: points == points_before + 20 + 14 - 100,
                 timeout=10,
-                message="both accruals at the cloud (gold: 2 points per EUR)",
+                message="both accruals (gold: 2 points per EUR) and the redemption at the cloud",
             )
             chloe_order = await eventually(
                 lambda: cloud.order(seed.ORDER_CHLOE),
@@ -292,6 +302,8 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     "appointment.checked_in",
                     "redemption.conflict",
                     "balance.paid",
+                    "points.redeemed",
+                    "package.used",
                     "order.picked_up",
                 ):
                     out[kind] = await cloud.store.event_data(kind)
@@ -303,13 +315,16 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                     len(k["coupon.redeemed"]) == 3
                     and len(k["redemption.conflict"]) == 1
                     and len(k["balance.paid"]) == 2
+                    and len(k["points.redeemed"]) == 1
+                    and len(k["package.used"]) == 1
                     and len(k["order.picked_up"]) == 2
                 ),
                 timeout=10,
                 message="every event at the cloud",
             )
             report = cloud.report()
-            balance = (await cloud.member(seed.ALICE) or {})["balance"]
+            alice = await cloud.member(seed.ALICE) or {}
+            facials = await cloud.store.member_packages(seed.ALICE, now=cloud.clock())
     finally:
         await link.cut()
     redeemed = {e["redemption_id"]: e for e in events["coupon.redeemed"]}
@@ -329,7 +344,11 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
     assert picked[pickup["pickup_id"]]["offline"] is True
     assert [e["mode"] for e in events["member.identified"]] == ["online", "offline", "offline"]
     assert sorted(e["payment_id"] for e in events["balance.paid"]) == ["P-1", "P-2"]
-    assert balance == "16.00"  # 25.00 less both payments, each once
+    assert alice["balance"] == "16.00"  # 25.00 less both payments, each once
+    assert [e["redeem_id"] for e in events["points.redeemed"]] == ["PR-2"]
+    assert [e["use_id"] for e in events["package.used"]] == ["U-2"]
+    assert alice["points"] == points_before + 20 + 14 - 100
+    assert [p["left"] for p in facials if p["package_id"] == seed.PACKAGE_FACIAL] == [2]
     assert report["gaps"] == {"S001/gw-1": []}, json.dumps(report)
     # at-least-once delivery may repeat an event: each arrival is unique or a counted duplicate
     assert report["unique"] == report["received"] - report["duplicates"], json.dumps(report)
