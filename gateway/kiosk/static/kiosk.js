@@ -1,5 +1,5 @@
-// The kiosk page: a member scans or taps, sees points, balance, coupons, offers and
-// appointments, and redeems, claims or checks in. Plain JS, no dependencies.
+// The kiosk page: a member scans or taps, sees points, balance, coupons, offers,
+// appointments and service packages, and redeems, claims or checks in. Plain JS, no dependencies.
 //
 // Token: from the URL fragment (#token=...; browsers never send fragments, and the page
 // removes it from the address bar at once), kept in localStorage so the kiosk survives a
@@ -621,6 +621,20 @@
       list.append(li);
     }
     $("appointments-empty").hidden = appts.length > 0;
+
+    // Service packages (次卡): what is left, read-only here (a session is used at a till).
+    const packages = $("packages");
+    packages.replaceChildren();
+    for (const p of m.packages || []) {
+      const li = el("li", "item");
+      li.dataset.packageId = p.package_id;
+      const text = el("div", "text");
+      text.append(el("div", "title", p.service));
+      text.append(el("div", "sub", t("packages.expires", { date: when(p.expires, false) })));
+      li.append(text, el("div", "amount", t("packages.left", { n: Math.max(p.left, 0) })));
+      packages.append(li);
+    }
+    $("packages-empty").hidden = (m.packages || []).length > 0;
   }
 
   // --- wiring ---------------------------------------------------------------------------------

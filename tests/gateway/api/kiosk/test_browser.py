@@ -164,6 +164,8 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(rig: Ri
         await expect(soon.locator("button.checkin")).to_be_visible()
         other_store = page.locator(f'[data-appointment-id="{seed.APPT_DEMO}"]')
         await expect(other_store).to_contain_text("其他门店")
+        facials = page.locator(f'[data-package-id="{seed.PACKAGE_FACIAL}"]')
+        await expect(facials).to_contain_text("剩余 3 次")
         await rig.browser.shot("member-zh")
 
         await page.locator("#lang-toggle").click()
@@ -171,6 +173,8 @@ async def test_a_member_scans_and_taps_then_redeems_claims_and_checks_in(rig: Ri
         await expect(page.locator("#member-tier")).to_have_text("Gold")
         await expect(page.locator("text=My coupons")).to_be_visible()
         await expect(other_store).to_contain_text("Other store")
+        await expect(facials).to_contain_text("facial")
+        await expect(facials).to_contain_text("3 left")
         await rig.browser.shot("member-en")
 
         # redeem a coupon of the member's
