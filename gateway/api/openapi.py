@@ -135,6 +135,7 @@ ROUTES: tuple[Route, ...] = (
         (
             *_BODY_ERRORS,
             "invalid_pickup",
+            "bad_signature",
             "expired",
             "not_yet_valid",
             "wrong_store",

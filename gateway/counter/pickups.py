@@ -34,12 +34,14 @@ from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Pickup, verify_pickup
 
 _PICKUP_TOKEN_CODES = {
+    "bad_signature": "bad_signature",
+    "unknown_key": "bad_signature",
     "expired": "expired",
     "not_yet_valid": "not_yet_valid",
     "wrong_store": "wrong_store",
 }
 _PICKUP_CLOUD_CODES = {
-    "bad_signature": "invalid_pickup",
+    "bad_signature": "bad_signature",
     "not_found": "unknown_order",
     "already_collected": "already_used",
 }

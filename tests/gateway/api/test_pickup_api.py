@@ -45,8 +45,8 @@ async def test_pickup_online_answers_per_the_document_and_refuses_with_typed_cod
         again = {"till": "till-2", "code": code}
         assert await api.refused("POST", PICKUP, again) == (409, "already_used")
         refusals = [
-            (forged(seed.ORDER_CHLOE), (422, "invalid_pickup")),
-            (altered(await cloud.order_token(seed.ORDER_CHLOE)), (422, "invalid_pickup")),
+            (forged(seed.ORDER_CHLOE), (422, "bad_signature")),
+            (altered(await cloud.order_token(seed.ORDER_CHLOE)), (422, "bad_signature")),
             (await cloud.order_token(seed.ORDER_EXPIRED), (422, "expired")),
             (await cloud.order_token(seed.ORDER_OTHER_STORE), (422, "wrong_store")),
             (sign_pickup(never, cloud.store.signing_key), (404, "unknown_order")),

@@ -117,13 +117,13 @@ async def test_forged_altered_expired_and_other_store_codes_are_refused_without_
     async with online_gateway(link, tmp_path / "gw") as (gw, counter):
         await offline(gw, link)  # the rules hold without the cloud
         for text, want, token_error in (
-            (forged(seed.ORDER_CHLOE), "invalid_pickup", "unknown_key"),
-            (altered(code), "invalid_pickup", "bad_signature"),
+            (forged(seed.ORDER_CHLOE), "bad_signature", "unknown_key"),
+            (altered(code), "bad_signature", "bad_signature"),
             (expired, "expired", "expired"),
             (other_store, "wrong_store", "wrong_store"),
             (
                 code[:-4] + ("AAAA" if not code.endswith("AAAA") else "BBBB"),
-                "invalid_pickup",
+                "bad_signature",
                 "bad_signature",
             ),
         ):
