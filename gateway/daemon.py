@@ -185,6 +185,7 @@ class Gateway:
         from gateway.api.app import ApiServer
         from gateway.api.auth import TokenStore
         from gateway.api.kiosk.handlers import build_extension
+        from gateway.api.prices import build_prices_extension
         from gateway.kiosk.service import KioskService
 
         g = self.config.gateway
@@ -196,7 +197,8 @@ class Gateway:
             devices=self.devices,
             tokens=tokens,
         )
-        self.api = ApiServer(self.config.api, counter, tokens, [build_extension(self.kiosks)])
+        extensions = [build_extension(self.kiosks), build_prices_extension(self.pricing)]
+        self.api = ApiServer(self.config.api, counter, tokens, extensions)
         return self.kiosks
 
     # --- the one way in for events --------------------------------------------------------

@@ -17,7 +17,7 @@ they become ``price.sync`` reports (:mod:`gateway.pricing.report`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from core.events import Reading
@@ -25,6 +25,7 @@ from core.lifecycle import AsyncResource
 from gateway.commands import Command
 from gateway.pricing import models, results
 from gateway.pricing.commands import PricingCommands
+from gateway.pricing.quote import PriceQuote, quote
 from gateway.pricing.scheduler import Scheduler
 from gateway.pricing.state import EVENT_KIND, LabelDevice
 
@@ -82,6 +83,13 @@ class PricingService(PricingCommands, Scheduler, AsyncResource):
                 "labels.list", self._list, models.ListArgs, results.LabelsListResult, read_only=True
             ),
         )
+
+    async def quotes(self, skus: Collection[str]) -> dict[str, PriceQuote]:
+        """The price in force now of each known sku (the label's content, now)."""
+        items = await self.store.prices(set(skus))
+        sales = await self.store.sales()
+        now = self._clock()
+        return {sku: quote(item, sales, now) for sku, item in items.items()}
 
     def on_reading(self, device_id: str, reading: Reading) -> None:
         """Called by the gateway after any reading was accepted; cheap and never blocking."""
