@@ -63,6 +63,8 @@ EVENT_KINDS = frozenset(
         "points.conflict",
         "package.used",
         "package.conflict",
+        "conflict.acknowledged",
+        "conflict.resolved",
         "price.sync",
         "cert.expiring",
         "cert.renewed",

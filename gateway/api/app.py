@@ -28,9 +28,12 @@ from gateway.api.config import ApiSection
 from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
 from gateway.counter.models import (
+    CONFLICT_ID,
     ID,
     AccrueRequest,
     CheckinRequest,
+    ConflictAction,
+    ConflictResolution,
     ConflictsAnswer,
     CounterError,
     IdentifyRequest,
@@ -253,6 +256,7 @@ def build_app(
     schemes = {k: v for ext in extensions for k, v in ext.security_schemes.items()}
     openapi = build_openapi(routes, schemes, service.known_tills)
     member_id = re.compile(ID)
+    conflict_key = re.compile(CONFLICT_ID)
 
     async def identify(request: web.Request) -> web.Response:
         req = await _body(request, IdentifyRequest)
@@ -272,8 +276,20 @@ def build_app(
                 balance_conflicts=await service.balance_conflicts(),
                 points_conflicts=await service.points_conflicts(),
                 package_conflicts=await service.package_conflicts(),
+                items=await service.worklist.items(),
             )
         )
+
+    def conflict_action(
+        model: type[ConflictAction], act: Callable[[str, ConflictAction], Awaitable[BaseModel]]
+    ) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            conflict_id = request.match_info["conflict_id"]
+            if not conflict_key.match(conflict_id):
+                raise ApiError("bad_request", "not a conflict id")
+            return _answer(await act(conflict_id, await _body(request, model)))
+
+        return handle
 
     async def openapi_doc(_request: web.Request) -> web.Response:
         return _json(openapi)
@@ -292,6 +308,8 @@ def build_app(
         "reverse_points": _operation(PointsReverseRequest, service.reverse_points),
         "use_package": _operation(PackageUseRequest, service.use_package),
         "list_conflicts": list_conflicts,
+        "acknowledge_conflict": conflict_action(ConflictAction, service.worklist.acknowledge),
+        "resolve_conflict": conflict_action(ConflictResolution, service.worklist.resolve),
         "openapi": openapi_doc,
     }
     for ext in extensions:

@@ -16,12 +16,16 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway import __version__
 from gateway.counter.models import (
+    CONFLICT_ID,
     HTTP_STATUS,
     AccrueAnswer,
     AccrueRequest,
     BalanceAnswer,
     CheckinAnswer,
     CheckinRequest,
+    ConflictAction,
+    ConflictItem,
+    ConflictResolution,
     ConflictsAnswer,
     CounterCode,
     IdentifyAnswer,
@@ -73,6 +77,13 @@ class Route:
     extra_responses: Mapping[str, Mapping[str, Any]] | None = None
     """Responses beyond 200 and the error codes, e.g. 101 for a WebSocket upgrade."""
 
+
+_CONFLICT_PARAM = {
+    "name": "conflict_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": CONFLICT_ID},
+}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -284,6 +295,26 @@ ROUTES: tuple[Route, ...] = (
         None,
         ConflictsAnswer,
         (),
+    ),
+    Route(
+        "POST",
+        "/v1/conflicts/{conflict_id}/acknowledge",
+        "acknowledge_conflict",
+        "Say someone is on a conflict (staff id, a note); the cloud gets a conflict.acknowledged.",
+        ConflictAction,
+        ConflictItem,
+        (*_BODY_ERRORS, "not_found", "already_resolved", "unavailable"),
+        parameters=(_CONFLICT_PARAM,),
+    ),
+    Route(
+        "POST",
+        "/v1/conflicts/{conflict_id}/resolve",
+        "resolve_conflict",
+        "Close a conflict (staff id and a note, final); the cloud gets a conflict.resolved.",
+        ConflictResolution,
+        ConflictItem,
+        (*_BODY_ERRORS, "not_found", "already_resolved", "unavailable"),
+        parameters=(_CONFLICT_PARAM,),
     ),
     Route(
         "GET",

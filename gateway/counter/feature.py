@@ -3,9 +3,12 @@ the till devices' readings handed to it, a reconcile after every connect."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from core.events import Reading
+from gateway.commands import Command
+from gateway.counter.conflict_commands import conflict_commands
 from gateway.counter.service import CounterService
 from gateway.feature import InboundHandler, ServiceFeature
 
@@ -23,6 +26,9 @@ class Counter(ServiceFeature[CounterService]):
 
     def subscriptions(self) -> Mapping[str, InboundHandler]:
         return {self.keys_topic: self.service.keys.on_message}
+
+    def commands(self) -> Sequence[Command[Any, Any]]:
+        return conflict_commands(self.service.worklist)
 
     def on_reading(self, device_id: str, reading: Reading) -> None:
         till = self.tills.get(device_id)

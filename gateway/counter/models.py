@@ -539,6 +539,44 @@ class PickupConflict(BaseModel):
     """For ``already_collected``: the pickup that got the order, as the cloud names it."""
 
 
+ConflictKind = Literal["coupon", "pickup", "payment", "points", "package"]
+CONFLICT_ID = r"^(coupon|pickup|payment|points|package):[A-Za-z0-9_.:-]{1,64}$"
+ConflictState = Literal["open", "acknowledged", "resolved"]
+
+
+class ConflictItem(BaseModel):
+    """A conflict as a work item: one id whatever its kind, and what staff did about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conflict_id: str
+    """``<kind>:<the operation's key>``, e.g. ``coupon:R-17``, ``payment:P-2``."""
+    kind: ConflictKind
+    state: ConflictState
+    reason: str
+    """The cloud's code (``already_used``, ``already_collected``) or ``shortfall``."""
+    detected_at: str
+    till: str | None
+    member_id: str | None
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+    updated_at: str | None = None
+
+
+class ConflictAction(_Request):
+    """Who acknowledges or resolves a conflict (a staff id), and why."""
+
+    by: str = Field(pattern=ID)
+    note: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class ConflictResolution(ConflictAction):
+    """Closing a conflict says why: the note is required."""
+
+    note: str = Field(min_length=1, max_length=500)
+
+
 class ConflictsAnswer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -552,6 +590,8 @@ class ConflictsAnswer(BaseModel):
     """Offline points redemptions that left the member's points short."""
     package_conflicts: list[PackageConflict] = Field(default_factory=list)
     """Package sessions used offline that the package no longer had."""
+    items: list[ConflictItem] = Field(default_factory=list)
+    """Every conflict above as a work item (state: open, acknowledged, resolved)."""
 
 
 # --- errors and origins -------------------------------------------------------------------
@@ -592,6 +632,7 @@ class CounterCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     INSUFFICIENT_POINTS = "insufficient_points"
     USED_UP = "used_up"
+    ALREADY_RESOLVED = "already_resolved"
     OVER_REFUND = "over_refund"
     NEEDS_CLOUD = "needs_cloud"
     REFUSED = "refused"
@@ -633,6 +674,7 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.INSUFFICIENT_FUNDS: 422,
     CounterCode.INSUFFICIENT_POINTS: 422,
     CounterCode.USED_UP: 409,
+    CounterCode.ALREADY_RESOLVED: 409,
     CounterCode.OVER_REFUND: 422,
     CounterCode.NEEDS_CLOUD: 503,
     CounterCode.REFUSED: 422,

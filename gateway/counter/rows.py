@@ -9,6 +9,7 @@
   offline.
 * ``operations`` — accruals, check-ins and stored-value movements, pending until the cloud
   confirms them.
+* ``conflict_states`` — what staff did about each conflict (acknowledged, resolved: who, a note).
 * ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
 
 The tables live in the outbox's own file, so a till operation's row commits in its event's
@@ -118,6 +119,15 @@ CREATE TABLE IF NOT EXISTS operations (
     result    TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_status ON operations(status);
+CREATE TABLE IF NOT EXISTS conflict_states (
+    conflict_id TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    acknowledged_by TEXT,
+    resolved_by TEXT,
+    note        TEXT,
+    updated     REAL NOT NULL,
+    event_seq   INTEGER
+);
 CREATE TABLE IF NOT EXISTS qr_seen (
     member_id TEXT NOT NULL,
     seconds   INTEGER NOT NULL,

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
@@ -42,6 +42,8 @@ from gateway.counter.models import (
     CheckinAnswer,
     CheckinRequest,
     Conflict,
+    ConflictItem,
+    ConflictKind,
     CounterError,
     IdentifyAnswer,
     IdentifyRequest,
@@ -74,6 +76,7 @@ from gateway.counter.routing import TillRouter
 from gateway.counter.store import CounterStore
 from gateway.counter.tills import TillSessions
 from gateway.counter.wallet import Wallet
+from gateway.counter.worklist import Worklist
 from gateway.rpc import RpcClient
 
 log = logging.getLogger(__name__)
@@ -145,6 +148,7 @@ class CounterService(AsyncResource):
             operations=self.operations,
         )
         self.reconciler = Reconciler(self.ledger, cfg.reconcile_interval_s)
+        self.worklist = Worklist(self.ledger, self._conflict_items)
 
     async def open(self) -> None:
         self.keys.load()
@@ -236,6 +240,21 @@ class CounterService(AsyncResource):
     async def package_conflicts(self) -> list[PackageConflict]:
         return await self.packages.conflicts()
 
+    async def _conflict_items(self) -> list[ConflictItem]:
+        """Every conflict of every kind, as an open work item (the worklist applies states)."""
+        items = [_item("coupon", c.redemption_id, c.reason, c) for c in await self.conflicts()]
+        items += [_item("pickup", c.pickup_id, c.reason, c) for c in await self.pickup_conflicts()]
+        items += [
+            _item("payment", c.payment_id, "shortfall", c) for c in await self.balance_conflicts()
+        ]
+        items += [
+            _item("points", c.redeem_id, "shortfall", c) for c in await self.points_conflicts()
+        ]
+        items += [
+            _item("package", c.use_id, "shortfall", c) for c in await self.package_conflicts()
+        ]
+        return items
+
     def check_till(self, till: str) -> None:
         """Refuse a till the configuration does not name, listing the ones it does."""
         if till not in self.known_tills:
@@ -269,8 +288,32 @@ class CounterService(AsyncResource):
             "balance_conflicts": balance,
             "points_conflicts": points,
             "package_conflicts": packages,
+            "conflict_items": [i.model_dump(mode="json") for i in await self.worklist.items()],
             "ledger": await self.store.counts(),
             "cloud_keys": list[JsonValue](self.keys.keyset.kids),
             "tills": [{"till": s.till, "member_id": s.member_id} for s in self.tills.active()],
             "reconcile": self.reconciler.as_json(),
         }
+
+
+class _Listed(Protocol):
+    """What every kind of conflict says of itself."""
+
+    @property
+    def detected_at(self) -> str: ...
+    @property
+    def till(self) -> str | None: ...
+    @property
+    def member_id(self) -> str | None: ...
+
+
+def _item(kind: ConflictKind, key: str, reason: str, conflict: _Listed) -> ConflictItem:
+    return ConflictItem(
+        conflict_id=f"{kind}:{key}",
+        kind=kind,
+        state="open",
+        reason=reason,
+        detected_at=conflict.detected_at,
+        till=conflict.till,
+        member_id=conflict.member_id,
+    )

@@ -293,6 +293,13 @@ class CounterStore(TokenTables, OperationTable, Database):
 
     # --- summaries ------------------------------------------------------------------------
 
+    async def conflict_states(self) -> list[JsonObject]:
+        rows = await self._all(
+            "SELECT conflict_id, state, acknowledged_by, resolved_by, note, updated"
+            " FROM conflict_states"
+        )
+        return [dict(r) for r in rows]
+
     async def counts(self) -> JsonObject:
         red = await self._all("SELECT status, count(*) AS n FROM redemptions GROUP BY status")
         pick = await self._all("SELECT status, count(*) AS n FROM pickups GROUP BY status")

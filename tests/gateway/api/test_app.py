@@ -201,6 +201,7 @@ async def test_every_endpoint_online_answers_per_the_document(
             "balance_conflicts": [],
             "points_conflicts": [],
             "package_conflicts": [],
+            "items": [],
         }
         # a retry with the client's own idempotency key gets the same answer
         body = {"till": "till-1", "coupon": await cloud.coupon_token(seed.COUPON_BEARER)}
@@ -473,6 +474,7 @@ async def test_the_api_serves_tls_when_configured(
                 "balance_conflicts": [],
                 "points_conflicts": [],
                 "package_conflicts": [],
+                "items": [],
             }
 
         async def plain_http() -> int:

@@ -63,6 +63,7 @@ async def test_pickup_online_answers_per_the_document_and_refuses_with_typed_cod
             "balance_conflicts": [],
             "points_conflicts": [],
             "package_conflicts": [],
+            "items": [],
         }
 
 

@@ -246,6 +246,7 @@ async def test_nothing_accepted_is_lost_across_an_outage_and_kill_9(
                 "balance_conflicts": [],
                 "points_conflicts": [],
                 "package_conflicts": [],
+                "items": [],
             }
             # the till that got no answer before the crash retries with its key: one payment
             await pos.ok(

@@ -445,6 +445,21 @@ def _events() -> list[tuple[str, Reading]]:
     used = {"use_id": "u-9", "member_id": seed.BRUNO, "package_id": "PKG-PT-8", "sessions": 1}
     readings.append(("gateway", "package.used", {**used, "offline_at": paid["offline_at"], **api}))
     readings.append(("gateway", "package.conflict", {**used, "shortfall": 1, "left": -1, **api}))
+    state = {
+        "conflict_id": "payment:pay-9",
+        "kind": "payment",
+        "state": "acknowledged",
+        "was": "open",
+        "by": "S-7",
+        "note": None,
+        "reason": "shortfall",
+        "till": "till-1",
+        "member_id": seed.ALICE,
+        "detected_at": "2026-11-20T09:30:00.000Z",
+    }
+    readings.append(("gateway", "conflict.acknowledged", state))
+    resolved = {**state, "state": "resolved", "was": "acknowledged", "note": "paid in cash"}
+    readings.append(("gateway", "conflict.resolved", resolved))
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
