@@ -48,6 +48,27 @@ async def offline(gw: Gateway, link: Link) -> CounterService:
     return svc(gw)
 
 
+async def reconnected(gw: Gateway, link: Link) -> CounterService:
+    """The store's cable back in, the gateway connected again (reconciliation follows)."""
+    await link.restore()
+    return await online(gw)
+
+
+async def paid_elsewhere(cloud: CloudService, member_id: str, amount: str) -> None:
+    """The member spends stored value online in another store meanwhile."""
+    await cloud.store.pay(
+        payment_id=f"P-ELSEWHERE-{member_id}-{amount}",
+        member_id=member_id,
+        amount=Decimal(amount),
+        currency="EUR",
+        receipt_id="R-ELSEWHERE",
+        where=("S002", "gw-9", None),
+        offline_at=None,
+        credential_id=None,
+        now=cloud.clock(),
+    )
+
+
 def forged_coupon(coupon_id: str = "CPN-FORGED", value: str = "5.00") -> str:
     """Right shape, signed by a key the cloud never published."""
     coupon = Coupon(

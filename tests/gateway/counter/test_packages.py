@@ -9,7 +9,12 @@ from pathlib import Path
 from gateway.counter.models import CheckinRequest, CounterError, PackageAnswer, PackageUseRequest
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
-from tests.support.counter import cloud_events, offline, online, online_gateway
+from tests.support.counter import (
+    cloud_events,
+    offline,
+    online_gateway,
+    reconnected,
+)
 from tests.support.link import Link
 from tests.support.waiting import eventually
 
@@ -77,8 +82,7 @@ async def test_offline_a_package_is_used_once_per_visit_whatever_the_tills_do(
         assert {r.code for r in refusals} == {"already_used"}
         err = await refused(counter.use_package(use("U-X", package_id="PKG-NOPE"), API))
         assert err.code == "not_found"
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         await eventually(
             counter.store.counts,
             lambda c: c["package_uses"] == {"confirmed": 1},
@@ -114,8 +118,7 @@ async def test_an_offline_check_in_counts_as_the_visit_and_a_package_used_up_is_
             credential_id=None,
             now=cloud.clock(),
         )
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         conflicts = await eventually(
             counter.package_conflicts,
             lambda found: len(found) == 1,

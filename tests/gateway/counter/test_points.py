@@ -16,7 +16,12 @@ from gateway.counter.models import (
 )
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
-from tests.support.counter import cloud_events, offline, online, online_gateway
+from tests.support.counter import (
+    cloud_events,
+    offline,
+    online_gateway,
+    reconnected,
+)
 from tests.support.link import Link
 from tests.support.waiting import eventually
 
@@ -92,8 +97,7 @@ async def test_offline_redemptions_never_exceed_the_points_allowance_from_two_ti
         assert refusals[0].details == {"available": 0, "points_left": 700}
         assert min(a.points or 0 for a in accepted) == 700
         assert all(a.projected and a.value == Decimal("0.25") for a in accepted)
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         await eventually(
             counter.store.counts,
             lambda c: c["points_redemptions"] == {"confirmed": 20},
@@ -130,8 +134,7 @@ async def test_offline_reversal_and_a_redemption_the_points_no_longer_cover(
             credential_id=None,
             now=cloud.clock(),
         )
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         conflicts = await eventually(
             counter.points_conflicts,
             lambda found: len(found) == 1,

@@ -27,7 +27,13 @@ from gateway.counter.models import (
 from gateway.counter.service import CounterService
 from gateway.wire.tokens import SigningKey, WalletCredential, sign_wallet, verify_wallet
 from simulators.cloud import CloudService, seed
-from tests.support.counter import cloud_events, offline, online, online_gateway
+from tests.support.counter import (
+    cloud_events,
+    offline,
+    online_gateway,
+    paid_elsewhere,
+    reconnected,
+)
 from tests.support.link import Link
 from tests.support.waiting import eventually
 
@@ -154,8 +160,7 @@ async def test_offline_spending_never_exceeds_the_signed_allowance_from_two_till
             "allowance_left": "25.00",
             "store_left": "175.00",
         }
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         await eventually(
             counter.store.counts,
             lambda c: c["payments"] == {"confirmed": 25},
@@ -232,19 +237,8 @@ async def test_an_offline_payment_the_balance_no_longer_covers_is_a_conflict(
         await offline(gw, link)
         pending = await counter.pay(pay("P-OFF", "20.00"), API)
         assert (pending.status, pending.balance) == ("pending", Decimal("5.00"))
-        await cloud.store.pay(  # spent online in another store meanwhile
-            payment_id="P-ELSEWHERE",
-            member_id=seed.ALICE,
-            amount=Decimal("15.00"),
-            currency="EUR",
-            receipt_id="R-9",
-            where=("S002", "gw-9", None),
-            offline_at=None,
-            credential_id=None,
-            now=cloud.clock(),
-        )
-        await link.restore()
-        await online(gw)
+        await paid_elsewhere(cloud, seed.ALICE, "15.00")
+        await reconnected(gw, link)
         conflicts = await eventually(
             counter.balance_conflicts,
             lambda found: len(found) == 1,
@@ -302,8 +296,7 @@ async def test_offline_refunds_need_the_payment_here_and_top_ups_are_never_spend
         assert left.spendable_offline == Decimal("0.00")
         err = await refused(counter.pay(pay("P-MORE", "0.01"), API))
         assert err.code == "over_offline_limit"
-        await link.restore()
-        await online(gw)
+        await reconnected(gw, link)
         await eventually(
             counter.store.counts,
             lambda c: (

@@ -3,7 +3,6 @@ MQTT command, and the cloud sees each state change as an event."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,13 @@ import pytest
 from gateway.counter.models import ConflictAction, CounterError
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, pay
-from tests.support.counter import cloud_events, offline, online, online_gateway
+from tests.support.counter import (
+    cloud_events,
+    offline,
+    online_gateway,
+    paid_elsewhere,
+    reconnected,
+)
 from tests.support.link import Link
 from tests.support.waiting import eventually
 
@@ -23,19 +28,8 @@ async def test_a_shortfall_is_acknowledged_then_resolved_and_the_cloud_hears_bot
         await identify(counter, "till-1")
         await offline(gw, link)
         await counter.pay(pay("P-OFF", "20.00"), API)
-        await cloud.store.pay(
-            payment_id="P-APP",
-            member_id=seed.ALICE,
-            amount=Decimal("15.00"),
-            currency="EUR",
-            receipt_id="R-APP",
-            where=("S002", "gw-9", None),
-            offline_at=None,
-            credential_id=None,
-            now=cloud.clock(),
-        )
-        await link.restore()
-        await online(gw)
+        await paid_elsewhere(cloud, seed.ALICE, "15.00")
+        await reconnected(gw, link)
         worklist = counter.worklist
         items = await eventually(
             worklist.items, lambda found: len(found) == 1, timeout=15, message="the conflict"
