@@ -9,6 +9,15 @@ kinds. Every failure is a :class:`TokenError` with a stable ``code``.
 
 from __future__ import annotations
 
+from gateway.wire.tokens.conditions import (
+    Basket,
+    BasketLine,
+    ConditionCode,
+    ConditionError,
+    Conditions,
+    Discount,
+    evaluate,
+)
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
 from gateway.wire.tokens.errors import ClaimTokenError, TokenError, TokenErrorCode
 from gateway.wire.tokens.jws import COUPON_PREFIX, MEMBER_PREFIX, WALLET_PREFIX, scan_kind
@@ -25,14 +34,21 @@ __all__ = [
     "COUPON_PREFIX",
     "MEMBER_PREFIX",
     "WALLET_PREFIX",
+    "Basket",
+    "BasketLine",
     "ClaimTokenError",
+    "ConditionCode",
+    "ConditionError",
+    "Conditions",
     "Coupon",
+    "Discount",
     "KeySet",
     "MemberCode",
     "SigningKey",
     "TokenError",
     "TokenErrorCode",
     "WalletCredential",
+    "evaluate",
     "issue_member_credential",
     "make_member_qr",
     "scan_kind",
