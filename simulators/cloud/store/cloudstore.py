@@ -62,6 +62,7 @@ class CloudStore(PointsTables, CouponTables, AppointmentTables, CatalogueTables,
                     stores=c.stores,
                     member_id=c.member_id,
                     title=c.title,
+                    conditions=c.conditions,
                 ),
                 commit=False,
             )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gateway.wire.tokens import Coupon, TokenError, sign_coupon, verify_coupon
+from gateway.wire.tokens import (
+    Basket,
+    ConditionError,
+    Coupon,
+    TokenError,
+    sign_coupon,
+    verify_coupon,
+)
 from simulators.cloud.store.base import (
     Json,
     Refusal,
@@ -141,8 +148,11 @@ class CouponTables(StoreBase):
         member_id: str | None,
         offline_at: datetime | None,
         now: datetime,
+        basket: Basket | None = None,
     ) -> Json:
-        """Use a coupon once. Same ``redemption_id`` -> the same reply, forever."""
+        """Use a coupon once. Same ``redemption_id`` -> the same reply, forever. A basket that
+        does not meet the coupon's conditions is a stateless refusal (not recorded), judged by
+        the gateway's own code so an offline answer holds."""
         stored = await self._stored_reply("redemptions", "redemption_id", redemption_id)
         if stored is not None:
             return stored
@@ -168,6 +178,10 @@ class CouponTables(StoreBase):
                 {k: v for k, v in winner.items() if v is not None},
             ).as_reply()
         else:
+            try:
+                discount = coupon.discount(basket)
+            except ConditionError as exc:
+                raise Refusal(RefusalCode(exc.code), exc.message, dict(exc.details)) from None
             reply = {
                 "ok": True,
                 "data": {
@@ -177,6 +191,7 @@ class CouponTables(StoreBase):
                     "currency": coupon.currency,
                     "status": "accepted",
                     "used_at": iso(at),
+                    "discount": discount.as_json(),
                 },
             }
             await self.db.execute(
