@@ -35,7 +35,7 @@ from gateway.counter.rows import Redemption
 from gateway.counter.store import StoreError
 from gateway.outbox import AttachedRefused, OutboxError
 from gateway.rpc import RpcError, RpcRefused
-from gateway.wire.tokens import Coupon, verify_coupon
+from gateway.wire.tokens import Basket, ConditionError, Coupon, Discount, verify_coupon
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Coupons(TokenDesk):
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
         text = req.coupon.strip()
         coupon = self._verify_coupon(text)
+        discount = self._judge(coupon, req.basket)
         # Coupons are bearer tokens (docs/member-services.md): ``sub`` is not enforced here.
         member_id = req.member_id or self.tills.member(req.till)
         rid = req.redemption_id or new_id()
@@ -93,6 +94,8 @@ class Coupons(TokenDesk):
                 conflict_seq=None,
                 attempts=0,
                 cloud=None,
+                basket=None if req.basket is None else req.basket.model_dump(mode="json"),
+                discount=discount.as_json(),
             )
             self._claim(row)
             try:
@@ -105,6 +108,16 @@ class Coupons(TokenDesk):
                 del self._claims[coupon.coupon_id]
         finally:
             self.ledger.inflight.discard(rid)
+
+    def _judge(self, coupon: Coupon, basket: Basket | None) -> Discount:
+        """The coupon's conditions against the basket, before anything is claimed: a basket
+        that does not qualify never reaches the cloud (which judges it the same way)."""
+        try:
+            return coupon.discount(basket)
+        except ConditionError as exc:
+            raise CounterError(
+                exc.code, exc.message, mode=self.ledger.mode_now(), details=dict(exc.details)
+            ) from None
 
     def _claim(self, row: Redemption) -> None:
         """Single use while the cloud is asked: checked and taken with no await between."""
@@ -174,6 +187,8 @@ class Coupons(TokenDesk):
         args: JsonObject = {"coupon": text, "redemption_id": row.redemption_id, "till": row.till}
         if row.member_id is not None:
             args["member_id"] = row.member_id
+        if row.basket is not None:
+            args["basket"] = row.basket
         try:
             data = await self.ledger.call("coupon.redeem", args)
         except RpcRefused as exc:
@@ -184,17 +199,26 @@ class Coupons(TokenDesk):
             raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
             limit = self.offline_max_value
-            if row.value > limit:
+            if _given(row) > limit:
                 raise CounterError(
                     "over_offline_limit",
-                    f"coupons over {limit} need the cloud, which is unreachable",
+                    f"discounts over {limit} need the cloud, which is unreachable",
                     mode="offline",
                     details={"limit": str(limit)},
                 ) from None
             return replace(
                 row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
             )
-        return replace(row, status="accepted", cloud=data, attempts=1, updated=time.time())
+        cloud_discount = Discount.from_json(data.get("discount"))
+        discount = row.discount if cloud_discount is None else cloud_discount.as_json()
+        return replace(
+            row,
+            status="accepted",
+            cloud=data,
+            attempts=1,
+            updated=time.time(),
+            discount=discount,
+        )
 
     async def conflicts(self) -> list[Conflict]:
         out = []
@@ -219,6 +243,12 @@ class Coupons(TokenDesk):
         return out
 
 
+def _given(row: Redemption) -> Decimal:
+    """The discount the row decided (its value for rows from before discounts)."""
+    discount = Discount.from_json(row.discount)
+    return row.value if discount is None else discount.amount
+
+
 def _redeem_answer(row: Redemption) -> RedeemAnswer:
     offline = row.offline_at is not None
     status: Literal["accepted", "pending"] = "pending" if row.status == "pending" else "accepted"
@@ -233,4 +263,5 @@ def _redeem_answer(row: Redemption) -> RedeemAnswer:
         till=row.till,
         member_id=row.member_id,
         offline=offline,
+        discount=Discount.from_json(row.discount),
     )

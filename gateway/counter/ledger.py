@@ -140,6 +140,10 @@ class Ledger:
             data["title"] = row.title
         if row.offline_at is not None:
             data["offline_at"] = row.offline_at
+        if row.discount is not None:
+            data["discount"] = row.discount.get("amount")
+        if row.basket is not None:
+            data["receipt_id"] = row.basket.get("receipt_id")
         return data
 
     async def emit_redeemed(self, row: Redemption, *, write: bool = False) -> None:

@@ -25,6 +25,7 @@ from pydantic import (
 
 from core.errors import StoregwError
 from core.events import JsonObject
+from gateway.wire.tokens import Basket, Discount
 
 Mode = Literal["online", "offline"]
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -111,6 +112,9 @@ class RedeemRequest(_Request):
     redemption_id: str | None = Field(default=None, pattern=ID)
     staff: str | None = Field(default=None, pattern=ID)
     """The staff member who served (导购); carried into the operation's events."""
+    basket: Basket | None = None
+    """What the till sells: a coupon's conditions are judged against it (without one, a
+    coupon with conditions is ``not_applicable``)."""
 
 
 class Item(_Request):
@@ -282,6 +286,9 @@ class RedeemAnswer(_Answer):
     till: str | None = None
     member_id: str | None = None
     offline: bool
+    discount: Discount | None = None
+    """What the coupon takes off and the basket lines it applies to (``value`` without a
+    basket); null only for redemptions recorded before discounts were."""
 
 
 class AccrueAnswer(_Answer):
@@ -471,6 +478,8 @@ class CounterCode(StrEnum):
     UNAVAILABLE = "unavailable"
     UNKNOWN_OFFLINE = "unknown_offline"
     INTERNAL = "internal"
+    MIN_SPEND_NOT_MET = "min_spend_not_met"
+    NOT_APPLICABLE = "not_applicable"
 
 
 HTTP_STATUS: dict[CounterCode, int] = {
@@ -509,6 +518,8 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.UNAVAILABLE: 503,
     CounterCode.UNKNOWN_OFFLINE: 503,
     CounterCode.INTERNAL: 500,
+    CounterCode.MIN_SPEND_NOT_MET: 422,
+    CounterCode.NOT_APPLICABLE: 422,
 }
 """The HTTP status of each error code."""
 

@@ -112,6 +112,8 @@ class Reconciler:
                 args["member_id"] = row.member_id
             if row.offline_at is not None:
                 args["offline_at"] = row.offline_at
+            if row.basket is not None:  # the cloud judges the conditions as the till did
+                args["basket"] = row.basket
             try:
                 data = await ledger.call("coupon.redeem", args)
             except RpcRefused as exc:

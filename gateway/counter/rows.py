@@ -67,7 +67,9 @@ CREATE TABLE IF NOT EXISTS redemptions (
     event_seq     INTEGER,
     conflict_seq  INTEGER,
     attempts      INTEGER NOT NULL DEFAULT 0,
-    cloud         TEXT
+    cloud         TEXT,
+    basket        TEXT,
+    discount      TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
@@ -116,6 +118,19 @@ class Redemption:
     conflict_seq: int | None
     attempts: int
     cloud: JsonObject | None
+    basket: JsonObject | None = None
+    """The till's basket as sent (JSON), re-sent when an offline redemption is reconciled."""
+    discount: JsonObject | None = None
+    """``{amount, lines}`` as decided (None for rows from before discounts)."""
+
+
+MIGRATIONS = (
+    ("redemptions", "basket", "ALTER TABLE redemptions ADD COLUMN basket TEXT"),
+    ("redemptions", "discount", "ALTER TABLE redemptions ADD COLUMN discount TEXT"),
+)
+"""Columns added since the table was first created: (table, column, the statement adding it),
+applied at open to an ``outbox.db`` of an earlier version (CREATE TABLE IF NOT EXISTS keeps
+its old shape)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,8 @@ _DECODED: dict[str, Callable[[Any], Any]] = {
     "args": json.loads,
     "cloud": _loads,
     "result": _loads,
+    "basket": _loads,
+    "discount": _loads,
 }
 """Columns stored as text for what they hold; every other column is read as it is."""
 
@@ -171,6 +188,8 @@ _ENCODED: dict[str, Callable[[Any], Any]] = {
     "args": dumps,
     "cloud": _dumps_or_none,
     "result": _dumps_or_none,
+    "basket": _dumps_or_none,
+    "discount": _dumps_or_none,
 }
 
 _KEYS = {Redemption: ("redemptions", "redemption_id"), Operation: ("operations", "op_id")}

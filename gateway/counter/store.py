@@ -30,6 +30,7 @@ from core.sqlite import Database, open_database, synchronous_for
 from gateway.counter.adopt import adopt
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
+    MIGRATIONS,
     SCHEMA,
     Redemption,
     RedemptionStatus,
@@ -87,7 +88,9 @@ class CounterStore(OperationTable, Database):
                 autocommit=True,
                 row_factory=True,
             )
+            await _migrate(self._db)
         except (OSError, sqlite3.Error) as exc:
+            await self.close()
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
         if self.legacy is None:
             return
@@ -337,3 +340,12 @@ class CounterStore(OperationTable, Database):
             "cached_members": await self.cache_size(),
         }
         return out
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Add the columns an older file lacks; idempotent (a column already there is left)."""
+    for table, column, statement in MIGRATIONS:
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            columns = {str(row[1]) for row in await cur.fetchall()}
+        if column not in columns:
+            await db.execute(statement)

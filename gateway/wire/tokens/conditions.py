@@ -16,7 +16,14 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from core.errors import StoregwError
 
@@ -36,7 +43,12 @@ def _amount_string(value: object) -> object:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(_amount_string)]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount_string),
+    WithJsonSchema({"type": "string", "pattern": AMOUNT}, mode="validation"),
+]
+"""The local API's OpenAPI document is built from these models: its schema says string."""
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
