@@ -35,7 +35,14 @@ from gateway.counter.rows import Redemption
 from gateway.counter.store import StoreError
 from gateway.outbox import AttachedRefused, OutboxError
 from gateway.rpc import RpcError, RpcRefused
-from gateway.wire.tokens import Basket, ConditionError, Coupon, Discount, verify_coupon
+from gateway.wire.tokens import (
+    Basket,
+    ConditionError,
+    Coupon,
+    Discount,
+    check_per_receipt,
+    verify_coupon,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +103,14 @@ class Coupons(TokenDesk):
                 cloud=None,
                 basket=None if req.basket is None else req.basket.model_dump(mode="json"),
                 discount=discount.as_json(),
+                grp=None if coupon.conditions is None else coupon.conditions.grp,
             )
             self._claim(row)
             try:
                 live = await self.ledger.store.live_redemption(coupon.coupon_id)
                 if live is not None:
                     raise self._taken(live)
+                await self._per_receipt(coupon, req.basket, row)
                 decided = await self._decide(row, text)
                 return await self._record_redemption(decided)
             finally:
@@ -115,9 +124,29 @@ class Coupons(TokenDesk):
         try:
             return coupon.discount(basket)
         except ConditionError as exc:
-            raise CounterError(
-                exc.code, exc.message, mode=self.ledger.mode_now(), details=dict(exc.details)
-            ) from None
+            raise self._refusal(exc) from None
+
+    async def _per_receipt(self, coupon: Coupon, basket: Basket | None, row: Redemption) -> None:
+        """An offer limited per receipt: this gateway's ledger and the redemptions under way
+        count (the claim is taken first, so two tills at once cannot both pass)."""
+        if basket is None or row.grp is None:
+            return
+        others = {
+            other.redemption_id
+            for other in self._claims.values()
+            if other.grp == row.grp and (other.basket or {}).get("receipt_id") == basket.receipt_id
+        }
+        others |= await self.ledger.store.on_receipt(basket.receipt_id, row.grp)
+        others.discard(row.redemption_id)
+        try:
+            check_per_receipt(coupon.conditions, basket, len(others))
+        except ConditionError as exc:
+            raise self._refusal(exc) from None
+
+    def _refusal(self, exc: ConditionError) -> CounterError:
+        return CounterError(
+            exc.code, exc.message, mode=self.ledger.mode_now(), details=dict(exc.details)
+        )
 
     def _claim(self, row: Redemption) -> None:
         """Single use while the cloud is asked: checked and taken with no await between."""

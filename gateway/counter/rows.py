@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS redemptions (
     attempts      INTEGER NOT NULL DEFAULT 0,
     cloud         TEXT,
     basket        TEXT,
-    discount      TEXT
+    discount      TEXT,
+    grp           TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
@@ -122,11 +123,14 @@ class Redemption:
     """The till's basket as sent (JSON), re-sent when an offline redemption is reconciled."""
     discount: JsonObject | None = None
     """``{amount, lines}`` as decided (None for rows from before discounts)."""
+    grp: str | None = None
+    """The coupon's offer when it is limited per receipt (claim ``cond.grp``)."""
 
 
 MIGRATIONS = (
     ("redemptions", "basket", "ALTER TABLE redemptions ADD COLUMN basket TEXT"),
     ("redemptions", "discount", "ALTER TABLE redemptions ADD COLUMN discount TEXT"),
+    ("redemptions", "grp", "ALTER TABLE redemptions ADD COLUMN grp TEXT"),
 )
 """Columns added since the table was first created: (table, column, the statement adding it),
 applied at open to an ``outbox.db`` of an earlier version (CREATE TABLE IF NOT EXISTS keeps

@@ -244,6 +244,15 @@ class CounterStore(OperationTable, Database):
         )
         return redemption_from(rows[0]) if rows else None
 
+    async def on_receipt(self, receipt_id: str, grp: str) -> set[str]:
+        """The redemptions of offer ``grp`` accepted or pending on ``receipt_id``."""
+        rows = await self._all(
+            "SELECT redemption_id FROM redemptions WHERE grp = ? AND status IN"
+            " ('accepted', 'pending') AND json_extract(basket, '$.receipt_id') = ?",
+            (grp, receipt_id),
+        )
+        return {str(r["redemption_id"]) for r in rows}
+
     async def put_redemption(self, row: Redemption) -> None:
         """Write ``row`` without an event (a refusal; an accepted row whose event the outbox
         refused, which the reconciler's repair emits later)."""

@@ -102,11 +102,19 @@ COUPON_OTHER_STORE = "CPN-S999-4"
 COUPON_FUTURE = "CPN-FUTURE-2"
 COUPON_BEARER = "CPN-SPRING-10"
 COUPON_COFFEE = "CPN-COFFEE-10PCT"
-"""Bearer: 10 % off the basket's "coffee" lines, at most 3.00, when the basket spends 20.00."""
+"""Bearer: 10 % off the basket's "coffee" lines, at most 3.00, when the basket spends 20.00;
+one coupon of its offer per receipt."""
 COUPON_MILK = "CPN-MILK-2"
 """Bearer: 2.00 off the milk (SKU 4000000000001), never more than the milk costs."""
+COUPON_COFFEE_2 = "CPN-COFFEE-10PCT-B"
+"""Another coupon of the same offer: one of the two per receipt."""
 COFFEE_CONDITIONS = Conditions(
-    min_spend=Decimal("20.00"), categories=("coffee",), pct=Decimal("10"), cap=Decimal("3.00")
+    min_spend=Decimal("20.00"),
+    categories=("coffee",),
+    pct=Decimal("10"),
+    cap=Decimal("3.00"),
+    grp="OFFER-COFFEE-10PCT",
+    per_receipt=1,
 )
 
 COUPONS = (
@@ -129,14 +137,17 @@ COUPONS = (
         not_before_in=timedelta(days=7),
     ),
     SeedCoupon(COUPON_BEARER, None, Decimal("10.00"), "Spring 10 EUR", ("*",), timedelta(days=60)),
-    SeedCoupon(
-        COUPON_COFFEE,
-        None,
-        Decimal("0"),
-        "10% off coffee over 20 EUR",
-        ("*",),
-        timedelta(days=60),
-        conditions=COFFEE_CONDITIONS,
+    *(
+        SeedCoupon(
+            coupon_id,
+            None,
+            Decimal("0"),
+            "10% off coffee over 20 EUR",
+            ("*",),
+            timedelta(days=60),
+            conditions=COFFEE_CONDITIONS,
+        )
+        for coupon_id in (COUPON_COFFEE, COUPON_COFFEE_2)
     ),
     SeedCoupon(
         COUPON_MILK,

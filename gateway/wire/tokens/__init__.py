@@ -16,6 +16,7 @@ from gateway.wire.tokens.conditions import (
     ConditionError,
     Conditions,
     Discount,
+    check_per_receipt,
     evaluate,
 )
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
@@ -48,6 +49,7 @@ __all__ = [
     "TokenError",
     "TokenErrorCode",
     "WalletCredential",
+    "check_per_receipt",
     "evaluate",
     "issue_member_credential",
     "make_member_qr",

@@ -90,6 +90,10 @@ class Conditions(_Frozen):
     """Percent off the in-scope lines (0 < pct <= 100) instead of the coupon's value."""
     cap: Amount | None = None
     """At most this discount (with ``pct``)."""
+    grp: Name | None = None
+    """The offer the coupon belongs to: coupons of one offer share it."""
+    per_receipt: int | None = Field(default=None, ge=1, le=100, strict=True)
+    """At most this many coupons of ``grp`` on one receipt (usually 1)."""
 
     @model_validator(mode="after")
     def _pct(self) -> Conditions:
@@ -97,6 +101,8 @@ class Conditions(_Frozen):
             raise ValueError("pct must be above 0 and at most 100")
         if self.cap is not None and self.pct is None:
             raise ValueError("cap goes with pct")
+        if (self.grp is None) != (self.per_receipt is None):
+            raise ValueError("grp and per_receipt go together")
         return self
 
     def in_scope(self, line: BasketLine) -> bool:
@@ -182,3 +188,20 @@ def evaluate(value: Decimal, cond: Conditions | None, basket: Basket | None) -> 
     else:
         amount = value
     return Discount(amount=min(amount, scope_total), lines=lines)
+
+
+def check_per_receipt(cond: Conditions | None, basket: Basket | None, earlier: int) -> None:
+    """Refuse a coupon whose offer already has ``per_receipt`` coupons on ``basket``'s receipt;
+    ``earlier`` is how many the caller's ledger holds (live) for that receipt and ``grp``."""
+    if cond is None or cond.per_receipt is None or basket is None:
+        return
+    if earlier >= cond.per_receipt:
+        raise ConditionError(
+            ConditionCode.NOT_APPLICABLE,
+            f"this offer allows {cond.per_receipt} coupon(s) per receipt",
+            {
+                "why": "per_receipt",
+                "receipt_id": basket.receipt_id,
+                "per_receipt": str(cond.per_receipt),
+            },
+        )

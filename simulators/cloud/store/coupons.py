@@ -10,6 +10,7 @@ from gateway.wire.tokens import (
     ConditionError,
     Coupon,
     TokenError,
+    check_per_receipt,
     sign_coupon,
     verify_coupon,
 )
@@ -180,6 +181,9 @@ class CouponTables(StoreBase):
         else:
             try:
                 discount = coupon.discount(basket)
+                check_per_receipt(
+                    coupon.conditions, basket, await self._on_receipt(coupon, basket, store_id)
+                )
             except ConditionError as exc:
                 raise Refusal(RefusalCode(exc.code), exc.message, dict(exc.details)) from None
             reply = {
@@ -199,6 +203,12 @@ class CouponTables(StoreBase):
                 "used_by = ? WHERE coupon_id = ? AND used_at IS NULL",
                 (iso(at), store_id, gateway_id, till, redemption_id, coupon.coupon_id),
             )
+            grp = None if coupon.conditions is None else coupon.conditions.grp
+            if basket is not None and grp is not None:
+                await self.db.execute(
+                    "INSERT INTO receipt_coupons VALUES (?, ?, ?, ?)",
+                    (redemption_id, store_id, basket.receipt_id, grp),
+                )
         await self.db.execute(
             "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -215,3 +225,15 @@ class CouponTables(StoreBase):
         )
         await self.db.commit()
         return reply
+
+    async def _on_receipt(self, coupon: Coupon, basket: Basket | None, store_id: str) -> int:
+        """Coupons of ``coupon``'s offer already used on the basket's receipt in this store."""
+        grp = None if coupon.conditions is None else coupon.conditions.grp
+        if basket is None or grp is None:
+            return 0
+        row = await self.fetch_one(
+            "SELECT count(*) FROM receipt_coupons"
+            " WHERE store_id = ? AND receipt_id = ? AND grp = ?",
+            (store_id, basket.receipt_id, grp),
+        )
+        return 0 if row is None else int(row[0])

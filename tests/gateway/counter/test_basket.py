@@ -37,6 +37,13 @@ BIG = basket((NOTEBOOK, "office", 4, "2.99"), (COFFEE, "coffee", 2, "6.49"))
 SMALL = basket((COFFEE, "coffee", 1, "6.49"))
 
 
+async def unused(cloud: CloudService, coupon_id: str) -> bool:
+    """The cloud has not seen the coupon used: a refusal at the till never reached it."""
+    state = await cloud.coupon(coupon_id)
+    assert state is not None
+    return state["used_at"] is None
+
+
 async def refusal(counter: Any, req: RedeemRequest) -> CounterError:
     with pytest.raises(CounterError) as err:
         await counter.redeem(req, API)
@@ -59,9 +66,7 @@ async def test_online_the_basket_decides_and_the_discount_is_answered_and_sent(
             counter, RedeemRequest(till="till-1", coupon=coffee, basket=elsewhere)
         )
         assert (scope.code, scope.details) == ("not_applicable", {"why": "no_lines_in_scope"})
-        state = await cloud.coupon(seed.COUPON_COFFEE)
-        assert state is not None
-        assert state["used_at"] is None  # none of those used the coupon
+        assert await unused(cloud, seed.COUPON_COFFEE)  # none of those used the coupon
 
         answer = await counter.redeem(
             RedeemRequest(till="till-1", coupon=coffee, basket=BIG, member_id=seed.ALICE), API
@@ -151,5 +156,40 @@ async def test_an_outbox_of_an_earlier_version_gets_the_new_columns_at_open(
         finally:
             await store.close()
         assert row is not None
-        assert (row.basket, row.discount, row.value) == (None, None, Decimal("5.00"))
+        assert (row.basket, row.discount, row.grp, row.value) == (None, None, None, Decimal("5.00"))
         assert [r.redemption_id for r in pending] == ["r-old"]
+
+
+async def test_one_coupon_of_an_offer_per_receipt_online_and_offline(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    first = await cloud.coupon_token(seed.COUPON_COFFEE)
+    second = await cloud.coupon_token(seed.COUPON_COFFEE_2)
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
+        await counter.redeem(RedeemRequest(till="till-1", coupon=first, basket=BIG), API)
+        online_refusal = await refusal(
+            counter, RedeemRequest(till="till-2", coupon=second, basket=BIG)
+        )
+        assert (online_refusal.code, online_refusal.mode) == ("not_applicable", "online")
+        assert online_refusal.details == {
+            "why": "per_receipt",
+            "receipt_id": "RCPT-1",
+            "per_receipt": "1",
+        }
+        assert await unused(cloud, seed.COUPON_COFFEE_2)
+        await offline(gw, link)
+        again = await refusal(counter, RedeemRequest(till="till-2", coupon=second, basket=BIG))
+        assert (again.code, again.mode) == ("not_applicable", "offline")
+        other = BIG.model_copy(update={"receipt_id": "RCPT-2"})
+        pending = await counter.redeem(
+            RedeemRequest(till="till-2", coupon=second, basket=other), API
+        )
+        assert pending.status == "pending"
+        await link.restore()
+        await online(gw)
+        await eventually(
+            counter.store.counts,
+            lambda c: c["redemptions"] == {"accepted": 2},
+            timeout=10,
+            message="the offline redemption reconciled",
+        )

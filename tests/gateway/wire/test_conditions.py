@@ -23,6 +23,7 @@ from gateway.wire.tokens import (
     KeySet,
     SigningKey,
     TokenError,
+    check_per_receipt,
     evaluate,
     sign_coupon,
     verify_coupon,
@@ -110,6 +111,20 @@ def test_conditions_round_trip_through_the_signed_token() -> None:
     assert plain.conditions is None
 
 
+def test_one_per_receipt_counts_the_offers_coupons_already_on_the_receipt() -> None:
+    cond = Conditions(grp="OFFER-1", per_receipt=1)
+    b = basket(("a", None, 1, "2.00"))
+    check_per_receipt(cond, b, 0)
+    check_per_receipt(None, b, 5)  # no limit without the claim
+    with pytest.raises(ConditionError) as err:
+        check_per_receipt(cond, b, 1)
+    assert err.value.code == "not_applicable"
+    assert err.value.details == {"why": "per_receipt", "receipt_id": "R-1", "per_receipt": "1"}
+    check_per_receipt(Conditions(grp="OFFER-1", per_receipt=2), b, 1)
+    token = sign_coupon(conditional(cond), CLOUD)
+    assert verify_coupon(token, KEYS, store_id="S1", now=NOW).conditions == cond
+
+
 def _signed(claims: dict[str, object]) -> str:
     body = {
         "typ": "coupon",
@@ -129,6 +144,9 @@ def _signed(claims: dict[str, object]) -> str:
         "10%",
         [],
         {"per_receipt": 1},
+        {"grp": "OFFER-1"},
+        {"grp": "OFFER-1", "per_receipt": "1"},
+        {"grp": "OFFER-1", "per_receipt": 0},
         {"pct": 10},
         {"pct": "0"},
         {"pct": "101"},

@@ -276,6 +276,15 @@ async def test_the_basket_decides_a_conditional_coupon_and_the_discount_is_answe
     ok = await call(gw, "coupon.redeem", args)
     assert ok["discount"] == {"amount": "1.30", "lines": [1]}  # 10 % of 12.98, half-even
     assert await call(gw, "coupon.redeem", args) == ok
+    same_offer = await cloud.coupon_token(seed.COUPON_COFFEE_2)
+    again = {**args, "coupon": same_offer, "redemption_id": rid()}
+    one = await refused(gw, "coupon.redeem", again)
+    assert (one.code, one.details) == (
+        "not_applicable",
+        {"why": "per_receipt", "receipt_id": "RCPT-1", "per_receipt": "1"},
+    )
+    next_receipt = {**again, "basket": {**big, "receipt_id": "RCPT-2"}}
+    assert (await call(gw, "coupon.redeem", next_receipt))["discount"]["amount"] == "1.30"
     plain = await call(
         gw,
         "coupon.redeem",
