@@ -92,6 +92,9 @@ class CounterStore(OperationTable, Database):
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
+        except BaseException:  # a cancelled start must not leave the connection's thread
+            await self.close()
+            raise
         if self.legacy is None:
             return
         try:
