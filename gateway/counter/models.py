@@ -26,6 +26,7 @@ from pydantic import (
 from core.errors import StoregwError
 from core.events import JsonObject
 from gateway.wire.tokens import Basket, Discount
+from gateway.wire.tokens.conditions import Amount
 
 Mode = Literal["online", "offline"]
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -40,21 +41,9 @@ COUPON = r"^SGC1:\S+$"
 """A scanned coupon's text; the signature and claims are checked by the counter (422)."""
 
 
-def _decimal_string(value: object) -> object:
-    """JSON amounts are strings (``"12.50"``): a JSON number is a float to most clients, so
-    it is refused rather than rounded. Decimals built in Python pass."""
-    if isinstance(value, Decimal):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(DECIMAL, value):
-        raise ValueError('must be a decimal string such as "12.50" (not a JSON number)')
-    return value
-
-
-DecimalString = Annotated[
-    Decimal,
-    BeforeValidator(_decimal_string),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL}, mode="validation"),
-]
+DecimalString = Amount
+"""A non-negative amount as a JSON string; a JSON number is refused, not rounded (one
+definition with the basket's, :mod:`gateway.wire.tokens.conditions`)."""
 
 
 def normalise_uid(uid: str) -> str:

@@ -33,13 +33,12 @@ AMOUNT = r"^\d{1,10}(\.\d{1,4})?$"
 
 
 def _amount_string(value: object) -> object:
-    """Amounts travel as strings; a JSON number is refused, not rounded. Decimals pass."""
+    """JSON amounts are strings (``"12.50"``): a JSON number is a float to most clients, so
+    it is refused rather than rounded. Decimals built in Python pass."""
     if isinstance(value, Decimal):
-        if not value.is_finite() or value < 0:
-            raise ValueError("must be a finite, non-negative amount")
         return value
     if not isinstance(value, str) or not re.fullmatch(AMOUNT, value):
-        raise ValueError('must be a decimal string such as "12.50"')
+        raise ValueError('must be a decimal string such as "12.50" (not a JSON number)')
     return value
 
 
@@ -48,7 +47,10 @@ Amount = Annotated[
     BeforeValidator(_amount_string),
     WithJsonSchema({"type": "string", "pattern": AMOUNT}, mode="validation"),
 ]
-"""The local API's OpenAPI document is built from these models: its schema says string."""
+"""An amount as the API and the RPCs take it; the local API's OpenAPI document is built from
+these models, so its schema says string (the counter's ``DecimalString``)."""
+Money = Annotated[Amount, Field(ge=0, allow_inf_nan=False)]
+"""An amount of a basket or a condition: also a Decimal built in Python must be one."""
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -60,7 +62,7 @@ class BasketLine(_Frozen):
     sku: Name
     category: Name | None = None
     qty: int = Field(ge=1, le=100_000, strict=True)
-    price: Amount
+    price: Money
     """The unit price."""
 
     @property
@@ -82,13 +84,13 @@ class Basket(_Frozen):
 class Conditions(_Frozen):
     """A coupon's ``cond`` claim; every key is optional, an unknown one is refused."""
 
-    min_spend: Amount | None = None
+    min_spend: Money | None = None
     """Over the whole basket."""
     skus: tuple[Name, ...] = Field(default=(), max_length=200)
     categories: tuple[Name, ...] = Field(default=(), max_length=200)
-    pct: Amount | None = None
+    pct: Money | None = None
     """Percent off the in-scope lines (0 < pct <= 100) instead of the coupon's value."""
-    cap: Amount | None = None
+    cap: Money | None = None
     """At most this discount (with ``pct``)."""
     grp: Name | None = None
     """The offer the coupon belongs to: coupons of one offer share it."""

@@ -186,6 +186,9 @@ def test_bad_basket_input_is_a_validation_error_not_a_crash() -> None:
     ):
         with pytest.raises(ValidationError):
             Basket.model_validate(bad)
+    for price in (Decimal("-1"), Decimal("NaN"), Decimal("Infinity")):  # built in Python
+        with pytest.raises(ValidationError):
+            BasketLine(sku="a", qty=1, price=price)
 
 
 # --- properties -------------------------------------------------------------------------------
