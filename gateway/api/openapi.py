@@ -134,6 +134,8 @@ ROUTES: tuple[Route, ...] = (
             "over_offline_limit",
             "refused",
             "unavailable",
+            "min_spend_not_met",
+            "not_applicable",
         ),
     ),
     Route(

@@ -20,7 +20,7 @@ from typing import Literal
 
 from core.ids import new_id, rfc3339
 from gateway.counter.desk import TokenDesk
-from gateway.counter.ledger import refusal, token_args
+from gateway.counter.ledger import redeem_args, refusal
 from gateway.counter.models import (
     Conflict,
     ConflictWinner,
@@ -33,7 +33,14 @@ from gateway.counter.models import (
 from gateway.counter.rows import Redemption, fresh
 from gateway.counter.single_use import SingleUse
 from gateway.rpc import RpcError, RpcRefused
-from gateway.wire.tokens import Coupon, verify_coupon
+from gateway.wire.tokens import (
+    Basket,
+    ConditionError,
+    Coupon,
+    Discount,
+    check_per_receipt,
+    verify_coupon,
+)
 
 _COUPON_TOKEN_CODES = {
     "expired": "expired",
@@ -75,6 +82,7 @@ class Coupons(TokenDesk):
     async def redeem(self, req: RedeemRequest, origin: Origin) -> RedeemAnswer:
         text = req.coupon.strip()
         coupon = self._verify_coupon(text)
+        discount = self._judge(coupon, req.basket)
         # Coupons are bearer tokens (docs/member-services.md): ``sub`` is not enforced here.
         member_id = req.member_id or self.tills.member(req.till)
         rid = req.redemption_id or new_id()
@@ -94,8 +102,46 @@ class Coupons(TokenDesk):
             device_id=origin.device_id,
             origin={**origin.event_fields()},
             **fresh(time.time()),
+            basket=None if req.basket is None else req.basket.model_dump(mode="json"),
+            discount=discount.as_json(),
+            grp=None if coupon.conditions is None else coupon.conditions.grp,
         )
-        return _redeem_answer(await self._once.use(row, self._decide))
+
+        async def decide(claimed: Redemption) -> Redemption:
+            await self._per_receipt(coupon, req.basket, claimed)
+            return await self._decide(claimed)
+
+        return _redeem_answer(await self._once.use(row, decide))
+
+    def _judge(self, coupon: Coupon, basket: Basket | None) -> Discount:
+        """The coupon's conditions against the basket, before anything is claimed: a basket
+        that does not qualify never reaches the cloud (which judges it the same way)."""
+        try:
+            return coupon.discount(basket)
+        except ConditionError as exc:
+            raise self._refusal(exc) from None
+
+    async def _per_receipt(self, coupon: Coupon, basket: Basket | None, row: Redemption) -> None:
+        """An offer limited per receipt: this gateway's ledger and the redemptions under way
+        count (the claim is taken first, so two tills at once cannot both pass)."""
+        if basket is None or row.grp is None:
+            return
+        others = {
+            other.redemption_id
+            for other in self._once.claimed()
+            if other.grp == row.grp and (other.basket or {}).get("receipt_id") == basket.receipt_id
+        }
+        others |= await self.ledger.store.on_receipt(basket.receipt_id, row.grp)
+        others.discard(row.redemption_id)
+        try:
+            check_per_receipt(coupon.conditions, basket, len(others))
+        except ConditionError as exc:
+            raise self._refusal(exc) from None
+
+    def _refusal(self, exc: ConditionError) -> CounterError:
+        return CounterError(
+            exc.code, exc.message, mode=self.ledger.mode_now(), details=dict(exc.details)
+        )
 
     def _taken(self, prior: Redemption) -> CounterError:
         return CounterError(
@@ -113,10 +159,9 @@ class Coupons(TokenDesk):
     async def _decide(self, row: Redemption) -> Redemption:
         """The cloud decides if it answers; otherwise the offline rules do. Returns the row
         to record; a refusal is kept (no event: the till hears it) and raised."""
+        args = redeem_args(row)
         try:
-            data = await self.ledger.call(
-                "coupon.redeem", token_args(row, "coupon", "redemption_id")
-            )
+            data = await self.ledger.call("coupon.redeem", args)
         except RpcRefused as exc:
             rejected = replace(
                 row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
@@ -125,17 +170,26 @@ class Coupons(TokenDesk):
             raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
         except RpcError:
             limit = self.offline_max_value
-            if row.value > limit:
+            if _given(row) > limit:
                 raise CounterError(
                     "over_offline_limit",
-                    f"coupons over {limit} need the cloud, which is unreachable",
+                    f"discounts over {limit} need the cloud, which is unreachable",
                     mode="offline",
                     details={"limit": str(limit)},
                 ) from None
             return replace(
                 row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
             )
-        return replace(row, status="accepted", cloud=data, attempts=1, updated=time.time())
+        cloud_discount = Discount.from_json(data.get("discount"))
+        discount = row.discount if cloud_discount is None else cloud_discount.as_json()
+        return replace(
+            row,
+            status="accepted",
+            cloud=data,
+            attempts=1,
+            updated=time.time(),
+            discount=discount,
+        )
 
     async def conflicts(self) -> list[Conflict]:
         out = []
@@ -160,6 +214,12 @@ class Coupons(TokenDesk):
         return out
 
 
+def _given(row: Redemption) -> Decimal:
+    """The discount the row decided (its value for rows from before discounts)."""
+    discount = Discount.from_json(row.discount)
+    return row.value if discount is None else discount.amount
+
+
 def _redeem_answer(row: Redemption) -> RedeemAnswer:
     offline = row.offline_at is not None
     status: Literal["accepted", "pending"] = "pending" if row.status == "pending" else "accepted"
@@ -174,4 +234,5 @@ def _redeem_answer(row: Redemption) -> RedeemAnswer:
         till=row.till,
         member_id=row.member_id,
         offline=offline,
+        discount=Discount.from_json(row.discount),
     )

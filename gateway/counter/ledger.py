@@ -125,6 +125,15 @@ def token_args(row: Redemption | PickupRow, token: str, key: str) -> JsonObject:
     return args
 
 
+def redeem_args(row: Redemption) -> JsonObject:
+    """``coupon.redeem``'s arguments for a row: with its basket, so the cloud judges the
+    coupon's conditions as the till did (also when reconciling)."""
+    args = token_args(row, "coupon", "redemption_id")
+    if row.basket is not None:
+        args["basket"] = row.basket
+    return args
+
+
 def _conflict_fields(row: Redemption | PickupRow) -> JsonObject:
     """The cloud's refusal of an offline decision, as its conflict event carries it."""
     cloud = row.cloud or {}
@@ -191,6 +200,10 @@ class Ledger:
             data["title"] = row.title
         if row.offline_at is not None:
             data["offline_at"] = row.offline_at
+        if row.discount is not None:
+            data["discount"] = row.discount.get("amount")
+        if row.basket is not None:
+            data["receipt_id"] = row.basket.get("receipt_id")
         return data
 
     async def emit_redeemed(self, row: Redemption, *, write: bool = False) -> None:

@@ -25,6 +25,8 @@ from pydantic import (
 
 from core.errors import StoregwError
 from core.events import JsonObject
+from gateway.wire.tokens import Basket, Discount
+from gateway.wire.tokens.conditions import Amount
 
 Mode = Literal["online", "offline"]
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -43,21 +45,9 @@ Printable ASCII spelled out: "\\S" differs between Python (U+0085 is a space) an
 ECMA-262 regexes of JSON Schema, and a token is ASCII anyway."""
 
 
-def _decimal_string(value: object) -> object:
-    """JSON amounts are strings (``"12.50"``): a JSON number is a float to most clients, so
-    it is refused rather than rounded. Decimals built in Python pass."""
-    if isinstance(value, Decimal):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(DECIMAL, value):
-        raise ValueError('must be a decimal string such as "12.50" (not a JSON number)')
-    return value
-
-
-DecimalString = Annotated[
-    Decimal,
-    BeforeValidator(_decimal_string),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL}, mode="validation"),
-]
+DecimalString = Amount
+"""A non-negative amount as a JSON string; a JSON number is refused, not rounded (one
+definition with the basket's, :mod:`gateway.wire.tokens.conditions`)."""
 
 
 def normalise_uid(uid: str) -> str:
@@ -115,6 +105,9 @@ class RedeemRequest(_Request):
     redemption_id: str | None = Field(default=None, pattern=ID)
     staff: str | None = Field(default=None, pattern=ID)
     """The staff member who served (导购); carried into the operation's events."""
+    basket: Basket | None = None
+    """What the till sells: a coupon's conditions are judged against it (without one, a
+    coupon with conditions is ``not_applicable``)."""
 
 
 class PickupRequest(_Request):
@@ -314,6 +307,9 @@ class RedeemAnswer(_Answer):
     till: str | None = None
     member_id: str | None = None
     offline: bool
+    discount: Discount | None = None
+    """What the coupon takes off and the basket lines it applies to (``value`` without a
+    basket); null only for redemptions recorded before discounts were."""
 
 
 class PickupLineAnswer(BaseModel):
@@ -639,6 +635,8 @@ class CounterCode(StrEnum):
     UNAVAILABLE = "unavailable"
     UNKNOWN_OFFLINE = "unknown_offline"
     INTERNAL = "internal"
+    MIN_SPEND_NOT_MET = "min_spend_not_met"
+    NOT_APPLICABLE = "not_applicable"
 
 
 HTTP_STATUS: dict[CounterCode, int] = {
@@ -681,6 +679,8 @@ HTTP_STATUS: dict[CounterCode, int] = {
     CounterCode.UNAVAILABLE: 503,
     CounterCode.UNKNOWN_OFFLINE: 503,
     CounterCode.INTERNAL: 500,
+    CounterCode.MIN_SPEND_NOT_MET: 422,
+    CounterCode.NOT_APPLICABLE: 422,
 }
 """The HTTP status of each error code."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from core.events import JsonObject
-from gateway.counter.ledger import Ledger, refusal, token_args
+from gateway.counter.ledger import Ledger, redeem_args, refusal, token_args
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
 from gateway.counter.token_tables import TokenTable
@@ -191,7 +191,7 @@ _REDEMPTIONS: _TokenKind[Redemption] = _TokenKind(
     key_name="redemption_id",
     method="coupon.redeem",
     key=lambda row: row.redemption_id,
-    args=lambda row: token_args(row, "coupon", "redemption_id"),
+    args=redeem_args,
     unrecorded=lambda ledger: ledger.store.redemptions_without_event(),
     emit=lambda ledger, row, write: ledger.emit_redeemed(row, write=write),
     emit_conflict=lambda ledger, row, write: ledger.emit_conflict(row, write=write),

@@ -78,7 +78,10 @@ CREATE TABLE IF NOT EXISTS redemptions (
     event_seq     INTEGER,
     conflict_seq  INTEGER,
     attempts      INTEGER NOT NULL DEFAULT 0,
-    cloud         TEXT
+    cloud         TEXT,
+    basket        TEXT,
+    discount      TEXT,
+    grp           TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
@@ -157,6 +160,22 @@ class Redemption:
     conflict_seq: int | None
     attempts: int
     cloud: JsonObject | None
+    basket: JsonObject | None = None
+    """The till's basket as sent (JSON), re-sent when an offline redemption is reconciled."""
+    discount: JsonObject | None = None
+    """``{amount, lines}`` as decided (None for rows from before discounts)."""
+    grp: str | None = None
+    """The coupon's offer when it is limited per receipt (claim ``cond.grp``)."""
+
+
+MIGRATIONS = (
+    ("redemptions", "basket", "ALTER TABLE redemptions ADD COLUMN basket TEXT"),
+    ("redemptions", "discount", "ALTER TABLE redemptions ADD COLUMN discount TEXT"),
+    ("redemptions", "grp", "ALTER TABLE redemptions ADD COLUMN grp TEXT"),
+)
+"""Columns added since the table was first created: (table, column, the statement adding it),
+applied at open to an ``outbox.db`` of an earlier version (CREATE TABLE IF NOT EXISTS keeps
+its old shape)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +245,8 @@ _DECODED: dict[str, Callable[[Any], Any]] = {
     "lines": json.loads,
     "cloud": _loads,
     "result": _loads,
+    "basket": _loads,
+    "discount": _loads,
 }
 """Columns stored as text for what they hold; every other column is read as it is."""
 
@@ -250,6 +271,8 @@ _ENCODED: dict[str, Callable[[Any], Any]] = {
     "lines": dumps,
     "cloud": _dumps_or_none,
     "result": _dumps_or_none,
+    "basket": _dumps_or_none,
+    "discount": _dumps_or_none,
 }
 
 _KEYS = {

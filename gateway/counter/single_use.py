@@ -67,6 +67,10 @@ class SingleUse(Generic[R]):
             )
         return row
 
+    def claimed(self) -> list[R]:
+        """The rows whose tokens are being used right now (their cloud is being asked)."""
+        return list(self._claims.values())
+
     async def use(self, row: R, decide: Callable[[R], Awaitable[R]]) -> R:
         """Claim the token, let ``decide`` settle the row (it raises a refusal), record it;
         returns the recorded row."""

@@ -30,6 +30,7 @@ from core.sqlite import Database, open_database, synchronous_for
 from gateway.counter.adopt import adopt
 from gateway.counter.operations_table import OperationTable
 from gateway.counter.rows import (
+    MIGRATIONS,
     SCHEMA,
     TABLE_KEYS,
     OpKind,
@@ -90,8 +91,13 @@ class CounterStore(TokenTables, OperationTable, Database):
                 autocommit=True,
                 row_factory=True,
             )
+            await _migrate(self._db)
         except (OSError, sqlite3.Error) as exc:
+            await self.close()
             raise StoreError(StoreErrorCode.OPEN_FAILED, f"cannot open {self.path}: {exc}") from exc
+        except BaseException:  # a cancelled start must not leave the connection's thread
+            await self.close()
+            raise
         if self.legacy is None:
             return
         try:
@@ -236,6 +242,15 @@ class CounterStore(TokenTables, OperationTable, Database):
     async def live_redemption(self, coupon_id: str) -> Redemption | None:
         return await self._live("redemptions", "coupon_id", coupon_id, redemption_from)
 
+    async def on_receipt(self, receipt_id: str, grp: str) -> set[str]:
+        """The redemptions of offer ``grp`` accepted or pending on ``receipt_id``."""
+        rows = await self._all(
+            "SELECT redemption_id FROM redemptions WHERE grp = ? AND status IN"
+            " ('accepted', 'pending') AND json_extract(basket, '$.receipt_id') = ?",
+            (grp, receipt_id),
+        )
+        return {str(r["redemption_id"]) for r in rows}
+
     async def put_redemption(self, row: Redemption) -> None:
         """Write ``row`` without an event (a refusal; an accepted row whose event the outbox
         refused, which the reconciler's repair emits later)."""
@@ -316,3 +331,12 @@ class CounterStore(TokenTables, OperationTable, Database):
             "cached_members": await self.cache_size(),
         }
         return out
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Add the columns an older file lacks; idempotent (a column already there is left)."""
+    for table, column, statement in MIGRATIONS:
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            columns = {str(row[1]) for row in await cur.fetchall()}
+        if column not in columns:
+            await db.execute(statement)

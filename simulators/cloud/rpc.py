@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.ids import rfc3339
+from gateway.wire.tokens import Basket
 from simulators.cloud.offers import ClaimArgs, OfferBook
 from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
 
@@ -62,6 +63,8 @@ class RedeemArgs(_Args):
     redemption_id: str = Field(pattern=KEY)
     member_id: str | None = Field(default=None, pattern=KEY)
     offline_at: AwareDatetime | None = None
+    basket: Basket | None = None
+    """What the till sells: a coupon's conditions are judged against it (the gateway's code)."""
 
 
 class PickupArgs(_Args):
@@ -148,6 +151,7 @@ class RpcAnswers:
                     member_id=redeem.member_id,
                     offline_at=redeem.offline_at,
                     now=now,
+                    basket=redeem.basket,
                 )
             if method == "order.pickup":
                 pickup = PickupArgs.model_validate(args)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from gateway.wire.tokens import Conditions
+
 SEED_STORES = ("S001", "DEMO1")
 """Stores the seeded store-scoped data is valid in (tests use S001, the demo DEMO1)."""
 
@@ -35,6 +37,7 @@ class SeedCoupon:
     expires_in: timedelta
     not_before_in: timedelta | None = None
     currency: str = "EUR"
+    conditions: Conditions | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,21 @@ COUPON_EXPIRED = "CPN-EXPIRED-3"
 COUPON_OTHER_STORE = "CPN-S999-4"
 COUPON_FUTURE = "CPN-FUTURE-2"
 COUPON_BEARER = "CPN-SPRING-10"
+COUPON_COFFEE = "CPN-COFFEE-10PCT"
+"""Bearer: 10 % off the basket's "coffee" lines, at most 3.00, when the basket spends 20.00;
+one coupon of its offer per receipt."""
+COUPON_MILK = "CPN-MILK-2"
+"""Bearer: 2.00 off the milk (SKU 4000000000001), never more than the milk costs."""
+COUPON_COFFEE_2 = "CPN-COFFEE-10PCT-B"
+"""Another coupon of the same offer: one of the two per receipt."""
+COFFEE_CONDITIONS = Conditions(
+    min_spend=Decimal("20.00"),
+    categories=("coffee",),
+    pct=Decimal("10"),
+    cap=Decimal("3.00"),
+    grp="OFFER-COFFEE-10PCT",
+    per_receipt=1,
+)
 
 COUPONS = (
     SeedCoupon(COUPON_WELCOME, ALICE, Decimal("5.00"), "5 EUR welcome", ("*",), timedelta(days=90)),
@@ -119,6 +137,27 @@ COUPONS = (
         not_before_in=timedelta(days=7),
     ),
     SeedCoupon(COUPON_BEARER, None, Decimal("10.00"), "Spring 10 EUR", ("*",), timedelta(days=60)),
+    *(
+        SeedCoupon(
+            coupon_id,
+            None,
+            Decimal("0"),
+            "10% off coffee over 20 EUR",
+            ("*",),
+            timedelta(days=60),
+            conditions=COFFEE_CONDITIONS,
+        )
+        for coupon_id in (COUPON_COFFEE, COUPON_COFFEE_2)
+    ),
+    SeedCoupon(
+        COUPON_MILK,
+        None,
+        Decimal("2.00"),
+        "2 EUR off milk",
+        ("*",),
+        timedelta(days=60),
+        conditions=Conditions(skus=("4000000000001",)),
+    ),
 )
 
 

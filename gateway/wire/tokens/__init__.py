@@ -10,6 +10,16 @@ All kinds share one format (:mod:`.jws`): :mod:`.coupons`, :mod:`.members` and
 
 from __future__ import annotations
 
+from gateway.wire.tokens.conditions import (
+    Basket,
+    BasketLine,
+    ConditionCode,
+    ConditionError,
+    Conditions,
+    Discount,
+    check_per_receipt,
+    evaluate,
+)
 from gateway.wire.tokens.coupons import Coupon, sign_coupon, verify_coupon
 from gateway.wire.tokens.errors import ClaimTokenError, TokenError, TokenErrorCode
 from gateway.wire.tokens.jws import (
@@ -39,8 +49,14 @@ __all__ = [
     "MEMBER_PREFIX",
     "PICKUP_PREFIX",
     "WALLET_PREFIX",
+    "Basket",
+    "BasketLine",
     "ClaimTokenError",
+    "ConditionCode",
+    "ConditionError",
+    "Conditions",
     "Coupon",
+    "Discount",
     "KeySet",
     "MemberCode",
     "PackageClaim",
@@ -50,6 +66,8 @@ __all__ = [
     "TokenError",
     "TokenErrorCode",
     "WalletCredential",
+    "check_per_receipt",
+    "evaluate",
     "issue_member_credential",
     "make_member_qr",
     "scan_kind",

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from gateway.wire.tokens.conditions import Basket, Conditions, Discount, evaluate
 from gateway.wire.tokens.errors import TokenError
 from gateway.wire.tokens.fields import StoreScope, TokenTime, verify_scoped
 from gateway.wire.tokens.jws import (
@@ -36,6 +37,8 @@ class Coupon(BaseModel):
     stores: StoreScope
     member_id: str | None = None
     title: str = ""
+    conditions: Conditions | None = None
+    """The ``cond`` claim: what the basket must hold, and a percentage off (None: fixed value)."""
 
     @field_validator("coupon_id", "currency")
     @classmethod
@@ -54,6 +57,11 @@ class Coupon(BaseModel):
     def valid_in(self, store_id: str) -> bool:
         return in_stores(self.stores, store_id)
 
+    def discount(self, basket: Basket | None) -> Discount:
+        """What this coupon takes off ``basket``; raises ConditionError when it does not
+        qualify (the same judgement at the till and in the cloud)."""
+        return evaluate(self.value, self.conditions, basket)
+
 
 def sign_coupon(coupon: Coupon, key: SigningKey) -> str:
     """The scannable text ``SGC1:<jwt>`` for a coupon."""
@@ -70,6 +78,8 @@ def sign_coupon(coupon: Coupon, key: SigningKey) -> str:
         claims["nbf"] = epoch(coupon.not_before)
     if coupon.member_id is not None:
         claims["sub"] = coupon.member_id
+    if coupon.conditions is not None:
+        claims["cond"] = coupon.conditions.as_claim()
     return COUPON_PREFIX + encode(claims, key)
 
 
@@ -90,6 +100,7 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
     title = claims.get("title", "")
     if not isinstance(title, str):
         raise TokenError("malformed", "claim 'title' must be a string")
+    conditions = _conditions(claims.get("cond"))
     exp = time_claim(claims, "exp")
     nbf = time_claim(claims, "nbf", required=False)
     assert exp is not None
@@ -104,7 +115,20 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
         stores=stores,
         member_id=member_id,
         title=title,
+        conditions=conditions,
     )
+
+
+def _conditions(raw: object) -> Conditions | None:
+    """The ``cond`` claim; anything this code cannot enforce makes the coupon malformed."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TokenError("malformed", "claim 'cond' must be an object")
+    try:
+        return Conditions.model_validate(raw)
+    except ValidationError:
+        raise TokenError("malformed", "claim 'cond' names conditions unknown here") from None
 
 
 def verify_coupon(text: str, keys: KeySet, *, store_id: str, now: datetime) -> Coupon:

@@ -42,6 +42,8 @@ class RefusalCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     INSUFFICIENT_POINTS = "insufficient_points"
     INTERNAL = "internal"
+    MIN_SPEND_NOT_MET = "min_spend_not_met"
+    NOT_APPLICABLE = "not_applicable"
     NOT_ENROLLED = "not_enrolled"
     NOT_FOUND = "not_found"
     NOT_YET_VALID = "not_yet_valid"

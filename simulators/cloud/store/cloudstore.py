@@ -69,6 +69,7 @@ class CloudStore(
                     stores=c.stores,
                     member_id=c.member_id,
                     title=c.title,
+                    conditions=c.conditions,
                 ),
                 commit=False,
             )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from gateway.wire.tokens import Coupon, sign_coupon, verify_coupon
+from gateway.wire.tokens import (
+    Basket,
+    ConditionError,
+    Coupon,
+    check_per_receipt,
+    sign_coupon,
+    verify_coupon,
+)
 from simulators.cloud.store.base import (
     Json,
     Refusal,
@@ -132,8 +139,11 @@ class CouponTables(StoreBase):
         member_id: str | None,
         offline_at: datetime | None,
         now: datetime,
+        basket: Basket | None = None,
     ) -> Json:
-        """Use a coupon once. Same ``redemption_id`` -> the same reply, forever."""
+        """Use a coupon once. Same ``redemption_id`` -> the same reply, forever. A basket that
+        does not meet the coupon's conditions is a stateless refusal (not recorded), judged by
+        the gateway's own code so an offline answer holds."""
         stored = await self._stored_reply("redemptions", "redemption_id", redemption_id)
         if stored is not None:
             return stored
@@ -156,6 +166,13 @@ class CouponTables(StoreBase):
                 {k: v for k, v in winner.items() if v is not None},
             ).as_reply()
         else:
+            try:
+                discount = coupon.discount(basket)
+                check_per_receipt(
+                    coupon.conditions, basket, await self._on_receipt(coupon, basket, store_id)
+                )
+            except ConditionError as exc:
+                raise Refusal(RefusalCode(exc.code), exc.message, dict(exc.details)) from None
             reply = {
                 "ok": True,
                 "data": {
@@ -165,6 +182,7 @@ class CouponTables(StoreBase):
                     "currency": coupon.currency,
                     "status": "accepted",
                     "used_at": iso(at),
+                    "discount": discount.as_json(),
                 },
             }
             await self.db.execute(
@@ -172,6 +190,12 @@ class CouponTables(StoreBase):
                 "used_by = ? WHERE coupon_id = ? AND used_at IS NULL",
                 (iso(at), store_id, gateway_id, till, redemption_id, coupon.coupon_id),
             )
+            grp = None if coupon.conditions is None else coupon.conditions.grp
+            if basket is not None and grp is not None:
+                await self.db.execute(
+                    "INSERT INTO receipt_coupons VALUES (?, ?, ?, ?)",
+                    (redemption_id, store_id, basket.receipt_id, grp),
+                )
         return await self._record_reply(
             "redemptions",
             (
@@ -186,3 +210,15 @@ class CouponTables(StoreBase):
             ),
             reply,
         )
+
+    async def _on_receipt(self, coupon: Coupon, basket: Basket | None, store_id: str) -> int:
+        """Coupons of ``coupon``'s offer already used on the basket's receipt in this store."""
+        grp = None if coupon.conditions is None else coupon.conditions.grp
+        if basket is None or grp is None:
+            return 0
+        row = await self.fetch_one(
+            "SELECT count(*) FROM receipt_coupons"
+            " WHERE store_id = ? AND receipt_id = ? AND grp = ?",
+            (store_id, basket.receipt_id, grp),
+        )
+        return 0 if row is None else int(row[0])

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS pickups (
     gateway_id TEXT NOT NULL, till TEXT, member_id TEXT, at TEXT NOT NULL, offline_at TEXT,
     reply TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS receipt_coupons (
+    redemption_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
+    grp TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipt_coupons_by_receipt ON receipt_coupons (store_id, receipt_id);
 CREATE TABLE IF NOT EXISTS accruals (
     accrual_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, amount TEXT NOT NULL,
     currency TEXT NOT NULL, receipt_id TEXT, items TEXT NOT NULL, store_id TEXT NOT NULL,

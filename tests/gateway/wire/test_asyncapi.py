@@ -341,6 +341,11 @@ def _events() -> list[tuple[str, Reading]]:
         ),
         ("scanner-1", "coupon.redeemed", redemption),
         (
+            "gateway",
+            "coupon.redeemed",
+            {**redemption, "redemption_id": "red-78", "discount": "1.30", "receipt_id": "R-1"},
+        ),
+        (
             "scanner-1",
             "redemption.conflict",
             {
@@ -523,6 +528,22 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     await call("order.pickup", {**pickup, "pickup_id": "o-2"}, "already_collected")
     expired_order = await cloud.order_token(seed.ORDER_EXPIRED)
     await call("order.pickup", {"code": expired_order, "pickup_id": "o-3"}, "expired")
+    coffee = await cloud.coupon_token(seed.COUPON_COFFEE)
+    cart = {
+        "receipt_id": "r-b1",
+        "lines": [
+            {"sku": "4000000000002", "category": "coffee", "qty": 4, "price": "6.49"},
+            {"sku": "x", "category": None, "qty": 1, "price": "0.5"},
+        ],
+    }
+    small = {**cart, "lines": cart["lines"][1:]}
+    await call(
+        "coupon.redeem",
+        {"coupon": coffee, "redemption_id": "a-6", "basket": small},
+        "min_spend_not_met",
+    )
+    await call("coupon.redeem", {"coupon": coffee, "redemption_id": "a-7"}, "not_applicable")
+    await call("coupon.redeem", {"coupon": coffee, "redemption_id": "a-5", "basket": cart})
     accrual = {
         "accrual_id": "p-1",
         "member_id": seed.ALICE,

@@ -242,6 +242,67 @@ async def test_redemption_refusals(cloud: CloudService, gw: Gateway) -> None:
     assert state["used_at"] is None  # no refusal used the coupon
 
 
+def basket(*lines: tuple[str, str | None, int, str]) -> dict[str, Any]:
+    return {
+        "receipt_id": "RCPT-1",
+        "lines": [{"sku": s, "category": c, "qty": q, "price": p} for s, c, q, p in lines],
+    }
+
+
+async def test_the_basket_decides_a_conditional_coupon_and_the_discount_is_answered(
+    cloud: CloudService, gw: Gateway
+) -> None:
+    coffee = await cloud.coupon_token(seed.COUPON_COFFEE)
+    small = basket(("4000000000002", "coffee", 1, "6.49"))
+    short = await refused(
+        gw, "coupon.redeem", {"coupon": coffee, "redemption_id": rid(), "basket": small}
+    )
+    assert (short.code, short.details) == (
+        "min_spend_not_met",
+        {"min_spend": "20.00", "spent": "6.49"},
+    )
+    bare = await refused(gw, "coupon.redeem", {"coupon": coffee, "redemption_id": rid()})
+    assert (bare.code, bare.details) == ("not_applicable", {"why": "no_basket"})
+    no_coffee = basket(("5901234123457", "office", 10, "2.99"))
+    off = await refused(
+        gw, "coupon.redeem", {"coupon": coffee, "redemption_id": rid(), "basket": no_coffee}
+    )
+    assert (off.code, off.details) == ("not_applicable", {"why": "no_lines_in_scope"})
+    state = await cloud.coupon(seed.COUPON_COFFEE)
+    assert state is not None
+    assert state["used_at"] is None  # refusals of the basket use nothing
+    big = basket(("5901234123457", "office", 4, "2.99"), ("4000000000002", "coffee", 2, "6.49"))
+    args = {"coupon": coffee, "redemption_id": "red-coffee", "till": "till-1", "basket": big}
+    ok = await call(gw, "coupon.redeem", args)
+    assert ok["discount"] == {"amount": "1.30", "lines": [1]}  # 10 % of 12.98, half-even
+    assert await call(gw, "coupon.redeem", args) == ok
+    same_offer = await cloud.coupon_token(seed.COUPON_COFFEE_2)
+    again = {**args, "coupon": same_offer, "redemption_id": rid()}
+    one = await refused(gw, "coupon.redeem", again)
+    assert (one.code, one.details) == (
+        "not_applicable",
+        {"why": "per_receipt", "receipt_id": "RCPT-1", "per_receipt": "1"},
+    )
+    next_receipt = {**again, "basket": {**big, "receipt_id": "RCPT-2"}}
+    assert (await call(gw, "coupon.redeem", next_receipt))["discount"]["amount"] == "1.30"
+    plain = await call(
+        gw,
+        "coupon.redeem",
+        {"coupon": await cloud.coupon_token(seed.COUPON_WELCOME), "redemption_id": rid()},
+    )
+    assert plain["discount"] == {"amount": "5.00", "lines": []}
+    bad = await refused(
+        gw,
+        "coupon.redeem",
+        {
+            "coupon": coffee,
+            "redemption_id": rid(),
+            "basket": {"receipt_id": "R", "lines": [{"sku": "a", "qty": 1, "price": 1.5}]},
+        },
+    )
+    assert bad.code == "bad_args"
+
+
 async def test_offline_redemption_is_judged_at_offline_at(cloud: CloudService, gw: Gateway) -> None:
     """Reconciling a redemption made offline when the coupon was still valid succeeds."""
     expires = datetime.now(UTC) - timedelta(hours=1)

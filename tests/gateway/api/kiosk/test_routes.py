@@ -204,6 +204,12 @@ async def test_claiming_an_offered_coupon_online_and_every_refusal(
             {"till": KIOSK, "coupon": coupon["token"], "member_id": seed.ALICE},
         )
         assert (redeemed["status"], redeemed["value"]) == ("accepted", "2.00")
+        conditional = {"till": KIOSK, "coupon": await cloud.coupon_token(seed.COUPON_COFFEE)}
+        # a kiosk has no basket: a coupon with conditions is for the till
+        assert await api.refused("POST", "/v1/coupons/redeem", conditional) == (
+            422,
+            "not_applicable",
+        )
 
         claim = "/v1/coupons/claim"
         reused = {**body, "offer_id": seed.OFFER_GOLD}  # claim_id K1-C-1 was for coffee
