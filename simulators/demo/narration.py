@@ -110,6 +110,7 @@ def _brief(doc: dict[str, Any]) -> str:
         "points",
         "payment_id",
         "amount",
+        "discount",
         "points_redeemed",
         "points_removed",
         "use_id",

@@ -150,6 +150,27 @@ class _Story:
             "pay 12.00 EUR from Alice's stored value",
             *await till.post("/v1/balance/pay", _payment("P-1001", "12.00", "R-1001")),
         )
+        basket = {
+            "receipt_id": "R-1001",
+            "lines": [
+                {"sku": "4000000000002", "category": "coffee", "qty": 3, "price": "6.49"},
+                {"sku": "4006381333931", "category": "stationery", "qty": 2, "price": "1.49"},
+            ],
+        }
+        coffee = await cloud.coupon_token(seed.COUPON_COFFEE)
+        answer(
+            "redeem 10% off coffee against the basket (min spend 20.00, one per receipt)",
+            *await till.post(
+                "/v1/coupons/redeem", {"till": "till-1", "coupon": coffee, "basket": basket}
+            ),
+        )
+        second = await cloud.coupon_token(seed.COUPON_COFFEE_2)
+        answer(
+            "a second coupon of that offer on the same receipt",
+            *await till.post(
+                "/v1/coupons/redeem", {"till": "till-1", "coupon": second, "basket": basket}
+            ),
+        )
         answer(
             "redeem 300 of Alice's points for a discount",
             *await till.post(
