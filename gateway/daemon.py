@@ -186,6 +186,7 @@ class Gateway:
         from gateway.api.auth import TokenStore
         from gateway.api.kiosk.handlers import build_extension
         from gateway.api.prices import build_prices_extension
+        from gateway.api.till_feed import build_feed_extension
         from gateway.kiosk.service import KioskService
 
         g = self.config.gateway
@@ -197,7 +198,11 @@ class Gateway:
             devices=self.devices,
             tokens=tokens,
         )
-        extensions = [build_extension(self.kiosks), build_prices_extension(self.pricing)]
+        extensions = [
+            build_extension(self.kiosks),
+            build_prices_extension(self.pricing),
+            build_feed_extension(counter),
+        ]
         self.api = ApiServer(self.config.api, counter, tokens, extensions)
         return self.kiosks
 

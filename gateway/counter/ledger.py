@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from pydantic import JsonValue
 
 from core.events import JsonObject, Priority, Reading
+from gateway.counter.feed import TillFeed
 from gateway.counter.models import CounterError, Mode
 from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore
@@ -152,6 +153,8 @@ class Ledger:
     rpc_timeout_s: float
     submit: Submit
     clock: Callable[[], datetime]
+    feed: TillFeed = field(default_factory=TillFeed, init=False)
+    """Each till's own events, live (the local API's till feed)."""
     inflight: set[str] = field(default_factory=set, init=False)
     """Idempotency keys of operations whose RPC is under way (the reconciler skips them)."""
 
@@ -183,6 +186,7 @@ class Ledger:
             Reading(kind=kind, data=data, ts=ts, priority=Priority.HIGH),
             attached=attached,
         )
+        await self.feed.publish(stored.seq, kind, data)
         return stored.seq
 
     # --- redemptions ----------------------------------------------------------------------
