@@ -47,6 +47,7 @@ EVENT_KINDS = frozenset(
         "nfc.removed",
         "esl",
         "member.identified",
+        "member.visit",
         "coupon.redeemed",
         "redemption.conflict",
         "order.picked_up",

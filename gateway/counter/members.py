@@ -6,6 +6,8 @@ cloud's answer is cached so a card can be identified while it is unreachable.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from core.events import JsonObject
@@ -24,6 +26,8 @@ from gateway.counter.replay import ReplayCache, Replayed
 from gateway.outbox import AttachedRefused, OutboxError, Statement
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import MemberCode, verify_member_qr
+
+log = logging.getLogger(__name__)
 
 _MEMBER_TOKEN_CODES = {
     "expired": "expired",
@@ -129,7 +133,30 @@ class Members(TokenDesk):
                 "unavailable", f"cannot record the event: {exc}", mode=mode
             ) from None
         self.tills.start(req.till, found_id)
+        await self._visit(found_id, event, origin)
         return IdentifyAnswer(mode=mode, till=req.till, by=req.by, cached=cached, member=profile)
+
+    async def _visit(self, member_id: str, identified: JsonObject, origin: Origin) -> None:
+        """``member.visit`` when a member is first identified in this store on a day (the
+        gateway's UTC day): what head office counts visits and attributes them by. The row's
+        key makes it once per member and day, also with tills identifying at the same time."""
+        ledger = self.ledger
+        now = ledger.clock()
+        day = now.date().isoformat()
+        if await ledger.store.visited(member_id, day):
+            return
+        data: JsonObject = {**identified, "day": day}
+        data.pop("uid", None)
+        row = (
+            "INSERT INTO visits (member_id, day, at) VALUES (?, ?, ?)",
+            (member_id, day, time.time()),
+        )
+        try:
+            await ledger.emit(origin.device_id, "member.visit", data, now, [row])
+        except AttachedRefused:
+            return  # another identification recorded today's visit meanwhile
+        except OutboxError as exc:  # the identification stands; the visit is not worth failing it
+            log.warning("visit not recorded", extra={"member_id": member_id, "error": str(exc)})
 
     async def member(self, member_id: str) -> MemberAnswer:
         """A read: the profile from the cloud (and cached), or from the cache when offline."""

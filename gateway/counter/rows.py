@@ -10,6 +10,7 @@
 * ``operations`` — accruals, check-ins and stored-value movements, pending until the cloud
   confirms them.
 * ``conflict_states`` — what staff did about each conflict (acknowledged, resolved: who, a note).
+* ``visits`` — a member's first identification here on a day (the ``member.visit`` event).
 * ``qr_seen`` — member QR codes already used, so a replay is refused even after a restart.
 
 The tables live in the outbox's own file, so a till operation's row commits in its event's
@@ -130,6 +131,12 @@ CREATE TABLE IF NOT EXISTS conflict_states (
     note        TEXT,
     updated     REAL NOT NULL,
     event_seq   INTEGER
+);
+CREATE TABLE IF NOT EXISTS visits (
+    member_id TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    at        REAL NOT NULL,
+    PRIMARY KEY (member_id, day)
 );
 CREATE TABLE IF NOT EXISTS qr_seen (
     member_id TEXT NOT NULL,

@@ -308,6 +308,12 @@ class CounterStore(TokenTables, OperationTable, Database):
 
     # --- summaries ------------------------------------------------------------------------
 
+    async def visited(self, member_id: str, day: str) -> bool:
+        rows = await self._all(
+            "SELECT 1 FROM visits WHERE member_id = ? AND day = ?", (member_id, day)
+        )
+        return bool(rows)
+
     async def conflict_states(self) -> list[JsonObject]:
         rows = await self._all(
             "SELECT conflict_id, state, acknowledged_by, resolved_by, note, updated"

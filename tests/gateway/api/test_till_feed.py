@@ -57,7 +57,7 @@ async def test_the_till_hears_its_scanner_and_resumes_where_it_left(
             pty.scan(welcome)  # nobody identified yet: refused, with the reason
             pty.scan(phone.code())
             pty.scan(welcome)
-            refused, identified, redeemed = await take(stream, 3)
+            refused, identified, visit, redeemed = await take(stream, 4)
         assert (refused["event"], refused["data"]["reason"]) == ("counter.refused", "no_member")
         assert (identified["event"], identified["data"]["member_id"]) == (
             "member.identified",
@@ -67,15 +67,19 @@ async def test_the_till_hears_its_scanner_and_resumes_where_it_left(
             "coupon.redeemed",
             seed.COUPON_WELCOME,
         )
-        assert int(refused["id"]) < int(identified["id"]) < int(redeemed["id"])
+        assert (visit["event"], visit["data"]["member_id"]) == ("member.visit", seed.ALICE)
+        assert int(refused["id"]) < int(identified["id"]) < int(visit["id"]) < int(redeemed["id"])
 
         # the till was away for the redemption: it resumes after the identify
         resume = {**headers, "Last-Event-ID": identified["id"]}
         async with api.http.get(url, headers=resume) as resp:
             stream = frames(resp)
-            session, missed = await take(stream, 2)
+            session, *missed = await take(stream, 3)
         assert session["data"]["member_id"] == seed.ALICE  # the till's session now
-        assert (missed["event"], missed["id"]) == ("coupon.redeemed", redeemed["id"])
+        assert [(m["event"], m["id"]) for m in missed] == [
+            ("member.visit", visit["id"]),
+            ("coupon.redeemed", redeemed["id"]),
+        ]
 
         # from before this gateway started: it may have missed more, and is told
         async with api.http.get(url + "?after=0", headers=headers) as resp:
@@ -85,7 +89,11 @@ async def test_the_till_hears_its_scanner_and_resumes_where_it_left(
         assert first["id"] == refused["id"]
 
         polled = await api.ok("GET", f"/v1/tills/till-1/feed?after={refused['id']}")
-        assert [e["kind"] for e in polled["events"]] == ["member.identified", "coupon.redeemed"]
+        assert [e["kind"] for e in polled["events"]] == [
+            "member.identified",
+            "member.visit",
+            "coupon.redeemed",
+        ]
         assert (polled["member_id"], polled["reset"]) == (seed.ALICE, False)
 
         async with api.http.get(f"{api.base}/v1/tills/till-9/feed", headers=headers) as resp:

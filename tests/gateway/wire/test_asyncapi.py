@@ -465,6 +465,8 @@ def _events() -> list[tuple[str, Reading]]:
     readings.append(("gateway", "conflict.acknowledged", state))
     resolved = {**state, "state": "resolved", "was": "acknowledged", "note": "paid in cash"}
     readings.append(("gateway", "conflict.resolved", resolved))
+    visit = {"member_id": seed.ALICE, "day": "2026-11-20", "till": "till-1", "by": "card"}
+    readings.append(("gateway", "member.visit", {**visit, "mode": "online", **api}))
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
