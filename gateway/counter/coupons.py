@@ -105,6 +105,7 @@ class Coupons(TokenDesk):
             basket=None if req.basket is None else req.basket.model_dump(mode="json"),
             discount=discount.as_json(),
             grp=None if coupon.conditions is None else coupon.conditions.grp,
+            offer_id=coupon.offer_id,
         )
 
         async def decide(claimed: Redemption) -> Redemption:

@@ -202,6 +202,8 @@ class Ledger:
         }
         if row.title:
             data["title"] = row.title
+        if row.offer_id is not None:
+            data["offer_id"] = row.offer_id
         if row.offline_at is not None:
             data["offline_at"] = row.offline_at
         if row.discount is not None:

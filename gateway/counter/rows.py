@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS redemptions (
     cloud         TEXT,
     basket        TEXT,
     discount      TEXT,
-    grp           TEXT
+    grp           TEXT,
+    offer_id      TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
@@ -173,12 +174,15 @@ class Redemption:
     """``{amount, lines}`` as decided (None for rows from before discounts)."""
     grp: str | None = None
     """The coupon's offer when it is limited per receipt (claim ``cond.grp``)."""
+    offer_id: str | None = None
+    """The offer or campaign the coupon was issued for (claim ``offer``), for attribution."""
 
 
 MIGRATIONS = (
     ("redemptions", "basket", "ALTER TABLE redemptions ADD COLUMN basket TEXT"),
     ("redemptions", "discount", "ALTER TABLE redemptions ADD COLUMN discount TEXT"),
     ("redemptions", "grp", "ALTER TABLE redemptions ADD COLUMN grp TEXT"),
+    ("redemptions", "offer_id", "ALTER TABLE redemptions ADD COLUMN offer_id TEXT"),
 )
 """Columns added since the table was first created: (table, column, the statement adding it),
 applied at open to an ``outbox.db`` of an earlier version (CREATE TABLE IF NOT EXISTS keeps

@@ -220,6 +220,7 @@ class KioskService(BaseFeature):
             "member_id": req.member_id,
             "offer_id": req.offer_id,
             "till": req.till,
+            "channel": "kiosk" if req.till in self.kiosks else "till",
         }
         try:
             data = await self.counter.call("coupon.claim", args)

@@ -12,7 +12,7 @@ import json
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,8 @@ class ClaimArgs(BaseModel):
     member_id: str = Field(pattern=KEY)
     offer_id: str = Field(pattern=KEY)
     till: str | None = Field(default=None, pattern=KEY)
+    channel: Literal["kiosk", "app", "sticker", "till"] | None = None
+    """Where the member claimed it (attribution: which channel brought the visit)."""
 
 
 def _in_scope(scope: list[str], value: str) -> bool:
@@ -201,6 +203,7 @@ class OfferBook:
             stores=tuple(offer["stores"]),
             member_id=args.member_id,
             title=offer["title"],
+            offer_id=args.offer_id,
         )
         token = await self.store.add_coupon(coupon, commit=False)
         reply: Json = {
@@ -232,5 +235,9 @@ class OfferBook:
                 json.dumps(reply),
             ),
         )
+        if args.channel is not None:
+            await db.execute(
+                "INSERT INTO claim_channels VALUES (?, ?)", (args.claim_id, args.channel)
+            )
         await db.commit()
         return reply

@@ -42,6 +42,7 @@ from gateway.wire.tokens import KeySet, SigningKey
 from simulators import tasks
 from simulators.cloud import report
 from simulators.cloud.admin import CloudAdmin
+from simulators.cloud.attribution import attribution
 from simulators.cloud.commands import GatewayCommands
 from simulators.cloud.delivery import Confirmations, DeliveryPeer
 from simulators.cloud.offers import OfferBook
@@ -368,6 +369,10 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
             out.CorrelationData = correlation
         body = json.dumps(reply, separators=(",", ":")).encode()
         await client.publish(response_topic, body, qos=1, properties=out)
+
+    async def attribution(self) -> list[Json]:
+        """Each visit with the claims before it and the offers redeemed that day there."""
+        return await attribution(self.store)
 
     def report(self) -> Json:
         """What arrived: counts by kind, duplicates, seq gaps per gateway, RPC outcomes."""

@@ -38,6 +38,9 @@ class Coupon(BaseModel):
     member_id: str | None = None
     title: str = ""
     conditions: Conditions | None = None
+    offer_id: str | None = None
+    """The offer or campaign the coupon was issued for (claim ``offer``): head office's
+    attribution of the redemption."""
     """The ``cond`` claim: what the basket must hold, and a percentage off (None: fixed value)."""
 
     @field_validator("coupon_id", "currency")
@@ -80,6 +83,8 @@ def sign_coupon(coupon: Coupon, key: SigningKey) -> str:
         claims["sub"] = coupon.member_id
     if coupon.conditions is not None:
         claims["cond"] = coupon.conditions.as_claim()
+    if coupon.offer_id is not None:
+        claims["offer"] = coupon.offer_id
     return COUPON_PREFIX + encode(claims, key)
 
 
@@ -101,6 +106,7 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
     if not isinstance(title, str):
         raise TokenError("malformed", "claim 'title' must be a string")
     conditions = _conditions(claims.get("cond"))
+    offer_id = str_claim(claims, "offer", required=False)
     exp = time_claim(claims, "exp")
     nbf = time_claim(claims, "nbf", required=False)
     assert exp is not None
@@ -116,6 +122,7 @@ def _coupon_from_claims(claims: Mapping[str, Any]) -> Coupon:
         member_id=member_id,
         title=title,
         conditions=conditions,
+        offer_id=offer_id,
     )
 
 

@@ -110,5 +110,6 @@ CREATE TABLE IF NOT EXISTS package_uses (
 CREATE TABLE IF NOT EXISTS appointment_packages (
     appointment_id TEXT PRIMARY KEY, package_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claim_channels (claim_id TEXT PRIMARY KEY, channel TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
