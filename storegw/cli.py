@@ -126,12 +126,19 @@ def token_create(
         bool,
         typer.Option("--admin", help="Back office: member answers include coupon bearer tokens."),
     ] = False,
+    till: Annotated[
+        str | None,
+        typer.Option(
+            help="Bind a POS token to this till: it acts only as it, hears only its feed."
+        ),
+    ] = None,
 ) -> None:
     """Create a token for a client and print it once; only its hash is kept.
 
     Example: storegw api token create pos-1 -c /etc/storegw/storegw.toml
     A kiosk: storegw api token create kiosk-1-page --kiosk kiosk-1 -c storegw.toml
     Back office: storegw api token create office --admin -c storegw.toml
+    One till: storegw api token create pos-1 --till till-1 -c storegw.toml
     """
     from gateway.api.auth import TokenStoreError
 
@@ -140,8 +147,10 @@ def token_create(
         kiosks = [k.name for k in load_config(config).kiosks]
         if kiosk not in kiosks:
             raise _fail(f"no [[kiosks]] entry named {kiosk!r} in {config} (have: {kiosks})", 1)
+    if till is not None and till not in load_config(config).tills():
+        raise _fail(f"no till {till!r} in {config} ([counter] tills, a device's till)", 1)
     try:
-        token = store.create(name, kiosk=kiosk, role="admin" if admin else None)
+        token = store.create(name, kiosk=kiosk, role="admin" if admin else None, till=till)
     except TokenStoreError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(token)
@@ -176,6 +185,7 @@ def token_list(config: ConfigOpt) -> None:
     for entry in _token_store(config).list():
         created = datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="seconds")
         bound = f"\tkiosk={entry.kiosk}" if entry.kiosk else ""
+        bound += f"\ttill={entry.till}" if entry.till else ""
         typer.echo(f"{entry.name}\t{created}\trole={entry.role}{bound}")
 
 

@@ -57,6 +57,8 @@ CLIENT: Any = web.RequestKey("client", str) if hasattr(web, "RequestKey") else "
 KIOSK: Any = web.RequestKey("kiosk", str) if hasattr(web, "RequestKey") else "storegw.kiosk"
 """Set when the request's token is bound to a kiosk (its name)."""
 ROLE: Any = web.RequestKey("role", str) if hasattr(web, "RequestKey") else "storegw.role"
+TILL: Any = web.RequestKey("till", str) if hasattr(web, "RequestKey") else "storegw.till"
+"""Set when the request's token is bound to one till (a POS token made with ``--till``)."""
 """The token's role: ``pos``, ``kiosk`` or ``admin`` (gateway/api/auth.py)."""
 M = TypeVar("M", bound=BaseModel)
 _PUBLIC = frozenset(r.path for r in ROUTES if not r.auth)
@@ -181,6 +183,8 @@ def _auth(tokens: TokenStore, public: frozenset[str] = _PUBLIC) -> Middleware:
         request[ROLE] = client.role
         if client.kiosk is not None:
             request[KIOSK] = client.kiosk
+        if client.till is not None:
+            request[TILL] = client.till
         return await handler(request)
 
     return check
@@ -208,8 +212,20 @@ async def _body(request: web.Request, model: type[M]) -> M:
         ) from None
 
 
+def own_till(request: web.Request, till: str) -> None:
+    """A till-bound token acts only as its till."""
+    bound = request.get(TILL)
+    if bound is not None and bound != till:
+        raise ApiError("forbidden", f"this token acts only as till {bound!r}")
+
+
 def _origin(request: web.Request, staff: str | None = None) -> Origin:
     return Origin(device_id="gateway", source="api", client=request.get(CLIENT), staff=staff)
+
+
+class _Tilled(Protocol):
+    @property
+    def till(self) -> str: ...
 
 
 class _Staffed(Protocol):
@@ -222,6 +238,7 @@ def _operation(model: type[M], call: Callable[[M, Origin], Awaitable[BaseModel]]
 
     async def handle(request: web.Request) -> web.Response:
         req = await _body(request, model)
+        own_till(request, cast("_Tilled", req).till)
         staffed = cast("_Staffed", req)
         return _answer(await call(req, _origin(request, staffed.staff)))
 
@@ -260,6 +277,7 @@ def build_app(
 
     async def identify(request: web.Request) -> web.Response:
         req = await _body(request, IdentifyRequest)
+        own_till(request, req.till)
         return _member_answer(request, await service.identify(req, _origin(request, req.staff)))
 
     async def get_member(request: web.Request) -> web.Response:

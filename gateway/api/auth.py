@@ -40,6 +40,9 @@ _KIOSK_COLUMN = "ALTER TABLE tokens ADD COLUMN kiosk TEXT"
 _ADMIN_COLUMN = "ALTER TABLE tokens ADD COLUMN admin INTEGER NOT NULL DEFAULT 0"
 """Added for roles; a token made before it is ``pos`` (or ``kiosk`` when bound to one)."""
 
+_TILL_COLUMN = "ALTER TABLE tokens ADD COLUMN till TEXT"
+"""Added for till-bound POS tokens; a token made before it acts for any till."""
+
 Role = Literal["pos", "kiosk", "admin"]
 
 
@@ -47,6 +50,7 @@ class TokenStoreCode(StrEnum):
     BAD_NAME = "bad_name"
     BAD_KIOSK = "bad_kiosk"
     BAD_ROLE = "bad_role"
+    BAD_TILL = "bad_till"
     EXISTS = "exists"
     UNKNOWN = "unknown"
 
@@ -67,6 +71,8 @@ class ClientToken:
     """The kiosk this token acts as, or None for a POS/back-office client."""
     admin: bool = False
     """Back office: sees what a till must not (members' coupon bearer tokens)."""
+    till: str | None = None
+    """A POS token bound to one till acts only as that till (and hears only its feed)."""
 
     @property
     def role(self) -> Role:
@@ -93,11 +99,21 @@ class TokenStore:
                 conn.execute(_KIOSK_COLUMN)
             if "admin" not in columns:
                 conn.execute(_ADMIN_COLUMN)
+            if "till" not in columns:
+                conn.execute(_TILL_COLUMN)
             yield conn
 
-    def create(self, name: str, *, kiosk: str | None = None, role: Role | None = None) -> str:
+    def create(
+        self,
+        name: str,
+        *,
+        kiosk: str | None = None,
+        role: Role | None = None,
+        till: str | None = None,
+    ) -> str:
         """Make a token for ``name`` (bound to ``kiosk`` if given; ``role`` ``pos`` by default,
-        ``kiosk`` with a kiosk) and return it; it cannot be shown again."""
+        ``kiosk`` with a kiosk; a ``pos`` token may be bound to one ``till``) and return it;
+        it cannot be shown again."""
         wanted = role or ("kiosk" if kiosk is not None else "pos")
         if wanted not in ("pos", "kiosk", "admin") or (wanted == "kiosk") != (kiosk is not None):
             raise TokenStoreError(
@@ -117,12 +133,19 @@ class TokenStore:
                 f"a kiosk name is 1-64 of A-Z a-z 0-9 _ - (got {kiosk!r})",
                 name=name,
             )
+        if till is not None and (wanted != "pos" or not is_identifier(till)):
+            raise TokenStoreError(
+                TokenStoreCode.BAD_TILL,
+                f"only a pos token is bound to a till, named 1-64 of A-Z a-z 0-9 _ - ({till!r})",
+                name=name,
+            )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO tokens(name, hash, created, kiosk, admin) VALUES (?, ?, ?, ?, ?)",
-                    (name, token_hash(token), time.time(), kiosk, int(wanted == "admin")),
+                    "INSERT INTO tokens(name, hash, created, kiosk, admin, till)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, token_hash(token), time.time(), kiosk, int(wanted == "admin"), till),
                 )
             except sqlite3.IntegrityError:
                 raise TokenStoreError(
@@ -141,7 +164,7 @@ class TokenStore:
     def list(self) -> list[ClientToken]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT name, created, kiosk, admin FROM tokens ORDER BY name"
+                "SELECT name, created, kiosk, admin, till FROM tokens ORDER BY name"
             ).fetchall()
         return [_client(r) for r in rows]
 
@@ -156,11 +179,11 @@ class TokenStore:
             return None
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT name, created, kiosk, admin FROM tokens WHERE hash = ?",
+                "SELECT name, created, kiosk, admin, till FROM tokens WHERE hash = ?",
                 (token_hash(token),),
             ).fetchone()
         return None if row is None else _client(row)
 
 
-def _client(row: tuple[str, float, str | None, int]) -> ClientToken:
-    return ClientToken(name=row[0], created=row[1], kiosk=row[2], admin=bool(row[3]))
+def _client(row: tuple[str, float, str | None, int, str | None]) -> ClientToken:
+    return ClientToken(name=row[0], created=row[1], kiosk=row[2], admin=bool(row[3]), till=row[4])

@@ -430,9 +430,10 @@ def build_openapi(
                 "answer says mode: online (the cloud decided) or offline (the gateway did, "
                 "to be reconciled). Request bodies are JSON, at most "
                 f"{MAX_BODY_BYTES // 1024} KiB. Roles (a token's, from `storegw api token "
-                "create`): pos, every counter route, member answers list coupons and orders "
-                "without their bearer token; kiosk (--kiosk), only the kiosk routes and identify, "
-                "member, redeem, check-in, claim and appointments, as its own till and for "
+                "create`): pos, every counter route (with --till, only as that till), member "
+                "answers list coupons and orders without their bearer token; kiosk (--kiosk), "
+                "only the kiosk routes and identify, member, redeem, check-in, claim and "
+                "appointments, as its own till and for "
                 "the member identified at it; admin (--admin), what pos may, with coupon "
                 "and pickup tokens."
             ),

@@ -7,8 +7,8 @@ JSON. On connect the first event is ``session`` (the member identified at the ti
 any). A till that reconnects sends ``Last-Event-ID`` (browsers' EventSource do) or
 ``?after=SEQ`` and gets what it missed while it is still kept
 (:mod:`gateway.counter.feed`); when it may have missed more, a ``reset`` event says so first.
-A kiosk token hears only its own kiosk. Without ``Accept: text/event-stream`` the answer is
-the same once, as JSON (a till that polls).
+A kiosk token hears only its own kiosk, a till-bound POS token only its till. Without
+``Accept: text/event-stream`` the answer is the same once, as JSON (a till that polls).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, JsonValue
 
 from core.events import JsonObject
-from gateway.api.app import KIOSK, ApiError, ApiExtension, Handler
+from gateway.api.app import KIOSK, ApiError, ApiExtension, Handler, own_till
 from gateway.api.openapi import Route
 from gateway.counter.models import ID
 from gateway.counter.service import CounterService
@@ -121,6 +121,7 @@ def build_feed_extension(service: CounterService) -> ApiExtension:
         kiosk = request.get(KIOSK)
         if kiosk is not None and kiosk != till:
             raise ApiError("forbidden", f"a kiosk token hears only its own kiosk ({kiosk!r})")
+        own_till(request, till)
         after = resume_from(request)
         if "text/event-stream" not in request.headers.get("Accept", ""):
             start = after if after is not None else feed.last_seq(till)

@@ -520,6 +520,22 @@ def test_token_commands_create_list_revoke_and_never_show_secrets(tmp_path: Path
     assert again.exit_code == 1
     bad = runner.invoke(cli_app, ["api", "token", "create", "no spaces", "-c", str(conf)])
     assert bad.exit_code == 1
+    bound = runner.invoke(
+        cli_app, ["api", "token", "create", "pos-2", "--till", "till-1", "-c", str(conf)]
+    )
+    assert bound.exit_code == 0, bound.output
+    client = store.lookup_client(bound.stdout.strip())
+    assert client is not None
+    assert (client.role, client.till) == ("pos", "till-1")
+    assert "till=till-1" in runner.invoke(cli_app, ["api", "token", "list", "-c", str(conf)]).stdout
+    nowhere = runner.invoke(
+        cli_app, ["api", "token", "create", "pos-3", "--till", "till-99", "-c", str(conf)]
+    )
+    assert nowhere.exit_code == 1  # not a configured till
+    office = runner.invoke(
+        cli_app, ["api", "token", "create", "o-1", "--admin", "--till", "till-1", "-c", str(conf)]
+    )
+    assert office.exit_code == 1  # only a pos token is bound to a till
 
 
 async def test_the_staff_member_named_at_the_till_is_in_every_event(

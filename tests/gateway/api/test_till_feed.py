@@ -100,3 +100,20 @@ async def test_the_till_hears_its_scanner_and_resumes_where_it_left(
             assert resp.status == 404  # not a configured till
         async with api.http.get(url) as resp:
             assert resp.status == 401
+        till_2 = {"Authorization": f"Bearer {api.tokens.create('pos-2', till='till-2')}"}
+        async with api.http.get(url, headers=till_2) as resp:
+            assert resp.status == 403  # a till-bound token hears only its till
+        status, doc = await api.call(
+            "POST",
+            "/v1/identify",
+            {"till": "till-1", "by": "card", "uid": seed.CARD_ALICE},
+            token=till_2["Authorization"].removeprefix("Bearer "),
+        )
+        assert (status, doc["error"]["code"]) == (403, "forbidden")  # nor acts as another
+        status, doc = await api.call(
+            "POST",
+            "/v1/identify",
+            {"till": "till-2", "by": "card", "uid": seed.CARD_ALICE},
+            token=till_2["Authorization"].removeprefix("Bearer "),
+        )
+        assert status == 200, doc
