@@ -48,6 +48,7 @@ EVENT_KINDS = frozenset(
         "esl",
         "member.identified",
         "member.visit",
+        "member.joined",
         "coupon.redeemed",
         "redemption.conflict",
         "order.picked_up",

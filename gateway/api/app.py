@@ -37,6 +37,7 @@ from gateway.counter.models import (
     ConflictsAnswer,
     CounterError,
     IdentifyRequest,
+    JoinRequest,
     Origin,
     PackageUseRequest,
     PayRequest,
@@ -286,6 +287,13 @@ def build_app(
             raise ApiError("bad_request", "not a member id")
         return _member_answer(request, await service.member(mid))
 
+    async def join_member(request: web.Request) -> web.Response:
+        req = await _body(request, JoinRequest)
+        own_till(request, req.till)
+        channel = "kiosk" if request.get(KIOSK) is not None else "till"
+        origin = _origin(request, req.staff)
+        return _answer(await service.join(req, origin, channel=channel))
+
     async def list_conflicts(_request: web.Request) -> web.Response:
         return _answer(
             ConflictsAnswer(
@@ -325,6 +333,7 @@ def build_app(
         "redeem_points": _operation(PointsRedeemRequest, service.redeem_points),
         "reverse_points": _operation(PointsReverseRequest, service.reverse_points),
         "use_package": _operation(PackageUseRequest, service.use_package),
+        "join_member": join_member,
         "list_conflicts": list_conflicts,
         "acknowledge_conflict": conflict_action(ConflictAction, service.worklist.acknowledge),
         "resolve_conflict": conflict_action(ConflictResolution, service.worklist.resolve),

@@ -9,6 +9,7 @@ the reconciler needs nothing of the service around it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,6 +56,7 @@ METHOD: dict[OpKind, str] = {
     "points_redemption": "points.redeem",
     "reversal": "points.reverse",
     "package_use": "package.consume",
+    "join": "member.join",
 }
 """The cloud's RPC for each kind of operation."""
 ACCEPTED: dict[OpKind, str] = {
@@ -66,6 +68,7 @@ ACCEPTED: dict[OpKind, str] = {
     "points_redemption": "points.redeemed",
     "reversal": "points.reversed",
     "package_use": "package.used",
+    "join": "member.joined",
 }
 """The event each kind of operation is recorded with."""
 KEY: dict[OpKind, str] = {
@@ -77,6 +80,7 @@ KEY: dict[OpKind, str] = {
     "points_redemption": "redeem_id",
     "reversal": "reversal_id",
     "package_use": "use_id",
+    "join": "join_id",
 }
 """The idempotency key's name, in the request and the events."""
 SHORTFALL: dict[OpKind, str] = {
@@ -87,6 +91,20 @@ SHORTFALL: dict[OpKind, str] = {
 }
 """Spending accepted offline that the cloud may find short, and the event that says so (a
 check-in: the package session it used)."""
+
+
+def phone_hash(phone: str) -> str:
+    """What events say of a phone number: the cloud keeps the number, nobody else needs it."""
+    return hashlib.sha256(f"storegw-phone:{phone}".encode()).hexdigest()
+
+
+def event_args(op: Operation) -> JsonObject:
+    """An operation's arguments as its event carries them (a join: the phone's hash)."""
+    if op.kind != "join":
+        return op.args
+    out = {k: v for k, v in op.args.items() if k != "phone"}
+    out["phone_hash"] = phone_hash(str(op.args.get("phone", "")))
+    return out
 
 
 def shortfall_fields(op: Operation) -> JsonObject:
@@ -270,7 +288,7 @@ class Ledger:
         await self.emit(
             op.device_id,
             ACCEPTED[op.kind],
-            {**op.args, **op.origin},
+            {**event_args(op), **op.origin},
             datetime.fromtimestamp(op.created, UTC),
             [
                 put(op, event_seq=EVENT_SEQ)
@@ -367,7 +385,7 @@ class Ledger:
         offline that the cloud applied although the balance (points, sessions) no longer
         covered it - spent online meanwhile - naming the shortfall; committed with the row
         (``write``) or marking its ``outcome_seq``."""
-        data: JsonObject = {**op.args, **shortfall_fields(op), **op.origin}
+        data: JsonObject = {**event_args(op), **shortfall_fields(op), **op.origin}
         await self.emit(
             op.device_id,
             SHORTFALL[op.kind],

@@ -272,6 +272,25 @@ class PackageUseRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
+class JoinRequest(_Request):
+    """A new member (入会) at this till: their phone number and their consent to the terms.
+    The number goes to the cloud only (events carry its hash)."""
+
+    till: str = Field(pattern=ID)
+    join_id: str = Field(pattern=ID)
+    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    """E.164, e.g. ``+491701234567``."""
+    consent: Literal[True]
+    """The member agreed to the programme's terms; no join without it."""
+    marketing: bool = False
+    """The member agreed to marketing messages too."""
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    placement: str | None = Field(default=None, pattern=ID)
+    """Where the member was won (a sticker's placement, a counter display), for attribution."""
+    staff: str | None = Field(default=None, pattern=ID)
+    """The staff member who served (导购); carried into the operation's events."""
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -358,6 +377,17 @@ class CheckinAnswer(_Answer):
     offline_check: Literal["verified", "unverified"] | None = None
     """Offline only: ``verified`` against the member's cached appointments (what they rule
     out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""
+
+
+class JoinAnswer(_Answer):
+    status: Literal["confirmed", "pending"]
+    join_id: str
+    member_id: str
+    """The new member (or the one the number already belonged to); offline a provisional id
+    (``P-...``) the till can use at once: the cloud maps it to the member on reconciliation."""
+    provisional: bool
+    existing: bool | None = None
+    """Online: the number was already a member's (the answer is that member)."""
 
 
 class BalanceAnswer(_Answer):

@@ -55,7 +55,7 @@ def receipt_accrual_id(store_id: str, receipt_id: str) -> str:
     return f"rcpt-{uuid.uuid5(RECEIPTS, f'{store_id}/{receipt_id}')}"
 
 
-OFFLINE_ARGS = frozenset({"offline_at", "credential_id"})
+OFFLINE_ARGS = frozenset({"offline_at", "credential_id", "provisional_id"})
 """Arguments an offline decision adds for the cloud; a retry of the request is without them."""
 
 

@@ -44,6 +44,7 @@ OpKind = Literal[
     "points_redemption",
     "reversal",
     "package_use",
+    "join",
 ]
 OpStatus = Literal["pending", "confirmed", "rejected", "conflict"]
 """``conflict``: the cloud applied an offline payment (or points redemption) that the balance

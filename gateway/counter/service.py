@@ -31,6 +31,7 @@ from core.ids import utcnow
 from core.lifecycle import AsyncResource
 from gateway.counter.config import CounterSection
 from gateway.counter.coupons import Coupons
+from gateway.counter.joins import Joins
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger, Submit
 from gateway.counter.members import Members
@@ -47,6 +48,8 @@ from gateway.counter.models import (
     CounterError,
     IdentifyAnswer,
     IdentifyRequest,
+    JoinAnswer,
+    JoinRequest,
     MemberAnswer,
     Mode,
     Origin,
@@ -140,6 +143,7 @@ class CounterService(AsyncResource):
         )
         self.points = Points(self.wallet)
         self.packages = Packages(self.wallet)
+        self.joins = Joins(self.operations)
         self.router = TillRouter(
             self.ledger,
             members=self.members,
@@ -232,6 +236,10 @@ class CounterService(AsyncResource):
 
     async def points_conflicts(self) -> list[PointsConflict]:
         return await self.points.conflicts()
+
+    async def join(self, req: JoinRequest, origin: Origin, *, channel: str) -> JoinAnswer:
+        self.check_till(req.till)
+        return await self.joins.join(req, origin, channel=channel)
 
     async def use_package(self, req: PackageUseRequest, origin: Origin) -> PackageAnswer:
         self.check_till(req.till)

@@ -135,6 +135,10 @@ class RpcAnswers:
     async def answer(self, method: str, args: Json, *, store_id: str, gateway_id: str) -> Json:
         """The reply to one RPC (``{"ok": ...}``); raises Refusal for a refusal."""
         now = self.clock()
+        member_id = args.get("member_id")
+        if isinstance(member_id, str) and member_id.startswith("P-"):
+            # a member the gateway made up offline, joined since: the ops land on them
+            args = {**args, "member_id": await self.store.resolve_member(member_id)}
         try:
             if method == "member.identify":
                 ident = IdentifyArgs.model_validate(args)

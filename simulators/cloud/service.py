@@ -108,6 +108,7 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         self.methods["points.redeem"] = self._redeem_points
         self.methods["points.reverse"] = self._reverse_points
         self.methods["package.consume"] = self._consume_package
+        self.methods["member.join"] = self._join
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +51,21 @@ class PackageConsumeArgs(_Offline):
     package_id: str = Field(pattern=KEY)
     sessions: int = Field(ge=1, le=1000)
     credential_id: str | None = Field(default=None, pattern=KEY)
+
+
+class JoinArgs(_Offline):
+    join_id: str = Field(pattern=KEY)
+    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    """E.164; the cloud keeps it, the events carry its hash."""
+    consent: Literal[True]
+    """The member agreed to the programme's terms; no join without it."""
+    marketing: bool = False
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    staff: str | None = Field(default=None, pattern=KEY)
+    channel: Literal["till", "kiosk", "sticker", "app"] | None = None
+    placement: str | None = Field(default=None, pattern=KEY)
+    provisional_id: str | None = Field(default=None, pattern=KEY)
+    """The member id the gateway handed out offline, mapped to the new member here."""
 
 
 class PayArgs(_MoneyArgs):
@@ -144,6 +159,23 @@ class WalletAnswers:
             where=(store_id, gateway_id, use.till),
             offline_at=use.offline_at,
             credential_id=use.credential_id,
+            now=now,
+        )
+
+    async def _join(self, args: Json, store_id: str, gateway_id: str) -> Json:
+        now = self.clock()
+        join = _parse(JoinArgs, args, now)
+        return await self.store.join(
+            join_id=join.join_id,
+            phone=join.phone,
+            name=join.name,
+            marketing=join.marketing,
+            where=(store_id, gateway_id, join.till),
+            staff=join.staff,
+            channel=join.channel,
+            placement=join.placement,
+            provisional_id=join.provisional_id,
+            offline_at=join.offline_at,
             now=now,
         )
 

@@ -15,6 +15,7 @@ from gateway.api.app import KIOSK, ApiError, Handler
 KIOSK_OPERATIONS = frozenset(
     {
         "identify",
+        "join_member",
         "get_member",
         "redeem_coupon",
         "checkin_appointment",

@@ -22,12 +22,12 @@ from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso
 from simulators.cloud.store.catalogue import CatalogueTables
 from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
+from simulators.cloud.store.joins import JoinTables
 from simulators.cloud.store.orders import OrderTables
-from simulators.cloud.store.packages import PackageTables
 
 
 class CloudStore(
-    PackageTables, CouponTables, OrderTables, AppointmentTables, CatalogueTables, EventTables
+    JoinTables, CouponTables, OrderTables, AppointmentTables, CatalogueTables, EventTables
 ):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 

@@ -111,5 +111,13 @@ CREATE TABLE IF NOT EXISTS appointment_packages (
     appointment_id TEXT PRIMARY KEY, package_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS claim_channels (claim_id TEXT PRIMARY KEY, channel TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS joins (
+    join_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, phone TEXT NOT NULL,
+    marketing INTEGER NOT NULL, store_id TEXT NOT NULL, gateway_id TEXT NOT NULL,
+    till TEXT, staff TEXT, channel TEXT, placement TEXT, provisional_id TEXT,
+    at TEXT NOT NULL, offline_at TEXT, reply TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS joins_by_provisional ON joins (provisional_id);
+CREATE TABLE IF NOT EXISTS member_phones (phone TEXT PRIMARY KEY, member_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """

@@ -194,6 +194,22 @@ async def test_every_endpoint_online_answers_per_the_document(
             "BalanceAnswer",
         )
         assert topped["balance"] == "32.00"
+        joined = await api.ok(
+            "POST",
+            "/v1/joins",
+            {"till": "till-2", "join_id": "J-100", "phone": "+4915112345678", "consent": True},
+            "JoinAnswer",
+        )
+        assert (joined["status"], joined["provisional"], joined["existing"]) == (
+            "confirmed",
+            False,
+            False,
+        )
+        no_consent = {"till": "till-2", "join_id": "J-101", "phone": "+4915112345679"}
+        assert await api.refused("POST", "/v1/joins", {**no_consent, "consent": False}) == (
+            400,
+            "bad_request",
+        )
         conflicts = await api.ok("GET", "/v1/conflicts", schema="ConflictsAnswer")
         assert conflicts == {
             "conflicts": [],

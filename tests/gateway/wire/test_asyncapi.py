@@ -467,6 +467,17 @@ def _events() -> list[tuple[str, Reading]]:
     readings.append(("gateway", "conflict.resolved", resolved))
     visit = {"member_id": seed.ALICE, "day": "2026-11-20", "till": "till-1", "by": "card"}
     readings.append(("gateway", "member.visit", {**visit, "mode": "online", **api}))
+    joined = {
+        "join_id": "j-9",
+        "phone_hash": "0" * 64,
+        "consent": True,
+        "marketing": False,
+        "till": "till-1",
+        "channel": "till",
+        "provisional_id": "P-0123456789abcdef",
+        "offline_at": "2026-11-20T09:30:00.000Z",
+    }
+    readings.append(("gateway", "member.joined", {**joined, **api}))
     readings.append(("gateway", "price.sync", _price_sync()))
     cert = CertStatus("S001/gw-1", 0x1F2E, now + timedelta(days=9), 9 * 86400.0).as_json()
     readings.append(("gateway", "cert.expiring", cert))
@@ -635,6 +646,9 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     await call("package.consume", {**pkg, "use_id": "w-2", "sessions": 99}, "used_up")
     await call("package.consume", {**pkg, "use_id": "w-3", "member_id": seed.ALICE}, "not_found")
     await call("appointment.checkin", {"checkin_id": "c-3", "appointment_id": seed.APPT_PACKAGE})
+    join = {"join_id": "j-1", "phone": "+491701234567", "consent": True, "channel": "till"}
+    await call("member.join", join)
+    await call("member.join", {**join, "phone": "+491700000000"}, "bad_args")  # reused id
     await call("clock.now", {})
 
 
