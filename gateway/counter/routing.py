@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from core.events import JsonObject, Reading
+from drivers.nfc.codec import StickerUrlError, parse_sticker_url
 from gateway.counter.coupons import Coupons
 from gateway.counter.ledger import Ledger
 from gateway.counter.members import Members
@@ -108,6 +109,10 @@ class TillRouter:
                     assert isinstance(code, str)
                     operation = "order.pickup"
                     await self._pickups.pickup(PickupRequest(till=till, code=code), origin)
+            elif reading.kind == "nfc" and _is_sticker(reading.data):
+                # A tap sticker held to the till's reader is a sticker, not a member's card: its
+                # UID must never identify anyone (the raw ``nfc`` event still goes out).
+                log.info("tap sticker at a till reader, not a member", extra={"till": till})
             else:
                 uid = reading.data.get("uid")
                 by: Literal["card", "nfc"] = "card" if reading.kind == "card" else "nfc"
@@ -145,3 +150,17 @@ class TillRouter:
             await self._ledger.emit(device_id, "counter.refused", data, self._ledger.clock())
         except OutboxError:
             log.warning("refusal event not recorded", extra={"till": till, "reason": reason})
+
+
+def _is_sticker(data: JsonObject) -> bool:
+    """Whether an NFC tag carries a tap-sticker URL (``https://.../t/<store>/<placement>``)."""
+    records = data.get("ndef")
+    for record in records if isinstance(records, list) else []:
+        uri = record.get("uri") if isinstance(record, dict) else None
+        if isinstance(uri, str):
+            try:
+                parse_sticker_url(uri)
+            except StickerUrlError:
+                continue
+            return True
+    return False

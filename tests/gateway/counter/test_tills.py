@@ -97,3 +97,23 @@ async def test_card_and_nfc_readings_of_a_till_identify_and_devices_without_a_ti
     ]
     assert refused[0]["reason"] == "unknown_card"
     assert refused[0]["till"] == "till-2"
+
+
+async def test_a_tap_sticker_at_the_till_reader_is_not_a_member_card(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    gw = Gateway(counter_config(link.url, tmp_path / "gw"))
+    sticker = {
+        "uid": seed.NFC_BRUNO,  # a UID that is a member's card: it must not identify as a sticker
+        "type": "Type2Tag",
+        "ndef": [{"type": "uri", "uri": "https://tap.example.com/t/S001/door?s=abc123"}],
+    }
+    async with running(gw):
+        counter = await online(gw)
+        counter.on_device_reading("till-1-nfc", "till-1", Reading(kind="nfc", data=sticker))
+        card = {"uid": seed.CARD_ALICE}
+        counter.on_device_reading("till-1-nfc", "till-1", Reading(kind="card", data=card))
+        identified = await cloud_events(cloud, "member.identified", 1)
+        await wait_for(lambda: counter.tills.member("till-1") is not None, message="session")
+        assert counter.tills.member("till-1") == seed.ALICE
+    assert [e["member_id"] for e in identified] == [seed.ALICE]  # the sticker identified nobody
