@@ -27,9 +27,18 @@ from gateway.api.auth import TokenStore
 from gateway.api.config import ApiSection
 from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
 from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
+from gateway.counter.asset_models import (
+    JoinRequest,
+    PackageUseRequest,
+    PayRequest,
+    PointsRedeemRequest,
+    PointsReverseRequest,
+    RefundRequest,
+    TopupRequest,
+)
+from gateway.counter.model_base import ID
 from gateway.counter.models import (
     CONFLICT_ID,
-    ID,
     AccrueRequest,
     CheckinRequest,
     ConflictAction,
@@ -37,16 +46,9 @@ from gateway.counter.models import (
     ConflictsAnswer,
     CounterError,
     IdentifyRequest,
-    JoinRequest,
     Origin,
-    PackageUseRequest,
-    PayRequest,
     PickupRequest,
-    PointsRedeemRequest,
-    PointsReverseRequest,
     RedeemRequest,
-    RefundRequest,
-    TopupRequest,
 )
 from gateway.counter.service import CounterService
 from gateway.counter.store import StoreError

@@ -15,12 +15,24 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway import __version__
+from gateway.counter.asset_models import (
+    BalanceAnswer,
+    JoinAnswer,
+    JoinRequest,
+    PackageAnswer,
+    PackageUseRequest,
+    PayRequest,
+    PointsAnswer,
+    PointsRedeemRequest,
+    PointsReverseRequest,
+    RefundRequest,
+    TopupRequest,
+)
 from gateway.counter.models import (
     CONFLICT_ID,
     HTTP_STATUS,
     AccrueAnswer,
     AccrueRequest,
-    BalanceAnswer,
     CheckinAnswer,
     CheckinRequest,
     ConflictAction,
@@ -30,21 +42,11 @@ from gateway.counter.models import (
     CounterCode,
     IdentifyAnswer,
     IdentifyRequest,
-    JoinAnswer,
-    JoinRequest,
     MemberAnswer,
-    PackageAnswer,
-    PackageUseRequest,
-    PayRequest,
     PickupAnswer,
     PickupRequest,
-    PointsAnswer,
-    PointsRedeemRequest,
-    PointsReverseRequest,
     RedeemAnswer,
     RedeemRequest,
-    RefundRequest,
-    TopupRequest,
 )
 
 MAX_BODY_BYTES = 64 * 1024

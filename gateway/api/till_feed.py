@@ -25,7 +25,7 @@ from pydantic import BaseModel, JsonValue
 from core.events import JsonObject
 from gateway.api.app import KIOSK, ApiError, ApiExtension, Handler, own_till
 from gateway.api.openapi import Route
-from gateway.counter.models import ID
+from gateway.counter.model_base import ID
 from gateway.counter.service import CounterService
 
 

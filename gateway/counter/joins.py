@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from core.events import JsonObject
-from gateway.counter.models import JoinAnswer, JoinRequest, Origin
+from gateway.counter.asset_models import JoinAnswer, JoinRequest
+from gateway.counter.models import Origin
 from gateway.counter.operations import OfflineRule, Operations
 
 

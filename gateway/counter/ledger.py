@@ -21,7 +21,8 @@ from pydantic import JsonValue
 
 from core.events import JsonObject, Priority, Reading
 from gateway.counter.feed import TillFeed
-from gateway.counter.models import CounterError, Mode
+from gateway.counter.model_base import Mode
+from gateway.counter.models import CounterError
 from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore
 from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 
 from core.events import JsonObject
 from gateway.counter.desk import TokenDesk
+from gateway.counter.model_base import Mode, normalise_uid
 from gateway.counter.models import (
     CounterError,
     IdentifyAnswer,
     IdentifyRequest,
     MemberAnswer,
-    Mode,
     Origin,
     cloud_error,
-    normalise_uid,
 )
 from gateway.counter.replay import ReplayCache, Replayed
 from gateway.outbox import AttachedRefused, OutboxError, Statement

@@ -6,56 +6,34 @@ from their JSON Schemas, so the documentation cannot drift from what the code ac
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
     ValidationError,
-    WithJsonSchema,
     model_validator,
 )
 
 from core.errors import StoregwError
 from core.events import JsonObject
+from gateway.counter.asset_models import BalanceConflict, PackageConflict, PointsConflict
+from gateway.counter.model_base import (
+    COUPON,
+    ID,
+    PICKUP,
+    UID,
+    AnswerModel,
+    DecimalString,
+    Mode,
+    RequestModel,
+)
 from gateway.wire.tokens import Basket, Discount
-from gateway.wire.tokens.conditions import Amount
-
-Mode = Literal["online", "offline"]
-ID = r"^[A-Za-z0-9_.:-]{1,64}$"
-"""Till, member, appointment, receipt and idempotency-key ids."""
-UID = r"^[0-9A-Fa-f: ]{2,64}$"
-"""A card or NFC UID as hex; colons and spaces are tolerated and stripped."""
-
-
-DECIMAL = r"^\d{1,10}(\.\d{1,4})?$"
-"""A non-negative amount as a JSON string, at most 10 integer and 4 fractional digits."""
-COUPON = r"^SGC1:\S+$"
-"""A scanned coupon's text; the signature and claims are checked by the counter (422)."""
-PICKUP = r"^SGP1:[!-~]+$"
-"""A scanned pickup code's text (到店自提); checked by the counter like a coupon (422).
-Printable ASCII spelled out: "\\S" differs between Python (U+0085 is a space) and the
-ECMA-262 regexes of JSON Schema, and a token is ASCII anyway."""
-
-
-DecimalString = Amount
-"""A non-negative amount as a JSON string; a JSON number is refused, not rounded (one
-definition with the basket's, :mod:`gateway.wire.tokens.conditions`)."""
-
-
-def normalise_uid(uid: str) -> str:
-    return uid.replace(":", "").replace(" ", "").lower()
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def _credential(by: Any, field: str) -> dict[str, Any]:
@@ -63,7 +41,7 @@ def _credential(by: Any, field: str) -> dict[str, Any]:
     return {"properties": {"by": by, field: {"type": "string"}, **others}, "required": [field]}
 
 
-class IdentifyRequest(_Request):
+class IdentifyRequest(RequestModel):
     """Identify a member: ``code`` for a scanned member QR, ``uid`` for a card or NFC tap,
     ``member_id`` when typed in. Exactly the field that ``by`` names must be present (the
     schema's ``oneOf`` says the same as the validator)."""
@@ -95,7 +73,7 @@ class IdentifyRequest(_Request):
         return self
 
 
-class RedeemRequest(_Request):
+class RedeemRequest(RequestModel):
     """Redeem a scanned coupon (``SGC1:...``). Without ``member_id`` the till's current member
     is used, if any. ``redemption_id`` makes a retry safe: the same id gives the same answer."""
 
@@ -110,7 +88,7 @@ class RedeemRequest(_Request):
     coupon with conditions is ``not_applicable``)."""
 
 
-class PickupRequest(_Request):
+class PickupRequest(RequestModel):
     """Hand over an online order: the member shows its pickup code (``SGP1:...``).
     ``pickup_id`` makes a retry safe: the same id gives the same answer."""
 
@@ -122,13 +100,13 @@ class PickupRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
-class Item(_Request):
+class Item(RequestModel):
     sku: str = Field(min_length=1, max_length=64)
     qty: int = Field(ge=1, le=100_000)
     price: DecimalString
 
 
-class AccrueRequest(_Request):
+class AccrueRequest(RequestModel):
     """Points for a purchase. Without ``member_id`` the till's current member is used."""
 
     till: str = Field(pattern=ID)
@@ -145,7 +123,7 @@ class AccrueRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
-class CheckinRequest(_Request):
+class CheckinRequest(RequestModel):
     """Check in a booked appointment. Without ``member_id`` the till's current member is used."""
 
     till: str = Field(pattern=ID)
@@ -156,152 +134,10 @@ class CheckinRequest(_Request):
     """The staff member who served (导购); carried into the operation's events."""
 
 
-MONEY = r"^\d{1,10}(\.\d{1,2})?$"
-"""A stored-value amount as a JSON string: whole cents, at most 10 integer digits."""
-WALLET = r"^SGW1:\S+$"
-
-
-def _money_string(value: object) -> object:
-    if isinstance(value, Decimal):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(MONEY, value):
-        raise ValueError('must be an amount in whole cents such as "12.50" (not a JSON number)')
-    if Decimal(value) <= 0:
-        raise ValueError("must be more than zero")
-    return value
-
-
-Money = Annotated[
-    Decimal,
-    BeforeValidator(_money_string),
-    WithJsonSchema(
-        {"type": "string", "pattern": MONEY, "not": {"pattern": r"^0+(\.0+)?$"}},
-        mode="validation",
-    ),
-]
-"""A positive amount of stored value; a zero payment or refund is a mistake, not a no-op."""
-
-
-class PayRequest(_Request):
-    """Pay from the stored value of the member identified at this till. ``payment_id`` is
-    required: a payment retried without its key could be a second payment."""
-
-    till: str = Field(pattern=ID)
-    payment_id: str = Field(pattern=ID)
-    member_id: str | None = Field(default=None, pattern=ID)
-    """If given, must be the till's current member: stored value is spent only for a member
-    who showed their code, card or phone here."""
-    amount: Money
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    receipt_id: str = Field(pattern=ID)
-    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
-    """The member's signed wallet credential as their phone shows it; otherwise the one in
-    the member's cached profile is used when the cloud is unreachable."""
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class RefundRequest(_Request):
-    """Return stored value against an earlier payment, at most what it paid."""
-
-    till: str = Field(pattern=ID)
-    refund_id: str = Field(pattern=ID)
-    payment_id: str = Field(pattern=ID)
-    amount: Money
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class TopupRequest(_Request):
-    """Add stored value the member paid for at the till (``method``: how, e.g. ``cash``)."""
-
-    till: str = Field(pattern=ID)
-    topup_id: str = Field(pattern=ID)
-    member_id: str | None = Field(default=None, pattern=ID)
-    amount: Money
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    method: str = Field(pattern=ID)
-    receipt_id: str = Field(pattern=ID)
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class PointsRedeemRequest(_Request):
-    """Spend points for a discount at the cloud's rate (the Member's ``points_value``)."""
-
-    till: str = Field(pattern=ID)
-    redeem_id: str = Field(pattern=ID)
-    member_id: str | None = Field(default=None, pattern=ID)
-    """If given, must be the till's current member, as for stored value."""
-    points: int = Field(ge=1, le=100_000_000)
-    receipt_id: str = Field(pattern=ID)
-    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
-    """The member's signed wallet credential, as for a payment."""
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class PointsReverseRequest(_Request):
-    """Take back the points of returned items: ``amount`` is their value on the receipt."""
-
-    till: str = Field(pattern=ID)
-    reversal_id: str = Field(pattern=ID)
-    receipt_id: str = Field(pattern=ID)
-    """The receipt of the purchase; its accrual is the one its points came from."""
-    accrual_id: str | None = Field(default=None, pattern=ID)
-    """The purchase's accrual when the till gave it its own key (else derived from
-    ``receipt_id``, as the accrual's was)."""
-    amount: Money
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class PackageUseRequest(_Request):
-    """Use sessions of a service package (次卡) for the member identified at this till."""
-
-    till: str = Field(pattern=ID)
-    use_id: str = Field(pattern=ID)
-    package_id: str = Field(pattern=ID)
-    sessions: int = Field(default=1, ge=1, le=1000)
-    """Offline only one: a package is used at most once per visit without the cloud."""
-    member_id: str | None = Field(default=None, pattern=ID)
-    """If given, must be the till's current member, as for stored value."""
-    wallet: str | None = Field(default=None, pattern=WALLET, max_length=4096)
-    """The member's signed wallet credential, as for a payment."""
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
-class JoinRequest(_Request):
-    """A new member (入会) at this till: their phone number and their consent to the terms.
-    The number goes to the cloud only (events carry its hash)."""
-
-    till: str = Field(pattern=ID)
-    join_id: str = Field(pattern=ID)
-    phone: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
-    """E.164, e.g. ``+491701234567``."""
-    consent: Literal[True]
-    """The member agreed to the programme's terms; no join without it."""
-    marketing: bool = False
-    """The member agreed to marketing messages too."""
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    placement: str | None = Field(default=None, pattern=ID)
-    """Where the member was won (a sticker's placement, a counter display), for attribution."""
-    staff: str | None = Field(default=None, pattern=ID)
-    """The staff member who served (导购); carried into the operation's events."""
-
-
 # --- answers ------------------------------------------------------------------------------
 
 
-class _Answer(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    mode: Mode
-    """``online`` when the cloud answered, ``offline`` when the gateway decided alone."""
-
-
-class IdentifyAnswer(_Answer):
+class IdentifyAnswer(AnswerModel):
     till: str | None = None
     by: str
     cached: bool
@@ -310,12 +146,12 @@ class IdentifyAnswer(_Answer):
     """The unified member profile (offline: as cached, or only ``member_id``)."""
 
 
-class MemberAnswer(_Answer):
+class MemberAnswer(AnswerModel):
     cached: bool
     member: JsonObject
 
 
-class RedeemAnswer(_Answer):
+class RedeemAnswer(AnswerModel):
     status: Literal["accepted", "pending"]
     """``pending``: redeemed offline, to be confirmed by the cloud on reconnect."""
     redemption_id: str
@@ -341,7 +177,7 @@ class PickupLineAnswer(BaseModel):
     qty: int
 
 
-class PickupAnswer(_Answer):
+class PickupAnswer(AnswerModel):
     status: Literal["accepted", "pending"]
     """``pending``: handed over offline, to be confirmed by the cloud on reconnect."""
     pickup_id: str
@@ -354,7 +190,7 @@ class PickupAnswer(_Answer):
     offline: bool
 
 
-class AccrueAnswer(_Answer):
+class AccrueAnswer(AnswerModel):
     status: Literal["confirmed", "pending"]
     accrual_id: str
     member_id: str
@@ -366,7 +202,7 @@ class AccrueAnswer(_Answer):
     figures come with the reconciliation."""
 
 
-class CheckinAnswer(_Answer):
+class CheckinAnswer(AnswerModel):
     status: Literal["confirmed", "pending"]
     checkin_id: str
     appointment_id: str
@@ -377,117 +213,6 @@ class CheckinAnswer(_Answer):
     offline_check: Literal["verified", "unverified"] | None = None
     """Offline only: ``verified`` against the member's cached appointments (what they rule
     out was refused), ``unverified`` when nothing was cached; the cloud decides either way."""
-
-
-class JoinAnswer(_Answer):
-    status: Literal["confirmed", "pending"]
-    join_id: str
-    member_id: str
-    """The new member (or the one the number already belonged to); offline a provisional id
-    (``P-...``) the till can use at once: the cloud maps it to the member on reconciliation."""
-    provisional: bool
-    existing: bool | None = None
-    """Online: the number was already a member's (the answer is that member)."""
-
-
-class BalanceAnswer(_Answer):
-    """A stored-value movement: ``payment_id``, ``refund_id`` or ``topup_id`` names it."""
-
-    status: Literal["confirmed", "pending"]
-    member_id: str
-    amount: Decimal
-    currency: str
-    payment_id: str | None = None
-    refund_id: str | None = None
-    topup_id: str | None = None
-    balance: Decimal | None = None
-    """The stored value after it: the cloud's (online), or offline the gateway's projection
-    from the wallet credential and what this gateway spent against it (``projected``)."""
-    projected: bool = False
-    spendable_offline: Decimal | None = None
-    """Offline payments: what the member may still spend here until the cloud is back."""
-
-
-class PointsAnswer(_Answer):
-    """A points redemption (``redeem_id``) or reversal (``reversal_id``)."""
-
-    status: Literal["confirmed", "pending"]
-    member_id: str | None = None
-    redeem_id: str | None = None
-    reversal_id: str | None = None
-    accrual_id: str | None = None
-    points_redeemed: int | None = None
-    value: Decimal | None = None
-    """The discount the redeemed points are worth, in ``currency``."""
-    currency: str | None = None
-    points_removed: int | None = None
-    points: int | None = None
-    """The member's points after it: the cloud's, or offline the projection (``projected``)."""
-    projected: bool = False
-
-
-class PointsConflict(BaseModel):
-    """Points redeemed offline that the member no longer held when the cloud applied them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    redeem_id: str
-    member_id: str
-    points_redeemed: int
-    shortfall: int
-    points: int
-    till: str | None
-    receipt_id: str | None
-    offline_at: str | None
-    detected_at: str
-
-
-class PackageAnswer(_Answer):
-    status: Literal["confirmed", "pending"]
-    use_id: str
-    member_id: str
-    package_id: str
-    sessions: int
-    service: str | None = None
-    left: int | None = None
-    """Sessions left after it: the cloud's, or offline the projection (``projected``)."""
-    projected: bool = False
-
-
-class PackageConflict(BaseModel):
-    """A package session used offline (at the till or by a check-in) that the cloud found
-    used up when it applied it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    use_id: str
-    """The use's id, or the check-in's id for a session a check-in used."""
-    member_id: str | None
-    package_id: str
-    shortfall: int
-    left: int
-    till: str | None
-    appointment_id: str | None
-    offline_at: str | None
-    detected_at: str
-
-
-class BalanceConflict(BaseModel):
-    """An offline payment the cloud applied although the balance no longer covered it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    payment_id: str
-    member_id: str
-    amount: Decimal
-    currency: str
-    shortfall: Decimal
-    balance: Decimal
-    """The member's stored value at the cloud after the payment (negative: owed)."""
-    till: str | None
-    receipt_id: str | None
-    offline_at: str | None
-    detected_at: str
 
 
 class _Winner(BaseModel):
@@ -590,7 +315,7 @@ class ConflictItem(BaseModel):
     updated_at: str | None = None
 
 
-class ConflictAction(_Request):
+class ConflictAction(RequestModel):
     """Who acknowledges or resolves a conflict (a staff id), and why."""
 
     by: str = Field(pattern=ID)

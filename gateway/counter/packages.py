@@ -17,16 +17,9 @@ from datetime import UTC, date, datetime
 
 from core.events import JsonObject
 from core.ids import rfc3339
+from gateway.counter.asset_models import PackageAnswer, PackageConflict, PackageUseRequest
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import (
-    CheckinAnswer,
-    CheckinRequest,
-    CounterError,
-    Origin,
-    PackageAnswer,
-    PackageConflict,
-    PackageUseRequest,
-)
+from gateway.counter.models import CheckinAnswer, CheckinRequest, CounterError, Origin
 from gateway.counter.operations import OfflineRule
 from gateway.counter.rows import Operation
 from gateway.counter.wallet import LIVE, Wallet, text_or_none

@@ -17,15 +17,14 @@ from decimal import Decimal
 
 from core.events import JsonObject
 from core.ids import rfc3339
-from gateway.counter.ledger import Ledger
-from gateway.counter.models import (
-    CounterError,
-    Origin,
+from gateway.counter.asset_models import (
     PointsAnswer,
     PointsConflict,
     PointsRedeemRequest,
     PointsReverseRequest,
 )
+from gateway.counter.ledger import Ledger
+from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, receipt_accrual_id
 from gateway.counter.rows import Operation, OpKind
 from gateway.counter.wallet import LIVE, Wallet, amount_of, money, text_or_none

@@ -18,10 +18,10 @@ from drivers.nfc.codec import StickerUrlError, parse_sticker_url
 from gateway.counter.coupons import Coupons
 from gateway.counter.ledger import Ledger
 from gateway.counter.members import Members
+from gateway.counter.model_base import Mode
 from gateway.counter.models import (
     CounterError,
     IdentifyRequest,
-    Mode,
     Origin,
     PickupRequest,
     RedeemRequest,

@@ -29,17 +29,32 @@ from pydantic import JsonValue
 from core.events import JsonObject, Reading
 from core.ids import utcnow
 from core.lifecycle import AsyncResource
+from gateway.counter.asset_models import (
+    BalanceAnswer,
+    BalanceConflict,
+    JoinAnswer,
+    JoinRequest,
+    PackageAnswer,
+    PackageConflict,
+    PackageUseRequest,
+    PayRequest,
+    PointsAnswer,
+    PointsConflict,
+    PointsRedeemRequest,
+    PointsReverseRequest,
+    RefundRequest,
+    TopupRequest,
+)
 from gateway.counter.config import CounterSection
 from gateway.counter.coupons import Coupons
 from gateway.counter.joins import Joins
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger, Submit
 from gateway.counter.members import Members
+from gateway.counter.model_base import Mode
 from gateway.counter.models import (
     AccrueAnswer,
     AccrueRequest,
-    BalanceAnswer,
-    BalanceConflict,
     CheckinAnswer,
     CheckinRequest,
     Conflict,
@@ -48,26 +63,13 @@ from gateway.counter.models import (
     CounterError,
     IdentifyAnswer,
     IdentifyRequest,
-    JoinAnswer,
-    JoinRequest,
     MemberAnswer,
-    Mode,
     Origin,
-    PackageAnswer,
-    PackageConflict,
-    PackageUseRequest,
-    PayRequest,
     PickupAnswer,
     PickupConflict,
     PickupRequest,
-    PointsAnswer,
-    PointsConflict,
-    PointsRedeemRequest,
-    PointsReverseRequest,
     RedeemAnswer,
     RedeemRequest,
-    RefundRequest,
-    TopupRequest,
 )
 from gateway.counter.operations import Operations
 from gateway.counter.packages import Packages

@@ -20,17 +20,16 @@ from typing import Literal
 
 from core.events import JsonObject
 from core.ids import rfc3339
-from gateway.counter.keys import CloudKeys
-from gateway.counter.ledger import Ledger
-from gateway.counter.models import (
+from gateway.counter.asset_models import (
     BalanceAnswer,
     BalanceConflict,
-    CounterError,
-    Origin,
     PayRequest,
     RefundRequest,
     TopupRequest,
 )
+from gateway.counter.keys import CloudKeys
+from gateway.counter.ledger import Ledger
+from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, Operations
 from gateway.counter.rows import Operation, OpStatus
 from gateway.wire.tokens import TokenError, WalletCredential, verify_wallet

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.events import JsonObject
 from core.identifiers import ID_PATTERN
-from gateway.counter.models import ID, Mode
+from gateway.counter.model_base import ID, Mode
 
 
 class _Request(BaseModel):

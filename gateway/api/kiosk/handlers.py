@@ -48,7 +48,7 @@ from gateway.api.kiosk.routes import (
     TOKEN_SCHEME,
 )
 from gateway.api.openapi import ROUTES
-from gateway.counter.models import ID
+from gateway.counter.model_base import ID
 from gateway.kiosk.config import normal_origin
 from gateway.kiosk.hub import Subscriber
 from gateway.kiosk.models import (

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.counter.models import CheckinRequest, CounterError, PackageAnswer, PackageUseRequest
+from gateway.counter.asset_models import PackageAnswer, PackageUseRequest
+from gateway.counter.models import CheckinRequest, CounterError
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
 from tests.support.counter import (

@@ -7,13 +7,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from gateway.counter.models import (
-    AccrueRequest,
-    CounterError,
-    PointsAnswer,
-    PointsRedeemRequest,
-    PointsReverseRequest,
-)
+from gateway.counter.asset_models import PointsAnswer, PointsRedeemRequest, PointsReverseRequest
+from gateway.counter.models import AccrueRequest, CounterError
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
 from tests.support.counter import (

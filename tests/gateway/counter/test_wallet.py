@@ -15,15 +15,8 @@ from typing import Any
 
 import pytest
 
-from gateway.counter.models import (
-    BalanceAnswer,
-    CounterError,
-    IdentifyRequest,
-    Origin,
-    PayRequest,
-    RefundRequest,
-    TopupRequest,
-)
+from gateway.counter.asset_models import BalanceAnswer, PayRequest, RefundRequest, TopupRequest
+from gateway.counter.models import CounterError, IdentifyRequest, Origin
 from gateway.counter.service import CounterService
 from gateway.wire.tokens import SigningKey, WalletCredential, sign_wallet, verify_wallet
 from simulators.cloud import CloudService, seed
