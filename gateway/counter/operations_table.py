@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Collection
 
 from core.events import JsonObject
-from gateway.counter.rows import Operation, OpStatus, dumps, operation_from, put
+from gateway.counter.rows import Operation, OpKind, OpStatus, dumps, operation_from, put
 from gateway.outbox import Statement
 
 
@@ -55,6 +56,21 @@ class OperationTable:
     async def operations(self, status: OpStatus) -> list[Operation]:
         rows = await self._all(
             "SELECT * FROM operations WHERE status = ? ORDER BY created", (status,)
+        )
+        return [operation_from(r) for r in rows]
+
+    async def live_operations(
+        self, kinds: Collection[OpKind], *, since: float = 0.0
+    ) -> list[Operation]:
+        """Operations of ``kinds`` that stand (pending, confirmed, or in conflict: counted as
+        done) created at or after ``since``. The offline rules ask this on every decision, so
+        it reads by kind and time (an index), not the whole ledger."""
+        marks = ", ".join("?" * len(kinds))
+        rows = await self._all(
+            f"SELECT * FROM operations WHERE kind IN ({marks})"  # noqa: S608 - only marks
+            " AND status IN ('pending', 'confirmed', 'conflict') AND created >= ?"
+            " ORDER BY created",
+            (*kinds, since),
         )
         return [operation_from(r) for r in rows]
 

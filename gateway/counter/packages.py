@@ -13,7 +13,7 @@ profile says which) counts as that visit's use. Both share the stored-value lock
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 from core.events import JsonObject
 from core.ids import rfc3339
@@ -21,8 +21,8 @@ from gateway.counter.asset_models import PackageAnswer, PackageConflict, Package
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CheckinAnswer, CheckinRequest, CounterError, Origin
 from gateway.counter.operations import OfflineRule
-from gateway.counter.rows import Operation
-from gateway.counter.wallet import LIVE, Wallet, text_or_none
+from gateway.counter.rows import Operation, OpKind
+from gateway.counter.wallet import Wallet, text_or_none
 from gateway.wire.tokens import PackageClaim, WalletCredential
 
 
@@ -60,20 +60,21 @@ class Packages:
                     out[appointment] = package
         return out
 
-    async def _uses(self, member_id: str, package_id: str) -> list[_Use]:
+    async def _uses(self, member_id: str, package_id: str, since: float) -> list[_Use]:
+        """The package's sessions this gateway recorded for the member since ``since``."""
         booked = await self._booked(member_id)
         out: list[_Use] = []
-        for status in LIVE:
-            for op in await self.ledger.store.operations(status):
-                if op.args.get("member_id") != member_id:
-                    continue
-                if op.kind == "package_use" and op.args.get("package_id") == package_id:
-                    sessions = op.args.get("sessions")
-                    out.append(_Use(op, sessions if isinstance(sessions, int) else 1))
-                elif op.kind == "checkin" and booked.get(str(op.args.get("appointment_id"))) == (
-                    package_id
-                ):
-                    out.append(_Use(op, 1))
+        kinds: list[OpKind] = ["package_use", "checkin"]
+        for op in await self.ledger.store.live_operations(kinds, since=since):
+            if op.args.get("member_id") != member_id:
+                continue
+            if op.kind == "package_use" and op.args.get("package_id") == package_id:
+                sessions = op.args.get("sessions")
+                out.append(_Use(op, sessions if isinstance(sessions, int) else 1))
+            elif op.kind == "checkin" and booked.get(str(op.args.get("appointment_id"))) == (
+                package_id
+            ):
+                out.append(_Use(op, 1))
         return out
 
     async def _allow_one(
@@ -94,8 +95,11 @@ class Packages:
                 mode="offline",
                 details={"available": 1},
             )
-        uses = await self._uses(credential.member_id, package_id)
-        today = _day(self.ledger.clock().timestamp())
+        now = self.ledger.clock()
+        today = now.date()
+        since = credential.issued_at.timestamp()
+        day_start = datetime.combine(today, time.min, UTC).timestamp()
+        uses = await self._uses(credential.member_id, package_id, min(since, day_start))
         earlier = next((u for u in uses if _day(u.op.created) == today), None)
         if earlier is not None:
             raise CounterError(
@@ -107,7 +111,6 @@ class Packages:
                     "till": text_or_none(earlier.op.origin.get("till")),
                 },
             )
-        since = credential.issued_at.timestamp()
         left = claim.left - sum(u.sessions for u in uses if u.op.created >= since)
         if left < 1:
             raise CounterError(
@@ -120,8 +123,8 @@ class Packages:
         if claim is None:
             return None
         since = credential.issued_at.timestamp()
-        uses = await self._uses(credential.member_id, package_id)
-        return claim.left - sum(u.sessions for u in uses if u.op.created >= since)
+        uses = await self._uses(credential.member_id, package_id, since)
+        return claim.left - sum(u.sessions for u in uses)
 
     async def use(self, req: PackageUseRequest, origin: Origin) -> PackageAnswer:
         member_id = self.wallet.present(req.till, req.member_id)

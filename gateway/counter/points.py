@@ -26,8 +26,8 @@ from gateway.counter.asset_models import (
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, receipt_accrual_id
-from gateway.counter.rows import Operation, OpKind
-from gateway.counter.wallet import LIVE, Wallet, amount_of, money, text_or_none
+from gateway.counter.rows import Operation
+from gateway.counter.wallet import Wallet, amount_of, money, text_or_none
 from gateway.wire.tokens import WalletCredential
 
 
@@ -39,22 +39,16 @@ class Points:
     def ledger(self) -> Ledger:
         return self.wallet.ledger
 
-    async def _ops(self, kind: OpKind) -> list[Operation]:
-        out: list[Operation] = []
-        for status in LIVE:
-            out.extend(op for op in await self.ledger.store.operations(status) if op.kind == kind)
-        return out
-
     async def _left(self, credential: WalletCredential) -> tuple[int, int]:
         """(points the credential leaves, of them spendable offline)."""
         since = credential.issued_at.timestamp()
         spent_since = against = 0
-        for op in await self._ops("points_redemption"):
+        store = self.ledger.store
+        for op in await store.live_operations(["points_redemption"], since=since):
             if op.args.get("member_id") != credential.member_id:
                 continue
             points = _int(op.args.get("points"))
-            if op.created >= since:
-                spent_since += points
+            spent_since += points
             if op.args.get("credential_id") == credential.credential_id:
                 against += points
         held = credential.points - spent_since
@@ -145,7 +139,9 @@ class Points:
             returned = sum(
                 (
                     amount_of(op)
-                    for op in await self._ops("reversal")
+                    for op in await self.ledger.store.live_operations(
+                        ["reversal"], since=accrual.created
+                    )
                     if op.args.get("accrual_id") == accrual_id
                 ),
                 Decimal(0),

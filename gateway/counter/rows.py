@@ -125,6 +125,7 @@ CREATE TABLE IF NOT EXISTS operations (
     result    TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_status ON operations(status);
+CREATE INDEX IF NOT EXISTS operations_kind_created ON operations(kind, created);
 CREATE TABLE IF NOT EXISTS conflict_states (
     conflict_id TEXT PRIMARY KEY,
     state       TEXT NOT NULL,

@@ -31,11 +31,10 @@ from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, Operations
-from gateway.counter.rows import Operation, OpStatus
+from gateway.counter.rows import Operation
 from gateway.wire.tokens import TokenError, WalletCredential, verify_wallet
 
 CENT = Decimal("0.01")
-LIVE: tuple[OpStatus, ...] = ("pending", "confirmed", "conflict")
 
 
 def money(value: Decimal) -> str:
@@ -179,30 +178,28 @@ class Wallet:
             ) from None
 
     async def _spendable(self, credential: WalletCredential) -> Spendable:
+        store = self.ledger.store
         since = credential.issued_at.timestamp()
-        spent_since = against = store_open = Decimal(0)
-        for op in await self._payments():
-            offline_id = op.args.get("credential_id")
-            if op.status == "pending" and offline_id is not None:
-                store_open += amount_of(op)
+        spent_since = against = Decimal(0)
+        for op in await store.live_operations(["payment"], since=since):
             if op.args.get("member_id") != credential.member_id:
                 continue
-            if op.created >= since:
-                spent_since += amount_of(op)
-            if offline_id == credential.credential_id:
+            spent_since += amount_of(op)
+            if op.args.get("credential_id") == credential.credential_id:
                 against += amount_of(op)
+        store_open = sum(
+            (
+                amount_of(op)
+                for op in await store.operations("pending")
+                if op.kind == "payment" and op.args.get("credential_id") is not None
+            ),
+            Decimal(0),
+        )
         return Spendable(
             balance_left=credential.balance - spent_since,
             allowance_left=credential.allowance - against,
             store_left=self.offline_total - store_open,
         )
-
-    async def _payments(self) -> list[Operation]:
-        store = self.ledger.store
-        out: list[Operation] = []
-        for status in LIVE:
-            out.extend(op for op in await store.operations(status) if op.kind == "payment")
-        return out
 
     # --- refund and top-up ------------------------------------------------------------------
 
@@ -222,11 +219,16 @@ class Wallet:
                     "the payment is not in this gateway's ledger: its refund needs the cloud",
                     mode="offline",
                 )
-            refunded = Decimal(0)
-            for status in LIVE:
-                for op in await self.ledger.store.operations(status):
-                    if op.kind == "refund" and op.args.get("payment_id") == req.payment_id:
-                        refunded += amount_of(op)
+            refunded = sum(
+                (
+                    amount_of(op)
+                    for op in await self.ledger.store.live_operations(
+                        ["refund"], since=paid.created
+                    )
+                    if op.args.get("payment_id") == req.payment_id
+                ),
+                Decimal(0),
+            )
             refundable = amount_of(paid) - refunded
             if req.amount > refundable:
                 raise CounterError(
