@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -91,6 +91,18 @@ class Database(AsyncResource):
     async def close(self) -> None:
         db, self._db = self._db, None
         await close_database(db)
+
+    async def open_autocommit(
+        self, path: Path, schema: str, then: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Open ``path`` (each statement its own transaction) and run ``then`` (a prune, a
+        load); a failure or cancellation in ``then`` closes the connection again."""
+        self._db = await open_database(path, schema=schema, autocommit=True)
+        try:
+            await then()
+        except BaseException:  # a cancelled start must not leave the connection's thread
+            await self.close()
+            raise
 
 
 @contextlib.contextmanager

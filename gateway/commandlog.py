@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.events import JsonObject
 from core.ids import rfc3339
-from core.sqlite import Database, open_database
+from core.sqlite import Database
 from gateway.config import CommandsSection
 from gateway.feature import BaseFeature
 
@@ -86,12 +86,7 @@ class CommandLog(Database):
         self._clock = clock
 
     async def open(self) -> None:
-        self._db = await open_database(self.path, schema=SCHEMA, autocommit=True)
-        try:
-            await self.prune()
-        except BaseException:  # a cancelled start must not leave the connection's thread
-            await self.close()
-            raise
+        await self.open_autocommit(self.path, SCHEMA, self.prune)
 
     def judge_expiry(self, expires_at: datetime | None) -> Refusal | None:
         """Refuse a command past its ``expires_at`` (beyond the skew tolerance), or one that

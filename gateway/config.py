@@ -33,6 +33,8 @@ from drivers.kind import DeviceKind
 from gateway.api.config import ApiSection
 from gateway.counter.config import CounterSection
 from gateway.kiosk.config import KioskConfig, kiosk_problems
+from gateway.storeledger.config import StoreLedgerSection
+from gateway.storeledger.tls import TlsIdentity
 
 ENV_PREFIX = "STOREGW_"
 
@@ -226,6 +228,7 @@ class Config(_Section):
     counter: CounterSection = CounterSection()
     api: ApiSection = ApiSection()
     delivery: DeliverySection = DeliverySection()
+    store_ledger: StoreLedgerSection = StoreLedgerSection()
     devices: list[DeviceConfigUnion] = Field(default_factory=list)
     kiosks: list[KioskConfig] = Field(default_factory=list)
     """Self-service kiosks and the devices that serve them (gateway/kiosk/config.py)."""
@@ -243,6 +246,30 @@ class Config(_Section):
         if problems:
             raise located_error(type(self).__name__, problems)
         return self
+
+    @model_validator(mode="after")
+    def _store_ledger_identity(self) -> Config:
+        if self.store_ledger.role != "alone" and self.store_ledger_identity() is None:
+            raise located_error(
+                type(self).__name__,
+                [
+                    (
+                        ("store_ledger", "cert_file"),
+                        "the store ledger is mutual TLS: it needs ca_file, cert_file and"
+                        " key_file ([store_ledger], or the gateway's own in [mqtt])",
+                    )
+                ],
+            )
+        return self
+
+    def store_ledger_identity(self) -> TlsIdentity | None:
+        """The store LAN's TLS identity: ``[store_ledger]``'s files, else the enrolled one."""
+        sl, mqtt = self.store_ledger, self.mqtt
+        ca = sl.ca_file or mqtt.ca_file
+        cert, key = (sl.cert_file, sl.key_file) if sl.cert_file else (mqtt.cert_file, mqtt.key_file)
+        if ca is None or cert is None or key is None:
+            return None
+        return TlsIdentity(ca_file=ca, cert_file=cert, key_file=key)
 
     def tills(self) -> frozenset[str]:
         """Every till a counter request may name: declared, a device's, or a kiosk's."""

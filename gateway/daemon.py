@@ -53,6 +53,7 @@ from gateway.wire.topics import Topics
 if TYPE_CHECKING:
     from gateway.api.app import ApiServer
     from gateway.kiosk.service import KioskService
+    from gateway.storeledger.feature import StoreLedger
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Gateway:
         self.devices = self.fleet.supervisors
         """The running devices by id (changed in place by ``config.set``)."""
         self.counter: CounterService | None = None
+        self.store_ledger: StoreLedger | None = None
         self.api: ApiServer | None = None
         self.kiosks: KioskService | None = None
         """Self-service kiosks (their pages, sockets, ``kiosk.message``); with the API only."""
@@ -160,6 +162,9 @@ class Gateway:
             Labels(self.pricing),
         ]
         if config.counter.enabled:
+            if config.store_ledger.role != "alone":
+                self.store_ledger = self._store_ledger()
+                features.append(self.store_ledger)
             self.counter = CounterService(
                 config.counter,
                 store_id=g.store_id,
@@ -169,6 +174,8 @@ class Gateway:
                 submit=self.submit,
                 durability=config.outbox.durability,
                 tills=config.tills(),
+                gateway_id=g.gateway_id,
+                reservations=self.store_ledger.reservations if self.store_ledger else None,
             )
             self.delivery.when_back(self.counter.reconciler.trigger)
             tills = {d.id: d.till for d in config.devices if d.till is not None}
@@ -179,6 +186,17 @@ class Gateway:
             features.append(self.certwatch)
         features.append(RemoteConfig(self.config_path, self))
         return features
+
+    def _store_ledger(self) -> StoreLedger:
+        """One store, one ledger (gateway/storeledger/); aiohttp and its TLS only here."""
+        from gateway.storeledger.feature import StoreLedger
+
+        identity = self.config.store_ledger_identity()
+        assert identity is not None  # Config's validator
+        g = self.config.gateway
+        return StoreLedger(
+            self.config.store_ledger, store_id=g.store_id, data_dir=g.data_dir, identity=identity
+        )
 
     def _kiosks(self, counter: CounterService) -> KioskService:
         """The local API (served beside the features) and its kiosks; aiohttp only here."""
@@ -288,6 +306,8 @@ class Gateway:
         }
         if self.counter is not None:
             out["counter"] = await self.counter.status()
+        if self.store_ledger is not None:
+            out["store_ledger"] = await self.store_ledger.status()
         return out
 
     # --- running --------------------------------------------------------------------------

@@ -97,16 +97,21 @@ class Authority:
         common_name: str,
         *,
         server: bool = False,
+        peer: bool = False,
         days: int = 365,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
         names: tuple[str, ...] = ("localhost",),
     ) -> x509.Certificate:
         """A leaf certificate: clientAuth, or with ``server`` serverAuth for ``names`` and
-        127.0.0.1; valid from ``not_before`` (default 5 min ago, for clock skew) to
-        ``not_after`` (default ``days`` later)."""
+        127.0.0.1, or with ``peer`` both (a gateway: a client of the broker, and client or
+        server of its store's other gateways, named by its CN alone); valid from
+        ``not_before`` (default 5 min ago, for clock skew) to ``not_after`` (default ``days``
+        later)."""
         now = not_before or utcnow() - dt.timedelta(minutes=5)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+        if peer:
+            usage = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject_name(common_name))
@@ -116,7 +121,7 @@ class Authority:
             .not_valid_before(now)
             .not_valid_after(not_after or now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         )
         if server:
             alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]

@@ -70,6 +70,8 @@ class Coupons(TokenDesk):
             put=store.put_redemption,
             emit=lambda row: self.ledger.emit_redeemed(row, write=True),
             taken=self._taken,
+            mark=lambda row, how: replace(row, store_ledger=how),
+            unreserved=self._unreserved,
         )
 
     def _verify_coupon(self, text: str) -> Coupon:
@@ -143,6 +145,18 @@ class Coupons(TokenDesk):
         return CounterError(
             exc.code, exc.message, mode=self.ledger.mode_now(), details=dict(exc.details)
         )
+
+    @staticmethod
+    def _unreserved(row: Redemption, cap: Decimal) -> Redemption:
+        """The store's ledger authority is unreachable: small coupons only, flagged."""
+        if _given(row) > cap:
+            raise CounterError(
+                "over_offline_limit",
+                f"the store's ledger is unreachable: discounts over {cap} need it or the cloud",
+                mode="offline",
+                details={"limit": str(cap), "store_ledger": "unreachable"},
+            )
+        return replace(row, store_ledger="unreserved")
 
     def _taken(self, prior: Redemption) -> CounterError:
         return CounterError(

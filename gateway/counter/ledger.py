@@ -23,6 +23,7 @@ from core.events import JsonObject, Priority, Reading
 from gateway.counter.feed import TillFeed
 from gateway.counter.model_base import Mode
 from gateway.counter.models import CounterError
+from gateway.counter.reservations import Alone, Reservations
 from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore
 from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent
@@ -172,6 +173,9 @@ class Ledger:
     rpc_timeout_s: float
     submit: Submit
     clock: Callable[[], datetime]
+    gateway_id: str = "gateway"
+    reservations: Reservations = field(default_factory=Alone)
+    """The store's single-use record beyond this ledger (:mod:`.reservations`)."""
     feed: TillFeed = field(default_factory=TillFeed, init=False)
     """Each till's own events, live (the local API's till feed)."""
     inflight: set[str] = field(default_factory=set, init=False)
@@ -223,6 +227,8 @@ class Ledger:
             data["title"] = row.title
         if row.offer_id is not None:
             data["offer_id"] = row.offer_id
+        if row.store_ledger is not None:
+            data["store_ledger"] = row.store_ledger
         if row.offline_at is not None:
             data["offline_at"] = row.offline_at
         if row.discount is not None:

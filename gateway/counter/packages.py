@@ -22,6 +22,7 @@ from gateway.counter.ledger import Ledger
 from gateway.counter.models import CheckinAnswer, CheckinRequest, CounterError, Origin
 from gateway.counter.operations import OfflineRule
 from gateway.counter.rows import Operation, OpKind
+from gateway.counter.store_holds import claim_for, hold, unreachable
 from gateway.counter.wallet import Wallet, text_or_none
 from gateway.wire.tokens import PackageClaim, WalletCredential
 
@@ -78,7 +79,13 @@ class Packages:
         return out
 
     async def _allow_one(
-        self, credential: WalletCredential, package_id: str, sessions: int
+        self,
+        credential: WalletCredential,
+        package_id: str,
+        sessions: int,
+        *,
+        key: str,
+        till: str | None,
     ) -> PackageClaim:
         """Refuse what the offline rules rule out for one session of ``package_id`` now."""
         claim = next((p for p in credential.packages if p.package_id == package_id), None)
@@ -116,6 +123,10 @@ class Packages:
             raise CounterError(
                 "used_up", "the package has no sessions left", mode="offline", details={"left": 0}
             )
+        if self.ledger.reservations.shared:  # once per visit in the store, not per gateway
+            visit = claim_for(self.ledger, f"package:{package_id}:{today.isoformat()}", key, till)
+            if not await hold(self.ledger, visit, "package's session for this visit"):
+                raise unreachable()
         return claim
 
     async def _left(self, credential: WalletCredential, package_id: str) -> int | None:
@@ -138,7 +149,9 @@ class Packages:
 
         async def decide() -> JsonObject:
             credential = await self.wallet.credential(member_id, req.wallet)
-            await self._allow_one(credential, req.package_id, req.sessions)
+            await self._allow_one(
+                credential, req.package_id, req.sessions, key=req.use_id, till=req.till
+            )
             return {
                 "offline_at": rfc3339(self.ledger.clock()),
                 "credential_id": credential.credential_id,
@@ -188,7 +201,13 @@ class Packages:
                     if exc.code != "needs_cloud":
                         raise
                 else:  # no credential cached: the cloud decides, as for an unverified check-in
-                    await self._allow_one(credential, package_id, 1)
+                    await self._allow_one(
+                        credential,
+                        package_id,
+                        1,
+                        key=req.checkin_id or req.appointment_id,
+                        till=req.till,
+                    )
             return await self.wallet.operations.offline_now()
 
         rule = OfflineRule(self.wallet.offline_lock, decide)

@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS redemptions (
     basket        TEXT,
     discount      TEXT,
     grp           TEXT,
-    offer_id      TEXT
+    offer_id      TEXT,
+    store_ledger  TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS redemptions_live ON redemptions(coupon_id)
     WHERE status IN ('reserved', 'accepted', 'pending', 'conflict');
@@ -178,6 +179,9 @@ class Redemption:
     """The coupon's offer when it is limited per receipt (claim ``cond.grp``)."""
     offer_id: str | None = None
     """The offer or campaign the coupon was issued for (claim ``offer``), for attribution."""
+    store_ledger: str | None = None
+    """Offline with other gateways in the store: ``reserved`` with the store's ledger
+    authority, or ``unreserved`` (accepted within the cap while it was unreachable)."""
 
 
 MIGRATIONS = (
@@ -185,6 +189,7 @@ MIGRATIONS = (
     ("redemptions", "discount", "ALTER TABLE redemptions ADD COLUMN discount TEXT"),
     ("redemptions", "grp", "ALTER TABLE redemptions ADD COLUMN grp TEXT"),
     ("redemptions", "offer_id", "ALTER TABLE redemptions ADD COLUMN offer_id TEXT"),
+    ("redemptions", "store_ledger", "ALTER TABLE redemptions ADD COLUMN store_ledger TEXT"),
 )
 """Columns added since the table was first created: (table, column, the statement adding it),
 applied at open to an ``outbox.db`` of an earlier version (CREATE TABLE IF NOT EXISTS keeps

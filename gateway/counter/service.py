@@ -77,6 +77,7 @@ from gateway.counter.pickups import Pickups
 from gateway.counter.points import Points
 from gateway.counter.reconcile import Reconciler
 from gateway.counter.replay import ReplayCache
+from gateway.counter.reservations import Alone, Reservations
 from gateway.counter.routing import TillRouter
 from gateway.counter.store import CounterStore
 from gateway.counter.tills import TillSessions
@@ -102,6 +103,8 @@ class CounterService(AsyncResource):
         durability: Literal["power-loss", "crash"] = "power-loss",
         clock: Callable[[], datetime] = utcnow,
         tills: frozenset[str] = frozenset(),
+        gateway_id: str = "gateway",
+        reservations: Reservations | None = None,
     ) -> None:
         self.cfg = cfg
         self.known_tills = tills
@@ -119,7 +122,13 @@ class CounterService(AsyncResource):
         self.tills = TillSessions(cfg.till_session_s)
         self.replay = ReplayCache(self.store, cfg.qr_window_s)
         self.ledger = Ledger(
-            self.store, rpc=rpc, rpc_timeout_s=cfg.rpc_timeout_s, submit=submit, clock=clock
+            self.store,
+            rpc=rpc,
+            rpc_timeout_s=cfg.rpc_timeout_s,
+            submit=submit,
+            clock=clock,
+            gateway_id=gateway_id,
+            reservations=reservations or Alone(),
         )
         self.members = Members(
             self.ledger,

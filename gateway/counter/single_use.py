@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CounterError
+from gateway.counter.reservations import Claim
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
+from gateway.counter.store_holds import claim_for, hold, unreachable
 from gateway.outbox import AttachedRefused, OutboxError
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,11 @@ class SingleUse(Generic[R]):
     """Write a row with its accepted event, in one transaction."""
     taken: Callable[[R], CounterError]
     """The refusal when an earlier row (``prior``) has the token."""
+    mark: Callable[[R, str], R] = lambda row, _how: row
+    """The row noted as ``reserved`` with the store's ledger, or ``unreserved``."""
+    unreserved: Callable[[R, Decimal], R] | None = None
+    """The row accepted within the cap while the store's ledger is unreachable (raises when
+    it is over); None: such a use is refused."""
     _claims: dict[str, R] = field(default_factory=dict, init=False)
     """Tokens being used right now (the cloud is being asked), by token id."""
 
@@ -86,12 +94,37 @@ class SingleUse(Generic[R]):
                 if live is not None:
                     raise self.taken(live)
                 decided = await decide(row)
-                await self._record(decided)
+                claim = None
+                if decided.status == "pending" and self.ledger.reservations.shared:
+                    decided, claim = await self._reserve(decided)
+                try:
+                    await self._record(decided)
+                except Exception:
+                    if claim is not None:  # not recorded: another till of the store may have it
+                        await self.ledger.reservations.release(claim)
+                    raise
+                if decided.status == "accepted" and self.ledger.reservations.shared:
+                    self.ledger.reservations.note(self._claim(decided))
                 return decided
             finally:
                 del self._claims[token]
         finally:
             self.ledger.inflight.discard(key)
+
+    def _claim(self, row: R) -> Claim:
+        token = f"{self.noun}:{self.token_id(row)}"
+        return claim_for(self.ledger, token, self.row_key(row), row.till)
+
+    async def _reserve(self, row: R) -> tuple[R, Claim | None]:
+        """Offline, with other gateways in the store: hold the token with the store's ledger
+        authority first (docs/member-services.md, "One store, one ledger")."""
+        claim = self._claim(row)
+        if await hold(self.ledger, claim, self.noun):
+            return self.mark(row, "reserved"), claim
+        cap = self.ledger.reservations.unreachable_cap
+        if cap is None or self.unreserved is None:
+            raise unreachable()
+        return self.unreserved(row, cap), None
 
     async def _record(self, row: R) -> None:
         """The row and its event in one transaction."""

@@ -84,14 +84,16 @@ class CloudPki:
         *,
         now: datetime | None = None,
     ) -> x509.Certificate:
-        """A client certificate (clientAuth) for ``common_name``, valid from now (less 5 min
-        of clock skew) for ``valid_for``."""
+        """A gateway's certificate for ``common_name``, valid from now (less 5 min of clock
+        skew) for ``valid_for``: clientAuth for the broker, and serverAuth too, for the store
+        LAN's ledger authority (gateway/storeledger/tls.py)."""
         start = now or utcnow()
         return self.authority.issue(
             public_key,
             common_name,
             not_before=start - timedelta(minutes=5),
             not_after=start + valid_for,
+            peer=True,
         )
 
     def client_context(self, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

@@ -343,7 +343,13 @@ def _events() -> list[tuple[str, Reading]]:
         (
             "gateway",
             "coupon.redeemed",
-            {**redemption, "redemption_id": "red-78", "discount": "1.30", "receipt_id": "R-1"},
+            {
+                **redemption,
+                "redemption_id": "red-78",
+                "discount": "1.30",
+                "receipt_id": "R-1",
+                "store_ledger": "reserved",
+            },
         ),
         (
             "scanner-1",
