@@ -195,7 +195,11 @@ class Gateway:
         assert identity is not None  # Config's validator
         g = self.config.gateway
         return StoreLedger(
-            self.config.store_ledger, store_id=g.store_id, data_dir=g.data_dir, identity=identity
+            self.config.store_ledger,
+            store_id=g.store_id,
+            gateway_id=g.gateway_id,
+            data_dir=g.data_dir,
+            identity=identity,
         )
 
     def _kiosks(self, counter: CounterService) -> KioskService:

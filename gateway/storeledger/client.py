@@ -66,13 +66,27 @@ class AuthorityClient(AsyncResource):
         if status != 200:
             raise self._down(f"the authority answered {status}")
 
+    async def health(self) -> int:
+        """The number of holds the authority keeps; raises :class:`AuthorityUnreachable`."""
+        status, body = await self._request("GET", "/v1/health", None)
+        holds = body.get("holds")
+        if status != 200 or not isinstance(holds, int):
+            raise self._down(f"the authority answered {status}")
+        return holds
+
     async def _post(self, path: str, claim: Claim) -> tuple[int, dict[str, Any]]:
+        return await self._request("POST", path, claim)
+
+    async def _request(
+        self, method: str, path: str, claim: Claim | None
+    ) -> tuple[int, dict[str, Any]]:
         if self._session is None:
             raise AuthorityUnreachable("the store ledger client is not open")
         try:
-            async with self._session.post(
+            async with self._session.request(
+                method,
                 self.url + path,
-                data=claim.model_dump_json(),
+                data=None if claim is None else claim.model_dump_json(),
                 headers={"Content-Type": "application/json"},
                 server_hostname=self.expected_name,
             ) as resp:

@@ -25,7 +25,13 @@ class StoreLedger(BaseFeature):
     name = "store-ledger"
 
     def __init__(
-        self, cfg: StoreLedgerSection, *, store_id: str, data_dir: Path, identity: TlsIdentity
+        self,
+        cfg: StoreLedgerSection,
+        *,
+        store_id: str,
+        gateway_id: str,
+        data_dir: Path,
+        identity: TlsIdentity,
     ) -> None:
         self.cfg = cfg
         self.book: HoldBook | None = None
@@ -36,7 +42,12 @@ class StoreLedger(BaseFeature):
             assert cfg.listen is not None  # the section's validator
             self.book = HoldBook(data_dir / DB_FILE, retention_s=cfg.retention_days * 86400.0)
             self.server = AuthorityServer(
-                self.book, store_id=store_id, listen=cfg.listen, identity=identity, peers=cfg.peers
+                self.book,
+                store_id=store_id,
+                listen=cfg.listen,
+                identity=identity,
+                peers=cfg.peers,
+                gateway_id=gateway_id,
             )
             self.reservations = AuthorityReservations(self.book)
         elif cfg.role == "member":

@@ -39,9 +39,12 @@ class AuthorityServer:
         listen: str,
         identity: TlsIdentity,
         peers: tuple[str, ...] = (),
+        gateway_id: str | None = None,
     ) -> None:
         self.book = book
         self.store_id = store_id
+        self.gateway_id = gateway_id
+        """Its own id: its doctor may ask it, whatever ``peers`` says."""
         self.listen = listen
         self.identity = identity
         self.peers = frozenset(peers)
@@ -52,6 +55,7 @@ class AuthorityServer:
         app = web.Application(client_max_size=16 * 1024, middlewares=[self._peer_only])
         app.router.add_post("/v1/holds", self._hold)
         app.router.add_post("/v1/holds/release", self._release)
+        app.router.add_get("/v1/health", self._health)
         return app
 
     @web.middleware
@@ -107,6 +111,14 @@ class AuthorityServer:
             log.error("store ledger cannot release a hold", extra={"error": str(exc)})
             return web.json_response({"error": "unavailable"}, status=503)
         return web.json_response({"released": released})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """For ``storegw provision doctor`` on a member (or on the authority itself)."""
+        try:
+            holds = await self.book.count()
+        except (sqlite3.Error, OSError):
+            return web.json_response({"error": "unavailable"}, status=503)
+        return web.json_response({"store_id": self.store_id, "holds": holds})
 
     async def serve(self) -> None:
         host, _, port = self.listen.rpartition(":")

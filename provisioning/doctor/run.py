@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioning.doctor import devices, files, hardware, network, session
+from provisioning.doctor import devices, files, hardware, network, session, storeledger
 from provisioning.doctor.checks import Check, blocked
 
 
@@ -42,6 +42,9 @@ async def diagnose(config_path: Path, *, timeout: float = 5.0) -> list[Check]:
         ]
     checks += mqtt_session
     checks += await devices.check_devices(cfg, timeout)
+    store_ledger = await storeledger.check_store_ledger(cfg, timeout)
+    if store_ledger is not None:
+        checks.append(store_ledger)
     checks += await hardware.hardware_checks(cfg)
     checks.append(files.check_outbox(data_dir))
     return checks

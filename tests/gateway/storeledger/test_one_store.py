@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from gateway.counter.models import CounterError, RedeemAnswer, RedeemRequest
+from gateway.counter.models import CounterError, PickupRequest, RedeemAnswer, RedeemRequest
 from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from simulators.broker import free_port
-from simulators.cloud import CloudService
+from simulators.cloud import CloudService, seed
 from simulators.cloud.enrollment.pki import CloudPki
-from tests.gateway.counter.test_wallet import API
+from tests.gateway.counter.test_packages import use
+from tests.gateway.counter.test_wallet import API, identify
 from tests.support.config import make_config
 from tests.support.counter import cloud_events, offline, online, reconnected
 from tests.support.gateway import running
@@ -176,3 +177,30 @@ async def test_with_the_authority_unreachable_too_the_stated_rule_holds(
         await reconnected(gw2, link)
         events = await cloud_events(cloud, "coupon.redeemed")
     assert [(e["coupon_id"], e["store_ledger"]) for e in events] == [("C-SMALL", "unreserved")]
+
+
+async def test_an_order_and_a_packages_visit_are_used_once_across_the_store(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    order = await cloud.order_token(seed.ORDER_ALICE)
+    async with one_store(link, tmp_path) as ((gw1, c1), (gw2, c2)):
+        await identify(c1, "till-1")  # Alice at both islands: her wallet credential is cached
+        await identify(c2, "till-2")
+        await offline(gw1, link)
+        await wait_for(lambda: not gw2.bridge.connected.is_set(), message="gw-2 offline too")
+        pickups = await asyncio.gather(
+            c1.pickup(PickupRequest(till="till-1", code=order), API),
+            c2.pickup(PickupRequest(till="till-2", code=order), API),
+            return_exceptions=True,
+        )
+        sessions = await asyncio.gather(
+            c2.use_package(use("U-2", till="till-2"), API),
+            c1.use_package(use("U-1", till="till-1"), API),
+            return_exceptions=True,
+        )
+    for results in (pickups, sessions):
+        refusals = [r for r in results if isinstance(r, CounterError)]
+        assert len(refusals) == 1, results
+        assert refusals[0].code == "already_used"
+        assert isinstance(refusals[0].details, dict)
+        assert refusals[0].details["status"] == "reserved"  # the other island holds it
