@@ -36,11 +36,11 @@ from gateway.commands import (
 )
 from gateway.config import Config
 from gateway.control import SOCKET_NAME, ControlServer, DeviceTests
-from gateway.counter.feature import Counter
 from gateway.counter.service import CounterService
 from gateway.delivery.feature import Delivery
 from gateway.feature import Feature, ReadingListener, attach
 from gateway.fleet import DeviceFleet
+from gateway.member_services import member_services
 from gateway.metrics import Metrics, serve_metrics
 from gateway.outbox import Outbox, OutboxError, Statement, StoredEvent
 from gateway.pricing import PricingService
@@ -133,7 +133,6 @@ class Gateway:
         self.store_ledger: StoreLedger | None = None
         self.api: ApiServer | None = None
         self.kiosks: KioskService | None = None
-        """Self-service kiosks (their pages, sockets, ``kiosk.message``); with the API only."""
         self.pricing = PricingService(data_dir=g.data_dir, devices=self.devices, submit=self.accept)
         self.device_tests = DeviceTests(self.devices)
         self.features: list[Feature] = [*self._features(), self.device_tests]
@@ -153,7 +152,7 @@ class Gateway:
         self.metrics.forget_device(device_id)
 
     def _features(self) -> list[Feature]:
-        config, g = self.config, self.config.gateway
+        config = self.config
         features: list[Feature] = [
             CommandLogFeature(self.command_log),
             self.availability,
@@ -161,72 +160,23 @@ class Gateway:
             Prices(self.pricing),
             Labels(self.pricing),
         ]
-        if config.counter.enabled:
-            if config.store_ledger.role != "alone":
-                self.store_ledger = self._store_ledger()
-                features.append(self.store_ledger)
-            self.counter = CounterService(
-                config.counter,
-                store_id=g.store_id,
-                data_dir=g.data_dir,
-                ledger_path=self.outbox.path,  # one transaction for a ledger row and its event
-                rpc=self.bridge.rpc,
-                submit=self.submit,
-                durability=config.outbox.durability,
-                tills=config.tills(),
-                gateway_id=g.gateway_id,
-                reservations=self.store_ledger.reservations if self.store_ledger else None,
-            )
-            self.delivery.when_back(self.counter.reconciler.trigger)
-            tills = {d.id: d.till for d in config.devices if d.till is not None}
-            features.append(Counter(self.counter, keys_topic=self.topics.cloud_keys, tills=tills))
-            if config.api.listen is not None:
-                features.append(self._kiosks(self.counter))
+        members = member_services(
+            config,
+            ledger_path=self.outbox.path,
+            rpc=self.bridge.rpc,
+            submit=self.submit,
+            topics=self.topics,
+            devices=self.devices,
+            pricing=self.pricing,
+            when_back=self.delivery.when_back,
+        )
+        self.counter, self.store_ledger = members.counter, members.store_ledger
+        self.kiosks, self.api = members.kiosks, members.api
+        features += members.features
         if self.certwatch is not None:
             features.append(self.certwatch)
         features.append(RemoteConfig(self.config_path, self))
         return features
-
-    def _store_ledger(self) -> StoreLedger:
-        """One store, one ledger (gateway/storeledger/); aiohttp and its TLS only here."""
-        from gateway.storeledger.feature import StoreLedger
-
-        identity = self.config.store_ledger_identity()
-        assert identity is not None  # Config's validator
-        g = self.config.gateway
-        return StoreLedger(
-            self.config.store_ledger,
-            store_id=g.store_id,
-            gateway_id=g.gateway_id,
-            data_dir=g.data_dir,
-            identity=identity,
-        )
-
-    def _kiosks(self, counter: CounterService) -> KioskService:
-        """The local API (served beside the features) and its kiosks; aiohttp only here."""
-        from gateway.api.app import ApiServer
-        from gateway.api.auth import TokenStore
-        from gateway.api.kiosk.handlers import build_extension
-        from gateway.api.prices import build_prices_extension
-        from gateway.api.till_feed import build_feed_extension
-        from gateway.kiosk.service import KioskService
-
-        g = self.config.gateway
-        tokens = TokenStore(g.data_dir / "api-tokens.db")
-        self.kiosks = KioskService(
-            self.config.kiosks,
-            store_id=g.store_id,
-            counter=counter,
-            devices=self.devices,
-            tokens=tokens,
-        )
-        extensions = [
-            build_extension(self.kiosks),
-            build_prices_extension(self.pricing),
-            build_feed_extension(counter),
-        ]
-        self.api = ApiServer(self.config.api, counter, tokens, extensions)
-        return self.kiosks
 
     # --- the one way in for events --------------------------------------------------------
 
