@@ -21,6 +21,7 @@ from gateway.counter.asset_models import PackageAnswer, PackageConflict, Package
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CheckinAnswer, CheckinRequest, CounterError, Origin
 from gateway.counter.operations import OfflineRule
+from gateway.counter.reservations import token_for
 from gateway.counter.rows import Operation, OpKind
 from gateway.counter.store_holds import claim_for, hold, unreachable
 from gateway.counter.wallet import Wallet, text_or_none
@@ -124,7 +125,8 @@ class Packages:
                 "used_up", "the package has no sessions left", mode="offline", details={"left": 0}
             )
         if self.ledger.reservations.shared:  # once per visit in the store, not per gateway
-            visit = claim_for(self.ledger, f"package:{package_id}:{today.isoformat()}", key, till)
+            token = token_for("package", f"{package_id}:{today.isoformat()}")
+            visit = claim_for(self.ledger, token, key, till)
             if not await hold(self.ledger, visit, "package's session for this visit"):
                 raise unreachable()
         return claim

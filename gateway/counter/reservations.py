@@ -9,6 +9,8 @@ This module is the contract; :mod:`gateway.storeledger` implements it over the s
 
 from __future__ import annotations
 
+import hashlib
+import re
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -19,17 +21,28 @@ from core.identifiers import ID_PATTERN
 Unreachable = Literal["refuse", "cap"]
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:-]{1,150}$")
+
+
+def token_for(kind: str, ident: str) -> str:
+    """What is held for ``ident`` (a coupon, an order id, ...) of ``kind``: the id itself when
+    it is plain, else its SHA-256; every gateway derives the same token."""
+    if _PLAIN.match(ident):
+        return f"{kind}:{ident}"
+    return f"{kind}:sha256-{hashlib.sha256(ident.encode()).hexdigest()}"
+
+
 class Claim(BaseModel):
     """One gateway's use of one token: what is used (``token``, e.g. ``coupon:C-1``), by which
     operation (``key``, its idempotency key), where and when."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    token: str = Field(min_length=3, max_length=300, pattern=r"^[a-z_]+:\S+$")
-    key: str = Field(min_length=1, max_length=200)
+    token: str = Field(pattern=r"^[a-z_]{1,16}:[A-Za-z0-9_.:-]{1,200}$")
+    key: str = Field(pattern=ID_PATTERN)
     gateway: str = Field(pattern=ID_PATTERN)
-    till: str | None = Field(default=None, max_length=64)
-    at: str = Field(max_length=40)
+    till: str | None = Field(default=None, pattern=ID_PATTERN)
+    at: str = Field(min_length=1, max_length=40)
     """RFC 3339, the gateway's clock."""
 
 

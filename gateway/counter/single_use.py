@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from gateway.counter.ledger import Ledger
 from gateway.counter.models import CounterError
-from gateway.counter.reservations import Claim
+from gateway.counter.reservations import Claim, token_for
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
 from gateway.counter.store_holds import claim_for, hold, unreachable
@@ -112,7 +112,7 @@ class SingleUse(Generic[R]):
             self.ledger.inflight.discard(key)
 
     def _claim(self, row: R) -> Claim:
-        token = f"{self.noun}:{self.token_id(row)}"
+        token = token_for(self.noun, self.token_id(row))
         return claim_for(self.ledger, token, self.row_key(row), row.till)
 
     async def _reserve(self, row: R) -> tuple[R, Claim | None]:

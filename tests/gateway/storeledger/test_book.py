@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.counter.reservations import Claim, Taken
+from gateway.counter.reservations import Claim, Taken, token_for
 from gateway.storeledger.book import HoldBook
 
 
@@ -32,3 +32,11 @@ async def test_first_claim_holds_and_a_second_names_it(tmp_path: Path) -> None:
         now[0] += 61
         assert await book.prune() == 1
         assert await book.count() == 0
+
+
+def test_any_coupon_or_order_id_becomes_a_token_every_gateway_derives_alike() -> None:
+    assert token_for("coupon", "C-1") == "coupon:C-1"
+    odd = token_for("order", "Bestellung/7 ü")  # an order id as a web shop may write it
+    assert odd == token_for("order", "Bestellung/7 ü")
+    assert odd.startswith("order:sha256-")
+    assert claim("R-1", token=odd).token == odd  # what the authority accepts
