@@ -93,11 +93,11 @@ def show_event(event: dict[str, Any], duplicate: bool) -> None:
     )
 
 
-def answer(what: str, status: int, doc: dict[str, Any]) -> None:
+def answer(what: str, status: int, doc: dict[str, Any], *, till: str = "till-1") -> None:
     mode = doc.get("mode") or (doc.get("error") or {}).get("mode") or "-"
     style = "green" if status < 400 else "red"
     detail = doc.get("error", {}).get("code") if status >= 400 else _brief(doc)
-    console.print(f"  [blue]till-1 API[/] {what}: [{style}]{status}[/] mode={mode} {detail}")
+    console.print(f"  [blue]{till} API[/] {what}: [{style}]{status}[/] mode={mode} {detail}")
 
 
 def _brief(doc: dict[str, Any]) -> str:

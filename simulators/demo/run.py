@@ -21,12 +21,17 @@ from simulators.cloud import CloudService, seed
 from simulators.demo.narration import console, say, show_event, summary
 from simulators.demo.scenes import Till, run_store
 from simulators.demo.store import (
+    GATEWAY,
+    ISLAND,
     LABELS,
     READER,
     STORE,
     DemoBroker,
     api_tokens,
     fresh,
+    island_config,
+    island_token,
+    ledger_identities,
     pcscd,
     stop_on_signals,
     store_config,
@@ -51,6 +56,9 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
     await asyncio.to_thread(png_dir.mkdir, parents=True, exist_ok=True)
     api_port = free_port()
     pos_token, kiosk_token = await asyncio.to_thread(api_tokens, data_dir / "gw")
+    island_port, ledger_port = free_port(), free_port()
+    island_pos = await asyncio.to_thread(island_token, data_dir / "gw2")
+    identities = await asyncio.to_thread(ledger_identities, data_dir)
     broker = DemoBroker()
     say("starting a simulated store")
     await broker.start()
@@ -90,6 +98,23 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                     oepl_url=access_point.url,
                     smartcard=smartcard,
                     api_port=api_port,
+                    store_ledger={
+                        "role": "authority",
+                        "listen": f"127.0.0.1:{ledger_port}",
+                        **identities[GATEWAY],
+                    },
+                )
+                island = island_config(
+                    broker.url,
+                    data_dir,
+                    broker.protocol,
+                    api_port=island_port,
+                    store_ledger={
+                        "role": "member",
+                        "authority_url": f"https://127.0.0.1:{ledger_port}",
+                        "authority_id": GATEWAY,
+                        **identities[ISLAND],
+                    },
                 )
                 console.print(f"  scanner : {scanner.path} (typing codes at till-1)")
                 console.print(
@@ -102,6 +127,10 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                 console.print(f"  label images (PNG), as the shelf shows them: {png_dir}/")
                 base = f"http://127.0.0.1:{api_port}"
                 console.print(f"  kiosk   : open {base}/kiosk/#token={kiosk_token}")
+                console.print(
+                    f"  till-3  : a second gateway ({ISLAND}), holding coupons through {GATEWAY}"
+                    f" (the store's ledger authority, mutual TLS on :{ledger_port})"
+                )
                 gateway = Gateway(config)
                 await run_store(
                     gateway,
@@ -111,6 +140,7 @@ async def run_demo(data_dir: Path, *, outage: bool = True, duration: float = 0.0
                     scanner=scanner,
                     smartcard=smartcard,
                     till=Till(base, pos_token),
+                    island=(Gateway(island), Till(f"http://127.0.0.1:{island_port}", island_pos)),
                     outage=outage,
                     duration=duration,
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -69,11 +70,13 @@ async def run_store(
     scanner: PtyScanner,
     smartcard: bool,
     till: Till,
+    island: tuple[Gateway, Till],
     outage: bool,
     duration: float,
 ) -> None:
     async with asyncio.TaskGroup() as tg:
         gateway_task = tg.create_task(gateway.run(), name="gateway")
+        island_task = tg.create_task(island[0].run(), name="island")
         helpers: list[asyncio.Task[None]] = []
         story = _Story(
             gateway=gateway,
@@ -82,6 +85,7 @@ async def run_store(
             scanner=scanner,
             smartcard=smartcard,
             till=till,
+            island=island,
             tg=tg,
             helpers=helpers,
         )
@@ -94,6 +98,7 @@ async def run_store(
         await tasks.stop(scenes)
         for task in helpers:
             await tasks.stop(task)
+        island_task.cancel()
         gateway_task.cancel()
 
 
@@ -107,6 +112,8 @@ class _Story:
     scanner: PtyScanner
     smartcard: bool
     till: Till
+    island: tuple[Gateway, Till]
+    """The second till island: its gateway and till-3's POS."""
     tg: asyncio.TaskGroup
     helpers: list[asyncio.Task[None]]
 
@@ -115,10 +122,9 @@ class _Story:
 
         gateway, cloud, scanner, till = self.gateway, self.cloud, self.scanner, self.till
         await gateway.ready.wait()
-        await wait_until(gateway.bridge.connected.is_set, 10)
-        await wait_until(
-            lambda: len(gateway.counter.keys.keyset) > 0 if gateway.counter else True, 10
-        )
+        for gw in (gateway, self.island[0]):
+            await wait_until(gw.bridge.connected.is_set, 10)
+            await wait_until(functools.partial(_has_keys, gw), 10)
         say("events flowing live (devices -> outbox -> MQTT -> cloud)")
         await wait_until(lambda: gateway.devices["till-1-scanner"].health.state == "available", 10)
         if self.smartcard:
@@ -191,12 +197,16 @@ class _Story:
         self.helpers.append(self.tg.create_task(_product_scans(scanner), name="scans"))
         await asyncio.sleep(3)
         if outage:
-            await _outage(self.broker, gateway, cloud, till, phone)
+            await _outage(self.broker, gateway, cloud, till, phone, till3=self.island[1])
         await _flash_sale(cloud)
         say("running; Ctrl-C to stop" if not duration else f"running for {duration:.0f}s more")
         if duration:
             await asyncio.sleep(duration)
             stop.event.set()
+
+
+def _has_keys(gateway: Gateway) -> bool:
+    return len(gateway.counter.keys.keyset) > 0 if gateway.counter else True
 
 
 async def _product_scans(scanner: PtyScanner) -> None:
@@ -224,7 +234,13 @@ async def _shelf(cloud: CloudService, gateway: Gateway) -> None:
 
 
 async def _outage(
-    broker: DemoBroker, gateway: Gateway, cloud: CloudService, till: Till, phone: Any
+    broker: DemoBroker,
+    gateway: Gateway,
+    cloud: CloudService,
+    till: Till,
+    phone: Any,
+    *,
+    till3: Till,
 ) -> None:
     say("OUTAGE: the store's internet drops (broker stopped)", "bold red")
     await broker.stop()
@@ -247,6 +263,7 @@ async def _outage(
             "/v1/coupons/redeem", {"till": "till-1", "coupon": gold, "member_id": seed.ALICE}
         ),
     )
+    await _one_store(cloud, till, till3)
     big = await cloud.coupon_token(seed.COUPON_BIG)
     answer(
         "redeem CPN-BIG-50 (over the offline cap)",
@@ -340,6 +357,21 @@ async def _outage(
     member = await cloud.member(seed.ALICE) or {}
     console.print(f"  cloud: Alice's stored value is now {member.get('balance')} EUR")
     console.print(f"  outbox drained: depth {(await gateway.outbox.stats()).depth}")
+
+
+async def _one_store(cloud: CloudService, till1: Till, till3: Till) -> None:
+    """The same coupon at both till islands at once: the store's ledger lets one through."""
+    twin = await cloud.add_coupon("CPN-TWIN-3", Decimal("3.00"), title="3 EUR off")
+    results = await asyncio.gather(
+        till1.post("/v1/coupons/redeem", {"till": "till-1", "coupon": twin}),
+        till3.post("/v1/coupons/redeem", {"till": "till-3", "coupon": twin}),
+    )
+    for till, (status, doc) in zip(("till-1", "till-3"), results, strict=True):
+        holder = (doc.get("error") or {}).get("details") or {}
+        by = f" (held by {holder['gateway']} {holder['till']})" if "gateway" in holder else ""
+        answer(
+            f"redeem CPN-TWIN-3 at the same instant as the other island{by}", status, doc, till=till
+        )
 
 
 def _package_use(use_id: str) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from gateway.config import Config, parse_config
 from simulators import spawn
 from simulators.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
 
-STORE, GATEWAY = "DEMO1", "gw-1"
+STORE, GATEWAY, ISLAND = "DEMO1", "gw-1", "gw-2"
+"""The store, its main gateway (the store's ledger authority) and the second till island's."""
 
 READER = "Virtual PCD 00 00"
 
@@ -134,6 +135,7 @@ def store_config(
     oepl_url: str,
     smartcard: bool,
     api_port: int,
+    store_ledger: dict[str, Any],
 ) -> Config:
     devices: list[dict[str, Any]] = [
         {
@@ -190,13 +192,54 @@ def store_config(
             },
             "supervisor": {"retry_min_s": 0.5, "retry_max_s": 3.0},
             "devices": devices,
+            "store_ledger": store_ledger,
+        }
+    )
+
+
+def ledger_identities(data_dir: Path) -> dict[str, dict[str, str]]:
+    """Both gateways' store-LAN identities, issued by the demo cloud's CA as enrolment would."""
+    from datetime import timedelta
+
+    from simulators.cloud.enrollment.pki import CloudPki
+
+    pki = CloudPki.open(data_dir / "pki")
+    out = {}
+    for gw in (GATEWAY, ISLAND):
+        files = pki.issue_files(STORE, gw, data_dir / "pki" / gw, timedelta(days=1))
+        out[gw] = {
+            "ca_file": str(files.ca),
+            "cert_file": str(files.cert),
+            "key_file": str(files.key),
+        }
+    return out
+
+
+def island_config(
+    broker_url: str, data_dir: Path, protocol: str, *, api_port: int, store_ledger: dict[str, Any]
+) -> Config:
+    """The second till island (till-3): a gateway of its own, no devices, the local API for its
+    POS, holding single-use tokens through gw-1 while the internet is down."""
+    return parse_config(
+        {
+            "api": {"listen": f"127.0.0.1:{api_port}"},
+            "gateway": {"store_id": STORE, "gateway_id": ISLAND, "data_dir": str(data_dir / "gw2")},
+            "mqtt": {
+                "url": broker_url,
+                "protocol": protocol,
+                "keepalive_s": 5,
+                "reconnect_min_s": 0.2,
+                "reconnect_max_s": 2.0,
+            },
+            "counter": {"tills": ["till-3"]},
+            "store_ledger": store_ledger,
         }
     )
 
 
 def fresh(data_dir: Path) -> None:
     """Each demo starts a new store: remove what an earlier run left (only the demo's files)."""
-    for name in ("gw", "labels"):
+    for name in ("gw", "gw2", "labels", "pki"):
         shutil.rmtree(data_dir / name, ignore_errors=True)
     for path in data_dir.glob("cloud.db*"):
         path.unlink()
@@ -208,6 +251,13 @@ def api_tokens(gw_dir: Path) -> tuple[str, str]:
     gw_dir.mkdir(parents=True, exist_ok=True)
     store = TokenStore(gw_dir / "api-tokens.db")
     return store.create("till-1-pos"), store.create("kiosk-1-page", kiosk="kiosk-1")
+
+
+def island_token(gw_dir: Path) -> str:
+    from gateway.api.auth import TokenStore
+
+    gw_dir.mkdir(parents=True, exist_ok=True)
+    return TokenStore(gw_dir / "api-tokens.db").create("till-3-pos", till="till-3")
 
 
 @dataclasses.dataclass

@@ -75,6 +75,17 @@ async def test_demo_runs_a_whole_store_through_an_outage(tmp_path: Path) -> None
     )
     assert re.search(r"use another facial \(offline: once per visit.*409.* already_used", text)
     assert "kiosk   : open http://127.0.0.1:" in text
+    # one store, one ledger: the same coupon at both till islands at once, accepted once
+    twin = [line for line in text.splitlines() if "redeem CPN-TWIN-3 at the same instant" in line]
+    assert len(twin) == 2, twin
+    assert sum(": 200 mode=offline" in line for line in twin) == 1, twin
+    assert (
+        sum(
+            re.search(r"held by gw-\d till-\d\): 409 mode=offline already_used", line) is not None
+            for line in twin
+        )
+        == 1
+    ), twin
     assert "replayed" in text
     summary = re.search(r"cloud received (\d+) unique events .* seq gaps: (\d+)", text)
     assert summary is not None, text[-2000:]
