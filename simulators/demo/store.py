@@ -183,18 +183,22 @@ def store_config(
                 "data_dir": str(data_dir / "gw"),
                 "test_box": True,  # its card reader is vpcd
             },
-            "mqtt": {
-                "url": broker_url,
-                "protocol": protocol,
-                "keepalive_s": 5,
-                "reconnect_min_s": 0.2,
-                "reconnect_max_s": 2.0,
-            },
+            "mqtt": _mqtt(broker_url, protocol),
             "supervisor": {"retry_min_s": 0.5, "retry_max_s": 3.0},
             "devices": devices,
             "store_ledger": store_ledger,
         }
     )
+
+
+def _mqtt(broker_url: str, protocol: str) -> dict[str, Any]:
+    return {
+        "url": broker_url,
+        "protocol": protocol,
+        "keepalive_s": 5,
+        "reconnect_min_s": 0.2,
+        "reconnect_max_s": 2.0,
+    }
 
 
 def ledger_identities(data_dir: Path) -> dict[str, dict[str, str]]:
@@ -224,13 +228,7 @@ def island_config(
         {
             "api": {"listen": f"127.0.0.1:{api_port}"},
             "gateway": {"store_id": STORE, "gateway_id": ISLAND, "data_dir": str(data_dir / "gw2")},
-            "mqtt": {
-                "url": broker_url,
-                "protocol": protocol,
-                "keepalive_s": 5,
-                "reconnect_min_s": 0.2,
-                "reconnect_max_s": 2.0,
-            },
+            "mqtt": _mqtt(broker_url, protocol),
             "counter": {"tills": ["till-3"]},
             "store_ledger": store_ledger,
         }
