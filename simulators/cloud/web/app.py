@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
 
 from core.ids import utcnow
 from simulators.cloud.store import CloudStore
 from simulators.cloud.web.landing import Landing
+
+if TYPE_CHECKING:
+    from simulators.cloud.service import CloudService
 
 STORE_KEY: web.AppKey[CloudStore] = web.AppKey("store", CloudStore)
 
@@ -68,3 +71,33 @@ class LandingServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--web must be HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+async def serve_beside(
+    service: CloudService, where: str, serving: Coroutine[Any, Any, None]
+) -> None:
+    """Run ``serving`` (the cloud service) with the landing page on ``where`` beside it, once
+    the service has opened its store."""
+    import asyncio
+
+    host, port = parse_host_port(where)
+    task = asyncio.ensure_future(serving)
+    connected = asyncio.ensure_future(service.connected.wait())
+    try:
+        await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            await task
+            return
+        async with service.landing(host, port) as server:
+            print(f"sticker landing page on {server.url}/t/<store>/<placement>", flush=True)
+            await task
+    finally:
+        task.cancel()
+        connected.cancel()
