@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from drivers.nfc.sticker import StickerWriter
 
 app = typer.Typer(
-    help="NFC tap stickers: install the cloud's key, write a signed URL the tag mirrors its UID and counter into, verify it, lock it for good.",
+    help="NFC tap stickers: install the cloud's key, write a signed URL the tag mirrors its "
+    "UID and tap counter into, verify it, lock it for good.",
     no_args_is_help=True,
 )
 

@@ -175,9 +175,15 @@ def sticker_signature(
     return base64.urlsafe_b64encode(mac[:_SIG_BYTES]).rstrip(b"=").decode("ascii")
 
 
-def _check_base(base: str) -> None:
+def _signed_part(
+    base: str, store: str, placement: str, uid: bytes | str, key: StickerKey, *, staff: str | None
+) -> str:
+    """Everything up to the tag's own part: ``https://.../t/S/P?k=..[&st=..]&s=..``."""
     if not _BASE_RE.fullmatch(base):
         raise ValueError(f"sticker base must be a host with an optional path, got {base!r}")
+    sig = sticker_signature(key, store, placement, uid, staff=staff)
+    staff_part = f"&st={staff}" if staff else ""
+    return f"https://{base}/t/{store}/{placement}?k={key.key_id}{staff_part}&s={sig}"
 
 
 def build_sticker_url(
@@ -190,13 +196,8 @@ def build_sticker_url(
     staff: str | None = None,
 ) -> str:
     """The NTAG21x URL, its mirror placeholder last (:func:`mirror_offset` finds it)."""
-    _check_base(base)
-    sig = sticker_signature(key, store, placement, uid, staff=staff)
-    staff_part = f"&st={staff}" if staff else ""
-    return (
-        f"https://{base}/t/{store}/{placement}?k={key.key_id}{staff_part}&s={sig}"
-        f"&{MIRROR_PARAM}={PLACEHOLDER.decode('ascii')}"
-    )
+    signed = _signed_part(base, store, placement, uid, key, staff=staff)
+    return f"{signed}&{MIRROR_PARAM}={PLACEHOLDER.decode('ascii')}"
 
 
 def build_sun_url(
@@ -211,13 +212,7 @@ def build_sun_url(
     staff: str | None = None,
 ) -> str:
     """The NTAG 424 DNA URL as the tag returns it (``e``/``c`` filled in by SDM)."""
-    _check_base(base)
-    sig = sticker_signature(key, store, placement, uid, staff=staff)
-    staff_part = f"&st={staff}" if staff else ""
-    return (
-        f"https://{base}/t/{store}/{placement}?k={key.key_id}{staff_part}&s={sig}"
-        f"&e={picc_data}&c={mac}"
-    )
+    return f"{_signed_part(base, store, placement, uid, key, staff=staff)}&e={picc_data}&c={mac}"
 
 
 def mirror_offset(url: str) -> int:
