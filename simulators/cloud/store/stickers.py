@@ -21,10 +21,16 @@ from simulators.cloud.store.base import Json, Refusal, RefusalCode, StoreBase, i
 class StickerTables(StoreBase):
     async def issue_sticker_key(self, store_id: str, *, now: datetime) -> StickerKey:
         """A new key for the store, named ``k<n>`` (the store's n-th key)."""
-        count = await self.fetch_one(
-            "SELECT count(*) FROM sticker_keys WHERE store_id = ?", (store_id,)
-        )
-        key = StickerKey.generate(f"k{1 + int(count[0] if count else 0)}")
+        taken = {
+            str(r[0])
+            for r in await self.fetch_all(
+                "SELECT key_id FROM sticker_keys WHERE store_id = ?", (store_id,)
+            )
+        }
+        n = len(taken) + 1
+        while f"k{n}" in taken:  # a registered key may have taken the name
+            n += 1
+        key = StickerKey.generate(f"k{n}")
         await self._store_key(store_id, key, "issued", now)
         return key
 
@@ -68,7 +74,7 @@ class StickerTables(StoreBase):
         """The store's keys without their secrets."""
         rows = await self.fetch_all(
             "SELECT key_id, origin, created_at, retired_at FROM sticker_keys "
-            "WHERE store_id = ? ORDER BY created_at, key_id",
+            "WHERE store_id = ? ORDER BY rowid",
             (store_id,),
         )
         keys = ("key_id", "origin", "created_at", "retired_at")
@@ -131,7 +137,7 @@ class StickerTables(StoreBase):
         """Every tap (oldest first), for tests and the report."""
         where, params = ("WHERE store_id = ?", (store_id,)) if store_id else ("", ())
         rows = await self.fetch_all(
-            f"SELECT tap_id FROM sticker_taps {where} ORDER BY at, rowid",  # noqa: S608
+            f"SELECT tap_id FROM sticker_taps {where} ORDER BY rowid",  # noqa: S608
             params,
         )
         out = []
