@@ -20,6 +20,7 @@ from drivers.nfc.codec.mirror import (
     mirror_at,
     mirror_problem,
     mirror_text,
+    placeholder_mirror,
 )
 from drivers.nfc.codec.ndef import (
     TNF_ABSOLUTE_URI,
@@ -126,6 +127,7 @@ __all__ = [
     "ndef_tlv",
     "ntag_model",
     "parse_sticker_url",
+    "placeholder_mirror",
     "product_name",
     "record_json",
     "sticker_signature",

@@ -131,3 +131,14 @@ def parse_mirror_text(text: str) -> tuple[bytes, int]:
     if not set(uid_text) <= hexdigits or not set(counter_text) <= hexdigits:
         raise ValueError("the mirror is not hexadecimal")
     return bytes.fromhex(uid_text), int(counter_text, 16)
+
+
+def placeholder_mirror(area: bytes, message: bytes) -> Mirror:
+    """The mirror over the ``UIDxCNT`` placeholder that ends ``message`` (a sticker URL's NDEF
+    message), as it lies in ``area``, the Type 2 data area read from page 4 on."""
+    if not message.endswith(PLACEHOLDER):
+        raise ValueError("the NDEF message does not end in the mirror placeholder")
+    at = area.find(message)
+    if at < 0:
+        raise ValueError("the NDEF message is not in the data area")
+    return mirror_at(FIRST_USER_PAGE * 4 + at + len(message) - len(PLACEHOLDER))

@@ -15,7 +15,6 @@ from typing import Any
 from drivers.nfc.codec import (
     NTAG_SPECS,
     Mirror,
-    MirrorConf,
     NdefError,
     NtagModel,
     StickerClaim,
@@ -29,9 +28,8 @@ from drivers.nfc.codec import (
     derive_tag_password,
     encode_ndef_message,
     find_ndef_tlv,
-    mirror_at,
-    mirror_offset,
     ntag_model,
+    placeholder_mirror,
     uri_record,
     verify_sticker_url,
 )
@@ -198,16 +196,6 @@ def _mirror_now(tag: Any, model: NtagModel) -> Mirror:
     return decode_mirror(bytes(tag.read(NTAG_SPECS[model].cfg_page))[0:4])
 
 
-def _placeholder_mirror(area: bytes, message: bytes, url: str) -> Mirror:
-    """Where in memory the URL's ``UIDxCNT`` placeholder landed (the data area is page 4 on)."""
-    in_url = mirror_offset(url)
-    tail = url[in_url:].encode("ascii")
-    # the URI record stores the URL without its "https://" (prefix code 04h)
-    in_message = message.rindex(tail)
-    in_area = area.index(message) + in_message
-    return mirror_at(16 + in_area, MirrorConf.BOTH)
-
-
 def _mirror_and_check(
     tag: Any, model: NtagModel, mirror: Mirror, key: StickerKey, password: bytes | None
 ) -> StickerClaim:
@@ -267,7 +255,7 @@ def write_job(
             raise VerifyError(
                 f"read back {len(found or b'')} bytes that differ from the {len(message)} written"
             )
-        claim = _mirror_and_check(tag, model, _placeholder_mirror(area, message, url), key, authed)
+        claim = _mirror_and_check(tag, model, placeholder_mirror(area, message), key, authed)
         signature = _signature(tag)
 
         try:

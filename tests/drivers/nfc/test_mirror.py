@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.nfc.codec import NTAG_SPECS, MirrorConf, StickerSignatureError, decode_mirror
+from drivers.nfc.codec import (
+    NTAG_SPECS,
+    MirrorConf,
+    StickerKey,
+    StickerSignatureError,
+    build_sticker_url,
+    decode_mirror,
+    decode_uri,
+    encode_ndef_message,
+    find_ndef_tlv,
+    ndef_tlv,
+    placeholder_mirror,
+    uri_record,
+    verify_sticker_url,
+)
 from drivers.nfc.codec.mirror import Mirror, mirror_problem, mirror_text, parse_mirror_text
 from drivers.nfc.codec.sun import decrypt_picc_data, sdm_mac, sun_message, verify_sun
 from simulators.nfc import EmulatedNtag
@@ -154,3 +168,31 @@ def test_sun_mac_binds_the_counter_and_the_file_key() -> None:
     e_other, _ = sun_message(ZERO, b"\x22" * 16, uid, 63)
     with pytest.raises(StickerSignatureError, match="SDMMAC"):
         verify_sun(ZERO, lambda u: b"\x22" * 16, e_other, c)  # a counter moved, the MAC did not
+
+
+def test_where_a_sticker_urls_placeholder_lands_on_an_ntag213() -> None:
+    key = StickerKey(bytes(range(32)), "k1")
+    uid = bytes.fromhex("04a1b2c3d4e5f6")
+    url = build_sticker_url("t.example.com", "S1", "P1", uid, key)
+    message = encode_ndef_message([uri_record(url)])
+    # MB|ME|SR well-known "U", 70 payload bytes, prefix 04h (https://), then the URL's rest
+    assert message[:5] == bytes.fromhex("d101465504")
+    assert message.endswith(b"&m=00000000000000x000000")
+    # NTAG213's data area: the factory lock control TLV (5 bytes), then 03h 4Ah and the message
+    area = bytes.fromhex("0103a00c34") + ndef_tlv(message)
+    mirror = placeholder_mirror(area, message)
+    # 16 (pages 0-3) + 7 (TLVs' headers) + 53 (into the message) = byte 76: page 13h, byte 0
+    assert (mirror.page, mirror.byte, mirror.conf) == (0x13, 0, MirrorConf.BOTH)
+    assert mirror.mirror_byte() == 0xC4
+    tag = EmulatedNtag(uid, "NTAG213")
+    tag.memory[16 : 16 + len(area)] = area
+    tag.memory[(CFG + 1) * 4] |= 0x10
+    assert tag.process(bytes([0xA2, CFG, 0xC4, 0x00, 0x13, 0xFF])) == ACK
+    tag.activate()
+    data = tag.process(bytes([0x3A, 0x04, 0x27]))
+    read = find_ndef_tlv(data)
+    assert read is not None
+    text = "https://" + read[5:].decode()
+    assert text.endswith("&m=04A1B2C3D4E5F6x000001")
+    assert decode_uri(read[4:]) == text
+    assert verify_sticker_url(text, uid, key).counter == 1
