@@ -285,3 +285,23 @@ async def test_ntag424_sun_taps_verify_and_replays_are_refused(
         "bad_signature",
         "bad_signature",
     ]
+
+
+async def test_joins_at_the_same_moment_make_distinct_members(
+    web: LandingServer, key: StickerKey, store: CloudStore
+) -> None:
+    import asyncio
+
+    async def one(n: int) -> str:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
+            uid = bytes.fromhex(f"040000000000{n:02x}")
+            _, page = await get(phone, tap_url(web, key, 1, uid=uid))
+            status, page = await join(phone, web, tap_id_of(page), phone=f"+49176000000{n:02d}")
+            assert status == 200, page
+            found = re.search(r"id='member-id'>(M\d+)<", page)
+            assert found
+            return found.group(1)
+
+    members = await asyncio.gather(*(one(n) for n in range(6)))
+    assert len(set(members)) == 6
+    assert await store.fetch_one("SELECT count(*) FROM joins") == (6,)
