@@ -1,9 +1,13 @@
-"""``storegw provision sticker write|verify|lock``: NFC tap stickers with a signed URL.
+"""``storegw provision sticker key-install|key-show|write|verify|lock``: NFC tap stickers.
 
-A sticker at a placement carries ``https://{base}/t/{store}/{placement}?s={sig}``, signed with
-the store's sticker key (drivers/nfc/sticker/). The key lives in ``data_dir/sticker.key``
-(hex, mode 0600, made on first use) and is never printed: only its key id is shown. These
-commands open the NFC reader themselves, so stop the daemon first if it uses the same reader.
+A sticker at a placement carries
+``https://{base}/t/{store}/{placement}?k={key id}[&st={staff}]&s={sig}&m={UID}x{counter}``,
+signed with the store's sticker key; the tag mirrors its own UID and tap counter into ``m``
+(drivers/nfc/sticker/). The key is the cloud's: it issues it for the store
+(``storegw sim cloud sticker-key --store S001 --out FILE`` in the simulator), so the cloud, where
+a phone's tap lands, can verify every sticker. ``key-install FILE`` puts it into
+``data_dir/sticker.key`` (mode 0600); it is never printed, only its key id. These commands
+open the NFC reader themselves, so stop the daemon first if it uses the same reader.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ if TYPE_CHECKING:
     from drivers.nfc.sticker import StickerWriter
 
 app = typer.Typer(
-    help="NFC tap stickers: write a signed URL, verify it, lock it for good.",
+    help="NFC tap stickers: install the cloud's key, write a signed URL the tag mirrors its "
+    "UID and tap counter into, verify it, lock it for good.",
     no_args_is_help=True,
 )
 
@@ -53,25 +58,63 @@ TimeoutOpt = Annotated[
 
 
 def load_key(data_dir: Path) -> StickerKey:
-    """The store's sticker key; made (0600, never shown) the first time it is needed."""
+    """The store's sticker key, as installed from the cloud's key file."""
     from drivers.nfc.codec import StickerKey
 
     path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        raise _ui.fail(
+            f"no sticker key in {path}: install the key the cloud issued for this store with "
+            "'storegw provision sticker key-install FILE'"
+        )
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        try:
-            return StickerKey.from_file(path)
-        except ValueError as exc:
-            raise _ui.fail(f"{path}: {exc}") from None
-    key_hex = os.urandom(32).hex()
+        return StickerKey.from_file(path)
+    except ValueError as exc:
+        raise _ui.fail(f"{path}: {exc}") from None
+
+
+def _install(path: Path, text: str) -> None:
+    """Write a key file 0600 from the start (never world-readable, not even for a moment)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key_hex + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    _ui.say(f"created a new sticker key in {path} (0600)", "yellow")
-    return StickerKey.from_hex(key_hex)
+    tmp.replace(path)
+
+
+@app.command("key-install")
+def key_install(
+    key_file: Annotated[
+        Path, typer.Argument(help="The key file the cloud issued (key id:hex, 0600).")
+    ],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Install the store's sticker key from the cloud; stickers written from now use it.
+
+    Example: storegw provision sticker key-install /media/usb/S001-k2.key
+    Stickers written with an earlier key keep verifying at the cloud until it retires that key.
+    """
+    from drivers.nfc.codec import StickerKey
+
+    cfg = _ui.load(config)
+    try:
+        key = StickerKey.from_file(key_file)
+    except (OSError, ValueError) as exc:
+        raise _ui.fail(f"{key_file}: {exc}") from None
+    data_dir = cfg.gateway.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _install(data_dir / KEY_FILE, key.file_text())
+    _ui.say(f"sticker key {key.key_id} installed in {data_dir / KEY_FILE} (0600)", "green")
+
+
+@app.command("key-show")
+def key_show(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Print the installed sticker key's id (never the key)."""
+    cfg = _ui.load(config)
+    typer.echo(load_key(cfg.gateway.data_dir).key_id)
 
 
 def _writer(config: Path, device: str, base: str) -> tuple[str, StickerWriter]:
@@ -129,6 +172,7 @@ async def _write_all(
     store: str,
     placements: list[str],
     *,
+    staff: str | None,
     protect: bool,
     lock: bool,
     timeout: float,
@@ -150,6 +194,7 @@ async def _write_all(
             result = await writer.write(
                 store,
                 placement,
+                staff=staff,
                 protect=protect,
                 lock=lock,
                 confirm=lock,
@@ -192,10 +237,15 @@ def write(
         bool, typer.Option("--lock", help="Make the sticker read-only for good (asks).")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before locking.")] = False,
+    staff: Annotated[
+        str | None,
+        typer.Option("--staff", help="The staff member (导购) joins by this sticker count for."),
+    ] = None,
     timeout: TimeoutOpt = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the signed tap URL of a placement to a sticker, read back and checked.
+    """Write the signed tap URL of a placement to a sticker, turn on its UID and counter
+    mirror, read back and checked.
 
     Example:
       storegw provision sticker write --device usb --base t.example.com --placement counter-1
@@ -217,6 +267,7 @@ def write(
                 writer,
                 store,
                 placements,
+                staff=staff,
                 protect=protect,
                 lock=lock,
                 timeout=timeout,
@@ -289,6 +340,9 @@ def verify(
             ("url", read.url or "-"),
             ("store", read.store or "-"),
             ("placement", read.placement or "-"),
+            ("staff", read.staff or "-"),
+            ("key id", read.key_id or "-"),
+            ("counter", "-" if read.counter is None else str(read.counter)),
             ("protected", str(read.protected).lower()),
             ("locked", str(read.locked).lower()),
             ("valid", "yes" if read.valid else f"NO ({read.problem})"),
@@ -322,7 +376,7 @@ def lock(
             if read.store != store:
                 raise _ui.fail(f"sticker {read.uid} belongs to store {read.store}, not {store}")
             return await writer.write(
-                store, read.placement, lock=True, confirm=True, timeout=timeout
+                store, read.placement, staff=read.staff, lock=True, confirm=True, timeout=timeout
             )
 
     result = _at_reader(timeout, run)

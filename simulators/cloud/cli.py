@@ -40,7 +40,8 @@ def command(
         str,
         typer.Argument(
             help="serve (default); claim: issue a one-time enrolment token (needs --pki-dir, "
-            "--store, --gateway); revoke: revoke an unused claim (--claim-id); claims: list.",
+            "--store, --gateway); revoke: revoke an unused claim (--claim-id); claims: list; "
+            "sticker-key: a store's sticker keys (--store; --key-out, --key-file or --retire).",
             show_default=False,
         ),
     ] = "serve",
@@ -84,6 +85,17 @@ def command(
     claim_id: Annotated[
         str | None, typer.Option(help="revoke: the claim id (the part after 'sgc1.').")
     ] = None,
+    # --- tap stickers (simulators/cloud/web/, simulators/cloud/stickerkeys.py) ---
+    web: Annotated[
+        str | None, typer.Option(help="serve: also serve the sticker landing page on HOST:PORT.")
+    ] = None,
+    key_out: Annotated[
+        Path | None, typer.Option(help="sticker-key: issue a new key for --store into this file.")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="sticker-key: register this existing key file instead.")
+    ] = None,
+    retire: Annotated[str | None, typer.Option(help="sticker-key: retire this key id.")] = None,
 ) -> None:
     """The cloud member service: answers the counter RPCs, records events, publishes keys.
 
@@ -95,6 +107,11 @@ def command(
     --pki-dir cloud-pki --url mqtts://localhost:8883 to answer it.
     """
     logging.basicConfig(level=logging.WARNING)
+    if action == "sticker-key":
+        from simulators.cloud.stickerkeys import sticker_key_action
+
+        sticker_key_action(db, store, key_out, key_file, retire)
+        return
     if action != "serve":
         _claims(action, pki_dir, store=store, gateway=gateway, ttl=ttl, claim_id=claim_id)
         return
@@ -117,14 +134,19 @@ def command(
         tls_context=tls,
     )
     try:
-        asyncio.run(_serve(service, enrollment))
+        asyncio.run(_serve(service, enrollment, web))
     except KeyboardInterrupt:
         pass
     finally:
         typer.echo(json.dumps(service.report()))
 
 
-async def _serve(service: CloudService, enrollment: Enrollment | None) -> None:
+async def _serve(service: CloudService, enrollment: Enrollment | None, web: str | None) -> None:
+    if web is not None:
+        from simulators.cloud.web.app import serve_beside
+
+        await serve_beside(service, web, _serve(service, enrollment, None))
+        return
     if enrollment is None:
         await service.run()
         return

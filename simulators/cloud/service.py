@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -51,6 +51,9 @@ from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, Rp
 from simulators.cloud.session import keep_connected
 from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
 from simulators.cloud.wallet import WalletAnswers
+
+if TYPE_CHECKING:
+    from simulators.cloud.web import LandingServer
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,12 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         self.confirmations = Confirmations()
         self.state_topic = f"{prefix}/cloud/state"
         self.state_session = 0
+
+    def landing(self, host: str = "127.0.0.1", port: int = 0) -> LandingServer:
+        """The sticker landing page over this service's store: ``async with cloud.landing()``."""
+        from simulators.cloud.web import LandingServer
+
+        return LandingServer(self.store, host, port, clock=self.clock)
 
     @property
     def keys_topic(self) -> str:

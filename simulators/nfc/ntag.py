@@ -1,4 +1,5 @@
-"""An NTAG213/215/216 memory map with the commands nfcpy and phones use."""
+"""An NTAG213/215/216 memory map with the commands nfcpy and phones use, the NFC counter and
+the UID/counter ASCII mirror (:mod:`drivers.nfc.codec.mirror` has the datasheet's rules)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ from collections.abc import Callable
 
 from drivers.nfc.codec import (
     NTAG_SPECS,
+    Mirror,
     NtagModel,
+    decode_mirror,
     find_ndef_tlv,
+    mirror_problem,
+    mirror_text,
     ndef_tlv,
 )
+from drivers.nfc.codec.mirror import COUNTER_MAX, NFC_CNT_EN, READ_CNT
 from simulators.nfc.frames import ACK, NAK, parse_uid, random_uid
 
 
@@ -37,6 +43,7 @@ class EmulatedNtag:
         *,
         ndef: bytes | None = None,
         signature: bytes | None = None,
+        counter: int = 0,
     ) -> None:
         raw_uid = parse_uid(uid) if isinstance(uid, str) else (uid or random_uid())
         if len(raw_uid) != 7:
@@ -64,6 +71,12 @@ class EmulatedNtag:
         self.authenticated = False
         self._auth0 = 0xFF
         self._prot = False
+        if not 0 <= counter <= COUNTER_MAX:
+            raise ValueError("the NFC counter is 24 bits")
+        self.counter = counter
+        """The 24-bit NFC counter (not in the memory map: READ_CNT and the mirror show it)."""
+        self._count_pending = False
+        self._mirror = self.mirror
         if ndef is not None:
             self.set_ndef(ndef)
 
@@ -101,6 +114,15 @@ class EmulatedNtag:
         return self.memory[10] & 0xF8 == 0xF8 and self.memory[11] == 0xFF
 
     @property
+    def mirror(self) -> Mirror:
+        """The mirror configuration now in CFG0 (in force from the next activation)."""
+        return decode_mirror(self.page(self.spec.cfg_page))
+
+    @property
+    def counter_enabled(self) -> bool:
+        return bool(self.memory[(self.spec.cfg_page + 1) * 4] & NFC_CNT_EN)
+
+    @property
     def password(self) -> bytes:
         cfg = self.spec.cfg_page * 4
         return bytes(self.memory[cfg + 8 : cfg + 14])
@@ -113,6 +135,29 @@ class EmulatedNtag:
         self.authenticated = False
         self._auth0 = self.memory[cfg + 3]
         self._prot = bool(self.memory[cfg + 4] & 0x80)
+        self._mirror = self.mirror
+        self._count_pending = True
+
+    def _count_read(self) -> None:
+        """The first READ or FAST_READ of an activation counts, when NFC_CNT_EN is set."""
+        if self._count_pending:
+            self._count_pending = False
+            if self.counter_enabled and self.counter < COUNTER_MAX:
+                self.counter += 1
+
+    def _mirrored(self, first: int, data: bytes) -> bytes:
+        """``data`` read from page ``first`` on, with the UID/counter mirror laid over it."""
+        mirror = self._mirror
+        if not mirror.active or mirror_problem(mirror, self.spec) is not None:
+            return data
+        text = mirror_text(self.uid, self.counter, mirror.conf)
+        out = bytearray(data)
+        for i in range(len(out)):
+            page = (first + i // 4) % self.spec.pages
+            at = page * 4 + i % 4 - mirror.start
+            if 0 <= at < len(text) and not self._protected(page, write=False):
+                out[i] = text[at]
+        return bytes(out)
 
     def process(self, frame: bytes) -> bytes | None:
         if not frame:
@@ -139,14 +184,18 @@ class EmulatedNtag:
         start = frame[1]
         if self._protected(start, write=False):
             return NAK
-        return b"".join(self._read_page((start + i) % self.spec.pages) for i in range(4))
+        self._count_read()
+        data = b"".join(self._read_page((start + i) % self.spec.pages) for i in range(4))
+        return self._mirrored(start, data)
 
     def _cmd_fast_read(self, frame: bytes) -> bytes:
         if len(frame) != 3 or not frame[1] <= frame[2] < self.spec.pages:
             return NAK
         if self._protected(frame[1], write=False):
             return NAK
-        return b"".join(self._read_page(p) for p in range(frame[1], frame[2] + 1))
+        self._count_read()
+        data = b"".join(self._read_page(p) for p in range(frame[1], frame[2] + 1))
+        return self._mirrored(frame[1], data)
 
     def _static_locked(self, page: int) -> bool:
         if page == 3:
@@ -184,13 +233,20 @@ class EmulatedNtag:
             for i in range(3):
                 self.memory[at + i] |= data[i]
         elif page in (spec.cfg_page, spec.cfg_page + 1):
-            if self.memory[(spec.cfg_page + 1) * 4] & 0x40:  # CFGLCK
-                return NAK
-            self.memory[at : at + 4] = data
+            return self._write_cfg(page, data)
         else:
             if self._static_locked(page) or self._dynamic_locked(page):
                 return NAK
             self.memory[at : at + 4] = data
+        return ACK
+
+    def _write_cfg(self, page: int, data: bytes) -> bytes:
+        spec = self.spec
+        if self.memory[(spec.cfg_page + 1) * 4] & 0x40:  # CFGLCK
+            return NAK
+        if page == spec.cfg_page and mirror_problem(decode_mirror(data), spec) is not None:
+            return NAK  # a mirror outside the user memory is refused
+        self.memory[page * 4 : page * 4 + 4] = data
         return ACK
 
     def _cmd_get_version(self, frame: bytes) -> bytes:
@@ -198,6 +254,14 @@ class EmulatedNtag:
 
     def _cmd_read_sig(self, frame: bytes) -> bytes:
         return self.signature if len(frame) == 2 else NAK
+
+    def _cmd_read_cnt(self, frame: bytes) -> bytes:
+        if len(frame) != 2 or frame[1] != 0x02:
+            return NAK
+        cfg1 = self.memory[(self.spec.cfg_page + 1) * 4]
+        if cfg1 & 0x08 and not self.authenticated:  # NFC_CNT_PWD_PROT
+            return NAK
+        return self.counter.to_bytes(3, "little")
 
     def _cmd_pwd_auth(self, frame: bytes) -> bytes:
         if len(frame) != 5:
@@ -216,4 +280,5 @@ _NTAG_COMMANDS: dict[int, Callable[[EmulatedNtag, bytes], bytes]] = {
     0x60: EmulatedNtag._cmd_get_version,
     0x3C: EmulatedNtag._cmd_read_sig,
     0x1B: EmulatedNtag._cmd_pwd_auth,
+    READ_CNT: EmulatedNtag._cmd_read_cnt,
 }

@@ -154,7 +154,9 @@ MIXED = nfc.encode_ndef_message(
 )
 UID = H("04a1b2c3d4e5f6")
 STICKER_KEY = nfc.StickerKey(bytes(range(32)))
-STICKER_URL = nfc.build_sticker_url("t.example.com", "S001", "aisle-3", UID, STICKER_KEY)
+STICKER_URL = nfc.build_sticker_url("t.example.com", "S001", "aisle-3", UID, STICKER_KEY).replace(
+    "00000000000000x000000", nfc.mirror_text(UID, 1).decode()
+)  # as the tag's UID and counter mirror shows it
 STICKER_MESSAGE = nfc.encode_ndef_message([nfc.uri_record(STICKER_URL)])
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from drivers.nfc.codec import StickerKey, build_sticker_url, verify_sticker_url
+from drivers.nfc.codec import (
+    StickerKey,
+    build_sticker_url,
+    encode_ndef_message,
+    mirror_text,
+    uri_record,
+    verify_sticker_url,
+)
 from simulators.nfc import EmulatedNtag, NfcTagSimulator
 from storegw.cli import app
 from tests.support.config import write_config
@@ -24,9 +31,46 @@ BASE = "t.example.com"
 UID1, UID2, UID3 = (bytes.fromhex(f"04a1b2c3d4e5{i:02x}") for i in (1, 2, 3))
 
 
+CLOUD_KEY = StickerKey(bytes(range(0x40, 0x60)), "k1")
+"""What the cloud issued for S001 (its key file is what the technician installs)."""
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
+    path = write_config(tmp_path)
+    issued = tmp_path / "S001-k1.key"
+    issued.write_text(CLOUD_KEY.file_text())
+    installed = runner.invoke(
+        app, ["provision", "sticker", "key-install", str(issued), "-c", str(path)]
+    )
+    assert installed.exit_code == 0, installed.output
+    return path
+
+
+def test_the_key_comes_from_the_cloud_and_is_never_shown(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    missing = runner.invoke(app, ["provision", "sticker", "key-show", "-c", str(path)])
+    assert missing.exit_code == 1
+    assert "install the key the cloud issued" in missing.stderr
+    issued = tmp_path / "S001-k1.key"
+    issued.write_text(CLOUD_KEY.file_text())
+    installed = runner.invoke(
+        app, ["provision", "sticker", "key-install", str(issued), "-c", str(path)]
+    )
+    assert installed.exit_code == 0, installed.output
+    assert "sticker key k1 installed" in installed.stdout
+    key_file = tmp_path / "data" / "sticker.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    shown = runner.invoke(app, ["provision", "sticker", "key-show", "-c", str(path)])
+    assert shown.stdout.strip() == "k1"
+    secret = CLOUD_KEY.file_text().split(":")[1].strip()
+    for result in (installed, shown):
+        assert secret not in result.output
+    bad = tmp_path / "bad.key"
+    bad.write_text("k1:zz")
+    refused = runner.invoke(app, ["provision", "sticker", "key-install", str(bad), "-c", str(path)])
+    assert refused.exit_code == 1
+    assert "zz" not in refused.output
 
 
 async def invoke(*args: str) -> Result:
@@ -73,8 +117,11 @@ async def test_a_roll_of_stickers_then_verify(config: Path, tmp_path: Path) -> N
         secret = key_file.read_text().strip()
         assert secret not in out
         key = key_of(tmp_path)
+        assert key.key_id == "k1"
         url = build_sticker_url(BASE, "S001", "counter-02", UID2, key)
-        assert verify_sticker_url(url, UID2, key).placement == "counter-02"
+        assert second.ndef == encode_ndef_message([uri_record(url)])
+        mirrored = url.replace("00000000000000x000000", mirror_text(UID2, 5).decode())
+        assert verify_sticker_url(mirrored, UID2, key).placement == "counter-02"
 
         verified = await invoke(
             "provision", "sticker", "verify", "--device", sim.path, "--base", BASE,

@@ -14,21 +14,26 @@ from typing import Any
 
 from drivers.nfc.codec import (
     NTAG_SPECS,
+    Mirror,
     NdefError,
     NtagModel,
+    StickerClaim,
     StickerKey,
     StickerSignatureError,
     StickerUrlError,
     build_sticker_url,
+    decode_mirror,
     decode_ndef_message,
     decode_uri,
     derive_tag_password,
     encode_ndef_message,
     find_ndef_tlv,
     ntag_model,
+    placeholder_mirror,
     uri_record,
     verify_sticker_url,
 )
+from drivers.nfc.codec.mirror import NFC_CNT_EN
 from drivers.nfc.sticker.errors import (
     NoTagError,
     ReaderUnavailable,
@@ -137,7 +142,8 @@ def _signature(tag: Any) -> str | None:
     return None if not any(sig) else sig.hex()
 
 
-def _writable_ndef(tag: Any, password: bytes) -> Any:
+def _writable_ndef(tag: Any, password: bytes) -> tuple[Any, bool]:
+    """The tag's NDEF, writable, and whether it took the password to make it so."""
     ndef = tag.ndef
     if ndef is None:
         tag.format()
@@ -154,7 +160,59 @@ def _writable_ndef(tag: Any, password: bytes) -> Any:
             raise TagReadOnlyError(
                 "the tag is locked or protected by a password this key does not derive"
             )
-    return ndef
+        return ndef, True
+    return ndef, False
+
+
+def _reactivate(tag: Any, password: bytes | None) -> None:
+    """Select the tag again (what nfcpy's protect does): CFG0 changes apply from now on, and
+    the next READ is an activation's first, which the NFC counter counts."""
+    tag._target = tag.clf.sense(tag.target)
+    if not tag.target:
+        raise WriteError("the tag left the reader while it was being configured")
+    if password is not None:
+        with _secret_on_air():
+            if not tag.authenticate(password):
+                raise WriteError("the tag no longer takes its password")
+
+
+def _set_mirror(tag: Any, model: NtagModel, mirror: Mirror | None) -> None:
+    """Write CFG0 (MIRROR, MIRROR_PAGE; RFUI and AUTH0 kept) and NFC_CNT_EN in ACCESS."""
+    spec = NTAG_SPECS[model]
+    cfg = bytes(tag.read(spec.cfg_page))
+    if mirror is None:
+        cfg0 = bytes([cfg[0] & 0x0F, cfg[1], 0x00, cfg[3]])
+        cfg1 = cfg[4:8]
+    else:
+        cfg0 = bytes([mirror.mirror_byte(), cfg[1], mirror.page, cfg[3]])
+        cfg1 = bytes([cfg[4] | NFC_CNT_EN]) + cfg[5:8]
+    if cfg0 != cfg[0:4]:
+        tag.write(spec.cfg_page, cfg0)
+    if cfg1 != cfg[4:8]:
+        tag.write(spec.cfg_page + 1, cfg1)
+
+
+def _mirror_now(tag: Any, model: NtagModel) -> Mirror:
+    return decode_mirror(bytes(tag.read(NTAG_SPECS[model].cfg_page))[0:4])
+
+
+def _mirror_and_check(
+    tag: Any, model: NtagModel, mirror: Mirror, key: StickerKey, password: bytes | None
+) -> StickerClaim:
+    """Turn the mirror on, select the tag again and check that it shows its UID and counter."""
+    import nfc.clf
+    import nfc.tag
+
+    try:
+        _set_mirror(tag, model, mirror)
+        _reactivate(tag, password)
+    except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
+        raise WriteError(f"setting the UID and counter mirror failed: {exc}") from None
+    mirrored = _url_of(find_ndef_tlv(_read_area(tag, model)))
+    try:
+        return verify_sticker_url(mirrored or "", bytes(tag.identifier), key)
+    except (StickerUrlError, StickerSignatureError) as exc:
+        raise VerifyError(f"the tag does not mirror its UID and counter: {exc}") from None
 
 
 def write_job(
@@ -163,6 +221,7 @@ def write_job(
     *,
     store: str,
     placement: str,
+    staff: str | None,
     protect: bool,
     lock: bool,
     timeout: float,
@@ -174,22 +233,29 @@ def write_job(
         tag = _wait_for_tag(clf, cancel, timeout)
         model = _model_of(tag)
         uid = bytes(tag.identifier)
-        url = build_sticker_url(base, store, placement, uid, key)
+        url = build_sticker_url(base, store, placement, uid, key, staff=staff)
         message = encode_ndef_message([uri_record(url)])
         password = derive_tag_password(key, uid)
         try:
-            ndef = _writable_ndef(tag, password)
+            ndef, needed_password = _writable_ndef(tag, password)
             if len(message) > ndef.capacity:
                 raise StickerCapacityError(len(message), ndef.capacity, model)
+            authed = password if needed_password else None
+            if _mirror_now(tag, model).active:  # an old mirror would overlay the new URL
+                _set_mirror(tag, model, None)
+                _reactivate(tag, authed)
+                ndef = tag.ndef
             ndef.octets = message
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
             raise WriteError(f"writing the URL failed: {exc}") from None
 
-        found = find_ndef_tlv(_read_area(tag, model))
+        area = _read_area(tag, model)
+        found = find_ndef_tlv(area)
         if found != message:
             raise VerifyError(
                 f"read back {len(found or b'')} bytes that differ from the {len(message)} written"
             )
+        claim = _mirror_and_check(tag, model, placeholder_mirror(area, message), key, authed)
         signature = _signature(tag)
 
         try:
@@ -213,6 +279,8 @@ def write_job(
             url=url,
             store=store,
             placement=placement,
+            staff=staff,
+            counter=claim.counter,
             signature_hex=signature,
             ndef_bytes=len(message),
             capacity_bytes=ndef.capacity,
@@ -222,6 +290,13 @@ def write_job(
         )
 
     return job
+
+
+def _url_of(octets: bytes | None) -> str | None:
+    for record in decode_ndef_message(octets or b""):
+        if record.tnf == 1 and record.type == b"U":
+            return decode_uri(record.payload)
+    return None
 
 
 def read_job(key: StickerKey, timeout: float) -> Any:
@@ -246,12 +321,8 @@ def read_job(key: StickerKey, timeout: float) -> Any:
             "protected": protected,
             "locked": locked,
         }
-        url = None
         try:
-            for record in decode_ndef_message(octets):
-                if record.tnf == 1 and record.type == b"U":
-                    url = decode_uri(record.payload)
-                    break
+            url = _url_of(octets)
         except NdefError as exc:
             return StickerRead(url=None, valid=False, problem=f"malformed NDEF: {exc}", **common)
         if url is None:
@@ -261,7 +332,14 @@ def read_job(key: StickerKey, timeout: float) -> Any:
         except (StickerUrlError, StickerSignatureError) as exc:
             return StickerRead(url=url, valid=False, problem=str(exc), **common)
         return StickerRead(
-            url=url, valid=True, store=claim.store, placement=claim.placement, **common
+            url=url,
+            valid=True,
+            store=claim.store,
+            placement=claim.placement,
+            staff=claim.staff,
+            counter=claim.counter,
+            key_id=claim.key_id,
+            **common,
         )
 
     return job

@@ -17,6 +17,9 @@ class StickerResult(BaseModel):
     url: str
     store: str
     placement: str
+    staff: str | None = None
+    counter: int | None = None
+    """The NFC counter the tag mirrored when the write was checked."""
     signature_hex: str | None
     """NXP originality signature (READ_SIG), 32 bytes; None if the tag returned none."""
     ndef_bytes: int
@@ -38,6 +41,10 @@ class StickerRead(BaseModel):
     valid: bool
     store: str | None = None
     placement: str | None = None
+    staff: str | None = None
+    key_id: str | None = None
+    counter: int | None = None
+    """The NFC counter this read made the tag mirror (it counts every activation's first read)."""
     problem: str | None = None
     """Why ``valid`` is False (no URL, not a sticker URL, signature mismatch)."""
     signature_hex: str | None = None

@@ -55,12 +55,14 @@ class StickerWriter(AsyncResource):
         store: str,
         placement: str,
         *,
+        staff: str | None = None,
         protect: bool = False,
         lock: bool = False,
         confirm: bool = False,
         timeout: float = 30.0,
     ) -> StickerResult:
-        """Wait up to ``timeout`` s for an NTAG, write the signed URL, read it back.
+        """Wait up to ``timeout`` s for an NTAG, write the signed URL, read it back, and turn
+        on the tag's UID and NFC counter mirror (checked by reading it again).
 
         ``protect`` sets a per-tag password for writes; ``lock`` makes the tag read-only for
         good and is refused unless ``confirm`` is True. Nothing is written when refused.
@@ -69,13 +71,14 @@ class StickerWriter(AsyncResource):
             raise LockNotConfirmed("locking a sticker is permanent: pass confirm=True to lock")
         if lock and protect:
             raise ValueError("choose protect (password) or lock (permanent), not both")
-        build_sticker_url(self.base, store, placement, b"\x04\0\0\0\0\0\0", self._key)
+        build_sticker_url(self.base, store, placement, b"\x04\0\0\0\0\0\0", self._key, staff=staff)
         result: StickerResult = await self._thread().run(
             write_job(
                 self.base,
                 self._key,
                 store=store,
                 placement=placement,
+                staff=staff,
                 protect=protect,
                 lock=lock,
                 timeout=timeout,

@@ -24,10 +24,17 @@ from simulators.cloud.store.coupons import CouponTables
 from simulators.cloud.store.events import EventTables
 from simulators.cloud.store.joins import JoinTables
 from simulators.cloud.store.orders import OrderTables
+from simulators.cloud.store.stickers import StickerTables
 
 
 class CloudStore(
-    JoinTables, CouponTables, OrderTables, AppointmentTables, CatalogueTables, EventTables
+    JoinTables,
+    CouponTables,
+    OrderTables,
+    AppointmentTables,
+    CatalogueTables,
+    EventTables,
+    StickerTables,
 ):
     """``async with CloudStore(path) as store:``; one writer connection, WAL."""
 

@@ -120,4 +120,14 @@ CREATE TABLE IF NOT EXISTS joins (
 CREATE UNIQUE INDEX IF NOT EXISTS joins_by_provisional ON joins (provisional_id);
 CREATE TABLE IF NOT EXISTS member_phones (phone TEXT PRIMARY KEY, member_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sticker_keys (
+    store_id TEXT NOT NULL, key_id TEXT NOT NULL, secret TEXT NOT NULL, origin TEXT NOT NULL,
+    created_at TEXT NOT NULL, retired_at TEXT, PRIMARY KEY (store_id, key_id)
+);
+CREATE TABLE IF NOT EXISTS sticker_counters (uid TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sticker_taps (
+    tap_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, placement TEXT NOT NULL, staff TEXT,
+    key_id TEXT, uid TEXT, counter INTEGER, kind TEXT NOT NULL, outcome TEXT NOT NULL,
+    at TEXT NOT NULL, join_id TEXT
+);
 """

@@ -28,6 +28,8 @@ from drivers.nfc.codec import (
     derive_tag_password,
     encode_ndef_message,
     find_ndef_tlv,
+    mirror_offset,
+    mirror_text,
     ndef_tlv,
     ntag_model,
     parse_sticker_url,
@@ -314,26 +316,57 @@ def test_capacity_error_states_needed_and_available() -> None:
 # --- sticker URLs ---------------------------------------------------------------------------
 
 
+def tapped(url: str, uid: bytes = UID, counter: int = 1) -> str:
+    """The URL as a phone reads it off the tag: the tag mirrors ``UIDxCNT`` over the zeros."""
+    return url.replace("00000000000000x000000", mirror_text(uid, counter).decode())
+
+
 def test_sticker_url_shape_and_roundtrip() -> None:
-    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY)
-    sig = sticker_signature(KEY, "S001", "aisle-3", UID)
-    assert url == f"https://t.example.com/t/S001/aisle-3?s={sig}"
+    key = StickerKey(bytes(range(32)), "k1")
+    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, key, staff="E042")
+    sig = sticker_signature(key, "S001", "aisle-3", UID, staff="E042")
+    assert url == (
+        f"https://t.example.com/t/S001/aisle-3?k=k1&st=E042&s={sig}&m=00000000000000x000000"
+    )
     assert len(sig) == 16
-    claim = verify_sticker_url(url, UID, KEY)
+    assert mirror_offset(url) == len(url) - 21
+    read = tapped(url, counter=0x3F31)
+    assert read.endswith("&m=04A1B2C3D4E5F6x003F31")
+    claim = verify_sticker_url(read, UID, key)
     assert (claim.store, claim.placement, claim.base) == ("S001", "aisle-3", "t.example.com")
-    assert parse_sticker_url(url) == claim
+    assert (claim.staff, claim.key_id, claim.uid, claim.counter) == (
+        "E042",
+        "k1",
+        UID.hex(),
+        0x3F31,
+    )
+    assert verify_sticker_url(read, None, key) == claim  # the cloud has only the URL
+    assert parse_sticker_url(read) == claim
+    # the staff member is signed too
+    with pytest.raises(StickerSignatureError):
+        verify_sticker_url(read.replace("st=E042", "st=E043"), None, key)
+
+
+def test_the_counter_is_not_signed_only_mirrored() -> None:
+    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY)
+    one, two = tapped(url, counter=1), tapped(url, counter=2)
+    assert verify_sticker_url(one, None, KEY).counter == 1
+    assert verify_sticker_url(two, None, KEY).counter == 2  # the cloud refuses it twice
 
 
 def test_sticker_url_with_base_path_and_uid_spellings() -> None:
     url = build_sticker_url("example.com/s", "S1", "P1", "04:A1:B2:C3:D4:E5:F6", KEY)
-    assert url.startswith("https://example.com/s/t/S1/P1?s=")
-    assert verify_sticker_url(url, UID, KEY).base == "example.com/s"
+    assert url.startswith(f"https://example.com/s/t/S1/P1?k={KEY.key_id}&s=")
+    assert verify_sticker_url(tapped(url), UID, KEY).base == "example.com/s"
 
 
 def test_copied_url_fails_on_another_tag() -> None:
-    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY)
+    url = tapped(build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY))
     with pytest.raises(StickerSignatureError, match="copied"):
         verify_sticker_url(url, bytes.fromhex("04ffffffffffff"), KEY)
+    other = bytes.fromhex("04ffffffffffff")  # a tag mirroring its own UID under the copy
+    with pytest.raises(StickerSignatureError, match="copied"):
+        verify_sticker_url(tapped(url.replace(UID.hex().upper(), "0" * 14), other), None, KEY)
 
 
 @pytest.mark.parametrize(
@@ -341,19 +374,42 @@ def test_copied_url_fails_on_another_tag() -> None:
     [
         lambda u: u.replace("aisle-3", "aisle-4"),
         lambda u: u.replace("S001", "S002"),
-        lambda u: u[:-1] + ("A" if u[-1] != "A" else "B"),
+        lambda u: u.replace("&s=", "&s=A"),
+        lambda u: u.replace("04A1B2C3D4E5F6", "04A1B2C3D4E5F7"),
     ],
 )
 def test_edited_urls_fail(forge: object) -> None:
-    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY)
+    url = tapped(build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY))
     with pytest.raises(StickerSignatureError):
-        verify_sticker_url(forge(url), UID, KEY)  # type: ignore[operator]
+        verify_sticker_url(forge(url), None, KEY)  # type: ignore[operator]
 
 
 def test_other_key_fails() -> None:
-    url = build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY)
-    with pytest.raises(StickerSignatureError):
+    url = tapped(build_sticker_url("t.example.com", "S001", "aisle-3", UID, KEY))
+    with pytest.raises(StickerSignatureError, match="names key"):
         verify_sticker_url(url, UID, StickerKey(b"k" * 32))
+    same_id = StickerKey(b"k" * 32, KEY.key_id)  # another secret claiming the same id
+    with pytest.raises(StickerSignatureError, match="does not match"):
+        verify_sticker_url(url, UID, same_id)
+
+
+def test_the_first_url_form_parses_but_never_verifies() -> None:
+    legacy = "https://t.example.com/t/S001/door?s=abc123"
+    claim = parse_sticker_url(legacy)  # a till still knows it for a sticker
+    assert claim.legacy
+    assert (claim.store, claim.placement) == ("S001", "door")
+    with pytest.raises(StickerUrlError, match="write the sticker again"):
+        verify_sticker_url(legacy, UID, KEY)
+
+
+def test_sun_url_parses_into_its_parameters() -> None:
+    url = "https://t.example.com/t/S1/P1?k=k1&s=abc&e=EF963FF7828658A599F3041510671E88&c=94EED9EE65337086"
+    claim = parse_sticker_url(url)
+    assert claim.sun is not None
+    assert claim.sun.picc_data == "EF963FF7828658A599F3041510671E88"
+    assert (claim.uid, claim.counter) == (None, None)
+    with pytest.raises(StickerUrlError, match="SDM keys"):
+        verify_sticker_url(url, None, KEY)
 
 
 @pytest.mark.parametrize(
@@ -367,6 +423,15 @@ def test_other_key_fails() -> None:
         "https://t.example.com/t/S1/P1/x?s=abc",
         "https://t.example.c]m/t/S1/P1?s=abc",  # urlsplit: "Invalid IPv6 URL" (found by fuzzing)
         "https://[::1/t/S1/P1?s=abc",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc",  # no mirror, no SUN
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&m=04A1B2C3D4E5F6y000001",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&m=04A1B2C3D4E5F6x00000G",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&m=04A1B2C3D4E5x000001",
+        "https://t.example.com/t/S1/P1?k=k/1&s=abc&m=04A1B2C3D4E5F6x000001",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&m=04A1B2C3D4E5F6x000001&x=1",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&m=04A1B2C3D4E5F6x000001&e=00&c=00",
+        "https://t.example.com/t/S1/P1?k=k1&s=abc&e=zz&c=00",
+        "https://t.example.com/t/S1/P1?k=k1&st=a b&s=abc&m=04A1B2C3D4E5F6x000001",
     ],
 )
 def test_not_sticker_urls(url: str) -> None:
@@ -377,6 +442,8 @@ def test_not_sticker_urls(url: str) -> None:
 def test_bad_ids_and_base_are_refused() -> None:
     with pytest.raises(ValueError, match="placement id"):
         build_sticker_url("t.example.com", "S1", "a/b", UID, KEY)
+    with pytest.raises(ValueError, match="staff id"):
+        build_sticker_url("t.example.com", "S1", "P1", UID, KEY, staff="a b")
     with pytest.raises(ValueError, match="sticker base"):
         build_sticker_url("https://t.example.com", "S1", "P1", UID, KEY)
 
@@ -387,13 +454,31 @@ def test_bad_ids_and_base_are_refused() -> None:
     st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
     st.binary(min_size=7, max_size=7),
     st.binary(min_size=7, max_size=7),
+    st.integers(0, 0xFFFFFF),
 )
-def test_signature_binds_the_uid(store: str, placement: str, uid: bytes, other: bytes) -> None:
+def test_signature_binds_the_uid(
+    store: str, placement: str, uid: bytes, other: bytes, counter: int
+) -> None:
     url = build_sticker_url("t.example.com", store, placement, uid, KEY)
-    assert verify_sticker_url(url, uid, KEY).placement == placement
+    claim = verify_sticker_url(tapped(url, uid, counter), uid, KEY)
+    assert (claim.placement, claim.counter) == (placement, counter)
     if other != uid:
         with pytest.raises(StickerSignatureError):
-            verify_sticker_url(url, other, KEY)
+            verify_sticker_url(tapped(url, other, counter), None, KEY)
+
+
+def test_key_files_carry_the_cloud_key_id() -> None:
+    key = StickerKey(bytes(range(32)), "S001-k2")
+    text = key.file_text()
+    assert text == "S001-k2:" + bytes(range(32)).hex() + "\n"
+    again = StickerKey.from_text(text)
+    assert again.key_id == "S001-k2"
+    assert again.mac(b"x") == key.mac(b"x")
+    assert (
+        StickerKey.from_text(bytes(range(32)).hex()).key_id == StickerKey(bytes(range(32))).key_id
+    )
+    with pytest.raises(ValueError, match="key id"):
+        StickerKey.from_text("bad id:" + bytes(range(32)).hex())
 
 
 def test_key_never_shows_its_secret() -> None:

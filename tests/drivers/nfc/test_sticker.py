@@ -65,23 +65,33 @@ def ntag(model: str = "NTAG213", uid: bytes = UID) -> EmulatedNtag:
 async def test_write_then_verify_round_trip_on_an_ntag213(port: int) -> None:
     tag = ntag()
     async with NfcTagSimulator(port, tag), writer(port) as w:
-        result = await w.write("S001", "aisle-3", timeout=5)
+        result = await w.write("S001", "aisle-3", staff="E042", timeout=5)
         read = await w.read(timeout=5)
-    url = build_sticker_url(BASE, "S001", "aisle-3", UID, KEY)
+        again = await w.read(timeout=5)
+    url = build_sticker_url(BASE, "S001", "aisle-3", UID, KEY, staff="E042")
     assert result.url == url
+    assert url.endswith("&m=00000000000000x000000")  # the tag fills it in at every read
     assert result.uid == UID.hex()
     assert result.model == "NTAG213"
-    assert (result.store, result.placement) == ("S001", "aisle-3")
+    assert (result.store, result.placement, result.staff) == ("S001", "aisle-3", "E042")
     assert result.signature_hex == SIG.hex()
     assert result.ndef_bytes == len(encode_ndef_message([uri_record(url)]))
     assert result.capacity_bytes == NTAG_SPECS["NTAG213"].ndef_capacity == 137  # nfcpy agrees
     assert (result.protected, result.locked) == (False, False)
     assert result.key_id == KEY.key_id
-    # On the chip, byte for byte, and verifiable with nothing but the URL and the UID.
+    # On the chip, byte for byte, the placeholder included; the mirror is the tag's own.
     assert tag.ndef == encode_ndef_message([uri_record(url)])
-    assert verify_sticker_url(url, tag.uid, KEY).placement == "aisle-3"
+    assert tag.mirror.active
+    assert tag.counter_enabled
+    # Each read is a new activation whose first READ counts: the counter grows with each.
+    assert result.counter is not None
+    assert read.counter == result.counter + 1
+    assert again.counter == result.counter + 2 == tag.counter
+    assert read.url is not None
+    assert read.url.endswith(f"&m={UID.hex().upper()}x{read.counter:06X}")
+    assert verify_sticker_url(read.url, tag.uid, KEY).placement == "aisle-3"
     assert read.valid
-    assert (read.store, read.placement, read.url) == ("S001", "aisle-3", url)
+    assert (read.store, read.placement, read.staff) == ("S001", "aisle-3", "E042")
     assert read.signature_hex == SIG.hex()
     with pytest.raises(Exception, match="frozen"):
         result.url = "x"  # type: ignore[misc]
@@ -117,7 +127,7 @@ async def test_copied_or_forged_url_fails_verification(port: int) -> None:
         copy.set_ndef(original.ndef)
         await asyncio.to_thread(sim.present, copy)
         read = await w.read(timeout=5)
-        assert read.url == written.url
+        assert read.url == written.url  # no mirror on the copy: the placeholder shows
         assert not read.valid
         assert read.problem is not None
         assert "copied" in read.problem

@@ -108,9 +108,20 @@ async def test_a_tap_sticker_at_the_till_reader_is_not_a_member_card(
         "type": "Type2Tag",
         "ndef": [{"type": "uri", "uri": "https://tap.example.com/t/S001/door?s=abc123"}],
     }
+    mirrored = {  # the URL form the cloud verifies: key id, staff, the tag's UIDxCNT mirror
+        **sticker,
+        "ndef": [
+            {
+                "type": "uri",
+                "uri": "https://tap.example.com/t/S001/door?k=k1&st=E042&s=abc123"
+                f"&m={seed.NFC_BRUNO.upper()}x00002A",
+            }
+        ],
+    }
     async with running(gw):
         counter = await online(gw)
         counter.on_device_reading("till-1-nfc", "till-1", Reading(kind="nfc", data=sticker))
+        counter.on_device_reading("till-1-nfc", "till-1", Reading(kind="nfc", data=mirrored))
         card = {"uid": seed.CARD_ALICE}
         counter.on_device_reading("till-1-nfc", "till-1", Reading(kind="card", data=card))
         identified = await cloud_events(cloud, "member.identified", 1)
