@@ -6,6 +6,7 @@ till did for the provisional id offline lands on the member (:meth:`resolve_memb
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 
@@ -14,6 +15,10 @@ from simulators.cloud.store.packages import PackageTables
 
 
 class JoinTables(PackageTables):
+    _join_lock: asyncio.Lock | None = None
+    """One join at a time: a new member's id is the next free number, and joins arrive from
+    every gateway's RPC and from the sticker landing page alike."""
+
     async def resolve_member(self, member_id: str) -> str:
         """The member a provisional id (``P-...``, made offline by a gateway) became."""
         row = await self.fetch_one(
@@ -36,55 +41,58 @@ class JoinTables(PackageTables):
         offline_at: datetime | None,
         now: datetime,
     ) -> Json:
-        stored = await self.fetch_one(
-            "SELECT phone, reply FROM joins WHERE join_id = ?", (join_id,)
-        )
-        if stored is not None:
-            if stored[0] != phone:
-                raise Refusal(RefusalCode.BAD_ARGS, "join_id was used for another join")
-            return dict(json.loads(stored[1]))
-        store_id, gateway_id, till = where
-        known = await self.fetch_one(
-            "SELECT member_id FROM member_phones WHERE phone = ?", (phone,)
-        )
-        existing = known is not None
-        if known is not None:
-            member_id = str(known[0])
-        else:
-            count = await self.fetch_one("SELECT count(*) FROM members")
-            member_id = f"M{5001 + int(count[0] if count else 0)}"
-            await self.add_member(member_id, name or "New member", commit=False)
-            await self.db.execute("INSERT INTO member_phones VALUES (?, ?)", (phone, member_id))
-        profile = await self.member_row(member_id)
-        if profile is None:  # pragma: no cover - written just above
-            raise Refusal(RefusalCode.INTERNAL, "the new member was not stored")
-        reply: Json = {
-            "ok": True,
-            "data": {"join_id": join_id, "member_id": member_id, "existing": existing},
-        }
-        if provisional_id is not None:
-            reply["data"]["provisional_id"] = provisional_id
-        await self.db.execute(
-            "INSERT INTO joins VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                join_id,
-                member_id,
-                phone,
-                int(marketing),
-                store_id,
-                gateway_id,
-                till,
-                staff,
-                channel,
-                placement,
-                provisional_id,
-                iso(now),
-                None if offline_at is None else iso(offline_at),
-                json.dumps(reply),
-            ),
-        )
-        await self.db.commit()
-        return reply
+        if self._join_lock is None:
+            self._join_lock = asyncio.Lock()
+        async with self._join_lock:  # the next member id is read, then written
+            stored = await self.fetch_one(
+                "SELECT phone, reply FROM joins WHERE join_id = ?", (join_id,)
+            )
+            if stored is not None:
+                if stored[0] != phone:
+                    raise Refusal(RefusalCode.BAD_ARGS, "join_id was used for another join")
+                return dict(json.loads(stored[1]))
+            store_id, gateway_id, till = where
+            known = await self.fetch_one(
+                "SELECT member_id FROM member_phones WHERE phone = ?", (phone,)
+            )
+            existing = known is not None
+            if known is not None:
+                member_id = str(known[0])
+            else:
+                count = await self.fetch_one("SELECT count(*) FROM members")
+                member_id = f"M{5001 + int(count[0] if count else 0)}"
+                await self.add_member(member_id, name or "New member", commit=False)
+                await self.db.execute("INSERT INTO member_phones VALUES (?, ?)", (phone, member_id))
+            profile = await self.member_row(member_id)
+            if profile is None:  # pragma: no cover - written just above
+                raise Refusal(RefusalCode.INTERNAL, "the new member was not stored")
+            reply: Json = {
+                "ok": True,
+                "data": {"join_id": join_id, "member_id": member_id, "existing": existing},
+            }
+            if provisional_id is not None:
+                reply["data"]["provisional_id"] = provisional_id
+            await self.db.execute(
+                "INSERT INTO joins VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    join_id,
+                    member_id,
+                    phone,
+                    int(marketing),
+                    store_id,
+                    gateway_id,
+                    till,
+                    staff,
+                    channel,
+                    placement,
+                    provisional_id,
+                    iso(now),
+                    None if offline_at is None else iso(offline_at),
+                    json.dumps(reply),
+                ),
+            )
+            await self.db.commit()
+            return reply
 
     async def join_record(self, member_id: str) -> Json | None:
         """Where a member joined (the source head office attributes the member to)."""

@@ -8,7 +8,6 @@ only into the joins table: it is in no log line and no page.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -48,8 +47,6 @@ class Landing:
         self.store = store
         self.clock = clock
         self._secret = secrets.token_bytes(32)
-        self._joining = asyncio.Lock()
-        """One join at a time: the joins table picks the next member id between awaits."""
 
     # -- the member cookie
 
@@ -136,20 +133,19 @@ class Landing:
             )
         join_id = f"sticker-{tap_id}"
         try:
-            async with self._joining:
-                reply = await self.store.join(
-                    join_id=join_id,
-                    phone=phone,
-                    name=None,
-                    marketing=form.get("marketing") == "yes",
-                    where=(store_id, GATEWAY, None),
-                    staff=tap["staff"],
-                    channel="sticker",
-                    placement=placement,
-                    provisional_id=None,
-                    offline_at=None,
-                    now=now,
-                )
+            reply = await self.store.join(
+                join_id=join_id,
+                phone=phone,
+                name=None,
+                marketing=form.get("marketing") == "yes",
+                where=(store_id, GATEWAY, None),
+                staff=tap["staff"],
+                channel="sticker",
+                placement=placement,
+                provisional_id=None,
+                offline_at=None,
+                now=now,
+            )
         except Refusal:
             return _html(pages.refused_page("Tap again", "this tap was used to join"), status=409)
         await self.store.claim_tap_for_join(tap_id, join_id)
