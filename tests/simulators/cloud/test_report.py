@@ -139,6 +139,7 @@ async def test_the_report_counts_what_was_done(
         await identify(counter, "till-3", members["J-3"])
         await identify(counter, "till-3", members["J-1"])  # the same member again: one visit
         did["visits"] += 4
+        await cloud_events(cloud, "member.joined", 3)
         await cloud_events(cloud, "member.visit", 4)
         await cloud_events(cloud, "package.used", 1)
         await cloud_events(cloud, "balance.paid", 1)
