@@ -21,7 +21,7 @@ from simulators.cloud.offers import ClaimArgs
 from simulators.cloud.reports import TAPS_TABLE
 from simulators.cloud.store import iso
 from tests.gateway.counter.test_wallet import API, identify, pay
-from tests.support.counter import cloud_events, online_gateway
+from tests.support.counter import cloud_events, offline, online_gateway, reconnected
 from tests.support.link import Link
 from tests.support.storegw import storegw
 
@@ -222,3 +222,47 @@ async def _cli(*args: str) -> str:
     code, out, err = await storegw(*args)
     assert code == 0, err
     return out
+
+
+async def test_what_the_cloud_refused_after_an_offline_acceptance_does_not_count(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    now = cloud.clock()
+    await cloud.campaigns.add_campaign(
+        "CMP-1", "One", starts_at=now, ends_at=now + timedelta(days=1), offers=(seed.OFFER_COFFEE,)
+    )
+    claim = ClaimArgs(claim_id="K-9", member_id=seed.ALICE, offer_id=seed.OFFER_COFFEE)
+    claimed = await cloud.offers.claim(claim, store_id="S001", gateway_id="app", now=now)
+    coupon = claimed["data"]["coupon"]
+    await cloud.campaigns.book_online(
+        "APT-X", seed.ALICE, "S001", now + timedelta(minutes=20), "eye test", campaign_id="CMP-1",
+        now=now,
+    )  # fmt: skip
+    async with online_gateway(link, tmp_path / "gw") as (gw, counter):
+        await identify(counter, "till-1", seed.ALICE)  # the profile cached: appointment too
+        await offline(gw, link)
+        redeemed = await counter.redeem(RedeemRequest(till="till-1", coupon=coupon["token"]), API)
+        checked_in = await counter.checkin(
+            CheckinRequest(till="till-1", appointment_id="APT-X"), API
+        )
+        assert (redeemed.status, checked_in.status) == ("pending", "pending")
+        # meanwhile the coupon is used in another store and the appointment cancelled
+        await cloud.mark_coupon_used(coupon["coupon_id"])
+        await cloud.store.db.execute(
+            "UPDATE appointments SET status = 'cancelled' WHERE appointment_id = 'APT-X'"
+        )
+        await cloud.store.db.commit()
+        await reconnected(gw, link)
+        await cloud_events(cloud, "redemption.conflict")
+        await cloud_events(cloud, "counter.refused")
+    sent = [await cloud.store.event_data(k) for k in ("coupon.redeemed", "appointment.checked_in")]
+    assert [len(s) for s in sent] == [1, 1]  # the gateway did send both
+    report = await cloud.store_report(
+        "S001", now - timedelta(hours=1), cloud.clock() + timedelta(hours=1)
+    )
+    assert (report["coupons"]["claimed"], report["coupons"]["redeemed"]) == (1, 0)
+    assert report["coupons"]["by_campaign"][0]["rate"] == 0.0
+    assert (report["appointments"]["booked_online"], report["appointments"]["checked_in"]) == (
+        1,
+        0,
+    )
