@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from gateway.counter.asset_models import JoinRequest, PackageUseRequest
 from gateway.counter.models import CheckinRequest, Origin, RedeemRequest
@@ -39,23 +40,44 @@ JOINS = [  # (join id, phone, placement, staff)
 ]
 
 
-async def _record_taps(cloud: CloudService) -> None:
-    """The landing page's table, as the report reads it (simulators/cloud/reports/taps.py)."""
+TAP_COLUMNS = "(store_id, placement, staff, uid, counter, at, outcome)"
+
+
+async def _tap(cloud: CloudService, store_id: str, placement: str, staff: str, **tap: Any) -> None:
+    """One tap as the sticker landing page records it: through its writer where the cloud
+    has one (``record_tap``), else into the table the report reads."""
+    record = getattr(cloud.store, "record_tap", None)
+    if record is not None:
+        await record(
+            store_id=store_id, placement=placement, staff=staff, key_id=None, kind="ntag21x",
+            now=cloud.clock(), **tap,
+        )  # fmt: skip
+        return
     db = cloud.store.db
     await db.execute(
         f"CREATE TABLE IF NOT EXISTS {TAPS_TABLE} (store_id TEXT, placement TEXT, staff TEXT,"
         " uid TEXT, counter INTEGER, at TEXT, outcome TEXT)"
     )
-    for n, (placement, staff, outcome) in enumerate(TAPS):
-        await db.execute(
-            f"INSERT INTO {TAPS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ("S001", placement, staff, "04A1B2C3D4E5F6", n + 1, iso(cloud.clock()), outcome),
-        )
-    await db.execute(  # another store's tap: not this report's
-        f"INSERT INTO {TAPS_TABLE} VALUES ('S002', 'door', 'S-1', 'X', 1, ?, 'ok')",
-        (iso(cloud.clock()),),
+    await db.execute(
+        f"INSERT INTO {TAPS_TABLE} {TAP_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            store_id,
+            placement,
+            staff,
+            tap["uid"],
+            tap["counter"],
+            iso(cloud.clock()),
+            tap["outcome"],
+        ),
     )
     await db.commit()
+
+
+async def _record_taps(cloud: CloudService) -> None:
+    for n, (placement, staff, outcome) in enumerate(TAPS):
+        await _tap(cloud, "S001", placement, staff, uid="04a1b2c3d4e5f6", counter=n + 1,
+                   outcome=outcome)  # fmt: skip
+    await _tap(cloud, "S002", "door", "S-1", uid="04ffffffffffff", counter=1, outcome="ok")
 
 
 async def _online(cloud: CloudService, did: Counter[str]) -> dict[str, str]:
