@@ -143,9 +143,11 @@ def report(
     prefix: Prefix = "storegw/v1",
     timeout: Timeout = 20.0,
 ) -> None:
-    """Head office's store report: taps and joins by placement and staff, coupons claimed vs
-    redeemed (by campaign), appointments booked online vs checked in, visits by where the
-    member joined, stored value and packages sold online vs used in the store.
+    """Head office's store report: what online activity brought, against the store.
+
+    Taps and joins by placement and staff, coupons claimed vs redeemed (by campaign),
+    appointments booked online vs checked in, visits by where the member joined, stored value
+    and packages sold online vs used in the store.
 
     Example: storegw sim cloud report --store S001 --from 2026-12-01 --to 2026-12-06
     """

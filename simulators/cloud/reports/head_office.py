@@ -173,7 +173,9 @@ async def _visits(store: CloudStore, events: StoreEvents) -> Json:
     where: list[str] = []
     for d in events.of("member.visit"):
         member_id = d.get("member_id")
-        record = await store.join_record(str(member_id)) if isinstance(member_id, str) else None
+        record = None
+        if isinstance(member_id, str):  # a provisional id (joined offline): its member's
+            record = await store.join_record(await store.resolve_member(member_id))
         if record is None:
             where.append("(no join record)")
             continue
