@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ValidationError
 
-from core.ids import new_id, rfc3339
+from core.ids import rfc3339
 from simulators.cloud.admin_models import (
     AdminCode,
     AdminError,
@@ -61,6 +62,11 @@ T = TypeVar("T")
 Later = Callable[[], Awaitable[Json]]
 Handler = Callable[[dict[str, Any]], Awaitable[Json | Later]]
 """An answer, or (for what waits on gateways) the rest of the work, run in its own task."""
+
+
+def _short_id() -> str:
+    """A random id part (new ids are time-ordered: their first characters repeat)."""
+    return uuid.uuid4().hex[:12]
 
 
 def _parse(model: type[M], args: dict[str, Any]) -> M:
@@ -298,7 +304,7 @@ class AdminChannel:
         start, end = parsed.window(self.cloud.clock())
         if end <= start:
             raise AdminError(AdminCode.BAD_ARGS, "the sale must end after it starts")
-        sale_id = parsed.sale_id or f"sale-{new_id()[:12]}"
+        sale_id = parsed.sale_id or f"sale-{_short_id()}"
         return self._pushing(
             parsed,
             lambda gw: self.cloud.push_flash_sale(
@@ -392,7 +398,7 @@ class AdminChannel:
     async def _appointment_book(self, args: dict[str, Any]) -> Json:
         parsed = _parse(AppointmentBookArgs, args)
         appointment = await self.cloud.campaigns.book_online(
-            parsed.appointment_id or f"APT-{new_id()[:10].upper()}",
+            parsed.appointment_id or f"APT-{_short_id().upper()}",
             parsed.member_id,
             parsed.store,
             parsed.starts_at,
@@ -405,7 +411,7 @@ class AdminChannel:
     async def _sale_add(self, args: dict[str, Any]) -> Json:
         parsed = _parse(SaleArgs, args)
         sale = await self.cloud.campaigns.sell_online(
-            parsed.sale_id or f"SALE-{new_id()[:10].upper()}",
+            parsed.sale_id or f"SALE-{_short_id().upper()}",
             parsed.kind,
             parsed.member_id,
             parsed.store,

@@ -6,6 +6,7 @@ typed error with exit code 1."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,29 @@ async def test_offers_and_campaigns_from_the_command_line(
     assert booked["appointment"]["campaign_id"] == "CMP-CLI"
     appointment = await cloud.appointment(booked["appointment"]["appointment_id"])
     assert appointment["campaign_id"] == "CMP-CLI"  # what the member's profile serves
+
+    # sold online: stored value onto the balance, a package the member then holds
+    before = await cloud.member("M1001")
+    assert before is not None
+    sold = await ok(
+        broker, "sell", "stored-value", "--member", "M1001", "--store", "S001",
+        "--amount", "20.00", "--campaign", "CMP-CLI",
+    )  # fmt: skip
+    assert (sold["sale"]["amount"], sold["sale"]["campaign_id"]) == ("20.00", "CMP-CLI")
+    after = await cloud.member("M1001")
+    assert after is not None
+    assert Decimal(after["balance"]) == Decimal(before["balance"]) + 20
+    package = await ok(
+        broker, "sell", "package", "--member", "M1002", "--store", "S001", "--service",
+        "massage", "--sessions", "5", "--amount", "45.00",
+    )  # fmt: skip
+    held = await cloud.store.member_packages("M1002", now=cloud.clock())
+    assert {"package_id": package["sale"]["package_id"], "left": 5} in [
+        {"package_id": p["package_id"], "left": p["left"]} for p in held
+    ]
+    assert await refused(
+        broker, "sell", "stored-value", "--member", "M404", "--store", "S001", "--amount", "1"
+    ) == ("error: unknown_member: no such member")
 
 
 async def test_no_cloud_answering_is_a_clear_error(broker: MosquittoBroker) -> None:
