@@ -5,7 +5,7 @@ answer :func:`store_report`. The store side is computed from the events the stor
 sent (:mod:`.window`); the online side from the cloud's own records (claims, bookings, online
 sales, join records); sticker taps from :func:`.taps.taps`.
 
-* taps and joins, by placement and by staff;
+* taps and joins (the gateways' and the sticker landing page's), by placement and by staff;
 * coupons claimed (by channel) against redeemed in the store, with the rate, by campaign;
 * appointments booked online against checked in, by campaign;
 * visits, by where the member joined;
@@ -17,6 +17,7 @@ Something a gateway accepted offline and the cloud refused later (a ``counter.re
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +61,7 @@ async def store_report(store: CloudStore, store_id: str, since: datetime, until:
         "from": iso(since),
         "to": iso(until),
         "taps": await _taps(scope),
-        "joins": _joins(events),
+        "joins": await _joins(scope, events),
         "coupons": await _coupons(scope, events),
         "appointments": await _appointments(scope, events),
         "visits": await _visits(store, events),
@@ -81,13 +82,32 @@ async def _taps(scope: Scope) -> Json:
     }
 
 
-def _joins(events: StoreEvents) -> Json:
-    joined = events.kept("member.joined", "member.join")
+async def _joins(scope: Scope, events: StoreEvents) -> Json:
+    """The cloud's join records of the store in the window (a gateway's, and the sticker
+    landing page's, which no gateway reports), and the ``member.joined`` events of joins a
+    gateway accepted offline that the cloud has not heard of yet: each join once."""
+    rows = await scope.store.fetch_all(
+        "SELECT join_id, staff, channel, placement, at, offline_at, reply FROM joins"
+        " WHERE store_id = ?",
+        (scope.store_id,),
+    )
+    joins: dict[str, tuple[object, object, object]] = {}
+    new = 0
+    for join_id, staff, channel, placement, at, offline_at, reply in rows:
+        if scope.holds(offline_at or at):
+            joins[join_id] = (placement, staff, channel)
+            new += not json.loads(reply).get("data", {}).get("existing", False)
+    recorded = {r[0] for r in rows}
+    for d in events.kept("member.joined", "member.join"):
+        if d.get("join_id") not in recorded:
+            joins[str(d.get("join_id"))] = (d.get("placement"), d.get("staff"), d.get("channel"))
     return {
-        "total": len(joined),
-        "by_placement": groups(d.get("placement") for d in joined),
-        "by_staff": groups(d.get("staff") for d in joined),
-        "by_channel": groups(d.get("channel") for d in joined),
+        "total": len(joins),
+        "new_members": new,
+        "pending": len(joins) - sum(1 for j in joins if j in recorded),
+        "by_placement": groups(p for p, _, _ in joins.values()),
+        "by_staff": groups(s for _, s, _ in joins.values()),
+        "by_channel": groups(c for _, _, c in joins.values()),
     }
 
 

@@ -124,6 +124,13 @@ async def _online(cloud: CloudService, did: Counter[str]) -> dict[str, str]:
         service="massage",
     )  # fmt: skip
     did["package_sessions_sold"] += 5
+    # a join on the sticker landing page: recorded by the cloud, reported by no gateway
+    await cloud.store.join(
+        join_id="J-WEB-1", phone="+491700000009", name=None, marketing=False,
+        where=("S001", "sticker-web", None), staff="S-7", channel="sticker", placement="door",
+        provisional_id=None, offline_at=None, now=now,
+    )  # fmt: skip
+    did["joins"] += 1
     return tokens
 
 
@@ -180,9 +187,11 @@ async def test_the_report_counts_what_was_done(
     }
     assert report["joins"] == {
         "total": did["joins"],
-        "by_placement": {"door": 2, "till": 1},
-        "by_staff": {"S-7": 2, "S-8": 1},
-        "by_channel": {"till": 3},
+        "new_members": did["joins"],
+        "pending": 0,
+        "by_placement": {"door": 3, "till": 1},
+        "by_staff": {"S-7": 3, "S-8": 1},
+        "by_channel": {"till": 3, "sticker": 1},
     }
     coupons = report["coupons"]
     assert (coupons["claimed"], coupons["redeemed"]) == (did["claimed"], did["redeemed"])
