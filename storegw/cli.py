@@ -200,12 +200,16 @@ def mount_simulators(argv: list[str] | None = None) -> None:
         return
     wanted = args[1] if len(args) > 1 and args[1] in SIMULATORS else None
     sim_app.registered_commands.clear()  # idempotent: tests mount more than once per process
+    sim_app.registered_groups.clear()
     for name, sim in SIMULATORS.items():
         if wanted is not None and name != wanted:
             sim_app.command(name, help=sim.help)(_not_loaded)
             continue
         module: Any = importlib.import_module(sim.module)
-        sim_app.command(name, help=sim.help)(module.command)
+        if isinstance(getattr(module, "app", None), typer.Typer):  # with subcommands
+            sim_app.add_typer(module.app, name=name, help=sim.help)
+        else:
+            sim_app.command(name, help=sim.help)(module.command)
 
 
 def _not_loaded() -> None:  # pragma: no cover - placeholder never invoked

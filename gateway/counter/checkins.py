@@ -6,6 +6,10 @@ cancelled nor checked in, and check-in opens an hour before it starts. With noth
 the gateway cannot judge and accepts it ``unverified``; the cloud decides on reconnect.
 A profile lists only appointments that were booked when it was cached: one booked since is
 refused here as ``not_found``, the same answer the till gets for a mistyped id.
+
+An appointment booked online from a campaign names it (``campaign_id``, served with the
+cached appointment); the check-in carries it to its ``appointment.checked_in`` event, online
+and offline alike, so head office can tell which campaign brought the member in.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ def cached_appointments(profile: JsonObject | None) -> list[JsonObject] | None:
     if not isinstance(raw, list):
         return None
     return [a for a in raw if isinstance(a, dict)]
+
+
+def campaign_of(profile: JsonObject | None, appointment_id: str) -> str | None:
+    """The campaign the cached appointment was booked from; None when not known here."""
+    for appointment in cached_appointments(profile) or ():
+        if appointment.get("appointment_id") == appointment_id:
+            campaign = appointment.get("campaign_id")
+            return campaign if isinstance(campaign, str) and campaign else None
+    return None
 
 
 def check_offline(

@@ -25,7 +25,7 @@ from typing import Literal
 
 from core.events import JsonObject
 from core.ids import new_id, rfc3339
-from gateway.counter.checkins import cached_appointments, check_offline
+from gateway.counter.checkins import cached_appointments, campaign_of, check_offline
 from gateway.counter.ledger import KEY, Ledger
 from gateway.counter.models import (
     AccrueAnswer,
@@ -180,8 +180,12 @@ class Operations:
         args: JsonObject = {"checkin_id": op_id, "appointment_id": req.appointment_id}
         if member_id is not None:
             args["member_id"] = member_id
+        earlier = await self.ledger.store.operation(op_id)
+        campaign = await self._campaign(req.appointment_id, member_id, earlier)
+        if campaign is not None:
+            args["campaign_id"] = campaign
         verified: bool | None = None
-        if self.ledger.mode_now() == "offline" and await self.ledger.store.operation(op_id) is None:
+        if self.ledger.mode_now() == "offline" and earlier is None:
             verified = await self._check_offline(req.appointment_id, member_id)
         rule = offline or OfflineRule(self._checkins, self.offline_now)
         op = await self.record(op_id, "checkin", args, req.till, origin, offline=rule)
@@ -197,6 +201,18 @@ class Operations:
             package=package if isinstance(package, dict) else None,
             offline_check=None if verified is None or not pending else _VERDICT[verified],
         )
+
+    async def _campaign(
+        self, appointment_id: str, member_id: str | None, earlier: Operation | None
+    ) -> str | None:
+        """The campaign the appointment was booked from, as the cached profile says (a retry:
+        as the check-in first recorded it, so the retry asks the same)."""
+        if earlier is not None:
+            found = earlier.args.get("campaign_id")
+            return found if isinstance(found, str) else None
+        if member_id is None:
+            return None
+        return campaign_of(await self.ledger.store.cached_member(member_id), appointment_id)
 
     async def _check_offline(self, appointment_id: str, member_id: str | None) -> bool:
         """Refuse what the cached profile rules out; False when nothing is cached to judge by."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from simulators.cloud import seed
 from simulators.cloud.cli import command
+from simulators.cloud.cli_admin import app
 from simulators.cloud.listener import CloudListener, CloudStats, GatewayLedger
 from simulators.cloud.service import CloudService
 from simulators.cloud.store import CloudStore, Refusal
@@ -20,6 +21,7 @@ __all__ = [
     "CloudStore",
     "GatewayLedger",
     "Refusal",
+    "app",
     "command",
     "seed",
 ]

@@ -130,6 +130,15 @@ class OfferBook:
         out["starts_at"], out["ends_at"] = row[7], row[8]
         return out
 
+    async def describe(self, offer_id: str) -> Json | None:
+        """The offer as the admin sees it: value, scope, window and how long a coupon lasts."""
+        return await self._offer(offer_id)
+
+    async def all(self) -> list[Json]:
+        rows = await self.store.fetch_all("SELECT offer_id FROM offers ORDER BY offer_id")
+        found = [await self._offer(r[0]) for r in rows]
+        return [o for o in found if o is not None]
+
     async def available(self, member: Json, *, store_id: str, now: datetime) -> list[Json]:
         """The Member's ``offers``: running now, for this store and tier, not yet claimed."""
         rows = await self.store.fetch_all(

@@ -97,6 +97,9 @@ class CheckinArgs(_Args):
     member_id: str | None = Field(default=None, pattern=KEY)
     offline_at: AwareDatetime | None = None
     """Set when the gateway reconciles a check-in it accepted offline."""
+    campaign_id: str | None = Field(default=None, pattern=KEY)
+    """The campaign the gateway's cached appointment names (its event carries it); the cloud
+    attributes by its own booking record, this is only what the gateway knew."""
 
 
 METHODS = (

@@ -42,11 +42,14 @@ from gateway.wire.tokens import KeySet, SigningKey
 from simulators import tasks
 from simulators.cloud import report
 from simulators.cloud.admin import CloudAdmin
+from simulators.cloud.admin_channel import AdminChannel
 from simulators.cloud.attribution import attribution
+from simulators.cloud.campaigns import CampaignBook
 from simulators.cloud.commands import GatewayCommands
 from simulators.cloud.delivery import Confirmations, DeliveryPeer
 from simulators.cloud.offers import OfferBook
 from simulators.cloud.presence import Presence
+from simulators.cloud.reports import store_report
 from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
 from simulators.cloud.session import keep_connected
 from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
@@ -103,6 +106,9 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         """RPCs beyond the member service's, by name (e.g. ``cert.renew`` from enrolment)."""
         self.offers = OfferBook(self.store)
         """Coupon offers members claim at kiosks (``coupon.claim``, the Member's ``offers``)."""
+        # campaigns, and what members do online (bookings, stored value and packages sold);
+        # the CLI's requests on {prefix}/cloud/admin/<method> (prices, offers, the report)
+        self.campaigns, self.admin = CampaignBook(self.store), AdminChannel(self)
         self.methods["coupon.claim"] = self._claim
         self.methods["clock.now"] = self._clock_now
         self.methods["balance.pay"] = self._pay
@@ -164,6 +170,7 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         if self.seed and await self.store.seed(self.clock()):
             log.info("cloud seeded", extra={"db": str(self.store.path)})
         await self.offers.open(seed_at=self.clock() if self.seed else None)
+        await self.campaigns.open()
         for rec in await self.store.events():
             self._seqs.setdefault(f"{rec.store_id}/{rec.gateway_id}", set()).add(rec.seq)
             self._by_kind[rec.kind] += 1
@@ -172,6 +179,7 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         self._counters.update(await self.store.counters())
 
     async def close(self) -> None:
+        await self.admin.close()
         if self._open:
             self._open = False
             await self.store.__aexit__(None, None, None)
@@ -235,6 +243,7 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
             f"{self.prefix}/+/+/held",
             self.state_topic,
             self.reply_inbox,
+            self.admin.topic,
         ):
             await client.subscribe(topic, qos=1)
         self._client = client
@@ -287,6 +296,9 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
                 return
             if topic.startswith(f"{self.prefix}/cloud/cmd-reply/"):
                 self._resolve(topic, getattr(props, "CorrelationData", None), bytes(payload))
+                return
+            if self.admin.owns(topic):
+                await self.admin.on_request(client, topic, bytes(payload), props)
                 return
             parts = topic.removeprefix(self.prefix + "/").split("/")
             if len(parts) < 3:
@@ -383,6 +395,10 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
     async def attribution(self) -> list[Json]:
         """Each visit with the claims before it and the offers redeemed that day there."""
         return await attribution(self.store)
+
+    async def store_report(self, store_id: str, since: datetime, until: datetime) -> Json:
+        """Head office's report of one store (:mod:`simulators.cloud.reports`)."""
+        return await store_report(self.store, store_id, since, until)
 
     def report(self) -> Json:
         """What arrived: counts by kind, duplicates, seq gaps per gateway, RPC outcomes."""

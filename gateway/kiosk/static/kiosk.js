@@ -1,5 +1,7 @@
 // The kiosk page: a member scans or taps, sees points, balance, coupons, offers,
-// appointments and service packages, and redeems, claims or checks in. Plain JS, no dependencies.
+// appointments and service packages, and redeems, claims or checks in; someone who is not a
+// member yet joins (phone number, explicit consent, optional marketing opt-in) and is the
+// kiosk's member at once - offline with a provisional member number. Plain JS, no dependencies.
 //
 // Token: from the URL fragment (#token=...; browsers never send fragments, and the page
 // removes it from the address bar at once), kept in localStorage so the kiosk survives a
@@ -30,6 +32,7 @@
     message: null,
     idleTimer: null,
     busy: 0,
+    joinId: null,          // one join per filled-in form: a retry is the same join
   };
 
   // --- text -------------------------------------------------------------------------------
@@ -84,7 +87,9 @@
   // --- screens, banners, toasts -------------------------------------------------------------
 
   function show(screen) {
-    for (const id of ["screen-loading", "screen-setup", "screen-welcome", "screen-member"]) {
+    const screens = ["screen-loading", "screen-setup", "screen-welcome", "screen-member",
+      "screen-join", "screen-joined"];
+    for (const id of screens) {
       $(id).hidden = id !== screen;
     }
     document.body.dataset.screen = screen;
@@ -337,15 +342,19 @@
 
   // --- what a member does -----------------------------------------------------------------
 
+  // Left alone, the page goes back to the welcome screen: a member's, or a half-filled join.
   function touch() {
     clearTimeout(state.idleTimer);
-    if (state.member && state.info) {
+    const screen = document.body.dataset.screen;
+    const away = state.member || screen === "screen-join" || screen === "screen-joined";
+    if (away && state.info) {
       state.idleTimer = setTimeout(endMember, state.info.idle_reset_s * 1000);
     }
   }
 
   function endMember() {
     clearTimeout(state.idleTimer);
+    clearJoin();
     state.member = null;
     state.appointments = null;
     state.redeemed.clear();
@@ -379,18 +388,23 @@
         toast(errorText(doc), "error");
         return;
       }
-      state.redeemed.clear();
-      state.checkedIn.clear();
-      state.member = doc.member;
-      state.memberCached = doc.cached;
-      state.appointments = null;
-      show("screen-member");
-      renderMember();
-      touch();
-      await loadAppointments();
+      await showMember(doc);
     } finally {
       busy(false);
     }
+  }
+
+  // A member identified (or just joined) at this kiosk: their screen, appointments after.
+  async function showMember(doc) {
+    state.redeemed.clear();
+    state.checkedIn.clear();
+    state.member = doc.member;
+    state.memberCached = doc.cached;
+    state.appointments = null;
+    show("screen-member");
+    renderMember();
+    touch();
+    await loadAppointments();
   }
 
   async function refreshMember() {
@@ -501,6 +515,71 @@
       state.checkedIn.set(appointment.appointment_id, doc.status);
       toast(t(doc.status === "pending" ? "done.checked_in_offline" : "done.checked_in"), "ok");
       await loadAppointments();
+    } finally {
+      busy(false);
+    }
+  }
+
+  // --- joining (入会) ---------------------------------------------------------------------------
+
+  function clearJoin() {
+    state.joinId = null;
+    for (const id of ["join-phone", "join-name"]) $(id).value = "";
+    for (const id of ["join-consent", "join-marketing"]) $(id).checked = false;
+    $("join-submit").disabled = true;
+    $("join-error").hidden = true;
+  }
+
+  function startJoin() {
+    if (!state.info) return;
+    endMember();
+    $("toast").hidden = true;
+    state.joinId = newId();
+    show("screen-join");
+    touch();
+    $("join-phone").focus();
+  }
+
+  function joinError(text) {
+    const err = $("join-error");
+    err.textContent = text;
+    err.hidden = false;
+  }
+
+  async function submitJoin() {
+    touch();
+    const phone = $("join-phone").value.replace(/[\s()-]/g, "");
+    if (!/^\+[1-9]\d{6,14}$/.test(phone)) return joinError(t("join.bad_phone"));
+    if (!$("join-consent").checked) return joinError(t("join.needs_consent"));
+    const body = {
+      till: till(),
+      join_id: state.joinId || (state.joinId = newId()),
+      phone,
+      consent: true,
+      marketing: $("join-marketing").checked,
+    };
+    const name = $("join-name").value.trim();
+    if (name) body.name = name;
+    busy(true);
+    try {
+      const { status, doc } = await api("POST", "/v1/joins", body);
+      if (status !== 200) {
+        joinError(errorText(doc));
+        return;
+      }
+      clearJoin();
+      if (doc.status === "pending") {
+        // Offline: the provisional member the till and this kiosk use until the cloud is back.
+        $("joined-id").textContent = doc.member_id;
+        show("screen-joined");
+        touch();
+        return;
+      }
+      toast(t(doc.existing ? "join.existing" : "join.welcome"), "ok");
+      // The new member is this kiosk's member now: show them, as after a scan.
+      const got = await api("GET", "/v1/members/" + encodeURIComponent(doc.member_id));
+      if (got.status === 200) await showMember(got.doc);
+      else show("screen-welcome");
     } finally {
       busy(false);
     }
@@ -646,6 +725,17 @@
       touch();
     });
     $("done").addEventListener("click", endMember);
+    $("join-start").addEventListener("click", startJoin);
+    $("join-cancel").addEventListener("click", endMember);
+    $("joined-done").addEventListener("click", endMember);
+    $("join-consent").addEventListener("change", () => {
+      $("join-submit").disabled = !$("join-consent").checked;
+      touch();
+    });
+    $("join-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitJoin();
+    });
     $("confirm-yes").addEventListener("click", () => closeConfirm(true));
     $("confirm-no").addEventListener("click", () => closeConfirm(false));
     $("setup-form").addEventListener("submit", (event) => {

@@ -1,4 +1,9 @@
-"""Appointments and the check-ins that open an hour before them."""
+"""Appointments and the check-ins that open an hour before them.
+
+An appointment may say how it was booked (``channel``: ``online`` in the app or on a campaign
+page, ``store`` at the counter) and the campaign it was booked from (``campaign_id``): the
+member's profile serves the campaign with the appointment, so the gateway's check-in event
+carries it (head office's attribution, :mod:`simulators.cloud.reports`)."""
 
 from __future__ import annotations
 
@@ -29,14 +34,26 @@ class AppointmentTables(StoreBase):
         service: str,
         *,
         status: str = "booked",
+        channel: str | None = None,
+        campaign_id: str | None = None,
+        booked_at: datetime | None = None,
         commit: bool = True,
     ) -> None:
+        """``channel`` (``online``, ``store``) and ``campaign_id``: how it was booked, for
+        attribution; ``booked_at`` defaults to ``starts_at`` when only they are given."""
         await self._write(
             "INSERT INTO appointments (appointment_id, member_id, store_id, starts_at, service, "
             "status) VALUES (?, ?, ?, ?, ?, ?)",
             (appointment_id, member_id, store_id, iso(starts_at), service, status),
-            commit=commit,
+            commit=False,
         )
+        if channel is not None or campaign_id is not None:
+            await self.db.execute(
+                "INSERT OR REPLACE INTO appointment_bookings VALUES (?, ?, ?, ?)",
+                (appointment_id, channel or "online", campaign_id, iso(booked_at or starts_at)),
+            )
+        if commit:
+            await self.db.commit()
 
     async def appointment(self, appointment_id: str) -> Json:
         row = await self.fetch_one(
@@ -54,6 +71,12 @@ class AppointmentTables(StoreBase):
         )
         if package is not None:
             out["package_id"] = package[0]
+        booking = await self.fetch_one(
+            "SELECT campaign_id FROM appointment_bookings WHERE appointment_id = ?",
+            (appointment_id,),
+        )
+        if booking is not None and booking[0] is not None:
+            out["campaign_id"] = booking[0]
         return out
 
     async def on_checkin(

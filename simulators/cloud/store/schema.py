@@ -110,6 +110,10 @@ CREATE TABLE IF NOT EXISTS package_uses (
 CREATE TABLE IF NOT EXISTS appointment_packages (
     appointment_id TEXT PRIMARY KEY, package_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS appointment_bookings (
+    appointment_id TEXT PRIMARY KEY, channel TEXT NOT NULL, campaign_id TEXT,
+    booked_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS claim_channels (claim_id TEXT PRIMARY KEY, channel TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS joins (
     join_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, phone TEXT NOT NULL,

@@ -396,6 +396,7 @@ def _events() -> list[tuple[str, Reading]]:
                 "checkin_id": "chk-9",
                 "appointment_id": seed.APPT_SOON,
                 "member_id": seed.ALICE,
+                "campaign_id": "CMP-SPRING",
                 "till": "till-1",
                 "source": "api",
             },
@@ -575,7 +576,10 @@ async def _rpcs(gw: Gateway, cloud: CloudService) -> None:
     await call(
         "points.accrue", {**accrual, "accrual_id": "p-2", "member_id": "M0"}, "unknown_member"
     )
-    await call("appointment.checkin", {"checkin_id": "c-1", "appointment_id": seed.APPT_SOON})
+    await call(
+        "appointment.checkin",
+        {"checkin_id": "c-1", "appointment_id": seed.APPT_SOON, "campaign_id": "CMP-SPRING"},
+    )
     await call(
         "appointment.checkin",
         {"checkin_id": "c-2", "appointment_id": seed.APPT_LATER, "member_id": seed.BRUNO},

@@ -385,3 +385,70 @@ async def test_a_bad_token_is_refused_by_the_api_the_socket_and_the_page(rig: Ri
         await expect(page.locator("#screen-setup")).to_be_visible()
         await expect(error).to_contain_text("401")
         assert await page.evaluate("localStorage.getItem('storegw.kiosk.token')") is None
+
+
+# --- joining at the kiosk -------------------------------------------------------------------
+
+
+async def test_someone_joins_at_the_kiosk_online_and_offline(rig: Rig) -> None:
+    async with rig.running() as api:
+        page = await open_page(rig.browser, api)
+        await page.locator("#lang-toggle").click()  # English
+        await page.locator("#join-start").click()
+        await expect(page.locator("#screen-join")).to_be_visible()
+        submit = page.locator("#join-submit")
+        await expect(submit).to_be_disabled()  # no join without the member's consent
+        await page.locator("#join-phone").fill("0170 1234567")
+        await page.locator("#join-consent").check()
+        await expect(submit).to_be_enabled()
+        await submit.click()
+        await expect(page.locator("#join-error")).to_contain_text("country code")
+        await page.locator("#join-phone").fill("+49 170 7654321")
+        await page.locator("#join-name").fill("Jo Kiosk")
+        await page.locator("#join-marketing").check()
+        await rig.browser.shot("join-en")
+        await submit.click()
+        # online: a member at once, shown as after a scan
+        await expect(page.locator("#toast")).to_contain_text("you are a member now")
+        await expect(page.locator("#member-name")).to_have_text("Jo Kiosk")
+        member_id = await page.locator("#member-id").text_content()
+        assert member_id is not None
+        source = await rig.cloud.store.join_record(member_id)
+        assert source is not None
+        assert (source["store_id"], source["till"], source["channel"], source["marketing"]) == (
+            "S001",
+            KIOSK,
+            "kiosk",
+            1,
+        )
+        await page.locator("#done").click()
+
+        # offline: the join is recorded, with the provisional number the tills can use
+        await rig.link.cut()
+        await expect(page.locator("#offline-banner")).to_be_visible(timeout=15_000)
+        await page.locator("#join-start").click()
+        await expect(page.locator("#join-phone")).to_have_value("")  # a fresh form
+        await page.locator("#join-phone").fill("+491709999999")
+        await page.locator("#join-consent").check()
+        await page.locator("#join-submit").click()
+        await expect(page.locator("#screen-joined")).to_be_visible()
+        provisional = await page.locator("#joined-id").text_content()
+        assert provisional is not None
+        assert provisional.startswith("P-")
+        await rig.browser.shot("joined-offline-en")
+        await page.locator("#joined-done").click()
+        await expect(page.locator("#screen-welcome")).to_be_visible()
+        await rig.link.restore()
+        joined = await eventually(
+            lambda: rig.cloud.store.fetch_one(
+                "SELECT member_id, channel, provisional_id FROM joins WHERE phone = ?",
+                ("+491709999999",),
+            ),
+            lambda row: row is not None,
+            timeout=20,
+            message="the offline join reconciled",
+        )
+    assert joined is not None
+    assert (joined[1], joined[2]) == ("kiosk", provisional)
+    assert await rig.cloud.store.resolve_member(provisional) == joined[0]
+    assert [p for p in rig.browser.problems if "kiosk/ws" not in p and "v1/" not in p] == []
