@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.events import JsonObject
 from gateway.counter.asset_models import JoinAnswer, JoinRequest
@@ -31,6 +31,8 @@ class Joins:
             "channel": channel,
         }
         staff = req.staff or origin.staff
+        if staff != origin.staff:  # the request names who served: its events say so too
+            origin = replace(origin, staff=staff)
         for key, value in (("name", req.name), ("placement", req.placement), ("staff", staff)):
             if value is not None:
                 args[key] = value

@@ -83,3 +83,13 @@ async def test_offline_a_provisional_member_the_till_uses_at_once_is_merged_late
     assert member is not None
     assert member["points"] == 10  # the offline accrual landed on the new member
     assert op.result["provisional_id"] == joined.member_id
+
+
+async def test_the_staff_a_join_names_is_the_one_its_event_names(
+    link: Link, cloud: CloudService, tmp_path: Path
+) -> None:
+    async with online_gateway(link, tmp_path / "gw") as (_gw, counter):
+        req = join("J-STAFF").model_copy(update={"staff": "S-42"})
+        await counter.join(req, API, channel="till")  # the API client's origin says S-7
+        events = await cloud_events(cloud, "member.joined")
+    assert events[0]["staff"] == "S-42"
