@@ -38,11 +38,12 @@ def render(report: Json) -> RenderableType:
     for column in ("", "online", "in store", "rate"):
         head.add_column(column, justify="left" if not column else "right")
     head.add_row(
-        "coupons (claimed / redeemed)",
+        "coupons from offers (claimed / redeemed)",
         str(coupons["claimed"]),
         str(coupons["redeemed"]),
         _pct(coupons["rate"]),
     )
+    head.add_row("coupons not from an offer (redeemed)", "", str(coupons["redeemed_other"]), "")
     head.add_row(
         "appointments (booked / checked in)",
         str(appointments["booked_online"]),
