@@ -26,7 +26,8 @@ from core import safejson
 from gateway.api.auth import TokenStore
 from gateway.api.config import ApiSection
 from gateway.api.hardening import HEADER_LIMITS, install_log_scrubber
-from gateway.api.openapi import MAX_BODY_BYTES, ROUTES, Route, build_openapi
+from gateway.api.openapi import build_openapi
+from gateway.api.routes import MAX_BODY_BYTES, ROUTES, Route
 from gateway.counter.asset_models import (
     JoinRequest,
     PackageUseRequest,

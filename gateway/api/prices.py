@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from gateway.api.app import ApiError, ApiExtension, Handler
-from gateway.api.openapi import Route
+from gateway.api.routes import Route
 from gateway.pricing import PricingService
 from gateway.pricing.quote import PriceQuote
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, JsonValue
 
 from core.events import JsonObject
 from gateway.api.app import KIOSK, ApiError, ApiExtension, Handler, own_till
-from gateway.api.openapi import Route
+from gateway.api.routes import Route
 from gateway.counter.model_base import ID
 from gateway.counter.service import CounterService
 

@@ -47,7 +47,7 @@ from gateway.api.kiosk.routes import (
     TICKET_SCHEME,
     TOKEN_SCHEME,
 )
-from gateway.api.openapi import ROUTES
+from gateway.api.routes import ROUTES
 from gateway.counter.model_base import ID
 from gateway.kiosk.config import normal_origin
 from gateway.kiosk.hub import Subscriber

@@ -6,7 +6,7 @@ The OpenAPI document lists these beside the built-in routes;
 
 from __future__ import annotations
 
-from gateway.api.openapi import Route
+from gateway.api.routes import Route
 from gateway.kiosk.models import AppointmentsAnswer, ClaimAnswer, ClaimRequest, KioskInfo, WsTicket
 
 MAX_QUERY_CREDENTIAL = 256
