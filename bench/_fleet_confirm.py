@@ -52,6 +52,8 @@ class Confirmer:
         self.confirms = 0
         self.helds = 0
         self.sessions: list[float] = []
+        self.given_up: list[tuple[str, int, int, tuple[int, int], float]] = []
+        """(gateway, watermark before, the held message's lowest, range given up, when)."""
         self.lost_at = 0.0
         """When this confirmer last lost the broker: a subscription before it was on the old one."""
         self.state_topic = f"{spec.prefix}/cloud/state"
@@ -78,8 +80,12 @@ class Confirmer:
         self.helds += 1
         self.catch_up()  # what the gateway deleted was confirmed, so it was read: first
         gateway = f"{parts[0]}/{parts[1]}"
-        if self.ledgers.setdefault(gateway, Ledger()).held(lowest):
+        ledger = self.ledgers.setdefault(gateway, Ledger())
+        before, lost = ledger.watermark, ledger.lost_count
+        if ledger.held(lowest):
             self.dirty.add(gateway)
+        if ledger.lost_count > lost:  # which held message, to see what happened
+            self.given_up.append((gateway, before, lowest, ledger.lost[-1], time.time()))
 
     async def confirm(self, client: aiomqtt.Client, session: int) -> None:
         while True:
@@ -141,4 +147,13 @@ class Confirmer:
             "gateways": len(self.ledgers),
             "seqs_given_up_as_lost": sum(led.lost_count for led in self.ledgers.values()),
             "announced_online": len(self.sessions),
+            "given_up": [(*g, self._arrived(g[0], *g[3])) for g in self.given_up[:20]],
         }
+
+    def _arrived(self, gateway: str, first: int, last: int) -> list[str]:
+        """Ids of the events of a range given up that the cloud stored after all."""
+        rows = self.db.execute(
+            "SELECT id FROM events WHERE gateway = ? AND seq BETWEEN ? AND ?",
+            (gateway, first, last),
+        ).fetchall()
+        return [r[0] for r in rows]

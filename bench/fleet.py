@@ -438,10 +438,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.duration, args.baseline_s = min(args.duration, 5.0), min(args.baseline_s, 2.0)
         args.backlog = min(args.backlog, 10)
         args.warmup, args.storm_tail = min(args.warmup, 2.0), min(args.storm_tail, 3.0)
-        if args.storms == p.get_default("storms") and args.confirm == "broker":
+        if args.storms == p.get_default("storms"):
             args.storms = "shipped:0.3:0,shipped:3,unjittered:3"
+            if args.confirm == "cloud":
+                args.storms = "shipped:3:0:live,shipped:3:0:live-nostore"
     if args.storms == p.get_default("storms") and args.confirm == "cloud":
-        args.storms = "shipped:3:0:live,shipped:3:0:live-nostore"
+        args.storms = "shipped:10:0:live,shipped:10:0:live-nostore"
     for item in filter(None, args.storms.split(",")):
         parts = item.split(":")
         if parts[0] not in _fleet_gw.BACKOFFS:
