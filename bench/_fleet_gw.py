@@ -2,8 +2,11 @@
 
 Each gateway is the daemon's own event path and broker session: ``gateway.outbox.Outbox`` on
 disk, ``gateway.bridge.Bridge`` (which runs ``gateway.pump.Pump`` over ``gateway.uplink.Uplink``)
-with the production MQTT defaults, and one traffic task standing in for its devices. The
-parent steers the worker over a pipe with small tuples (see :meth:`Worker.handle`).
+with the production MQTT defaults, and one traffic task standing in for its devices. With
+``confirm = "cloud"`` each also runs ``gateway.delivery.feature.Delivery`` as the daemon wires
+it (the pump's gate, its subscriptions and connection hooks), so a row stays in the outbox
+until the cloud's watermark covers it. The parent steers the worker over a pipe with small
+tuples (see :meth:`Worker.handle`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from core.events import Reading
 from gateway.bridge import Bridge
 from gateway.commands import Dispatcher
 from gateway.config import MqttSection, parse_config
+from gateway.delivery.feature import Delivery
+from gateway.feature import attach
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxError
 from gateway.uplink import LastWill, Uplink
@@ -44,6 +49,9 @@ class WorkerSpec:
     backoff: str
     """``shipped``: the Bridge's own Backoff; ``unjittered``: always the ceiling, no jitter."""
     seed: int
+    confirm: str = "broker"
+    """``[delivery] confirm``: ``broker`` (PUBACK deletes) or ``cloud`` (the watermark does)."""
+    confirm_timeout_s: float = 60.0
 
 
 class Unjittered(Backoff):
@@ -94,6 +102,10 @@ class Gateway:
                 "gateway": {"store_id": store, "gateway_id": gw, "data_dir": str(spec.data_dir)},
                 "mqtt": {"url": spec.url},
                 "outbox": {"durability": spec.durability},
+                "delivery": {
+                    "confirm": spec.confirm,
+                    "confirm_timeout_s": spec.confirm_timeout_s,
+                },
             }
         )
         self.topics = Topics(cfg.mqtt.topic_prefix, store, gw)
@@ -108,6 +120,11 @@ class Gateway:
             Metrics(),
             uplink_factory=self._uplink,
         )
+        self.delivery: Delivery | None = None
+        if cfg.delivery.confirm == "cloud":
+            self.delivery = Delivery(cfg.delivery, self.topics, self.outbox)
+            self.bridge.gate = self.delivery
+            attach(self.delivery, Dispatcher(), self.bridge, [])
         self._mqtt = cfg.mqtt
         self.set_backoff(spec.backoff)
         self._worker = worker
@@ -143,8 +160,13 @@ class Gateway:
                 await self.append()
 
 
+REPLAYED_TAIL = b',"replayed":true}'
+
+
 class _Recorded(Uplink):
-    """The gateway's Uplink, noting when each connection attempt starts and succeeds."""
+    """The gateway's Uplink, noting when each connection attempt starts and succeeds, and
+    every event published without the ``replayed`` flag (at most once each, or the gateway
+    made an unflagged duplicate)."""
 
     def __init__(
         self, cfg: MqttSection, *, client_id: str, will: LastWill, gateway: Gateway
@@ -159,6 +181,15 @@ class _Recorded(Uplink):
         w.connects.append((time.time(), self._gateway.number))
         return self
 
+    async def publish(self, topic: str, payload: bytes, **kwargs: Any) -> bool:
+        if "/events/" in topic and not payload.endswith(REPLAYED_TAIL):
+            event_id = payload[7 : payload.index(b'"', 7)]
+            w = self._gateway._worker
+            if event_id in w.sent_plain:
+                w.sent_plain_twice += 1
+            w.sent_plain.add(event_id)
+        return await super().publish(topic, payload, **kwargs)
+
 
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
@@ -169,6 +200,9 @@ class Worker:
         self.attempts: list[float] = []
         self.connects: list[tuple[float, int]] = []
         self.refused = 0
+        self.sent_plain: set[bytes] = set()
+        """Event ids published unflagged (a live event's first publish)."""
+        self.sent_plain_twice = 0
         self.gateways = [Gateway(spec.first + i, spec, self) for i in range(spec.count)]
 
     def set_factor(self, factor: float) -> None:
@@ -197,11 +231,14 @@ class Worker:
             case ("accepted",):
                 return len(self.accepted)
             case ("report",):
+                gates = [g.delivery for g in self.gateways if g.delivery is not None]
                 return {
                     "accepted": self.accepted,
                     "attempts": self.attempts,
                     "connects": self.connects,
                     "refused": self.refused,
+                    "redelivered": sum(d.redelivered for d in gates),
+                    "sent_unflagged_twice": self.sent_plain_twice,
                 }
         return None
 

@@ -79,6 +79,8 @@ class Ledger:
     first: dict[str, float] = field(default_factory=dict)
     copies: Counter[str] = field(default_factory=Counter)
     flagged: Counter[str] = field(default_factory=Counter)
+    dup_marked: Counter[str] = field(default_factory=Counter)
+    """Copies the broker marked DUP (it sent them again, e.g. restored from its store)."""
     deliveries: int = 0
 
     def add_accepted(self, rows: Iterable[Accepted]) -> None:
@@ -86,11 +88,13 @@ class Ledger:
             self.accepted[event_id] = (at, gw)
 
     def add_deliveries(self, rows: Iterable[Delivery]) -> None:
-        for event_id, at, replayed in rows:
+        for event_id, at, replayed, dup in rows:
             self.deliveries += 1
             self.copies[event_id] += 1
             if replayed:
                 self.flagged[event_id] += 1
+            elif dup:
+                self.dup_marked[event_id] += 1
             if at < self.first.get(event_id, float("inf")):
                 self.first[event_id] = at
 
@@ -111,6 +115,23 @@ class Ledger:
     def unflagged_duplicates(self) -> int:
         """Extra copies beyond those flagged ``replayed``: must be 0."""
         return sum(max(0, n - 1 - self.flagged[i]) for i, n in self.copies.items() if n > 1)
+
+    def copies_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """Extra copies at the cloud of these events: all, flagged ``replayed`` by the
+        gateway, not flagged but marked DUP by the broker, neither (the gateway's fault)."""
+        extra = flagged = marked = 0
+        for i in ids:
+            n = self.copies[i]
+            if n > 1:
+                extra += n - 1
+                flagged += min(n - 1, self.flagged[i])
+                marked += min(n - 1 - min(n - 1, self.flagged[i]), self.dup_marked[i])
+        return {
+            "duplicates": extra,
+            "duplicates_flagged_replayed": flagged,
+            "duplicates_not_flagged": extra - flagged,
+            "duplicates_not_flagged_marked_dup_by_broker": marked,
+        }
 
     @property
     def unknown(self) -> int:

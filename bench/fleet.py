@@ -8,12 +8,20 @@ traffic, then a reconnect storm per backoff variant: traffic paused until the cl
 everything, broker ``kill -9`` with every gateway still sending (each also gets a backlog),
 the broker restarted on the same port and persistence, every gateway back and every backlog
 drained. Every accepted id is looked for at the cloud. See bench/README.md for the figures.
+
+``--confirm cloud`` runs every gateway in ``[delivery] confirm = "cloud"`` mode: the consumers
+commit to one shared SQLite store (the cloud's) and a confirmer (bench/_fleet_confirm.py)
+publishes each gateway's watermark; the broker gets the shipped persistence and queue
+settings (deploy/mosquitto/storegw.conf). A storm with mode ``live`` keeps traffic running
+through the kill and the restart (events in flight and unconfirmed when the broker dies);
+``live-nostore`` also restarts the broker with persistence off, its whole store gone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import shutil
 import signal
@@ -47,6 +55,35 @@ log_timestamp true
 autosave_interval 3600
 max_keepalive 120
 """
+SHIPPED_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "storegw.conf"
+SHIPPED_KEYS = (
+    "autosave_on_changes",
+    "autosave_interval",
+    "max_queued_bytes",
+    "max_queued_messages",
+    "persistent_client_expiration",
+)
+"""What confirm = "cloud" runs with from the shipped broker file: when the broker saves, and
+what it queues for a consumer that is away."""
+STORM_MODES = ("paused", "live", "live-nostore")
+
+
+def shipped_persistence() -> str:
+    """The shipped file's persistence and queue lines, as they are there (each set once)."""
+    text = SHIPPED_CONF.read_text()
+    lines = []
+    for key in SHIPPED_KEYS:
+        found = re.findall(rf"(?m)^{key} \S+$", text)
+        if len(found) != 1:
+            raise ValueError(f"{SHIPPED_CONF}: {key} set {len(found)} times")
+        lines.append(found[0])
+    return "\n".join(lines) + "\n"
+
+
+def broker_config(confirm: str) -> str:
+    if confirm == "cloud":  # the shipped saving instead of the bench's hourly one
+        return BROKER_CONFIG.replace("autosave_interval 3600\n", shipped_persistence())
+    return BROKER_CONFIG
 
 
 class Fleet:
@@ -55,10 +92,18 @@ class Fleet:
         self.broker = broker
         self.data = data
         spec = _fleet_cloud.CloudSpec
+        cloud_db = data / "cloud.db" if args.confirm == "cloud" else None
         self.cloud = [
-            Proc(_fleet_cloud.main, spec(i, "127.0.0.1", broker.port, PREFIX))
+            Proc(
+                _fleet_cloud.main,
+                spec(i, "127.0.0.1", broker.port, PREFIX, cloud_db, args.cloud_session != "clean"),
+            )
             for i in range(args.consumers)
         ]
+        self.redelivered = 0
+        self.sent_twice = 0
+        self.confirmed: dict[str, Any] = {}
+        """The confirmer's report (cloud mode)."""
         self.workers: list[Proc] = []
         self.ledger = Ledger()
         self.attempts: list[float] = []
@@ -75,7 +120,16 @@ class Fleet:
         for i in range(processes):
             n = per + (1 if i < extra else 0)
             spec = _fleet_gw.WorkerSpec(
-                nxt, n, self.broker.url, self.data, rate, a.durability, "shipped", a.seed
+                nxt,
+                n,
+                self.broker.url,
+                self.data,
+                rate,
+                a.durability,
+                "shipped",
+                a.seed,
+                a.confirm,
+                a.confirm_timeout,
             )
             procs.append(Proc(_fleet_gw.main, spec))
             nxt += n
@@ -90,8 +144,11 @@ class Fleet:
         return sum(ask_all(procs, "accepted"))
 
     def settle(self, procs: list[Proc], timeout: float) -> float:
-        """Once traffic is paused: every outbox empty (all PUBACKed), then the cloud's count
-        steady for a second (the broker has handed everything on)."""
+        """Once traffic is paused: every outbox empty (all PUBACKed; in cloud mode all
+        confirmed), then the cloud's count steady for a second (the broker has handed
+        everything on)."""
+        if self.args.confirm == "cloud":  # an unrouted event waits for the timeout
+            timeout += 2 * self.args.confirm_timeout
         wait_for("outboxes empty", lambda: sum(ask_all(procs, "depth")) == 0, timeout)
         counts = [-1]
 
@@ -107,6 +164,8 @@ class Fleet:
             self.attempts += rep["attempts"]
             self.connects += rep["connects"]
             self.refused += rep["refused"]
+            self.redelivered += rep["redelivered"]
+            self.sent_twice += rep["sent_unflagged_twice"]
         for p in procs:
             p.stop()
 
@@ -170,29 +229,46 @@ class Fleet:
         assert self.broker.proc is not None
         return self.broker.proc.pid
 
-    def storm(self, variant: str, outage: float, backlog: int) -> dict[str, Any]:
+    def storm(self, variant: str, outage: float, backlog: int, mode: str) -> dict[str, Any]:
+        """``paused``: traffic stopped and the broker's store saved before the kill, so
+        nothing is in flight. ``live``: traffic runs ``--warmup`` s before the kill, through
+        the outage and ``--storm-tail`` s after the last gateway is back; the broker dies as
+        it is (shipped saving). ``live-nostore``: and it restarts with persistence off."""
         a, w = self.args, self.workers
         ask_all(w, "backoff", variant)
         self.settle(w, 120)
-        self.broker.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
         db = self.broker.workdir / "mosquitto.db"
-        seen = db.stat().st_mtime if db.exists() else 0.0
-        wait_for("broker saved", lambda: db.exists() and db.stat().st_mtime > seen, 30, 0.05)
-        log(f"storm ({variant}): kill -9, {outage} s outage, backlog {backlog}/gateway")
+        t_on = time.time()
+        if mode == "paused":
+            self.broker.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            seen = db.stat().st_mtime if db.exists() else 0.0
+            wait_for("broker saved", lambda: db.exists() and db.stat().st_mtime > seen, 30, 0.05)
+        else:
+            ask_all(w, "factor", 1.0)
+            time.sleep(a.warmup)
+        log(f"storm ({variant}, {mode}): kill -9, {outage} s outage, backlog {backlog}/gateway")
+        held = sum(ask_all(w, "depth"))  # PUBACKed and not confirmed, or not sent yet
         t_kill = time.time()
         self.broker.kill()
         ask_all(w, "factor", 1.0)
         if backlog:
             ask_all(w, "backlog", backlog)  # each outbox gets it while the broker is down
+        if mode == "live-nostore":  # persistence off from here: the store is gone
+            db.unlink(missing_ok=True)
+            self.broker.persistence = False
         time.sleep(max(0.0, t_kill + outage - time.time()))
         t_up = time.time()  # gateways may connect as soon as it listens, before start() returns
         self.broker.start()
+        self.broker.persistence = True  # for the next start (which then has nothing to load)
         base = cpu_s(self.broker_pid)
         before = self.accepted(w) + len(self.ledger.accepted)
         back = wait_for(
             "all reconnected", lambda: sum(ask_all(w, "connected")) == a.gateways, 300, 0.1
         )
-        wait_for("backlogs at the cloud", lambda: self.stored() >= before, 600, 0.25)
+        if mode == "paused":
+            wait_for("backlogs at the cloud", lambda: self.stored() >= before, 600, 0.25)
+        else:
+            time.sleep(max(0.0, back + a.storm_tail - time.time()))
         broker_cpu = cpu_s(self.broker_pid) - base
         cpu_until = time.time()
         ask_all(w, "factor", 0.0)
@@ -200,9 +276,14 @@ class Fleet:
         return {
             "t_end": t_end,
             "variant": variant,
+            "mode": mode,
             "outage_s": round(t_up - t_kill, 2),
+            "outbox_rows_at_kill": held,
+            "t_on": t_on,
             "t_kill": t_kill,
             "t_up": t_up,
+            "t_stop": cpu_until,
+            "settled_after_traffic_stopped_s": round(t_end - cpu_until, 2),
             "reconnected_s_polled": round(back - t_up, 2),
             "broker_cpu_cores": round(broker_cpu / (cpu_until - t_up), 3),
             "broker_hwm_mb": round(status_mb(self.broker_pid, "VmHWM"), 1),
@@ -218,6 +299,7 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
             "accepted_per_s": round(len(ids) / (t1 - t0), 1),
             "at_cloud_per_s": round(sum(1 for i in ids if i in led.first) / (t1 - t0), 1),
             **latency_figures(led.latencies_ms(ids)),
+            **led.copies_of(ids),
         }
     out["single"]["max_events_per_s"] = out.pop("single_max_events_per_s")
     load = out["load"]
@@ -240,7 +322,7 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
     logged = broker_connects(f.broker.log_file)
     for s in storms:
         t_up = s["t_up"] = round(s["t_up"], 3)
-        t_kill = s.pop("t_kill")
+        t_kill, t_on, t_stop = s.pop("t_kill"), s.pop("t_on"), s.pop("t_stop")
         t_end = s.pop("t_end")
         firsts: dict[int, float] = {}
         for at, gw in f.connects:
@@ -251,6 +333,11 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
         backlog = [  # accepted while its gateway was offline
             i for i, (at, gw) in led.accepted.items() if t_kill <= at < firsts.get(gw, t_end)
         ]
+        in_flight = [  # accepted before the kill, not at the cloud when it died
+            i for i in led.window(t_on, t_kill) if led.first.get(i, float("inf")) >= t_kill
+        ]
+        affected = in_flight + backlog
+        drained = led.drained_after(affected, t_up)
         peak, at_s = peak_per_second(firsts.values(), t_up)
         peak_100ms, _ = peak_per_second(firsts.values(), t_up, 0.1)
         spread = sorted(t - t_up for t in firsts.values())
@@ -270,13 +357,27 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
                 "attempts_while_down": sum(1 for t in f.attempts if t_kill <= t < t_up),
                 "cloud_resubscribed_s": round(cloud_back - t_up, 3),
                 "gateways_back_before_cloud": len(early),
+                "in_flight_at_kill": len(in_flight),
+                "in_flight_and_backlog_at_cloud_s": round(drained, 2),
+                "all_back_and_drained_s": round(max(drained, max(firsts.values()) - t_up), 2)
+                if len(firsts) == a.gateways
+                else None,
+                "storm_latency": latency_figures(
+                    led.latencies_ms(led.window(t_kill, t_up + drained))
+                ),
+                **led.copies_of(led.window(t_on, t_stop)),
                 "lost": sum(1 for i in backlog if i not in led.first),
+                "lost_in_flight_at_kill": sum(1 for i in in_flight if i not in led.first),
+                "lost_any_accepted_in_storm": sum(
+                    1 for i in led.window(t_on, t_stop) if i not in led.first
+                ),
                 "lost_of_gateways_back_before_cloud": sum(
                     1 for i in backlog if i not in led.first and led.accepted[i][1] in early
                 ),
             }
         )
     out["storms"] = storms
+    split = led.copies_of(led.accepted)
     out["accounting"] = {
         "accepted": len(led.accepted),
         "lost": led.lost,
@@ -284,6 +385,14 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
         "duplicates_not_flagged_replayed": led.unflagged_duplicates,
         "unknown_ids": led.unknown,
         "refused_appends": f.refused,
+        "redelivered_after_confirm_timeout": f.redelivered,
+        "gateway_published_unflagged_twice": f.sent_twice,
+        "duplicates_not_flagged_marked_dup_by_broker": split[
+            "duplicates_not_flagged_marked_dup_by_broker"
+        ],
+        "duplicates_flagged_neither": split["duplicates_not_flagged"]
+        - split["duplicates_not_flagged_marked_dup_by_broker"],
+        **({"confirmer": f.confirmed} if f.confirmed else {}),
         "lost_sample_gateway_accepted_at": led.lost_sample(),
     }
     return out
@@ -301,7 +410,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--storms",
         default="first-retry-fixed:0.3:0,shipped:0.3:0,shipped:10,unjittered:10",
-        help="storms, each BACKOFF[:OUTAGE_S[:BACKLOG]] (" + ",".join(_fleet_gw.BACKOFFS) + ")",
+        help="storms, each BACKOFF[:OUTAGE_S[:BACKLOG[:MODE]]] (backoffs "
+        + ",".join(_fleet_gw.BACKOFFS)
+        + "; modes "
+        + ",".join(STORM_MODES)
+        + ")",
+    )
+    for name, choices, text in (
+        ("--confirm", ("broker", "cloud"), "[delivery] confirm of every gateway"),
+        ("--cloud-session", ("persistent", "clean"), "the consumers' MQTT session"),
+    ):
+        p.add_argument(name, default=choices[0], choices=choices, help=f"{text} (first: default)")
+    p.add_argument("--confirm-timeout", type=float, default=60.0, help="confirm_timeout_s")
+    p.add_argument("--warmup", type=float, default=5.0, help="live storms: traffic before kill")
+    p.add_argument(
+        "--storm-tail", type=float, default=10.0, help="live storms: traffic after all are back"
     )
     p.add_argument("--baseline-s", type=float, default=5.0)
     p.add_argument("--durability", default="power-loss", choices=["power-loss", "crash"])
@@ -314,11 +437,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.gateways, args.processes = min(args.gateways, 20), 1
         args.duration, args.baseline_s = min(args.duration, 5.0), min(args.baseline_s, 2.0)
         args.backlog = min(args.backlog, 10)
+        args.warmup, args.storm_tail = min(args.warmup, 2.0), min(args.storm_tail, 3.0)
         if args.storms == p.get_default("storms"):
             args.storms = "shipped:0.3:0,shipped:3,unjittered:3"
+            if args.confirm == "cloud":
+                args.storms = "shipped:3:0:live,shipped:3:0:live-nostore"
+    if args.storms == p.get_default("storms") and args.confirm == "cloud":
+        args.storms = "shipped:10:0:live,shipped:10:0:live-nostore"
     for item in filter(None, args.storms.split(",")):
-        if item.partition(":")[0] not in _fleet_gw.BACKOFFS:
+        parts = item.split(":")
+        if parts[0] not in _fleet_gw.BACKOFFS:
             p.error(f"unknown backoff in --storms: {item}")
+        if len(parts) > 3 and parts[3] not in STORM_MODES:
+            p.error(f"unknown storm mode in --storms: {item}")
     args.processes = max(1, min(args.processes, args.gateways))
     return args
 
@@ -328,7 +459,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # broker and workers inherit it
     data = Path(tempfile.mkdtemp(prefix="storegw-fleet-", dir=args.outbox_dir))
-    broker = MosquittoBroker(persistence=True, extra_config=BROKER_CONFIG, die_with_parent=True)
+    broker = MosquittoBroker(
+        persistence=True, extra_config=broker_config(args.confirm), die_with_parent=True
+    )
     broker.start()
     f: Fleet | None = None
     try:
@@ -343,11 +476,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             variant, *rest = item.split(":")
             outage = float(rest[0]) if rest else 10.0
             backlog = int(rest[1]) if len(rest) > 1 else args.backlog
-            storms.append(f.storm(variant, outage, backlog))
+            mode = rest[2] if len(rest) > 2 else "paused"
+            storms.append(f.storm(variant, outage, backlog, mode))
         f.collect(f.workers)
         for rep in ask_all(f.cloud, "report"):
             f.ledger.add_deliveries(rep["deliveries"])
             f.subscribed += rep["subscribed"]
+            f.confirmed.update(rep["confirmer"])
         out = analyse(f, storms)
     finally:
         if f is not None:
