@@ -37,8 +37,9 @@ class Gate(Protocol):
         """Return once events may be published (at once unless the cloud is away)."""
         ...
 
-    def delivered(self, seq: int) -> bool:
-        """The broker PUBACKed ``seq``; True if its row may be deleted now."""
+    def delivered(self, seq: int, routed: bool) -> bool:
+        """The broker PUBACKed ``seq`` (``routed`` False: it had no subscriber for it); True
+        if its row may be deleted now."""
         ...
 
     async def serve(self, pump: Pump) -> None:
@@ -52,7 +53,7 @@ class BrokerGate:
     async def wait_open(self) -> None:
         return None
 
-    def delivered(self, seq: int) -> bool:
+    def delivered(self, seq: int, routed: bool) -> bool:
         return True
 
     async def serve(self, pump: Pump) -> None:
@@ -177,7 +178,7 @@ class Pump:
                 self._replay_window.release()
         if routed is False:
             self._unrouted(event)
-        if self._gate.delivered(event.seq):
+        if self._gate.delivered(event.seq, routed is not False):
             self._outbox.ack((event.seq,))
         self.published += 1
         if replay:
@@ -195,6 +196,7 @@ class Pump:
         if self.unrouted == 1:
             log.warning(
                 "broker has no subscriber for events; acknowledged events reach no one"
-                ' (with [delivery] confirm = "cloud" they are kept until the cloud has them)',
+                ' (with [delivery] confirm = "cloud" they are kept, and sent again, until the'
+                " cloud has them)",
                 extra={"seq": event.seq, "kind": event.kind},
             )

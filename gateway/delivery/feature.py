@@ -2,16 +2,21 @@
 
 Broker mode: a PUBACK deletes the row (unless holding is asked for, the gate is always open).
 Cloud mode: a PUBACKed row stays until the cloud's watermark covers it; only rows PUBACKed in
-this session are deleted by a watermark, so a confirmation meant for other events (a
-replaced box, a stale message) cannot delete an event the cloud never saw. What stays
-unconfirmed past ``confirm_timeout_s`` is published again, flagged replayed. While the cloud
-is offline (or unknown, if so configured) the gate holds every stream: events wait in the
-outbox, bounded by its limits, and go out in order when the cloud is back.
+this session are deleted by a watermark, so a confirmation meant for other events (a replaced
+box, a stale message) cannot delete an event the cloud never saw. What stays unconfirmed past
+``confirm_timeout_s`` is published again, flagged replayed. An event the broker PUBACKed with
+"no matching subscribers" (0x10) reached no one: the cloud said online (a retained state the
+broker restored, say) before its shared subscription was back. It goes again as soon as a newer
+cloud birth is heard, and otherwise after a short wait that doubles up to ``confirm_timeout_s``
+while it keeps reaching no one. While the cloud is offline (or unknown, if so configured) the
+gate holds every stream: events wait in the outbox, bounded by its limits, and go out in order
+when the cloud is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 HELD_EVERY_S = 5.0
 """At most this often, the lowest seq held is told again to a cloud stuck below it."""
+UNROUTED_FIRST_S = 1.0
+"""The first wait before an event nobody received is published again."""
 
 
 class Delivery(BaseFeature):
@@ -55,6 +62,10 @@ class Delivery(BaseFeature):
         self.redelivered = 0
         self._unconfirmed: dict[int, tuple[float, float]] = {}
         """seq -> (first PUBACK, last sent), monotonic: PUBACKed, not yet confirmed."""
+        self._unrouted: set[int] = set()
+        """Of those, the ones whose last PUBACK said no subscriber received them."""
+        self._unrouted_wait = min(UNROUTED_FIRST_S, cfg.confirm_timeout_s)
+        self._cloud_born = asyncio.Event()
         self._open = asyncio.Event()
         self._holding: bool | None = None
         self._problem: str | None = None
@@ -79,6 +90,7 @@ class Delivery(BaseFeature):
     def on_connected(self) -> None:
         # The replay sends every stored row again; only this session's PUBACKs count.
         self._unconfirmed.clear()
+        self._unrouted.clear()
 
     def on_disconnected(self) -> None:
         self.state = "unknown"
@@ -95,12 +107,17 @@ class Delivery(BaseFeature):
     async def wait_open(self) -> None:
         await self._open.wait()
 
-    def delivered(self, seq: int) -> bool:
+    def delivered(self, seq: int, routed: bool) -> bool:
         if self.cfg.confirm == "broker" or seq <= self.confirmed:
             return True
         now = time.monotonic()
         first = self._unconfirmed.get(seq, (now, now))[0]
         self._unconfirmed[seq] = (first, now)
+        if routed:
+            self._unrouted.discard(seq)
+            self._unrouted_wait = min(UNROUTED_FIRST_S, self.cfg.confirm_timeout_s)
+        else:
+            self._unrouted.add(seq)
         return False
 
     async def serve(self, pump: Pump) -> None:
@@ -108,25 +125,46 @@ class Delivery(BaseFeature):
             return
         await self._send_held(pump)
         while True:
-            await asyncio.sleep(self._tick)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cloud_born.wait(), self._tick)
+            born = self._cloud_born.is_set()
+            self._cloud_born.clear()
             await self._open.wait()
             now = time.monotonic()
-            due = [
+            unrouted = self._due_unrouted(now, born)
+            due = unrouted | {
                 s
                 for s, (_, sent) in self._unconfirmed.items()
                 if now - sent >= self.cfg.confirm_timeout_s
-            ]
+            }
             if due:
                 for s in due:
                     self._unconfirmed[s] = (self._unconfirmed[s][0], now)
                 self.redelivered += len(due)
                 log.info(
                     "publishing unconfirmed events again",
-                    extra={"events": len(due), "from_seq": min(due), "confirmed": self.confirmed},
+                    extra={
+                        "events": len(due),
+                        "reached_no_one": len(unrouted),
+                        "from_seq": min(due),
+                        "confirmed": self.confirmed,
+                    },
                 )
                 await pump.resend(due)
             if now - self._held_at >= HELD_EVERY_S and self.confirmed < await self._lowest() - 1:
                 await self._send_held(pump)  # the cloud waits for seqs this gateway lacks
+
+    def _due_unrouted(self, now: float, born: bool) -> set[int]:
+        """What reached no one and goes again now: all of it when a cloud consumer was just
+        born (its subscriptions come before its birth), else what waited long enough; the
+        wait then doubles, so a cloud that stays deaf is not flooded."""
+        if born:
+            return set(self._unrouted)
+        wait = self._unrouted_wait
+        due = {s for s in self._unrouted if now - self._unconfirmed[s][1] >= wait}
+        if due:
+            self._unrouted_wait = min(wait * 2, self.cfg.confirm_timeout_s)
+        return due
 
     # --- what the cloud says --------------------------------------------------------------
 
@@ -142,6 +180,8 @@ class Delivery(BaseFeature):
         self.cloud = msg
         was, self.state = self.state, msg.state
         self._update_gate()
+        if msg.state == "online":
+            self._cloud_born.set()
         if was == "offline" and msg.state == "online":
             for callback in list(self._back):
                 try:
@@ -159,6 +199,7 @@ class Delivery(BaseFeature):
         gone = [s for s in self._unconfirmed if s <= self.confirmed]
         for s in gone:
             del self._unconfirmed[s]
+            self._unrouted.discard(s)
         self.outbox.ack(gone)
 
     def _watermark(self, payload: bytes) -> int:
@@ -213,6 +254,7 @@ class Delivery(BaseFeature):
             "holding": self.holding,
             "confirmed_seq": self.confirmed,
             "unconfirmed": len(self._unconfirmed),
+            "unrouted": len(self._unrouted),
             "oldest_unconfirmed_s": None if oldest is None else round(now - oldest, 3),
             "redelivered_total": self.redelivered,
         }

@@ -31,7 +31,7 @@ from simulators.cloud import CloudService
 from simulators.cloud.delivery import Ledger, state_payload
 from tests.support.config import make_config
 from tests.support.gateway import running
-from tests.support.mqtt import Observer
+from tests.support.mqtt import Observer, observing
 from tests.support.waiting import eventually, wait_for
 
 BASE = "storegw/v1/S001/gw-1"
@@ -151,6 +151,48 @@ async def test_unconfirmed_events_go_again_and_only_a_confirmation_deletes_them(
         await observer.publish(f"{BASE}/confirm", b'{"seq": 4}')
         await eventually(lambda: depth(gw), lambda d: d == 1, message="4 deleted, not 5")
         assert gw.delivery.confirmed == 4
+
+
+@contextlib.asynccontextmanager
+async def unrouted(broker: MosquittoBroker, tmp_path: Path, n: int) -> AsyncIterator[Gateway]:
+    """A running cloud-mode gateway whose ``n`` events the broker PUBACKed with "no matching
+    subscribers": the cloud's retained state says online, but nobody subscribes to events
+    (a broker that restored its store before the cloud's shared subscription came back)."""
+    async with observing(broker.url, STATE) as state:
+        await state.publish(STATE, state_payload("online", 1), retain=True)
+    # Far beyond the test's deadlines: only the unrouted path can deliver in time.
+    gw = cloud_gateway(broker, tmp_path, confirm="cloud", confirm_timeout_s=600)
+    async with running(gw, connected=True):
+        for i in range(n):
+            await gw.submit("scanner-1", scan(i))
+        await wait_for(lambda: gw.delivery.status()["unrouted"] == n, message="unrouted")
+        assert await depth(gw) == n
+        yield gw
+
+
+async def test_events_that_reached_no_one_go_again_when_the_cloud_is_born(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    cloud_db = tmp_path / "cloud.db"
+    async with unrouted(broker, tmp_path, 20) as gw, CloudService(broker.url, cloud_db) as cloud:
+        await eventually(lambda: depth(gw), lambda d: d == 0, timeout=20, message="stored")
+        report = cloud.report()
+    assert report["unique"] == 20
+    assert report["gaps"] == {"S001/gw-1": []}
+    assert report["delivery"]["confirmed"] == {"S001/gw-1": 20}
+
+
+async def test_events_that_reached_no_one_go_again_soon_even_without_a_birth(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    async with unrouted(broker, tmp_path, 20) as gw:
+        share = "$share/cloud/storegw/v1/+/+/events/#"
+        async with observing(broker.url, share) as consumer:  # subscribes, says nothing
+            await wait_for(lambda: len(seqs(consumer)) >= 20, message="sent again")
+            assert sorted(set(seqs(consumer))) == list(range(1, 21))
+            assert all(e.get("replayed") for e in consumer.events())
+            await wait_for(lambda: gw.delivery.status()["unrouted"] == 0)
+        assert await depth(gw) == 20, "routed is not confirmed: still kept"
 
 
 # --- primary-host awareness: the cloud consumer killed and back -------------------------------

@@ -60,10 +60,11 @@ class Observer:
 
 
 @contextlib.asynccontextmanager
-async def observing(url: str) -> AsyncIterator[Observer]:
-    """An Observer subscribed to everything under ``storegw/`` for the length of the block."""
+async def observing(url: str, *filters: str) -> AsyncIterator[Observer]:
+    """An Observer subscribed to ``filters`` (everything under ``storegw/`` by default) for
+    the length of the block."""
     obs = Observer(url)
-    task = asyncio.create_task(obs.run("storegw/#"))
+    task = asyncio.create_task(obs.run(*(filters or ("storegw/#",))))
     try:
         async with asyncio.timeout(10):
             await obs.subscribed.wait()
