@@ -151,6 +151,12 @@ class MosquittoBroker:
         """Abrupt stop (SIGKILL), like a crashed broker or a pulled cable at the broker side."""
         self._signal(signal.SIGKILL)
 
+    def save(self) -> None:
+        """Have the broker write its persistence snapshot now (SIGUSR1), as the shipped
+        storegw-broker-save.service does."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+
     def _signal(self, sig: signal.Signals) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:

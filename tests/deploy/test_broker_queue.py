@@ -3,8 +3,9 @@
 deploy/mosquitto/storegw.conf runs as it ships (only ports, paths and the log substituted) on
 a real Mosquitto 2.0.11, a gateway identity publishing and the cloud identity consuming with a
 persistent session. The figures asserted are read from the shipped file, not copied: the
-queue holds a 5,000-event outage whole, and a broker killed with -9 loses no more than the
-``autosave_interval`` changes it documents.
+queue holds a 5,000-event outage whole, a broker killed with -9 loses no more than the
+``autosave_interval`` changes it documents, and what the count leaves unsaved on a quiet broker
+is saved by the shipped timer's SIGUSR1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from paho.mqtt.properties import Properties
 
 from simulators.cloud.enrollment import DEPLOY_DIR, CloudPki, DeployedBroker
 from tests.support.acl import S1, client, identity
+from tests.support.waiting import wait_for
 
 CONSUMER = "storegw-cloud-queue"
 
@@ -52,14 +55,17 @@ async def subscribe_and_leave(broker: DeployedBroker, pki: CloudPki) -> None:
         await c.subscribe("storegw/v1/+/+/events/#", qos=1)
 
 
-async def publish(broker: DeployedBroker, pki: CloudPki, tmp: Path, count: int) -> None:
-    """``count`` events from gateway S001/gw-1, each acknowledged (PUBACK) by the broker."""
+async def publish(
+    broker: DeployedBroker, pki: CloudPki, tmp: Path, count: int, first: int = 0
+) -> None:
+    """``count`` events from gateway S001/gw-1, numbered from ``first``, each acknowledged
+    (PUBACK) by the broker."""
     gw = identity(pki, tmp, "S001")
     tls = pki.client_context(gw.cert, gw.key)
     payload = b'{"kind":"scan","data":{"code":"' + b"4" * 300 + b'"}}'
     async with connect(broker.port, tls, "gw-s1") as c:
-        for start in range(0, count, 100):
-            batch = range(start, min(count, start + 100))
+        for start in range(first, first + count, 100):
+            batch = range(start, min(first + count, start + 100))
             await asyncio.gather(
                 *(c.publish(f"{S1}/events/scan", payload + b"#%d" % i, qos=1) for i in batch)
             )
@@ -110,3 +116,48 @@ async def test_a_broker_killed_after_puback_loses_no_more_than_the_documented_ch
     assert got, "nothing was saved: the snapshot does not follow the changes"
     assert len(lost) <= bound, f"{len(lost)} acknowledged events lost, documented <= {bound}"
     assert lost == set(range(sent - len(lost), sent)), "only the newest events are at risk"
+
+
+def unit_setting(unit: str, key: str) -> str:
+    lines = (DEPLOY_DIR / unit).read_text().splitlines()
+    found = [line.split("=", 1)[1] for line in lines if line.startswith(f"{key}=")]
+    assert len(found) == 1, (unit, key, found)
+    return found[0]
+
+
+def test_the_save_timer_signals_the_broker_every_30_s() -> None:
+    assert unit_setting("storegw-broker-save.timer", "OnUnitActiveSec") == "30s"
+    command = unit_setting("storegw-broker-save.service", "ExecStart").split()
+    assert command[:2] == ["/usr/bin/systemctl", "kill"]
+    assert {"--signal=SIGUSR1", "--kill-whom=main", "mosquitto.service"} <= set(command)
+    units = [str(DEPLOY_DIR / f"storegw-broker-save.{kind}") for kind in ("timer", "service")]
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+async def test_a_quiet_broker_loses_what_the_count_left_unsaved_unless_the_timer_saves_it(
+    pki: CloudPki, deployed_broker: DeployedBroker, tmp_path: Path
+) -> None:
+    few = int(shipped("autosave_interval")) // 10  # far fewer changes than trigger a save
+    snapshot = deployed_broker.workdir / "data" / "mosquitto.db"
+
+    def saved() -> int:
+        return snapshot.stat().st_ino if snapshot.exists() else 0  # written new, then renamed
+
+    await subscribe_and_leave(deployed_broker, pki)
+    await publish(deployed_broker, pki, tmp_path, few)
+    before = saved()
+    deployed_broker.save()  # what storegw-broker-save.service does every 30 s
+    await wait_for(lambda: saved() != before, message="the broker wrote its snapshot")
+    deployed_broker.kill()
+    deployed_broker.start()
+    assert await collect(deployed_broker, pki) == set(range(few))
+
+    await publish(deployed_broker, pki, tmp_path, few, first=few)  # and no save this time
+    deployed_broker.kill()
+    deployed_broker.start()
+    assert not await collect(deployed_broker, pki) & set(range(few, 2 * few)), (
+        "the count alone saved them: the timer would not be needed"
+    )
