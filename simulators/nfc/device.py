@@ -33,7 +33,12 @@ def listener_device_class() -> type[Any]:
 
         def bound(self) -> bool:
             sock = self.socket
-            return sock is not None and sock.getsockname()[1] == self.addr[1]
+            if sock is None:
+                return False
+            try:
+                return bool(sock.getsockname()[1] == self.addr[1])
+            except OSError:  # closed by the simulator's thread in between (EBADF)
+                return False
 
         def mute(self) -> None:
             if not self.bound():
