@@ -49,7 +49,7 @@ async def test_scan_reports_every_stack(tmp_path: Path) -> None:
     assert set(probes) == {"serial", "input", "pcsc", "nfc", "ble", "oepl"}
     assert probes["ble"]["status"] == "unavailable (no BlueZ)"
     assert probes["pcsc"]["status"] in ("pcscd not running", "ok", "none")
-    assert [f["where"] for f in probes["nfc"]["found"]] == [nfc_path]
+    assert [f["where"] for f in probes["nfc"]["found"]] == [nfc_path], probes["nfc"]
     assert probes["nfc"]["found"][0]["add"].endswith(f"--kind nfc --device {nfc_path}")
     assert sorted(f["where"] for f in probes["oepl"]["found"]) == [demo_mac(1), demo_mac(2)]
     plain = await invoke("provision", "devices", "scan", "--ble-timeout", "1")
