@@ -8,7 +8,6 @@ from typing import Any, cast
 import pytest
 
 from gateway.kiosk.service import MODE_POLL_S, KioskService
-from tests.support.waiting import wait_for
 
 
 class _Counter:
@@ -22,6 +21,8 @@ class _Counter:
 async def test_the_mode_watch_stops_while_offline_and_resumes_on_connect(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The poll interval is made instant, so "no polling" is checked over a fixed number of
+    event-loop turns, in which an online watch polls many times, not over a wall-clock window."""
     counter = _Counter()
     kiosks = KioskService(
         [], store_id="S001", counter=cast(Any, counter), devices={}, tokens=cast(Any, None)
@@ -32,28 +33,40 @@ async def test_the_mode_watch_stops_while_offline_and_resumes_on_connect(
         told.append(mode)
         return 0
 
+    real_sleep = asyncio.sleep
+
+    async def instant_poll(delay: float, result: Any = None) -> Any:
+        return await real_sleep(0 if delay == MODE_POLL_S else delay, result)
+
+    async def turns(n: int = 60) -> None:
+        for _ in range(n):
+            await real_sleep(0)
+
     monkeypatch.setattr(kiosks.hub, "sync_mode", sync_mode)
+    monkeypatch.setattr(asyncio, "sleep", instant_poll)
     task = asyncio.create_task(kiosks.run())
     try:
-        await asyncio.sleep(MODE_POLL_S * 3)
+        await turns()
         assert told == []  # never connected: nothing to poll for
 
         counter.online = True
         kiosks.on_connected()
         assert told == ["online"]  # told at once, then polled
-        await wait_for(lambda: len(told) >= 3, message="polls while online")
+        await turns()
+        assert len(told) >= 10, "an online watch polls on every interval"
         assert set(told) == {"online"}
 
         counter.online = False
         kiosks.on_disconnected()
         assert told[-1] == "offline"
         quiet = len(told)
-        await asyncio.sleep(MODE_POLL_S * 4)
+        await turns()
         assert len(told) == quiet  # no polling while the cloud is unreachable
 
         counter.online = True
         kiosks.on_connected()
-        await wait_for(lambda: len(told) >= quiet + 3, message="polls again")
+        await turns()
+        assert len(told) >= quiet + 10, "polls again"
         assert told[quiet:] == ["online"] * (len(told) - quiet)
     finally:
         task.cancel()
