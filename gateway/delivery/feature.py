@@ -234,8 +234,11 @@ class Delivery(BaseFeature):
             log.info("cloud online: sending events", extra={"state": self.state})
 
     async def _lowest(self) -> int:
+        # last_seq is taken before the read: a commit landing during it must not make an empty
+        # snapshot say "nothing up to the new seq is held" (the cloud would give that seq up).
+        last = self.outbox.last_seq
         rows = await self.outbox.read(0, 1)
-        return rows[0].seq if rows else self.outbox.last_seq + 1
+        return rows[0].seq if rows else last + 1
 
     async def _send_held(self, pump: Pump) -> None:
         self._held_at = time.monotonic()

@@ -80,6 +80,24 @@ def test_a_stale_cloud_state_cannot_win(tmp_path: Path) -> None:
     assert not Delivery(DeliverySection(), topics, outbox).holding  # broker mode never holds
 
 
+async def test_held_never_names_a_seq_committed_while_it_looks(tmp_path: Path) -> None:
+    """held's ``from`` is the lowest seq still held: an event committed while the outbox is
+    read must stay at or above it, or the cloud gives it up as lost before it arrives."""
+    topics = Topics("storegw/v1", "S001", "gw-1")
+    async with Outbox(tmp_path / "o.db", store_id="S001", gateway_id="gw-1") as outbox:
+        gate = Delivery(DeliverySection(confirm="cloud"), topics, outbox)
+        empty = outbox.read
+
+        async def read_while_a_commit_lands(*args: Any) -> Any:
+            rows = await empty(*args)  # the snapshot: nothing held yet
+            await outbox.append("scanner-1", scan(1))  # seq 1 commits before the answer
+            return rows
+
+        outbox.read = read_while_a_commit_lands  # type: ignore[method-assign]
+        assert await gate._lowest() == 1
+        assert outbox.last_seq == 1
+
+
 def test_the_cloud_watermark_waits_for_gaps_until_the_gateway_says_they_will_not_come() -> None:
     ledger = Ledger()
     for s in (1, 2, 4, 5, 8):
