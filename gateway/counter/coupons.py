@@ -19,17 +19,13 @@ from decimal import Decimal
 from typing import Literal
 
 from core.ids import new_id, rfc3339
+from gateway.counter.answer_models import RedeemAnswer
+from gateway.counter.conflict_models import Conflict, ConflictWinner
 from gateway.counter.desk import TokenDesk
+from gateway.counter.errors import CounterError, cloud_error
 from gateway.counter.ledger import redeem_args, refusal
-from gateway.counter.models import (
-    Conflict,
-    ConflictWinner,
-    CounterError,
-    Origin,
-    RedeemAnswer,
-    RedeemRequest,
-    cloud_error,
-)
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import RedeemRequest
 from gateway.counter.rows import Redemption, fresh
 from gateway.counter.single_use import SingleUse
 from gateway.rpc import RpcError, RpcRefused

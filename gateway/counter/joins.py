@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from core.events import JsonObject
 from gateway.counter.asset_models import JoinAnswer, JoinRequest
-from gateway.counter.models import Origin
 from gateway.counter.operations import OfflineRule, Operations
+from gateway.counter.origin import Origin
 
 
 @dataclass(eq=False)

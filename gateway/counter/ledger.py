@@ -20,9 +20,9 @@ from typing import Literal, Protocol
 from pydantic import JsonValue
 
 from core.events import JsonObject, Priority, Reading
+from gateway.counter.errors import CounterError
 from gateway.counter.feed import TillFeed
 from gateway.counter.model_base import Mode
-from gateway.counter.models import CounterError
 from gateway.counter.reservations import Alone, Reservations
 from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore

@@ -16,18 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from core.ids import new_id, rfc3339
+from gateway.counter.answer_models import PickupAnswer, PickupLineAnswer
+from gateway.counter.conflict_models import PickupConflict, PickupWinner
 from gateway.counter.desk import TokenDesk
+from gateway.counter.errors import CounterError, cloud_error
 from gateway.counter.ledger import refusal, token_args
-from gateway.counter.models import (
-    CounterError,
-    Origin,
-    PickupAnswer,
-    PickupConflict,
-    PickupLineAnswer,
-    PickupRequest,
-    PickupWinner,
-    cloud_error,
-)
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import PickupRequest
 from gateway.counter.rows import PickupRow, fresh
 from gateway.counter.single_use import SingleUse
 from gateway.rpc import RpcError, RpcRefused

@@ -15,8 +15,8 @@ from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError
 from gateway.counter.reservations import Claim, token_for
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
