@@ -23,11 +23,12 @@ from gateway.counter.answer_models import RedeemAnswer
 from gateway.counter.conflict_models import Conflict, ConflictWinner
 from gateway.counter.desk import TokenDesk
 from gateway.counter.errors import CounterError, cloud_error
-from gateway.counter.ledger import redeem_args, refusal
+from gateway.counter.ledger import refusal
 from gateway.counter.origin import Origin
 from gateway.counter.request_models import RedeemRequest
 from gateway.counter.rows import Redemption, fresh
 from gateway.counter.single_use import SingleUse
+from gateway.counter.token_wire import redeem_args
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import (
     Basket,

@@ -28,7 +28,8 @@ from core.ids import new_id, rfc3339
 from gateway.counter.answer_models import AccrueAnswer, CheckinAnswer
 from gateway.counter.checkins import cached_appointments, campaign_of, check_offline
 from gateway.counter.errors import CounterError, cloud_error
-from gateway.counter.ledger import KEY, Ledger
+from gateway.counter.ledger import Ledger
+from gateway.counter.op_kinds import KEY
 from gateway.counter.origin import Origin
 from gateway.counter.request_models import AccrueRequest, CheckinRequest
 from gateway.counter.rows import Operation, OpKind

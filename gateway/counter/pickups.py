@@ -20,11 +20,12 @@ from gateway.counter.answer_models import PickupAnswer, PickupLineAnswer
 from gateway.counter.conflict_models import PickupConflict, PickupWinner
 from gateway.counter.desk import TokenDesk
 from gateway.counter.errors import CounterError, cloud_error
-from gateway.counter.ledger import refusal, token_args
+from gateway.counter.ledger import refusal
 from gateway.counter.origin import Origin
 from gateway.counter.request_models import PickupRequest
 from gateway.counter.rows import PickupRow, fresh
 from gateway.counter.single_use import SingleUse
+from gateway.counter.token_wire import token_args
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Pickup, verify_pickup
 
