@@ -107,13 +107,7 @@ class CloudService(CloudIntake, WalletAnswers, GatewayCommands, CloudAdmin, Deli
         self.campaigns, self.admin = CampaignBook(self.store), AdminChannel(self)
         self.methods["coupon.claim"] = self._claim
         self.methods["clock.now"] = self._clock_now
-        self.methods["balance.pay"] = self._pay
-        self.methods["balance.refund"] = self._refund
-        self.methods["balance.topup"] = self._topup
-        self.methods["points.redeem"] = self._redeem_points
-        self.methods["points.reverse"] = self._reverse_points
-        self.methods["package.consume"] = self._consume_package
-        self.methods["member.join"] = self._join
+        self.methods |= self.wallet_methods()
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s
