@@ -19,8 +19,7 @@ from core.ids import new_id, rfc3339
 from gateway.counter.answer_models import PickupAnswer, PickupLineAnswer
 from gateway.counter.conflict_models import PickupConflict, PickupWinner
 from gateway.counter.desk import TokenDesk
-from gateway.counter.errors import CounterError, cloud_error
-from gateway.counter.ledger import refusal
+from gateway.counter.errors import CounterError
 from gateway.counter.origin import Origin
 from gateway.counter.request_models import PickupRequest
 from gateway.counter.rows import PickupRow, fresh
@@ -115,15 +114,9 @@ class Pickups(TokenDesk):
         try:
             data = await self.ledger.call("order.pickup", token_args(row, "code", "pickup_id"))
         except RpcRefused as exc:
-            rejected = replace(
-                row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
-            )
-            await self._once.keep(rejected, "refused pickup not kept")
-            raise cloud_error(exc.code, exc.message, exc.details, _PICKUP_CLOUD_CODES) from None
+            raise await self._once.refused(row, exc, _PICKUP_CLOUD_CODES) from None
         except RpcError:
-            return replace(
-                row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
-            )
+            return self._once.offline(row)
         return replace(row, status="accepted", cloud=data, attempts=1, updated=time.time())
 
     async def conflicts(self) -> list[PickupConflict]:
