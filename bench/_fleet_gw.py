@@ -25,10 +25,11 @@ from core.backoff import Backoff
 from core.events import Reading
 from gateway.bridge import Bridge
 from gateway.commands import Dispatcher
-from gateway.config import MqttSection, parse_config
+from gateway.config import parse_config
 from gateway.delivery.feature import Delivery
 from gateway.feature import attach
 from gateway.metrics import Metrics
+from gateway.mqtt_config import MqttSection
 from gateway.outbox import Outbox, OutboxError
 from gateway.uplink import LastWill, Uplink
 from gateway.wire.topics import Topics

@@ -15,13 +15,16 @@ publishes each gateway's watermark; the broker gets the shipped persistence and 
 settings (deploy/mosquitto/storegw.conf). A storm with mode ``live`` keeps traffic running
 through the kill and the restart (events in flight and unconfirmed when the broker dies);
 ``live-nostore`` also restarts the broker with persistence off, its whole store gone.
+
+This module runs the phases (:class:`Fleet`, :func:`main`); the command line is
+bench/_fleet_args.py, the broker's settings bench/_fleet_broker.py, the figures drawn from the
+run bench/_fleet_figures.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import shutil
 import signal
@@ -32,58 +35,15 @@ from typing import Any
 
 import _fleet_cloud
 import _fleet_gw
+from _fleet_args import parse
+from _fleet_broker import broker_config
+from _fleet_figures import analyse
 from _fleet_proc import Proc, ask_all, log, wait_for
-from _fleet_report import (
-    Ledger,
-    broker_connects,
-    cpu_s,
-    latency_figures,
-    machine,
-    pct,
-    peak_per_second,
-    show,
-    status_mb,
-)
+from _fleet_report import Ledger, cpu_s, machine, show, status_mb
 
 from simulators.broker import MosquittoBroker
 
 PREFIX = "storegw/v1"
-BROKER_CONFIG = """\
-connection_messages true
-log_type information
-log_timestamp true
-autosave_interval 3600
-max_keepalive 120
-"""
-SHIPPED_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "storegw.conf"
-SHIPPED_KEYS = (
-    "autosave_on_changes",
-    "autosave_interval",
-    "max_queued_bytes",
-    "max_queued_messages",
-    "persistent_client_expiration",
-)
-"""What confirm = "cloud" runs with from the shipped broker file: when the broker saves, and
-what it queues for a consumer that is away."""
-STORM_MODES = ("paused", "live", "live-nostore")
-
-
-def shipped_persistence() -> str:
-    """The shipped file's persistence and queue lines, as they are there (each set once)."""
-    text = SHIPPED_CONF.read_text()
-    lines = []
-    for key in SHIPPED_KEYS:
-        found = re.findall(rf"(?m)^{key} \S+$", text)
-        if len(found) != 1:
-            raise ValueError(f"{SHIPPED_CONF}: {key} set {len(found)} times")
-        lines.append(found[0])
-    return "\n".join(lines) + "\n"
-
-
-def broker_config(confirm: str) -> str:
-    if confirm == "cloud":  # the shipped saving instead of the bench's hourly one
-        return BROKER_CONFIG.replace("autosave_interval 3600\n", shipped_persistence())
-    return BROKER_CONFIG
 
 
 class Fleet:
@@ -290,172 +250,8 @@ class Fleet:
         }
 
 
-def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
-    a, led = f.args, f.ledger
-    out: dict[str, Any] = dict(f.figures)
-    for name, (t0, t1) in f.phases.items():
-        ids = led.window(t0, t1)
-        out[name] = {
-            "accepted_per_s": round(len(ids) / (t1 - t0), 1),
-            "at_cloud_per_s": round(sum(1 for i in ids if i in led.first) / (t1 - t0), 1),
-            **latency_figures(led.latencies_ms(ids)),
-            **led.copies_of(ids),
-        }
-    out["single"]["max_events_per_s"] = out.pop("single_max_events_per_s")
-    load = out["load"]
-    events = len(led.window(f.phases["opening"][0], f.phases["steady"][1]))
-    for key in ("broker", "gateway_processes", "cloud_consumers"):
-        cpu = load.pop(f"{key}_cpu_s")
-        load[f"{key}_cpu_cores"] = round(cpu / load["seconds"], 3)
-        load[f"{key}_cpu_us_per_event"] = round(cpu / max(1, events) * 1e6)
-    out["ratios"] = {
-        "steady_vs_single_gateway_max": round(
-            out["steady"]["at_cloud_per_s"] / out["single"]["max_events_per_s"], 2
-        ),
-        "steady_p50_vs_single_gateway_p50": round(
-            out["steady"]["p50_ms"] / out["single"]["p50_ms"], 2
-        ),
-        "steady_p99_vs_single_gateway_p99": round(
-            out["steady"]["p99_ms"] / out["single"]["p99_ms"], 2
-        ),
-    }
-    logged = broker_connects(f.broker.log_file)
-    for s in storms:
-        t_up = s["t_up"] = round(s["t_up"], 3)
-        t_kill, t_on, t_stop = s.pop("t_kill"), s.pop("t_on"), s.pop("t_stop")
-        t_end = s.pop("t_end")
-        firsts: dict[int, float] = {}
-        for at, gw in f.connects:
-            if gw > 0 and t_up <= at < min(t_end, firsts.get(gw, t_end)):
-                firsts[gw] = at
-        cloud_back = max((t for t in f.subscribed if t_up <= t < t_end), default=t_end)
-        early = {gw for gw, at in firsts.items() if at < cloud_back}
-        backlog = [  # accepted while its gateway was offline
-            i for i, (at, gw) in led.accepted.items() if t_kill <= at < firsts.get(gw, t_end)
-        ]
-        in_flight = [  # accepted before the kill, not at the cloud when it died
-            i for i in led.window(t_on, t_kill) if led.first.get(i, float("inf")) >= t_kill
-        ]
-        affected = in_flight + backlog
-        drained = led.drained_after(affected, t_up)
-        peak, at_s = peak_per_second(firsts.values(), t_up)
-        peak_100ms, _ = peak_per_second(firsts.values(), t_up, 0.1)
-        spread = sorted(t - t_up for t in firsts.values())
-        bpeak, _ = peak_per_second([t for t in logged if t < t_end], float(int(t_up)))
-        s.update(
-            {
-                "backlog_events": len(backlog),
-                "all_reconnected_s": round(max(firsts.values()) - t_up, 2)
-                if len(firsts) == a.gateways
-                else f"{len(firsts)}/{a.gateways}",
-                "backlogs_drained_s": round(led.drained_after(backlog, t_up), 2),
-                "peak_connects_per_s_client": peak,
-                "peak_second_after_restart": at_s,
-                "peak_connects_per_s_in_100ms": peak_100ms,
-                "reconnects_p10_p90_s": [round(pct(spread, 10), 2), round(pct(spread, 90), 2)],
-                "peak_connects_per_s_broker_log": bpeak,
-                "attempts_while_down": sum(1 for t in f.attempts if t_kill <= t < t_up),
-                "cloud_resubscribed_s": round(cloud_back - t_up, 3),
-                "gateways_back_before_cloud": len(early),
-                "in_flight_at_kill": len(in_flight),
-                "in_flight_and_backlog_at_cloud_s": round(drained, 2),
-                "all_back_and_drained_s": round(max(drained, max(firsts.values()) - t_up), 2)
-                if len(firsts) == a.gateways
-                else None,
-                "storm_latency": latency_figures(
-                    led.latencies_ms(led.window(t_kill, t_up + drained))
-                ),
-                **led.copies_of(led.window(t_on, t_stop)),
-                "lost": sum(1 for i in backlog if i not in led.first),
-                "lost_in_flight_at_kill": sum(1 for i in in_flight if i not in led.first),
-                "lost_any_accepted_in_storm": sum(
-                    1 for i in led.window(t_on, t_stop) if i not in led.first
-                ),
-                "lost_of_gateways_back_before_cloud": sum(
-                    1 for i in backlog if i not in led.first and led.accepted[i][1] in early
-                ),
-            }
-        )
-    out["storms"] = storms
-    split = led.copies_of(led.accepted)
-    out["accounting"] = {
-        "accepted": len(led.accepted),
-        "lost": led.lost,
-        "duplicates": led.duplicates,
-        "duplicates_not_flagged_replayed": led.unflagged_duplicates,
-        "unknown_ids": led.unknown,
-        "refused_appends": f.refused,
-        "redelivered_after_confirm_timeout": f.redelivered,
-        "gateway_published_unflagged_twice": f.sent_twice,
-        "duplicates_not_flagged_marked_dup_by_broker": split[
-            "duplicates_not_flagged_marked_dup_by_broker"
-        ],
-        "duplicates_flagged_neither": split["duplicates_not_flagged"]
-        - split["duplicates_not_flagged_marked_dup_by_broker"],
-        **({"confirmer": f.confirmed} if f.confirmed else {}),
-        "lost_sample_gateway_accepted_at": led.lost_sample(),
-    }
-    return out
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gateways", type=int, default=1000)
-    p.add_argument("--processes", type=int, default=4)
-    p.add_argument("--consumers", type=int, default=2)
-    p.add_argument("--duration", type=float, default=30.0, help="steady traffic, seconds")
-    p.add_argument("--rate", type=float, default=0.3, help="mean events/s of one gateway")
-    p.add_argument("--burst", type=float, default=3.0, help="opening-time rate multiplier")
-    p.add_argument("--backlog", type=int, default=20, help="events per gateway in the outage")
-    p.add_argument(
-        "--storms",
-        default="first-retry-fixed:0.3:0,shipped:0.3:0,shipped:10,unjittered:10",
-        help="storms, each BACKOFF[:OUTAGE_S[:BACKLOG[:MODE]]] (backoffs "
-        + ",".join(_fleet_gw.BACKOFFS)
-        + "; modes "
-        + ",".join(STORM_MODES)
-        + ")",
-    )
-    for name, choices, text in (
-        ("--confirm", ("broker", "cloud"), "[delivery] confirm of every gateway"),
-        ("--cloud-session", ("persistent", "clean"), "the consumers' MQTT session"),
-    ):
-        p.add_argument(name, default=choices[0], choices=choices, help=f"{text} (first: default)")
-    p.add_argument("--confirm-timeout", type=float, default=60.0, help="confirm_timeout_s")
-    p.add_argument("--warmup", type=float, default=5.0, help="live storms: traffic before kill")
-    p.add_argument(
-        "--storm-tail", type=float, default=10.0, help="live storms: traffic after all are back"
-    )
-    p.add_argument("--baseline-s", type=float, default=5.0)
-    p.add_argument("--durability", default="power-loss", choices=["power-loss", "crash"])
-    p.add_argument("--outbox-dir", default="/dev/shm", help="where outboxes live (tmpfs)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="20 gateways, short phases")
-    p.add_argument("--json", action="store_true", help="a JSON summary as the last line")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.gateways, args.processes = min(args.gateways, 20), 1
-        args.duration, args.baseline_s = min(args.duration, 5.0), min(args.baseline_s, 2.0)
-        args.backlog = min(args.backlog, 10)
-        args.warmup, args.storm_tail = min(args.warmup, 2.0), min(args.storm_tail, 3.0)
-        if args.storms == p.get_default("storms"):
-            args.storms = "shipped:0.3:0,shipped:3,unjittered:3"
-            if args.confirm == "cloud":
-                args.storms = "shipped:3:0:live,shipped:3:0:live-nostore"
-    if args.storms == p.get_default("storms") and args.confirm == "cloud":
-        args.storms = "shipped:10:0:live,shipped:10:0:live-nostore"
-    for item in filter(None, args.storms.split(",")):
-        parts = item.split(":")
-        if parts[0] not in _fleet_gw.BACKOFFS:
-            p.error(f"unknown backoff in --storms: {item}")
-        if len(parts) > 3 and parts[3] not in STORM_MODES:
-            p.error(f"unknown storm mode in --storms: {item}")
-    args.processes = max(1, min(args.processes, args.gateways))
-    return args
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse(argv)
+    args = parse(argv, __doc__.splitlines()[0])
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # broker and workers inherit it
     data = Path(tempfile.mkdtemp(prefix="storegw-fleet-", dir=args.outbox_dir))

@@ -18,9 +18,9 @@ from core.events import JsonObject
 from core.ids import rfc3339
 from gateway import __version__
 from gateway.commands import CommandCode, Dispatcher, Undo, failed
-from gateway.config import MqttSection
 from gateway.feature import InboundHandler
 from gateway.metrics import Metrics
+from gateway.mqtt_config import MqttSection
 from gateway.outbox import Outbox
 from gateway.pump import Gate, Pump
 from gateway.rpc import RpcClient

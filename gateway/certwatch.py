@@ -28,8 +28,9 @@ from cryptography import x509
 from core.datafiles import FILE_MODE, write_atomic
 from core.events import JsonObject, Priority, Reading
 from core.ids import rfc3339, utcnow
-from gateway.config import Config, MqttSection
+from gateway.config import Config
 from gateway.feature import BaseFeature
+from gateway.mqtt_config import MqttSection
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 from gateway.wire.certs import (
     IdentityCode,

@@ -28,7 +28,7 @@ from pathlib import Path
 from core.events import JsonObject
 from core.ids import rfc3339
 from core.sqlite import Database
-from gateway.config import CommandsSection
+from gateway.config_sections import CommandsSection
 from gateway.feature import BaseFeature
 
 log = logging.getLogger(__name__)

@@ -2,37 +2,47 @@
 
 Every problem is reported with its key path (``mqtt.url``, ``devices[0].port``) so a technician
 can fix a file in one pass. ``STOREGW_<SECTION>__<KEY>`` environment variables override the file.
+
+This module is the file as a whole (:class:`Config`) and its loading; the sections are
+:mod:`gateway.mqtt_config`, :mod:`gateway.config_sections` and each subsystem's own
+(``[counter]``, ``[api]``, ``[store_ledger]``, the kiosks) beside its code.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, cast
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     create_model,
     model_validator,
 )
 
 from core.errors import StoregwError
-from core.identifiers import ID_PATTERN
 from core.validation import duplicate_ids, located_error
 from drivers import registry
 from drivers.base import DeviceConfig
 from drivers.kind import DeviceKind
 from gateway.api.config import ApiSection
+from gateway.config_sections import (
+    CommandsSection,
+    GatewaySection,
+    LogSection,
+    MetricsSection,
+    OutboxSection,
+    Section,
+    SupervisorSection,
+)
 from gateway.counter.config import CounterSection
 from gateway.kiosk.config import KioskConfig, kiosk_problems
+from gateway.mqtt_config import MqttSection
 from gateway.storeledger.config import StoreLedgerSection
 from gateway.storeledger.tls import TlsIdentity
 
@@ -50,128 +60,7 @@ else:
     DeviceConfigUnion = _device_union()
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class GatewaySection(_Section):
-    store_id: str = Field(pattern=ID_PATTERN)
-    gateway_id: str = Field(pattern=ID_PATTERN)
-    data_dir: Path = Path("/var/lib/storegw")
-    test_box: bool = False
-    """A lab or demo box: ``provision doctor`` then accepts vsmartcard's virtual card
-    readers, which on a store box would take "member cards" from anyone on the LAN."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class MqttSection(_Section):
-    url: str
-    topic_prefix: str = Field(default="storegw/v1", pattern=r"^[A-Za-z0-9_./-]{1,128}$")
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
-    """Allow plain ``mqtt://`` to a non-loopback host (lab networks only)."""
-    cert_warn_days: int = Field(default=30, ge=0, le=3650)
-    """Warn (log + a ``cert.expiring`` event, once a day) this close to the client
-    certificate's expiry."""
-    cert_renew_days: int = Field(default=14, ge=0, le=3650)
-    """Ask the cloud for a new certificate (RPC ``cert.renew``) this close to expiry; 0: never."""
-    protocol: Literal["5", "3.1.1"] = "5"
-    """MQTT v5 is required for request/response properties; 3.1.1 only for legacy brokers."""
-    username: str | None = None
-    password: SecretStr | None = None
-    client_id: str | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
-    publish_window: int = Field(default=100, ge=1, le=1000)
-    """QoS 1 messages in flight at once; 20-100 is fastest with paho's linear in-flight list."""
-    replay_share: float = Field(default=0.8, gt=0, le=1)
-    """Share of the window a backlog may use after an outage; the rest is kept for live events."""
-    replay_max_per_s: float | None = Field(default=None, gt=0)
-    """Optional pace for replaying a backlog over a thin uplink."""
-    session_expiry_s: int = Field(default=86400, ge=0, le=0xFFFFFFFF)
-    """How long the broker keeps the gateway's session (its subscriptions, and the QoS 1
-    commands sent while it is offline) after a disconnect; 0: a clean session every time.
-    MQTT 3.1.1 has no expiry: any value but 0 there means a session kept until the broker's
-    own limit (Mosquitto ``persistent_client_expiration``)."""
-
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.url).scheme
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        port = urlsplit(self.url).port
-        return port if port is not None else (8883 if self.tls else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "mqtts"
-
-    @model_validator(mode="after")
-    def _check_url(self) -> MqttSection:
-        # Every problem at once, each at the key to change (mqtt.url, mqtt.key_file, ...).
-        problems: list[tuple[str, str]] = []
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            problems.append(
-                ("url", "url must start with mqtts:// (or mqtt:// for a loopback broker)")
-            )
-        elif not parts.hostname:
-            problems.append(("url", "url has no host"))
-        else:
-            try:
-                _ = parts.port
-            except ValueError as exc:
-                problems.append(("url", f"url has a bad port: {exc}"))
-            if parts.scheme == "mqtt" and not self.insecure and not _is_loopback(parts.hostname):
-                problems.append(
-                    (
-                        "url",
-                        "plain mqtt:// is refused for a non-loopback host; use mqtts:// "
-                        "or set insecure = true for a lab network",
-                    )
-                )
-        if (self.cert_file is None) != (self.key_file is None):
-            missing = "key_file" if self.key_file is None else "cert_file"
-            problems.append((missing, "cert_file and key_file must be given together"))
-        if self.reconnect_min_s > self.reconnect_max_s:
-            problems.append(("reconnect_min_s", "reconnect_min_s must not exceed reconnect_max_s"))
-        if problems:
-            raise located_error(type(self).__name__, [((key,), msg) for key, msg in problems])
-        return self
-
-
-class OutboxSection(_Section):
-    durability: Literal["power-loss", "crash"] = "power-loss"
-    """power-loss: fsync every group commit (synchronous=FULL); crash: survive kill -9 only."""
-    max_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024)
-    high_priority_reserve: float = Field(default=0.1, ge=0, le=1)
-    """Extra room, as a share of max_bytes, kept for events that must not be refused early."""
-    max_age_s: float = Field(default=14 * 24 * 3600, gt=0)
-    """Low-priority events older than this are expired (counted, logged, reported)."""
-    commit_interval_ms: float = Field(default=0.0, ge=0, le=100)
-    """Wait this long before each commit for more events to share it. 0 (the default) commits
-    at once when the writer is idle and batches what arrives while a commit runs; any wait
-    measured lower for one device and for many (bench/disk.py)."""
-
-
-class DeliverySection(_Section):
+class DeliverySection(Section):
     """When an event counts as delivered, and whether to hold events while the cloud is away
     (docs/delivery.md)."""
 
@@ -191,33 +80,7 @@ class DeliverySection(_Section):
         return self.confirm == "cloud" or self.hold_when_cloud_offline
 
 
-class MetricsSection(_Section):
-    listen: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
-    """host:port for the Prometheus endpoint; off when unset."""
-
-
-class LogSection(_Section):
-    format: Literal["text", "json"] = "text"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-
-class CommandsSection(_Section):
-    """How commands that carry an id and an ``expires_at`` are judged (docs/mqtt.md)."""
-
-    clock_skew_s: float = Field(default=60.0, ge=0, le=3600)
-    """A command still runs this long after its ``expires_at`` by the box's clock: the cloud's
-    and the box's clocks may disagree by this much."""
-    id_retention_s: float = Field(default=7 * 86400, ge=60, le=90 * 86400)
-    """A command id is remembered (and a repeat refused as ``duplicate``) this long, or until
-    its ``expires_at`` has passed if that is later; ``expires_at`` further ahead is refused."""
-
-
-class SupervisorSection(_Section):
-    retry_min_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=30.0, gt=0)
-
-
-class Config(_Section):
+class Config(Section):
     gateway: GatewaySection
     mqtt: MqttSection
     outbox: OutboxSection = OutboxSection()

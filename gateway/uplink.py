@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import StrEnum, TypedError
-from gateway.config import MqttSection
+from gateway.mqtt_config import MqttSection
 
 log = logging.getLogger(__name__)
 

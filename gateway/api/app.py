@@ -37,17 +37,19 @@ from gateway.counter.asset_models import (
     RefundRequest,
     TopupRequest,
 )
-from gateway.counter.model_base import ID
-from gateway.counter.models import (
+from gateway.counter.conflict_models import (
     CONFLICT_ID,
-    AccrueRequest,
-    CheckinRequest,
     ConflictAction,
     ConflictResolution,
     ConflictsAnswer,
-    CounterError,
+)
+from gateway.counter.errors import CounterError
+from gateway.counter.model_base import ID
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import (
+    AccrueRequest,
+    CheckinRequest,
     IdentifyRequest,
-    Origin,
     PickupRequest,
     RedeemRequest,
 )

@@ -15,7 +15,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway import __version__
 from gateway.api.routes import AUTH_ERRORS, MAX_BODY_BYTES, ROUTES, Route
-from gateway.counter.models import HTTP_STATUS, CounterCode
+from gateway.counter.errors import HTTP_STATUS, CounterCode
 
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -9,6 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gateway.counter.answer_models import (
+    AccrueAnswer,
+    CheckinAnswer,
+    IdentifyAnswer,
+    MemberAnswer,
+    PickupAnswer,
+    RedeemAnswer,
+)
 from gateway.counter.asset_models import (
     BalanceAnswer,
     JoinAnswer,
@@ -22,22 +30,18 @@ from gateway.counter.asset_models import (
     RefundRequest,
     TopupRequest,
 )
-from gateway.counter.models import (
+from gateway.counter.conflict_models import (
     CONFLICT_ID,
-    AccrueAnswer,
-    AccrueRequest,
-    CheckinAnswer,
-    CheckinRequest,
     ConflictAction,
     ConflictItem,
     ConflictResolution,
     ConflictsAnswer,
-    IdentifyAnswer,
+)
+from gateway.counter.request_models import (
+    AccrueRequest,
+    CheckinRequest,
     IdentifyRequest,
-    MemberAnswer,
-    PickupAnswer,
     PickupRequest,
-    RedeemAnswer,
     RedeemRequest,
 )
 

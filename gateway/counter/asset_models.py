@@ -1,6 +1,6 @@
 """The member assets' models: stored value, points, service packages and joining - what the
 local API accepts and answers for them, and their conflicts (the OpenAPI document is built
-from these like from :mod:`gateway.counter.models`)."""
+from these like from :mod:`gateway.counter.request_models`)."""
 
 from __future__ import annotations
 

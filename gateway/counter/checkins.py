@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pydantic import JsonValue
 
 from core.events import JsonObject
-from gateway.counter.models import CounterError
+from gateway.counter.errors import CounterError
 
 CHECKIN_OPENS = timedelta(minutes=60)
 """How long before an appointment check-in opens, as the cloud rules it."""

@@ -9,13 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.commands import Command, CommandError
-from gateway.counter.models import (
-    CONFLICT_ID,
-    ConflictAction,
-    ConflictItem,
-    ConflictState,
-    CounterError,
-)
+from gateway.counter.conflict_models import CONFLICT_ID, ConflictAction, ConflictItem, ConflictState
+from gateway.counter.errors import CounterError
 from gateway.counter.worklist import Worklist
 
 

@@ -19,19 +19,15 @@ from decimal import Decimal
 from typing import Literal
 
 from core.ids import new_id, rfc3339
+from gateway.counter.answer_models import RedeemAnswer
+from gateway.counter.conflict_models import Conflict, ConflictWinner
 from gateway.counter.desk import TokenDesk
-from gateway.counter.ledger import redeem_args, refusal
-from gateway.counter.models import (
-    Conflict,
-    ConflictWinner,
-    CounterError,
-    Origin,
-    RedeemAnswer,
-    RedeemRequest,
-    cloud_error,
-)
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import RedeemRequest
 from gateway.counter.rows import Redemption, fresh
 from gateway.counter.single_use import SingleUse
+from gateway.counter.token_wire import redeem_args
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import (
     Basket,
@@ -178,11 +174,7 @@ class Coupons(TokenDesk):
         try:
             data = await self.ledger.call("coupon.redeem", args)
         except RpcRefused as exc:
-            rejected = replace(
-                row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
-            )
-            await self._once.keep(rejected, "refused redemption not kept")
-            raise cloud_error(exc.code, exc.message, exc.details, _COUPON_CLOUD_CODES) from None
+            raise await self._once.refused(row, exc, _COUPON_CLOUD_CODES) from None
         except RpcError:
             limit = self.offline_max_value
             if _given(row) > limit:
@@ -192,9 +184,7 @@ class Coupons(TokenDesk):
                     mode="offline",
                     details={"limit": str(limit)},
                 ) from None
-            return replace(
-                row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
-            )
+            return self._once.offline(row)
         cloud_discount = Discount.from_json(data.get("discount"))
         discount = row.discount if cloud_discount is None else cloud_discount.as_json()
         return replace(

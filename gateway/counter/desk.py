@@ -7,9 +7,9 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from gateway.counter.errors import CounterError
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError
 from gateway.counter.tills import TillSessions
 from gateway.wire.tokens import KeySet, TokenError
 

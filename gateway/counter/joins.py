@@ -2,7 +2,7 @@
 join is accepted ``pending`` with a provisional member id (``P-...``) the till uses at once -
 the member is identified at the till under it, and what is done for them offline carries it;
 the cloud maps it to the new member when the join is reconciled, so nothing is lost. The
-phone number goes to the cloud only; events carry its hash (:func:`ledger.phone_hash`)."""
+phone number goes to the cloud only; events carry its hash (:func:`op_kinds.phone_hash`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from core.events import JsonObject
 from gateway.counter.asset_models import JoinAnswer, JoinRequest
-from gateway.counter.models import Origin
 from gateway.counter.operations import OfflineRule, Operations
+from gateway.counter.origin import Origin
 
 
 @dataclass(eq=False)

@@ -4,12 +4,12 @@ Every operation (coupon, accrual, check-in) writes its ledger row and its HIGH e
 transaction of the outbox (the row is attached to the event: :mod:`gateway.outbox.attached`),
 so one fsync records both and neither exists without the other; the cloud settles what was
 decided offline. The operations and the reconciler both work through a :class:`Ledger`, so
-the reconciler needs nothing of the service around it.
+the reconciler needs nothing of the service around it. What each kind of operation is called
+on the wire is :mod:`.op_kinds`; what a coupon's or an order's row says, :mod:`.token_wire`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,15 +17,15 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from pydantic import JsonValue
-
 from core.events import JsonObject, Priority, Reading
+from gateway.counter.errors import CounterError
 from gateway.counter.feed import TillFeed
 from gateway.counter.model_base import Mode
-from gateway.counter.models import CounterError
+from gateway.counter.op_kinds import ACCEPTED, KEY, METHOD, SHORTFALL, event_args, shortfall_fields
 from gateway.counter.reservations import Alone, Reservations
-from gateway.counter.rows import Operation, OpKind, OpStatus, PickupRow, Redemption, put
+from gateway.counter.rows import Operation, OpStatus, PickupRow, Redemption, put
 from gateway.counter.store import CounterStore
+from gateway.counter.token_wire import conflict_fields, pickup_data, redemption_data
 from gateway.outbox import EVENT_SEQ, OutboxError, Statement, StoredEvent
 from gateway.rpc import RpcClient, RpcError, RpcRefused
 
@@ -47,122 +47,6 @@ def refusal(exc: RpcRefused) -> JsonObject:
     if exc.details is not None:
         out["details"] = exc.details  # type: ignore[assignment]
     return out
-
-
-METHOD: dict[OpKind, str] = {
-    "accrual": "points.accrue",
-    "checkin": "appointment.checkin",
-    "payment": "balance.pay",
-    "refund": "balance.refund",
-    "topup": "balance.topup",
-    "points_redemption": "points.redeem",
-    "reversal": "points.reverse",
-    "package_use": "package.consume",
-    "join": "member.join",
-}
-"""The cloud's RPC for each kind of operation."""
-ACCEPTED: dict[OpKind, str] = {
-    "accrual": "points.accrued",
-    "checkin": "appointment.checked_in",
-    "payment": "balance.paid",
-    "refund": "balance.refunded",
-    "topup": "balance.topped_up",
-    "points_redemption": "points.redeemed",
-    "reversal": "points.reversed",
-    "package_use": "package.used",
-    "join": "member.joined",
-}
-"""The event each kind of operation is recorded with."""
-KEY: dict[OpKind, str] = {
-    "accrual": "accrual_id",
-    "checkin": "checkin_id",
-    "payment": "payment_id",
-    "refund": "refund_id",
-    "topup": "topup_id",
-    "points_redemption": "redeem_id",
-    "reversal": "reversal_id",
-    "package_use": "use_id",
-    "join": "join_id",
-}
-"""The idempotency key's name, in the request and the events."""
-SHORTFALL: dict[OpKind, str] = {
-    "payment": "balance.conflict",
-    "points_redemption": "points.conflict",
-    "package_use": "package.conflict",
-    "checkin": "package.conflict",
-}
-"""Spending accepted offline that the cloud may find short, and the event that says so (a
-check-in: the package session it used)."""
-
-
-def phone_hash(phone: str) -> str:
-    """What events say of a phone number: the cloud keeps the number, nobody else needs it."""
-    return hashlib.sha256(f"storegw-phone:{phone}".encode()).hexdigest()
-
-
-def event_args(op: Operation) -> JsonObject:
-    """An operation's arguments as its event carries them (a join: the phone's hash)."""
-    if op.kind != "join":
-        return op.args
-    out = {k: v for k, v in op.args.items() if k != "phone"}
-    out["phone_hash"] = phone_hash(str(op.args.get("phone", "")))
-    return out
-
-
-def shortfall_fields(op: Operation) -> JsonObject:
-    """What the cloud's answer says of a shortfall (empty: none); a check-in's is in the
-    package session it used."""
-    result = op.result or {}
-    if op.kind == "checkin":
-        package = result.get("package")
-        result = package if isinstance(package, dict) else {}
-    if result.get("shortfall") is None:
-        return {}
-    keep = ("shortfall", "balance", "points", "left", "package_id")
-    return {k: result[k] for k in keep if k in result}
-
-
-def _token_fields(row: Redemption | PickupRow) -> JsonObject:
-    """What a coupon's and an order's events both say: where, for whom, online or not, and
-    the origin (source, client, staff)."""
-    return {
-        "till": row.till,
-        "member_id": row.member_id,
-        "offline": row.offline_at is not None,
-        "mode": "offline" if row.offline_at is not None else "online",
-        **row.origin,
-    }
-
-
-def token_args(row: Redemption | PickupRow, token: str, key: str) -> JsonObject:
-    """A token row's RPC arguments (``coupon.redeem``, ``order.pickup``): the scanned text as
-    ``token``, the row's idempotency key as ``key``, and the member and offline time if any."""
-    row_key = row.redemption_id if isinstance(row, Redemption) else row.pickup_id
-    args: JsonObject = {token: row.token, key: row_key, "till": row.till}
-    if row.member_id is not None:
-        args["member_id"] = row.member_id
-    if row.offline_at is not None:
-        args["offline_at"] = row.offline_at
-    return args
-
-
-def redeem_args(row: Redemption) -> JsonObject:
-    """``coupon.redeem``'s arguments for a row: with its basket, so the cloud judges the
-    coupon's conditions as the till did (also when reconciling)."""
-    args = token_args(row, "coupon", "redemption_id")
-    if row.basket is not None:
-        args["basket"] = row.basket
-    return args
-
-
-def _conflict_fields(row: Redemption | PickupRow) -> JsonObject:
-    """The cloud's refusal of an offline decision, as its conflict event carries it."""
-    cloud = row.cloud or {}
-    return {
-        "reason": str(cloud.get("code", "rejected")),
-        "message": str(cloud.get("message", "")),
-        "cloud": cloud.get("details"),
-    }
 
 
 @dataclass(eq=False)
@@ -212,63 +96,26 @@ class Ledger:
         await self.feed.publish(stored.seq, kind, data)
         return stored.seq
 
-    # --- redemptions ----------------------------------------------------------------------
-
-    @staticmethod
-    def redemption_data(row: Redemption) -> JsonObject:
-        data: JsonObject = {
-            "redemption_id": row.redemption_id,
-            "coupon_id": row.coupon_id,
-            "value": str(row.value),
-            "currency": row.currency,
-            **_token_fields(row),
-        }
-        if row.title:
-            data["title"] = row.title
-        if row.offer_id is not None:
-            data["offer_id"] = row.offer_id
-        if row.store_ledger is not None:
-            data["store_ledger"] = row.store_ledger
-        if row.offline_at is not None:
-            data["offline_at"] = row.offline_at
-        if row.discount is not None:
-            data["discount"] = row.discount.get("amount")
-        if row.basket is not None:
-            data["receipt_id"] = row.basket.get("receipt_id")
-        return data
-
     async def emit_redeemed(self, row: Redemption, *, write: bool = False) -> None:
         """The ``coupon.redeemed`` event, committed with the row (``write``: the row as it is
         now, else just its ``event_seq``)."""
-        await self._emit_token(row, "coupon.redeemed", self.redemption_data(row), write=write)
+        await self._emit_token(row, "coupon.redeemed", redemption_data(row), write=write)
 
     async def emit_conflict(self, row: Redemption, *, write: bool = False) -> None:
-        data = {"coupon_id": row.coupon_id, **_conflict_fields(row)}
-        data["redemption"] = self.redemption_data(row)
+        data = {"coupon_id": row.coupon_id, **conflict_fields(row)}
+        data["redemption"] = redemption_data(row)
         await self._emit_token(row, "redemption.conflict", data, write=write)
 
     # --- pickups --------------------------------------------------------------------------
 
-    @staticmethod
-    def pickup_data(row: PickupRow) -> JsonObject:
-        data: JsonObject = {
-            "pickup_id": row.pickup_id,
-            "order_id": row.order_id,
-            "lines": list[JsonValue](row.lines),
-            **_token_fields(row),
-        }
-        if row.offline_at is not None:
-            data["offline_at"] = row.offline_at
-        return data
-
     async def emit_picked_up(self, row: PickupRow, *, write: bool = False) -> None:
         """The ``order.picked_up`` event, committed with the row (``write``: the row as it is
         now, else just its ``event_seq``)."""
-        await self._emit_token(row, "order.picked_up", self.pickup_data(row), write=write)
+        await self._emit_token(row, "order.picked_up", pickup_data(row), write=write)
 
     async def emit_pickup_conflict(self, row: PickupRow, *, write: bool = False) -> None:
-        data = {"order_id": row.order_id, **_conflict_fields(row)}
-        data["pickup"] = self.pickup_data(row)
+        data = {"order_id": row.order_id, **conflict_fields(row)}
+        data["pickup"] = pickup_data(row)
         await self._emit_token(row, "pickup.conflict", data, write=write)
 
     async def _emit_token(

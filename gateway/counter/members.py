@@ -11,17 +11,13 @@ import time
 from dataclasses import dataclass
 
 from core.events import JsonObject
+from gateway.counter.answer_models import IdentifyAnswer, MemberAnswer
 from gateway.counter.desk import TokenDesk
+from gateway.counter.errors import CounterError, cloud_error
 from gateway.counter.model_base import Mode, normalise_uid
-from gateway.counter.models import (
-    CounterError,
-    IdentifyAnswer,
-    IdentifyRequest,
-    MemberAnswer,
-    Origin,
-    cloud_error,
-)
+from gateway.counter.origin import Origin
 from gateway.counter.replay import ReplayCache, Replayed
+from gateway.counter.request_models import IdentifyRequest
 from gateway.outbox import AttachedRefused, OutboxError, Statement
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import MemberCode, verify_member_qr

@@ -25,17 +25,13 @@ from typing import Literal
 
 from core.events import JsonObject
 from core.ids import new_id, rfc3339
+from gateway.counter.answer_models import AccrueAnswer, CheckinAnswer
 from gateway.counter.checkins import cached_appointments, campaign_of, check_offline
-from gateway.counter.ledger import KEY, Ledger
-from gateway.counter.models import (
-    AccrueAnswer,
-    AccrueRequest,
-    CheckinAnswer,
-    CheckinRequest,
-    CounterError,
-    Origin,
-    cloud_error,
-)
+from gateway.counter.errors import CounterError, cloud_error
+from gateway.counter.ledger import Ledger
+from gateway.counter.op_kinds import KEY
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import AccrueRequest, CheckinRequest
 from gateway.counter.rows import Operation, OpKind
 from gateway.counter.store import StoreError
 from gateway.counter.tills import TillSessions

@@ -17,10 +17,13 @@ from datetime import UTC, date, datetime, time
 
 from core.events import JsonObject
 from core.ids import rfc3339
+from gateway.counter.answer_models import CheckinAnswer
 from gateway.counter.asset_models import PackageAnswer, PackageConflict, PackageUseRequest
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CheckinAnswer, CheckinRequest, CounterError, Origin
 from gateway.counter.operations import OfflineRule
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import CheckinRequest
 from gateway.counter.reservations import token_for
 from gateway.counter.rows import Operation, OpKind
 from gateway.counter.store_holds import claim_for, hold, unreachable

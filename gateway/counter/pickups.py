@@ -16,20 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from core.ids import new_id, rfc3339
+from gateway.counter.answer_models import PickupAnswer, PickupLineAnswer
+from gateway.counter.conflict_models import PickupConflict, PickupWinner
 from gateway.counter.desk import TokenDesk
-from gateway.counter.ledger import refusal, token_args
-from gateway.counter.models import (
-    CounterError,
-    Origin,
-    PickupAnswer,
-    PickupConflict,
-    PickupLineAnswer,
-    PickupRequest,
-    PickupWinner,
-    cloud_error,
-)
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import PickupRequest
 from gateway.counter.rows import PickupRow, fresh
 from gateway.counter.single_use import SingleUse
+from gateway.counter.token_wire import token_args
 from gateway.rpc import RpcError, RpcRefused
 from gateway.wire.tokens import Pickup, verify_pickup
 
@@ -119,15 +114,9 @@ class Pickups(TokenDesk):
         try:
             data = await self.ledger.call("order.pickup", token_args(row, "code", "pickup_id"))
         except RpcRefused as exc:
-            rejected = replace(
-                row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
-            )
-            await self._once.keep(rejected, "refused pickup not kept")
-            raise cloud_error(exc.code, exc.message, exc.details, _PICKUP_CLOUD_CODES) from None
+            raise await self._once.refused(row, exc, _PICKUP_CLOUD_CODES) from None
         except RpcError:
-            return replace(
-                row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
-            )
+            return self._once.offline(row)
         return replace(row, status="accepted", cloud=data, attempts=1, updated=time.time())
 
     async def conflicts(self) -> list[PickupConflict]:

@@ -23,9 +23,10 @@ from gateway.counter.asset_models import (
     PointsRedeemRequest,
     PointsReverseRequest,
 )
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, receipt_accrual_id
+from gateway.counter.origin import Origin
 from gateway.counter.rows import Operation
 from gateway.counter.wallet import Wallet, amount_of, money, text_or_none
 from gateway.wire.tokens import WalletCredential

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from core.events import JsonObject
-from gateway.counter.ledger import Ledger, redeem_args, refusal, token_args
+from gateway.counter.ledger import Ledger, refusal
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
 from gateway.counter.token_tables import TokenTable
+from gateway.counter.token_wire import redeem_args, token_args
 from gateway.outbox import OutboxError
 from gateway.rpc import RpcError, RpcRefused
 

@@ -16,18 +16,14 @@ from pydantic import ValidationError
 from core.events import JsonObject, Reading
 from drivers.nfc.codec import StickerUrlError, parse_sticker_url
 from gateway.counter.coupons import Coupons
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
 from gateway.counter.members import Members
 from gateway.counter.model_base import Mode
-from gateway.counter.models import (
-    CounterError,
-    IdentifyRequest,
-    Origin,
-    PickupRequest,
-    RedeemRequest,
-)
 from gateway.counter.operations import Operations
+from gateway.counter.origin import Origin
 from gateway.counter.pickups import Pickups
+from gateway.counter.request_models import IdentifyRequest, PickupRequest, RedeemRequest
 from gateway.outbox import OutboxError
 from gateway.wire.tokens import scan_kind
 

@@ -29,6 +29,14 @@ from pydantic import JsonValue
 from core.events import JsonObject, Reading
 from core.ids import utcnow
 from core.lifecycle import AsyncResource
+from gateway.counter.answer_models import (
+    AccrueAnswer,
+    CheckinAnswer,
+    IdentifyAnswer,
+    MemberAnswer,
+    PickupAnswer,
+    RedeemAnswer,
+)
 from gateway.counter.asset_models import (
     BalanceAnswer,
     BalanceConflict,
@@ -46,37 +54,28 @@ from gateway.counter.asset_models import (
     TopupRequest,
 )
 from gateway.counter.config import CounterSection
+from gateway.counter.conflict_models import Conflict, ConflictItem, ConflictKind, PickupConflict
 from gateway.counter.coupons import Coupons
+from gateway.counter.errors import CounterError
 from gateway.counter.joins import Joins
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger, Submit
 from gateway.counter.members import Members
 from gateway.counter.model_base import Mode
-from gateway.counter.models import (
-    AccrueAnswer,
-    AccrueRequest,
-    CheckinAnswer,
-    CheckinRequest,
-    Conflict,
-    ConflictItem,
-    ConflictKind,
-    CounterError,
-    IdentifyAnswer,
-    IdentifyRequest,
-    MemberAnswer,
-    Origin,
-    PickupAnswer,
-    PickupConflict,
-    PickupRequest,
-    RedeemAnswer,
-    RedeemRequest,
-)
 from gateway.counter.operations import Operations
+from gateway.counter.origin import Origin
 from gateway.counter.packages import Packages
 from gateway.counter.pickups import Pickups
 from gateway.counter.points import Points
 from gateway.counter.reconcile import Reconciler
 from gateway.counter.replay import ReplayCache
+from gateway.counter.request_models import (
+    AccrueRequest,
+    CheckinRequest,
+    IdentifyRequest,
+    PickupRequest,
+    RedeemRequest,
+)
 from gateway.counter.reservations import Alone, Reservations
 from gateway.counter.routing import TillRouter
 from gateway.counter.store import CounterStore

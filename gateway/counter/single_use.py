@@ -10,18 +10,21 @@ nothing behind: the till had no answer, and its retry with the same key is harml
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError
+from core.ids import rfc3339
+from gateway.counter.errors import CounterError, cloud_error
+from gateway.counter.ledger import Ledger, refusal
 from gateway.counter.reservations import Claim, token_for
 from gateway.counter.rows import PickupRow, Redemption
 from gateway.counter.store import StoreError
 from gateway.counter.store_holds import claim_for, hold, unreachable
 from gateway.outbox import AttachedRefused, OutboxError
+from gateway.rpc import RpcRefused
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,22 @@ class SingleUse(Generic[R]):
                 extra={self.key_name: self.row_key(row), "error": str(exc)},
             )
             await self.keep(row, f"{self.what} accepted by the cloud but not in the ledger")
+
+    async def refused(self, row: R, exc: RpcRefused, codes: dict[str, str]) -> CounterError:
+        """The cloud refused the use: the row is kept ``rejected`` (no event: the till hears
+        it) and the refusal returned, as the local API's code (``codes`` maps the cloud's)."""
+        rejected = replace(
+            row, status="rejected", cloud=refusal(exc), attempts=1, updated=time.time()
+        )
+        await self.keep(rejected, f"refused {self.what} not kept")
+        return cloud_error(exc.code, exc.message, exc.details, codes)
+
+    def offline(self, row: R) -> R:
+        """The cloud is unreachable and the offline rules allow the use: ``pending``, put to
+        the cloud by the reconciler later."""
+        return replace(
+            row, status="pending", offline_at=rfc3339(self.ledger.clock()), updated=time.time()
+        )
 
     async def keep(self, row: R, failure: str) -> None:
         """Write a row that has no event to go with it (a refusal, or an event the outbox

@@ -4,8 +4,8 @@ hears when another till of the store has it, or when the store's ledger cannot b
 from __future__ import annotations
 
 from core.ids import rfc3339
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError
 from gateway.counter.reservations import AuthorityUnreachable, Claim, Taken
 
 

@@ -27,10 +27,11 @@ from gateway.counter.asset_models import (
     RefundRequest,
     TopupRequest,
 )
+from gateway.counter.errors import CounterError
 from gateway.counter.keys import CloudKeys
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import CounterError, Origin
 from gateway.counter.operations import OfflineRule, Operations
+from gateway.counter.origin import Origin
 from gateway.counter.rows import Operation
 from gateway.wire.tokens import TokenError, WalletCredential, verify_wallet
 

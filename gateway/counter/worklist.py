@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 from core.events import JsonObject
 from core.ids import rfc3339
+from gateway.counter.conflict_models import ConflictAction, ConflictItem, ConflictState
+from gateway.counter.errors import CounterError
 from gateway.counter.ledger import Ledger
-from gateway.counter.models import ConflictAction, ConflictItem, ConflictState, CounterError
 from gateway.outbox import EVENT_SEQ, OutboxError
 
 Listing = Callable[[], Awaitable[list[ConflictItem]]]

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from core.events import JsonObject, Reading
 from core.ids import new_id, rfc3339, utcnow
 from gateway.commands import Command, CommandCode, CommandError
+from gateway.counter.errors import CounterError, cloud_error
 from gateway.counter.model_base import Mode
-from gateway.counter.models import CounterError, cloud_error
 from gateway.feature import BaseFeature
 from gateway.kiosk.config import KioskConfig
 from gateway.kiosk.hub import KioskHub

@@ -10,9 +10,10 @@ restart on the same database changes nothing a gateway can observe.
 
 The cloud may write almost anywhere, so it must not be a confused deputy: an RPC is answered
 only when its response topic is one of the requesting gateway's own reply topics
-(:data:`REPLY_TOPICS` under the base of the topic the request arrived on, which only that
-gateway's certificate may publish to); any other request is neither run nor answered, only
-logged and counted. A command's result is accepted only from the gateway it was sent to.
+(:data:`~simulators.cloud.rpc.REPLY_TOPICS` under the base of the topic the request arrived
+on, which only that gateway's certificate may publish to); any other request is neither run
+nor answered, only logged and counted (:mod:`.intake`). A command's result is accepted only
+from the gateway it was sent to.
 
 Messages are handled one at a time, in arrival order: the database is the single point of
 truth and idempotency (same redemption id -> same answer) needs no locking.
@@ -34,25 +35,24 @@ from typing import TYPE_CHECKING, Self
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import ValidationError
 
 from core.ids import utcnow
 from gateway.uplink import LOW_LATENCY
 from gateway.wire.tokens import KeySet, SigningKey
 from simulators import tasks
-from simulators.cloud import report
 from simulators.cloud.admin import CloudAdmin
 from simulators.cloud.admin_channel import AdminChannel
 from simulators.cloud.attribution import attribution
 from simulators.cloud.campaigns import CampaignBook
 from simulators.cloud.commands import GatewayCommands
 from simulators.cloud.delivery import Confirmations, DeliveryPeer
+from simulators.cloud.intake import CloudIntake, EventPrinter, RpcPrinter
 from simulators.cloud.offers import OfferBook
 from simulators.cloud.presence import Presence
 from simulators.cloud.reports import store_report
-from simulators.cloud.rpc import METHODS, REPLY_TOPICS, Envelope, RpcAnswers, RpcMethod
+from simulators.cloud.rpc import RpcMethod
 from simulators.cloud.session import keep_connected
-from simulators.cloud.store import CloudStore, Json, Refusal, RefusalCode
+from simulators.cloud.store import CloudStore, Json
 from simulators.cloud.wallet import WalletAnswers
 
 if TYPE_CHECKING:
@@ -60,12 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EventPrinter = Callable[[Json, bool], None]
-RpcPrinter = Callable[[str, str, Json, Json], None]
-"""(method, "store/gateway", args, reply)"""
 
-
-class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
+class CloudService(CloudIntake, WalletAnswers, GatewayCommands, CloudAdmin, DeliveryPeer):
     """``async with CloudService(url, db_path) as cloud:`` — connected and answering."""
 
     def __init__(
@@ -111,13 +107,7 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         self.campaigns, self.admin = CampaignBook(self.store), AdminChannel(self)
         self.methods["coupon.claim"] = self._claim
         self.methods["clock.now"] = self._clock_now
-        self.methods["balance.pay"] = self._pay
-        self.methods["balance.refund"] = self._refund
-        self.methods["balance.topup"] = self._topup
-        self.methods["points.redeem"] = self._redeem_points
-        self.methods["points.reverse"] = self._reverse_points
-        self.methods["package.consume"] = self._consume_package
-        self.methods["member.join"] = self._join
+        self.methods |= self.wallet_methods()
         self.identifier = identifier or f"storegw-cloud-{uuid.uuid4().hex[:12]}"
         self.keepalive = keepalive
         self.session_expiry_s = session_expiry_s
@@ -319,79 +309,6 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
         except Exception:  # a bug on one message must not stop the service
             log.exception("cloud failed to handle a message", extra={"topic": topic})
 
-    async def _on_event(self, topic: str, payload: bytes) -> None:
-        event = report.event_envelope(payload)
-        if event is None:
-            self._counters["malformed"] += 1
-            await self.store.bump("malformed")
-            log.warning("malformed event", extra={"topic": topic})
-            return
-        new = await self.store.record_event(event, now=self.clock())
-        self._counters["received"] += 1
-        self.confirmations.stored(f"{event['store_id']}/{event['gateway_id']}", event["seq"])
-        if new:
-            key = f"{event['store_id']}/{event['gateway_id']}"
-            self._seqs.setdefault(key, set()).add(event["seq"])
-            self._by_kind[event["kind"]] += 1
-            self._replayed += 1 if event.get("replayed") else 0
-        else:
-            self._counters["duplicates"] += 1
-        if self.on_event is not None:
-            self.on_event(event, not new)
-
-    async def _on_rpc(
-        self,
-        client: aiomqtt.Client,
-        gateway: tuple[str, str],
-        method: str,
-        payload: bytes,
-        props: Properties | None,
-    ) -> None:
-        store_id, gateway_id = gateway
-        response_topic = getattr(props, "ResponseTopic", None)
-        correlation = getattr(props, "CorrelationData", None)
-        if not response_topic:
-            log.info("rpc without a response topic", extra={"method": method[:64]})
-            return
-        base = f"{self.prefix}/{store_id}/{gateway_id}"
-        if response_topic not in {f"{base}/{r}" for r in REPLY_TOPICS}:
-            # Not run either: the asker could not read the answer, so it is not asking for it.
-            self._counters["rpc_refused_response_topic"] += 1
-            await self.store.bump("rpc_refused_response_topic")
-            log.warning(
-                "rpc refused: response topic outside the requester's reply topics",
-                extra={
-                    "method": method[:64],
-                    "gateway": f"{store_id}/{gateway_id}",
-                    "response_topic": str(response_topic)[:200],
-                },
-            )
-            return
-        args: Json = {}
-        try:
-            try:
-                envelope = Envelope.model_validate_json(payload)
-            except ValidationError:
-                raise Refusal(RefusalCode.BAD_REQUEST, "not an RPC request envelope") from None
-            args = envelope.args
-            reply = await self.answer(method, args, store_id=store_id, gateway_id=gateway_id)
-        except Refusal as refusal:
-            reply = refusal.as_reply()
-        except Exception:
-            log.exception("rpc failed", extra={"method": method[:64]})
-            reply = Refusal(RefusalCode.INTERNAL, "the cloud failed to answer").as_reply()
-        outcome = "ok" if reply["ok"] else str(reply["error"]["code"])
-        name = method if method in METHODS or method in self.methods else "(unknown)"
-        self._counters[f"rpc:{name}:{outcome}"] += 1
-        await self.store.bump(f"rpc:{name}:{outcome}")
-        if self.on_rpc is not None:
-            self.on_rpc(method, f"{store_id}/{gateway_id}", args, reply)
-        out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        if correlation is not None:
-            out.CorrelationData = correlation
-        body = json.dumps(reply, separators=(",", ":")).encode()
-        await client.publish(response_topic, body, qos=1, properties=out)
-
     async def attribution(self) -> list[Json]:
         """Each visit with the claims before it and the offers redeemed that day there."""
         return await attribution(self.store)
@@ -399,10 +316,3 @@ class CloudService(RpcAnswers, WalletAnswers, GatewayCommands, CloudAdmin, Deliv
     async def store_report(self, store_id: str, since: datetime, until: datetime) -> Json:
         """Head office's report of one store (:mod:`simulators.cloud.reports`)."""
         return await store_report(self.store, store_id, since, until)
-
-    def report(self) -> Json:
-        """What arrived: counts by kind, duplicates, seq gaps per gateway, RPC outcomes."""
-        out = report.report(self._counters, self._seqs, self._by_kind, self._replayed, self.status)
-        out["delivery"] = self.confirmations.report()
-        out["devices"] = self.presence.device_states()
-        return out

@@ -5,14 +5,15 @@ answers; the rules are in :mod:`simulators.cloud.store.wallets` and ``.points``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from simulators.cloud.rpc import OFFLINE_AT_SKEW, bad_args
+from simulators.cloud.rpc import OFFLINE_AT_SKEW, RpcMethod, bad_args
 from simulators.cloud.store import KEY, CloudStore, Json, Refusal, RefusalCode
 
 
@@ -29,6 +30,9 @@ class _MoneyArgs(_Offline):
 
 
 M = TypeVar("M", bound=_Offline)
+_NOT_PASSED = ("till", "consent")
+"""Fields the store's moves do not take: ``till`` goes into ``where``; a join's ``consent`` is
+the model's to check (no join without it)."""
 
 
 class PointsRedeemArgs(_Offline):
@@ -107,101 +111,32 @@ class WalletAnswers:
     store: CloudStore
     clock: Callable[[], datetime]
 
-    async def _pay(self, args: Json, store_id: str, gateway_id: str) -> Json:
+    async def _apply(
+        self,
+        model: type[M],
+        move: Callable[..., Awaitable[Json]],
+        args: Json,
+        store_id: str,
+        gateway_id: str,
+    ) -> Json:
+        """Parse ``args`` into ``model`` and make the store's ``move`` with its fields, named
+        as the model names them; ``till`` becomes ``where`` (the store, gateway and till the
+        move was made at)."""
         now = self.clock()
-        pay = _parse(PayArgs, args, now)
-        return await self.store.pay(
-            payment_id=pay.payment_id,
-            member_id=pay.member_id,
-            amount=pay.amount,
-            currency=pay.currency,
-            receipt_id=pay.receipt_id,
-            where=(store_id, gateway_id, pay.till),
-            offline_at=pay.offline_at,
-            credential_id=pay.credential_id,
-            now=now,
-        )
+        parsed = _parse(model, args, now)
+        fields = {k: getattr(parsed, k) for k in model.model_fields if k not in _NOT_PASSED}
+        return await move(**fields, where=(store_id, gateway_id, parsed.till), now=now)
 
-    async def _redeem_points(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        redeem = _parse(PointsRedeemArgs, args, now)
-        return await self.store.redeem_points(
-            redeem_id=redeem.redeem_id,
-            member_id=redeem.member_id,
-            points=redeem.points,
-            receipt_id=redeem.receipt_id,
-            where=(store_id, gateway_id, redeem.till),
-            offline_at=redeem.offline_at,
-            credential_id=redeem.credential_id,
-            now=now,
-        )
-
-    async def _reverse_points(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        reverse = _parse(PointsReverseArgs, args, now)
-        return await self.store.reverse_points(
-            reversal_id=reverse.reversal_id,
-            accrual_id=reverse.accrual_id,
-            amount=reverse.amount,
-            where=(store_id, gateway_id, reverse.till),
-            offline_at=reverse.offline_at,
-            now=now,
-        )
-
-    async def _consume_package(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        use = _parse(PackageConsumeArgs, args, now)
-        return await self.store.consume_package(
-            use_id=use.use_id,
-            member_id=use.member_id,
-            package_id=use.package_id,
-            sessions=use.sessions,
-            where=(store_id, gateway_id, use.till),
-            offline_at=use.offline_at,
-            credential_id=use.credential_id,
-            now=now,
-        )
-
-    async def _join(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        join = _parse(JoinArgs, args, now)
-        return await self.store.join(
-            join_id=join.join_id,
-            phone=join.phone,
-            name=join.name,
-            marketing=join.marketing,
-            where=(store_id, gateway_id, join.till),
-            staff=join.staff,
-            channel=join.channel,
-            placement=join.placement,
-            provisional_id=join.provisional_id,
-            offline_at=join.offline_at,
-            now=now,
-        )
-
-    async def _refund(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        refund = _parse(RefundArgs, args, now)
-        return await self.store.refund(
-            refund_id=refund.refund_id,
-            payment_id=refund.payment_id,
-            amount=refund.amount,
-            where=(store_id, gateway_id, refund.till),
-            offline_at=refund.offline_at,
-            now=now,
-        )
-
-    async def _topup(self, args: Json, store_id: str, gateway_id: str) -> Json:
-        now = self.clock()
-        topup = _parse(TopupArgs, args, now)
-        return await self.store.topup(
-            topup_id=topup.topup_id,
-            member_id=topup.member_id,
-            amount=topup.amount,
-            currency=topup.currency,
-            method=topup.method,
-            receipt_id=topup.receipt_id,
-            where=(store_id, gateway_id, topup.till),
-            offline_at=topup.offline_at,
-            now=now,
-        )
+    def wallet_methods(self) -> dict[str, RpcMethod]:
+        """The wallet RPCs by name: each parses its arguments and makes the store's move."""
+        store = self.store
+        moves: dict[str, tuple[type[_Offline], Callable[..., Awaitable[Json]]]] = {
+            "balance.pay": (PayArgs, store.pay),
+            "balance.refund": (RefundArgs, store.refund),
+            "balance.topup": (TopupArgs, store.topup),
+            "points.redeem": (PointsRedeemArgs, store.redeem_points),
+            "points.reverse": (PointsReverseArgs, store.reverse_points),
+            "package.consume": (PackageConsumeArgs, store.consume_package),
+            "member.join": (JoinArgs, store.join),
+        }
+        return {name: partial(self._apply, *move) for name, move in moves.items()}

@@ -19,7 +19,7 @@ from gateway.daemon import Gateway
 from simulators.broker import free_port
 from simulators.cloud import CloudService, seed
 from simulators.demo.narration import console, say, show_event, summary
-from simulators.demo.scenes import Till, run_store
+from simulators.demo.scenes import run_store
 from simulators.demo.store import (
     GATEWAY,
     ISLAND,
@@ -36,6 +36,7 @@ from simulators.demo.store import (
     stop_on_signals,
     store_config,
 )
+from simulators.demo.till import Till
 from simulators.scanner import PtyScanner
 
 

@@ -20,7 +20,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.datafiles import write_atomic
-from gateway.config import MqttSection
+from gateway.mqtt_config import MqttSection
 from gateway.uplink import PublishRefused, Uplink, UplinkError
 from gateway.wire.certs import IdentityFiles, cert_pem, write_private_key
 from simulators.cloud.enrollment import (

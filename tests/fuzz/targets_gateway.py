@@ -17,13 +17,13 @@ from pydantic import BaseModel, ValidationError
 from core.safejson import BadJson
 from gateway.api.app import _body
 from gateway.config import ConfigError, load_config
+from gateway.counter.errors import CounterError
 from gateway.counter.keys import CloudKeys
-from gateway.counter.models import (
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import (
     AccrueRequest,
     CheckinRequest,
-    CounterError,
     IdentifyRequest,
-    Origin,
     RedeemRequest,
 )
 from gateway.kiosk.models import ClaimRequest

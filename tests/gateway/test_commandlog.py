@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from core.ids import rfc3339
 from gateway.commandlog import CommandLog
 from gateway.commands import Command, Dispatcher
-from gateway.config import CommandsSection
+from gateway.config_sections import CommandsSection
 
 
 class Args(BaseModel):

@@ -11,9 +11,9 @@ import pytest
 from core.events import Reading
 from gateway.bridge import Bridge
 from gateway.commands import Command, Dispatcher, NoArgs
-from gateway.config import MqttSection
 from gateway.feature import BaseFeature, InboundHandler, ReadingListener, attach
 from gateway.metrics import Metrics
+from gateway.mqtt_config import MqttSection
 from gateway.wire.topics import Topics
 
 

@@ -17,8 +17,9 @@ from typer.testing import Result
 
 from core.events import Reading
 from gateway.certwatch import CertWatch
-from gateway.config import ConfigError, MqttSection, load_config, parse_config
+from gateway.config import ConfigError, load_config, parse_config
 from gateway.daemon import Gateway
+from gateway.mqtt_config import MqttSection
 from gateway.rpc import RpcClient, RpcRefused
 from gateway.uplink import Uplink, UplinkError
 from gateway.wire.certs import build_csr, csr_pem, new_private_key

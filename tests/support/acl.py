@@ -15,7 +15,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.config import MqttSection, parse_config
+from gateway.config import parse_config
+from gateway.mqtt_config import MqttSection
 from gateway.wire.certs import IdentityFiles
 from simulators.cloud.enrollment import CloudPki, DeployedBroker
 

@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.config import MqttSection, parse_config
+from gateway.config import parse_config
+from gateway.mqtt_config import MqttSection
 from simulators.broker import MosquittoBroker, free_port
 from simulators.pki import make_tls_files
 

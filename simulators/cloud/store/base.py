@@ -118,6 +118,21 @@ def money(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.01")))
 
 
+def made(
+    where: tuple[str, str, str | None],
+    now: datetime,
+    offline_at: datetime | None,
+    credential_id: str | None,
+    reply: Json,
+) -> tuple[object, ...]:
+    """The columns every payment's, points move's and package use's row ends with: where it
+    was made (store, gateway, till), when it arrived, when it was made offline if it was, the
+    wallet credential that allowed it, and the answer a retry gets again."""
+    store_id, gateway_id, till = where
+    offline = None if offline_at is None else iso(offline_at)
+    return (store_id, gateway_id, till, iso(now), offline, credential_id, json.dumps(reply))
+
+
 def in_scope(stores: str, store_id: str) -> bool:
     """Whether a row's JSON list of stores (``"*"`` for all) includes ``store_id``."""
     scope = json.loads(stores)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso, parse_time
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso, made, parse_time
 from simulators.cloud.store.points import PointsTables
 
 
@@ -140,7 +140,6 @@ class PackageTables(PointsTables):
         if after < 0:
             data["shortfall"] = min(sessions, -after)
         reply: Json = {"ok": True, "data": data}
-        store_id, gateway_id, till = where
         await self.db.execute(
             "UPDATE packages SET used = used + ? WHERE package_id = ?", (sessions, package_id)
         )
@@ -152,13 +151,7 @@ class PackageTables(PointsTables):
                 member_id,
                 sessions,
                 appointment_id,
-                store_id,
-                gateway_id,
-                till,
-                iso(now),
-                None if offline_at is None else iso(offline_at),
-                credential_id,
-                json.dumps(reply),
+                *made(where, now, offline_at, credential_id, reply),
             ),
         )
         if commit:

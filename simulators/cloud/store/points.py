@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Literal
 
 from simulators.cloud import seed
-from simulators.cloud.store.base import Json, Refusal, RefusalCode, iso, money
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, made, money
 from simulators.cloud.store.wallets import WalletTables
 
 MoveKind = Literal["redeem", "reverse"]
@@ -50,7 +50,6 @@ class PointsTables(WalletTables):
         credential_id: str | None = None,
         now: datetime,
     ) -> Json:
-        store_id, gateway_id, till = where
         await self.db.execute(
             "UPDATE members SET points = ? WHERE member_id = ?", (new_points, member_id)
         )
@@ -65,13 +64,7 @@ class PointsTables(WalletTables):
                 amount,
                 ref,
                 receipt_id,
-                store_id,
-                gateway_id,
-                till,
-                iso(now),
-                None if offline_at is None else iso(offline_at),
-                credential_id,
-                json.dumps(reply),
+                *made(where, now, offline_at, credential_id, reply),
             ),
         )
         await self.db.commit()

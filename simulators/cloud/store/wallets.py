@@ -17,7 +17,7 @@ from typing import Literal
 from core.ids import new_id
 from gateway.wire.tokens import PackageClaim, WalletCredential, sign_wallet
 from simulators.cloud import seed
-from simulators.cloud.store.base import Json, Refusal, RefusalCode, StoreBase, iso, money
+from simulators.cloud.store.base import Json, Refusal, RefusalCode, StoreBase, iso, made, money
 from simulators.cloud.store.members import MemberTables
 
 PaymentKind = Literal["pay", "refund", "topup"]
@@ -104,7 +104,6 @@ class WalletTables(MemberTables, StoreBase):
         credential_id: str | None = None,
         now: datetime,
     ) -> Json:
-        store_id, gateway_id, till = where
         await self.db.execute(
             "UPDATE members SET balance = ? WHERE member_id = ?", (money(new_balance), member_id)
         )
@@ -120,13 +119,7 @@ class WalletTables(MemberTables, StoreBase):
                 ref,
                 receipt_id,
                 method,
-                store_id,
-                gateway_id,
-                till,
-                iso(now),
-                None if offline_at is None else iso(offline_at),
-                credential_id,
-                json.dumps(reply),
+                *made(where, now, offline_at, credential_id, reply),
             ),
         )
         await self.db.commit()

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from gateway.counter.models import CounterError, Origin, RedeemRequest
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import RedeemRequest
 from gateway.counter.store import CounterStore
 from gateway.wire.tokens import Basket, BasketLine, Discount
 from simulators.cloud import CloudService, seed

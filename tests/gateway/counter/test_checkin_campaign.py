@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.counter.models import CheckinRequest
+from gateway.counter.request_models import CheckinRequest
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify
 from tests.support.counter import cloud_events, offline, online_gateway, reconnected

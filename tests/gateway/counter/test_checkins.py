@@ -9,7 +9,7 @@ import pytest
 
 from core.events import JsonObject
 from gateway.counter.checkins import cached_appointments, check_offline
-from gateway.counter.models import CounterError
+from gateway.counter.errors import CounterError
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.counter.asset_models import JoinRequest
-from gateway.counter.models import AccrueRequest
+from gateway.counter.request_models import AccrueRequest
 from simulators.cloud import CloudService
 from tests.gateway.counter.test_wallet import API
 from tests.support.counter import cloud_events, offline, online_gateway, reconnected

@@ -7,7 +7,8 @@ import asyncio
 from pathlib import Path
 
 from gateway.counter.asset_models import PackageAnswer, PackageUseRequest
-from gateway.counter.models import CheckinRequest, CounterError
+from gateway.counter.errors import CounterError
+from gateway.counter.request_models import CheckinRequest
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
 from tests.support.counter import (

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.counter.models import CounterError, Origin, PickupRequest
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import PickupRequest
 from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from gateway.wire.tokens import Pickup, PickupLine, SigningKey, sign_pickup

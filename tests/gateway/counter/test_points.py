@@ -8,7 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.counter.asset_models import PointsAnswer, PointsRedeemRequest, PointsReverseRequest
-from gateway.counter.models import AccrueRequest, CounterError
+from gateway.counter.errors import CounterError
+from gateway.counter.request_models import AccrueRequest
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, refused
 from tests.support.counter import (

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from gateway.counter.models import (
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import (
     AccrueRequest,
     CheckinRequest,
-    CounterError,
     IdentifyRequest,
     Item,
-    Origin,
     RedeemRequest,
 )
 from gateway.counter.service import CounterService

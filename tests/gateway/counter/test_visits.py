@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.counter.models import IdentifyRequest
+from gateway.counter.request_models import IdentifyRequest
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API
 from tests.support.counter import cloud_events, offline, online_gateway, reconnected

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from gateway.counter.asset_models import BalanceAnswer, PayRequest, RefundRequest, TopupRequest
-from gateway.counter.models import CounterError, IdentifyRequest, Origin
+from gateway.counter.errors import CounterError
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import IdentifyRequest
 from gateway.counter.service import CounterService
 from gateway.wire.tokens import SigningKey, WalletCredential, sign_wallet, verify_wallet
 from simulators.cloud import CloudService, seed

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.counter.models import ConflictAction, CounterError
+from gateway.counter.conflict_models import ConflictAction
+from gateway.counter.errors import CounterError
 from simulators.cloud import CloudService, seed
 from tests.gateway.counter.test_wallet import API, identify, pay
 from tests.support.counter import (

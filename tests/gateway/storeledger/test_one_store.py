@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from gateway.counter.models import CounterError, PickupRequest, RedeemAnswer, RedeemRequest
+from gateway.counter.answer_models import RedeemAnswer
+from gateway.counter.errors import CounterError
+from gateway.counter.request_models import PickupRequest, RedeemRequest
 from gateway.counter.service import CounterService
 from gateway.daemon import Gateway
 from simulators.broker import free_port

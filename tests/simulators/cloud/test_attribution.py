@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.counter.models import IdentifyRequest, RedeemRequest
+from gateway.counter.request_models import IdentifyRequest, RedeemRequest
 from simulators.cloud import CloudService, seed
 from simulators.cloud.offers import ClaimArgs
 from tests.gateway.counter.test_wallet import API

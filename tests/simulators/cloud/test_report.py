@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.counter.asset_models import JoinRequest, PackageUseRequest
-from gateway.counter.models import CheckinRequest, Origin, RedeemRequest
+from gateway.counter.origin import Origin
+from gateway.counter.request_models import CheckinRequest, RedeemRequest
 from simulators.broker import MosquittoBroker
 from simulators.cloud import CloudService, seed
 from simulators.cloud.admin_client import AdminClient
