@@ -14,7 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -33,6 +33,7 @@ from drivers.kind import DeviceKind
 from gateway.api.config import ApiSection
 from gateway.config_sections import (
     CommandsSection,
+    DeliverySection,
     GatewaySection,
     LogSection,
     MetricsSection,
@@ -58,26 +59,6 @@ if TYPE_CHECKING:
     DeviceConfigUnion: TypeAlias = DeviceConfig
 else:
     DeviceConfigUnion = _device_union()
-
-
-class DeliverySection(Section):
-    """When an event counts as delivered, and whether to hold events while the cloud is away
-    (docs/delivery.md)."""
-
-    confirm: Literal["broker", "cloud"] = "broker"
-    """broker: a row is deleted on the broker's PUBACK. cloud: it is kept until the cloud's
-    watermark on ``{base}/confirm`` covers it, and the gateway holds events while the cloud
-    is offline."""
-    confirm_timeout_s: float = Field(default=60.0, gt=0, le=86400)
-    """cloud: an event PUBACKed but not confirmed this long is published again (replayed)."""
-    hold_when_cloud_offline: bool = False
-    """Also in broker mode: keep events in the outbox while the cloud's state is offline."""
-    when_cloud_unknown: Literal["hold", "send"] = "hold"
-    """While holding applies and no cloud state was received yet in this session."""
-
-    @property
-    def holds(self) -> bool:
-        return self.confirm == "cloud" or self.hold_when_cloud_offline
 
 
 class Config(Section):

@@ -1,5 +1,5 @@
 """The gateway's smaller configuration sections: its identity, the outbox, metrics, logs,
-commands and the supervisor ([mqtt] is :mod:`gateway.mqtt_config`, the file as a whole
+commands, the supervisor and delivery ([mqtt] is :mod:`gateway.mqtt_config`, the file as a whole
 :mod:`gateway.config`)."""
 
 from __future__ import annotations
@@ -63,3 +63,24 @@ class CommandsSection(Section):
 class SupervisorSection(Section):
     retry_min_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
+
+
+class DeliverySection(Section):
+    """When an event counts as delivered, and whether to hold events while the cloud is away
+    (docs/delivery.md)."""
+
+    confirm: Literal["broker", "cloud"] = "broker"
+    """broker: a row is deleted on the broker's PUBACK. cloud: it is kept until the cloud's
+    watermark on ``{base}/confirm`` covers it, and the gateway holds events while the cloud
+    is offline."""
+    confirm_timeout_s: float = Field(default=60.0, gt=0, le=86400)
+    """cloud: an event PUBACKed but not confirmed this long is published again (replayed); one
+    the broker PUBACKed with "no matching subscribers" goes sooner (gateway/delivery/)."""
+    hold_when_cloud_offline: bool = False
+    """Also in broker mode: keep events in the outbox while the cloud's state is offline."""
+    when_cloud_unknown: Literal["hold", "send"] = "hold"
+    """While holding applies and no cloud state was received yet in this session."""
+
+    @property
+    def holds(self) -> bool:
+        return self.confirm == "cloud" or self.hold_when_cloud_offline

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from core.events import JsonObject
-from gateway.config import DeliverySection
+from gateway.config_sections import DeliverySection
 from gateway.delivery.messages import (
     CloudState,
     CloudStateName,

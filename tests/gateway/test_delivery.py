@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.events import Reading
-from gateway.config import DeliverySection
+from gateway.config_sections import DeliverySection
 from gateway.daemon import Gateway
 from gateway.delivery.feature import Delivery
 from gateway.outbox import Outbox
