@@ -108,6 +108,7 @@ def analyse(f: Fleet, storms: list[dict[str, Any]]) -> dict[str, Any]:
         "unknown_ids": led.unknown,
         "refused_appends": f.refused,
         "redelivered_after_confirm_timeout": f.redelivered,
+        "resent_after_reaching_no_subscriber": f.unrouted_resent,
         "gateway_published_unflagged_twice": f.sent_twice,
         "duplicates_not_flagged_marked_dup_by_broker": split[
             "duplicates_not_flagged_marked_dup_by_broker"

@@ -239,6 +239,7 @@ class Worker:
                     "connects": self.connects,
                     "refused": self.refused,
                     "redelivered": sum(d.redelivered for d in gates),
+                    "unrouted_resent": sum(d.unrouted_resent for d in gates),
                     "sent_unflagged_twice": self.sent_plain_twice,
                 }
         return None

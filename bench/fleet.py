@@ -61,6 +61,7 @@ class Fleet:
             for i in range(args.consumers)
         ]
         self.redelivered = 0
+        self.unrouted_resent = 0
         self.sent_twice = 0
         self.confirmed: dict[str, Any] = {}
         """The confirmer's report (cloud mode)."""
@@ -125,6 +126,7 @@ class Fleet:
             self.connects += rep["connects"]
             self.refused += rep["refused"]
             self.redelivered += rep["redelivered"]
+            self.unrouted_resent += rep["unrouted_resent"]
             self.sent_twice += rep["sent_unflagged_twice"]
         for p in procs:
             p.stop()

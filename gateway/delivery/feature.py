@@ -60,6 +60,9 @@ class Delivery(BaseFeature):
         self.confirmed = 0
         """The highest watermark the cloud sent (one beyond the outbox's last seq is ignored)."""
         self.redelivered = 0
+        """Events published again because their confirmation timed out."""
+        self.unrouted_resent = 0
+        """Events published again because the broker had no subscriber for them."""
         self._unconfirmed: dict[int, tuple[float, float]] = {}
         """seq -> (first PUBACK, last sent), monotonic: PUBACKed, not yet confirmed."""
         self._unrouted: set[int] = set()
@@ -140,7 +143,8 @@ class Delivery(BaseFeature):
             if due:
                 for s in due:
                     self._unconfirmed[s] = (self._unconfirmed[s][0], now)
-                self.redelivered += len(due)
+                self.unrouted_resent += len(unrouted)
+                self.redelivered += len(due) - len(unrouted)
                 log.info(
                     "publishing unconfirmed events again",
                     extra={
@@ -260,4 +264,5 @@ class Delivery(BaseFeature):
             "unrouted": len(self._unrouted),
             "oldest_unconfirmed_s": None if oldest is None else round(now - oldest, 3),
             "redelivered_total": self.redelivered,
+            "unrouted_resent_total": self.unrouted_resent,
         }

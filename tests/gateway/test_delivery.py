@@ -210,6 +210,9 @@ async def test_events_that_reached_no_one_go_again_soon_even_without_a_birth(
             assert sorted(set(seqs(consumer))) == list(range(1, 21))
             assert all(e.get("replayed") for e in consumer.events())
             await wait_for(lambda: gw.delivery.status()["unrouted"] == 0)
+        status = gw.delivery.status()
+        assert status["unrouted_resent_total"] >= 20
+        assert status["redelivered_total"] == 0, "none waited for the confirm timeout"
         assert await depth(gw) == 20, "routed is not confirmed: still kept"
 
 
