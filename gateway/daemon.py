@@ -101,6 +101,7 @@ class Gateway:
         )
         self.delivery = Delivery(config.delivery, self.topics, self.outbox)
         """The pump's gate: when events go out, when a PUBACKed row may be deleted."""
+        self.metrics.watch_delivery(self.delivery.figures)
         self.bridge.gate = self.delivery
         self.bridge.rpc.heed(lambda: self.delivery.state == "offline")
         """A cloud that said it is offline is not asked: till answers go offline at once."""

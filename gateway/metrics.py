@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.outbox.state import Counters
 
 UNKNOWN = "unknown"
+T = TypeVar("T")
 EVENT_KINDS = frozenset(
     {
         "scan",
@@ -148,12 +150,17 @@ class Metrics:
         )
         self.cert_expiry = _CertExpiry()
         r.register(self.cert_expiry)
+        self.delivery_figures = _DeliveryFigures()
+        r.register(self.delivery_figures)
 
     def event_accepted(self, kind: str) -> None:
         self.events_in.labels(kind=bounded(kind, EVENT_KINDS)).inc()
 
     def watch_outbox(self, source: Callable[[], Counters]) -> None:
         self.outbox_figures.source = source
+
+    def watch_delivery(self, source: Callable[[], DeliveryFigures]) -> None:
+        self.delivery_figures.source = source
 
     def command_handled(self, name: str, ok: bool, known: Callable[[str], bool]) -> None:
         self.commands.labels(name=name if known(name) else UNKNOWN, ok=str(ok).lower()).inc()
@@ -167,12 +174,12 @@ class Metrics:
         self.cert_expiry.not_after = not_after.timestamp()
 
 
-class _OutboxFigures(Collector):
-    """The outbox counts every refusal and incident once (``gateway/outbox/state.py``,
-    ``Counters``); the scrape reads those figures, so it and ``status`` always agree."""
+class _Figures(Collector, Generic[T]):
+    """Families drawn from another part's own figures at each scrape (zeros until it is
+    watched), so the scrape and ``status`` never keep two counts that could disagree."""
 
     def __init__(self) -> None:
-        self.source: Callable[[], Counters] | None = None
+        self.source: Callable[[], T] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return self._families(None)
@@ -180,8 +187,15 @@ class _OutboxFigures(Collector):
     def collect(self) -> Iterable[Metric]:
         return self._families(None if self.source is None else self.source())
 
-    @staticmethod
-    def _families(c: Counters | None) -> list[Metric]:
+    def _families(self, figures: T | None) -> list[Metric]:
+        raise NotImplementedError
+
+
+class _OutboxFigures(_Figures["Counters"]):
+    """The outbox counts every refusal and incident once (``gateway/outbox/state.py``,
+    ``Counters``)."""
+
+    def _families(self, c: Counters | None) -> list[Metric]:
         refused = CounterMetricFamily(
             "storegw_events_refused",
             "Events refused by the outbox (size limit, disk full, write failure, bad data, closed)",
@@ -202,6 +216,50 @@ class _OutboxFigures(Collector):
         for name, help_text in incidents:
             value = getattr(c, name) if c else 0
             out.append(CounterMetricFamily(f"storegw_outbox_{name}", help_text, value=value))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFigures:
+    """What the delivery gate reports at each scrape (gateway/delivery/, docs/delivery.md)."""
+
+    cloud_online: bool
+    holding: bool
+    unconfirmed: int
+    resent_timeout: int
+    resent_unrouted: int
+
+
+class _DeliveryFigures(_Figures[DeliveryFigures]):
+    """The gate's figures, as ``status``'s ``delivery`` block has them: a dashboard sees the
+    cloud away, events held, and what had to be sent again."""
+
+    def _families(self, f: DeliveryFigures | None) -> list[Metric]:
+        resent = CounterMetricFamily(
+            "storegw_delivery_resent",
+            "Events published again in cloud mode: unconfirmed past confirm_timeout_s, or"
+            " acknowledged with no subscriber to hand them to (PUBACK 0x10)",
+            labels=["reason"],
+        )
+        resent.add_metric(["confirm_timeout"], f.resent_timeout if f else 0)
+        resent.add_metric(["no_subscriber"], f.resent_unrouted if f else 0)
+        gauges = [
+            ("storegw_cloud_online", "1 while the cloud's retained state says online", "online"),
+            ("storegw_delivery_holding", "1 while events wait in the outbox for the cloud", "hold"),
+            (
+                "storegw_delivery_unconfirmed",
+                "Events the broker acknowledged and the cloud has not confirmed yet",
+                "unconfirmed",
+            ),
+        ]
+        values = {
+            "online": int(f.cloud_online) if f else 0,
+            "hold": int(f.holding) if f else 0,
+            "unconfirmed": f.unconfirmed if f else 0,
+        }
+        out: list[Metric] = [resent]
+        for name, help_text, key in gauges:
+            out.append(GaugeMetricFamily(name, help_text, value=values[key]))
         return out
 
 

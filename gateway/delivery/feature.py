@@ -33,6 +33,7 @@ from gateway.delivery.messages import (
     parse_state,
 )
 from gateway.feature import BaseFeature, InboundHandler
+from gateway.metrics import DeliveryFigures
 from gateway.outbox import Outbox
 from gateway.pump import Pump
 from gateway.uplink import PublishRefused
@@ -250,6 +251,15 @@ class Delivery(BaseFeature):
             await pump.publish(self.topics.held, held(await self._lowest(), self.outbox.last_seq))
         except PublishRefused as exc:
             log.warning("broker refused the held message", extra={"reason": exc.reason})
+
+    def figures(self) -> DeliveryFigures:
+        return DeliveryFigures(
+            cloud_online=self.state == "online",
+            holding=self.holding,
+            unconfirmed=len(self._unconfirmed),
+            resent_timeout=self.redelivered,
+            resent_unrouted=self.unrouted_resent,
+        )
 
     def status(self) -> JsonObject:
         now = time.monotonic()

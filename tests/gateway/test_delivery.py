@@ -26,11 +26,12 @@ from gateway.delivery.feature import Delivery
 from gateway.outbox import Outbox
 from gateway.wire.topics import Topics
 from simulators import spawn
-from simulators.broker import MosquittoBroker
+from simulators.broker import MosquittoBroker, free_port
 from simulators.cloud import CloudService
 from simulators.cloud.delivery import Ledger, state_payload
 from tests.support.config import make_config
 from tests.support.gateway import running
+from tests.support.metrics import promtool_check, samples, scrape
 from tests.support.mqtt import Observer, observing
 from tests.support.waiting import eventually, wait_for
 
@@ -172,14 +173,17 @@ async def test_unconfirmed_events_go_again_and_only_a_confirmation_deletes_them(
 
 
 @contextlib.asynccontextmanager
-async def unrouted(broker: MosquittoBroker, tmp_path: Path, n: int) -> AsyncIterator[Gateway]:
+async def unrouted(
+    broker: MosquittoBroker, tmp_path: Path, n: int, **config: Any
+) -> AsyncIterator[Gateway]:
     """A running cloud-mode gateway whose ``n`` events the broker PUBACKed with "no matching
     subscribers": the cloud's retained state says online, but nobody subscribes to events
     (a broker that restored its store before the cloud's shared subscription came back)."""
     async with observing(broker.url, STATE) as state:
         await state.publish(STATE, state_payload("online", 1), retain=True)
     # Far beyond the test's deadlines: only the unrouted path can deliver in time.
-    gw = cloud_gateway(broker, tmp_path, confirm="cloud", confirm_timeout_s=600)
+    delivery = {"confirm": "cloud", "confirm_timeout_s": 600}
+    gw = Gateway(make_config(broker.url, tmp_path / "gw", delivery=delivery, **config))
     async with running(gw, connected=True):
         for i in range(n):
             await gw.submit("scanner-1", scan(i))
@@ -203,7 +207,12 @@ async def test_events_that_reached_no_one_go_again_when_the_cloud_is_born(
 async def test_events_that_reached_no_one_go_again_soon_even_without_a_birth(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    async with unrouted(broker, tmp_path, 20) as gw:
+    port = free_port()
+    async with unrouted(broker, tmp_path, 20, metrics={"listen": f"127.0.0.1:{port}"}) as gw:
+        before = samples(await scrape(port))
+        assert before[("storegw_cloud_online", ())] == 1
+        assert before[("storegw_delivery_unconfirmed", ())] == 20
+        assert before[("storegw_delivery_holding", ())] == 0
         share = "$share/cloud/storegw/v1/+/+/events/#"
         async with observing(broker.url, share) as consumer:  # subscribes, says nothing
             await wait_for(lambda: len(seqs(consumer)) >= 20, message="sent again")
@@ -214,6 +223,13 @@ async def test_events_that_reached_no_one_go_again_soon_even_without_a_birth(
         assert status["unrouted_resent_total"] >= 20
         assert status["redelivered_total"] == 0, "none waited for the confirm timeout"
         assert await depth(gw) == 20, "routed is not confirmed: still kept"
+        text = await scrape(port)
+    await promtool_check(text)
+    after = samples(text)
+    resent = "storegw_delivery_resent_total"
+    assert after[(resent, (("reason", "no_subscriber"),))] == status["unrouted_resent_total"]
+    assert after[(resent, (("reason", "confirm_timeout"),))] == 0
+    assert after[("storegw_delivery_unconfirmed", ())] == 20
 
 
 # --- primary-host awareness: the cloud consumer killed and back -------------------------------

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from core.events import Reading
 from gateway import __version__
@@ -24,35 +22,12 @@ from gateway.wire.certs import load_certificate_file
 from simulators.broker import free_port
 from tests.support.config import make_config
 from tests.support.gateway import running
+from tests.support.metrics import promtool_check, samples
 from tests.support.mqtt import Observer
 from tests.support.tls import started, tls_broker
 from tests.support.waiting import wait_for
 
 BASE = "storegw/v1/S001/gw-1"
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-async def promtool_check(text: str) -> str:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: run `bash scripts/system-deps.sh test` (prometheus)"
-    proc = await asyncio.create_subprocess_exec(
-        promtool,
-        "check",
-        "metrics",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate(text.encode())
-    assert proc.returncode == 0, out.decode()
-    return out.decode()
 
 
 @pytest.mark.slow
