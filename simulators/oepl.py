@@ -40,12 +40,13 @@ import json
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import typer
 from aiohttp import BodyPartReader, hdrs, web
 from PIL import Image
 
+from core.lifecycle import AsyncResource
 from drivers.label.tagtypes import lookup, upstream_json, vendored
 from simulators.oepl_tag import HW_TYPES, VirtualTag, demo_mac
 
@@ -56,7 +57,7 @@ _MAC = re.compile(r"^[0-9A-Fa-f]{16}$")
 _PATTERN = re.compile(r"^[0-9A-Fa-f]{24}$")
 
 
-class OeplSimulator:
+class OeplSimulator(AsyncResource):
     """An in-process AP; ``async with`` binds 127.0.0.1 on a free port unless told otherwise."""
 
     def __init__(
@@ -173,12 +174,8 @@ class OeplSimulator:
         if runner is not None:
             await runner.cleanup()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+    open = start  # async with: listen, and stop listening at the end
+    close = stop
 
     # --- handlers ---------------------------------------------------------------------------
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from core.ids import utcnow
+from core.lifecycle import AsyncResource
 from simulators.cloud.store import CloudStore
 from simulators.cloud.web.landing import Landing
 
@@ -30,7 +31,7 @@ def landing_app(store: CloudStore, *, clock: Callable[[], datetime] = utcnow) ->
     return app
 
 
-class LandingServer:
+class LandingServer(AsyncResource):
     """``async with LandingServer(store, host, port) as web:``; ``web.url`` is where it is
     (port 0 picks a free one). The store must be open (the cloud service opens it)."""
 
@@ -51,7 +52,7 @@ class LandingServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         runner = web.AppRunner(self._app, access_log=None)  # tap URLs need not be in a log
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -60,17 +61,10 @@ class LandingServer:
         if self.port == 0:
             self.port = int(runner.addresses[0][1])
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
